@@ -1,0 +1,303 @@
+/**
+ * @file On-media format v1: the superblock, the inode record and the region
+ * geometry. Every structure is little-endian with a CRC32C over its bytes
+ * (the crc field counted as zero). Sizes and offsets are pinned by
+ * test/unit/format.test.ts, the way xfs_ondisk.h pins XFS's.
+ *
+ * Region layout, in blocks of `blockSize` bytes:
+ *
+ *   0                superblock (first 512 bytes of block 0)
+ *   bitmapStart..    free-space bitmap, one bit per region block (1 = in use)
+ *   itableStart..    inode table: inodeCount fixed 512-byte slots; ino = slot + 1
+ *   journalStart..   reserved for the journal (0 blocks in v1)
+ *   dataStart..end   data and out-of-line inode forks (extent lists, dirents,
+ *                    xattrs, symlink targets), all from one extent allocator
+ *
+ * Compatibility follows XFS's sb_features: a mount refuses unknown
+ * `featuresIncompat` bits, mounts read-only with unknown `featuresRoCompat`
+ * bits, and ignores unknown `featuresCompat` bits.
+ */
+import { crc32c } from '@node-rs/crc32';
+import type { Timespec } from '../types.js';
+
+export const SB_MAGIC = Buffer.from('PMEMFS\x00\x01', 'latin1');
+export const FORMAT_VERSION = 1;
+export const SB_SIZE = 512;
+export const INODE_SIZE = 512;
+export const INODE_MAGIC = 0x4e494d50; // 'PMIN'
+export const ROOT_INO = 1;
+export const MIN_BLOCK_SIZE = 4096;
+export const MAX_BLOCK_SIZE = 65536;
+export const LABEL_MAX = 64;
+
+/** Superblock state: DIRTY while mounted read-write; a DIRTY mount means a crash. */
+export const SB_STATE_CLEAN = 1;
+export const SB_STATE_DIRTY = 2;
+
+/** Feature bits (none yet; the journal and reflink refcounts will be incompat). */
+export const FEAT_INCOMPAT_JOURNAL = 0x1;
+export const FEAT_INCOMPAT_REFCOUNT = 0x2;
+export const FEAT_INCOMPAT_SUPPORTED = 0;
+export const FEAT_RO_COMPAT_SUPPORTED = 0;
+
+/** Inode flags (inode record `flags`). */
+export const IFLAG_SEALED = 0x1;   // S_IOMAP_IMMUTABLE: block map may not change
+export const IFLAG_ORPHAN = 0x2;   // nlink 0, kept for open handles/leases/pins
+export const IFLAG_KNOWN = IFLAG_SEALED | IFLAG_ORPHAN;
+
+/** Superblock field offsets. */
+export const SB = {
+  magic: 0, version: 8, crc: 12, uuid: 16, blockSize: 32, inodeSize: 36,
+  regionSize: 40, totalBlocks: 48, bitmapStart: 56, bitmapBlocks: 64,
+  itableStart: 72, itableBlocks: 80, inodeCount: 88, dataStart: 96,
+  rootIno: 104, featuresCompat: 112, featuresIncompat: 120, featuresRoCompat: 128,
+  state: 136, flags: 140, mkfsTime: 144, lastMountTime: 152, mountCount: 160,
+  journalStart: 168, journalBlocks: 176, generation: 184, label: 192,
+  inodeHwm: 256, end: 264,
+} as const;
+
+export interface Superblock {
+  version: number;
+  uuid: Buffer;            // 16 bytes
+  blockSize: number;       // bytes
+  inodeSize: number;       // bytes
+  regionSize: number;      // bytes
+  totalBlocks: number;
+  bitmapStart: number; bitmapBlocks: number;
+  itableStart: number; itableBlocks: number;
+  inodeCount: number;
+  journalStart: number; journalBlocks: number;
+  dataStart: number;       // first data block
+  rootIno: number;
+  featuresCompat: number; featuresIncompat: number; featuresRoCompat: number;
+  state: number;
+  flags: number;
+  mkfsTime: number;        // seconds
+  lastMountTime: number;   // seconds
+  mountCount: number;
+  generation: number;      // next inode generation
+  inodeHwm: number;        // slots at or above this index have never been used
+  label: string;
+}
+
+/** Inode record field offsets; the fork area fills the rest of the slot. */
+export const INO = {
+  magic: 0, crc: 4, ino: 8, mode: 16, uid: 20, gid: 24, nlink: 28, size: 32,
+  atimeSec: 40, atimeNsec: 48, flags: 52, mtimeSec: 56, mtimeNsec: 64, generation: 68,
+  ctimeSec: 72, ctimeNsec: 80, forkLen: 84, btimeSec: 88, btimeNsec: 96, forkCrc: 100,
+  rdev: 104, forkBlock: 112, forkBlocks: 120, inlineFork: 128,
+} as const;
+export const INLINE_FORK_MAX = INODE_SIZE - INO.inlineFork;
+
+export interface InodeRecord {
+  ino: number;
+  mode: number; uid: number; gid: number; nlink: number;
+  size: number;            // bytes
+  atime: Timespec; mtime: Timespec; ctime: Timespec; btime: Timespec;
+  flags: number;
+  generation: number;
+  rdev: number;
+  forkLen: number;         // bytes of the encoded fork
+  forkCrc: number;
+  forkBlock: number;       // region block of an out-of-line fork; 0 when inline
+  forkBlocks: number;      // blocks of that extent
+}
+
+/** Thrown by the decoders; the message names the structure and the fix. */
+export class FormatError extends Error {
+  constructor(msg: string) { super(msg); this.name = 'FormatError'; }
+}
+
+function checksum(rec: Buffer, crcOff: number): number {
+  const saved = rec.readUInt32LE(crcOff);
+  rec.writeUInt32LE(0, crcOff);
+  const crc = crc32c(rec);
+  rec.writeUInt32LE(saved, crcOff);
+  return crc >>> 0;
+}
+
+const u64 = (b: Buffer, off: number) => Number(b.readBigUInt64LE(off));
+const i64 = (b: Buffer, off: number) => Number(b.readBigInt64LE(off));
+const putU64 = (b: Buffer, off: number, v: number) => b.writeBigUInt64LE(BigInt(v), off);
+const putI64 = (b: Buffer, off: number, v: number) => b.writeBigInt64LE(BigInt(v), off);
+
+/** Encode a superblock into a fresh SB_SIZE buffer, CRC included. */
+export function encodeSuperblock(sb: Superblock): Buffer {
+  const b = Buffer.alloc(SB_SIZE);
+  SB_MAGIC.copy(b, SB.magic);
+  b.writeUInt32LE(sb.version, SB.version);
+  sb.uuid.copy(b, SB.uuid, 0, 16);
+  b.writeUInt32LE(sb.blockSize, SB.blockSize);
+  b.writeUInt32LE(sb.inodeSize, SB.inodeSize);
+  const fields: Array<[number, number]> = [
+    [SB.regionSize, sb.regionSize], [SB.totalBlocks, sb.totalBlocks],
+    [SB.bitmapStart, sb.bitmapStart], [SB.bitmapBlocks, sb.bitmapBlocks],
+    [SB.itableStart, sb.itableStart], [SB.itableBlocks, sb.itableBlocks],
+    [SB.inodeCount, sb.inodeCount], [SB.dataStart, sb.dataStart], [SB.rootIno, sb.rootIno],
+    [SB.featuresCompat, sb.featuresCompat], [SB.featuresIncompat, sb.featuresIncompat],
+    [SB.featuresRoCompat, sb.featuresRoCompat], [SB.mkfsTime, sb.mkfsTime],
+    [SB.lastMountTime, sb.lastMountTime], [SB.mountCount, sb.mountCount],
+    [SB.journalStart, sb.journalStart], [SB.journalBlocks, sb.journalBlocks],
+    [SB.generation, sb.generation], [SB.inodeHwm, sb.inodeHwm],
+  ];
+  for (const [off, v] of fields) putU64(b, off, v);
+  b.writeUInt32LE(sb.state, SB.state);
+  b.writeUInt32LE(sb.flags, SB.flags);
+  const label = Buffer.from(sb.label, 'utf8');
+  if (label.length > LABEL_MAX) throw new FormatError(`label is ${label.length} bytes; at most ${LABEL_MAX}`);
+  label.copy(b, SB.label);
+  b.writeUInt32LE(checksum(b, SB.crc), SB.crc);
+  return b;
+}
+
+/** True when buf starts with the pmemfs superblock magic (any version). */
+export function hasSuperblockMagic(buf: Buffer): boolean {
+  return buf.length >= SB_MAGIC.length && buf.subarray(0, SB_MAGIC.length).equals(SB_MAGIC);
+}
+
+/**
+ * Decode and validate a superblock.
+ * @throws FormatError naming what is wrong (magic, version, checksum, geometry)
+ */
+export function decodeSuperblock(raw: Buffer): Superblock {
+  if (raw.length < SB_SIZE) throw new FormatError(`superblock truncated: ${raw.length} of ${SB_SIZE} bytes`);
+  const b = Buffer.from(raw.subarray(0, SB_SIZE));
+  if (!hasSuperblockMagic(b)) throw new FormatError('no pmemfs superblock magic: not a pmemfs region (format one with mkfs.pmemfs)');
+  const crc = b.readUInt32LE(SB.crc);
+  if (crc !== checksum(b, SB.crc)) throw new FormatError('superblock checksum mismatch: the region is corrupted (run fsck.pmemfs)');
+  const labelRaw = b.subarray(SB.label, SB.label + LABEL_MAX);
+  const nul = labelRaw.indexOf(0);
+  const sb: Superblock = {
+    version: b.readUInt32LE(SB.version),
+    uuid: Buffer.from(b.subarray(SB.uuid, SB.uuid + 16)),
+    blockSize: b.readUInt32LE(SB.blockSize),
+    inodeSize: b.readUInt32LE(SB.inodeSize),
+    regionSize: u64(b, SB.regionSize), totalBlocks: u64(b, SB.totalBlocks),
+    bitmapStart: u64(b, SB.bitmapStart), bitmapBlocks: u64(b, SB.bitmapBlocks),
+    itableStart: u64(b, SB.itableStart), itableBlocks: u64(b, SB.itableBlocks),
+    inodeCount: u64(b, SB.inodeCount), dataStart: u64(b, SB.dataStart), rootIno: u64(b, SB.rootIno),
+    featuresCompat: u64(b, SB.featuresCompat), featuresIncompat: u64(b, SB.featuresIncompat),
+    featuresRoCompat: u64(b, SB.featuresRoCompat),
+    state: b.readUInt32LE(SB.state), flags: b.readUInt32LE(SB.flags),
+    mkfsTime: u64(b, SB.mkfsTime), lastMountTime: u64(b, SB.lastMountTime),
+    mountCount: u64(b, SB.mountCount),
+    journalStart: u64(b, SB.journalStart), journalBlocks: u64(b, SB.journalBlocks),
+    generation: u64(b, SB.generation), inodeHwm: u64(b, SB.inodeHwm),
+    label: labelRaw.subarray(0, nul < 0 ? LABEL_MAX : nul).toString('utf8'),
+  };
+  if (sb.version !== FORMAT_VERSION) throw new FormatError(`format version ${sb.version} is not supported (this pmemfs reads version ${FORMAT_VERSION})`);
+  checkGeometry(sb);
+  return sb;
+}
+
+function checkGeometry(sb: Superblock): void {
+  const bad = (what: string) => { throw new FormatError(`superblock geometry is inconsistent: ${what} (run fsck.pmemfs)`); };
+  const bs = sb.blockSize;
+  if (bs < MIN_BLOCK_SIZE || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)) !== 0) bad(`block size ${bs}`);
+  if (sb.inodeSize !== INODE_SIZE) bad(`inode size ${sb.inodeSize}`);
+  if (sb.totalBlocks * bs !== sb.regionSize) bad('region size is not total blocks × block size');
+  if (sb.bitmapStart !== 1 || sb.bitmapBlocks * bs * 8 < sb.totalBlocks) bad('free-space bitmap placement');
+  if (sb.itableStart !== sb.bitmapStart + sb.bitmapBlocks) bad('inode table placement');
+  if (sb.itableBlocks * bs < sb.inodeCount * INODE_SIZE) bad('inode table size');
+  if (sb.journalStart !== sb.itableStart + sb.itableBlocks || sb.dataStart !== sb.journalStart + sb.journalBlocks) bad('data area placement');
+  if (sb.dataStart >= sb.totalBlocks) bad('no data blocks');
+  if (sb.rootIno !== ROOT_INO) bad(`root inode ${sb.rootIno}`);
+  if (sb.inodeHwm < 1 || sb.inodeHwm > sb.inodeCount) bad(`inode high-water mark ${sb.inodeHwm}`);
+}
+
+export interface GeometryOptions {
+  regionSize: number;      // bytes, rounded down to the block size
+  blockSize: number;       // bytes
+  bytesPerInode?: number;  // one inode slot per this many bytes (default 16 KiB)
+}
+
+/**
+ * Lay out a region (mkfs). Throws FormatError when the size cannot hold the
+ * metadata and a minimum of data blocks.
+ */
+export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | 'label' | 'mkfsTime' | 'lastMountTime' | 'mountCount' | 'generation' | 'state' | 'flags' | 'inodeHwm'> {
+  const bs = o.blockSize;
+  if (bs < MIN_BLOCK_SIZE || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)) !== 0) {
+    throw new FormatError(`block size ${bs} must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}`);
+  }
+  const totalBlocks = Math.floor(o.regionSize / bs);
+  const bitmapBlocks = Math.ceil(totalBlocks / (bs * 8));
+  const perInode = o.bytesPerInode ?? 16384;
+  const inodeCount = Math.max(64, Math.min(Math.floor(totalBlocks * bs / perInode), 1 << 22));
+  const itableBlocks = Math.ceil(inodeCount * INODE_SIZE / bs);
+  const dataStart = 1 + bitmapBlocks + itableBlocks;
+  if (totalBlocks < dataStart + 16) {
+    throw new FormatError(`region of ${o.regionSize} bytes is too small: needs at least ${(dataStart + 16) * bs} bytes with ${bs}-byte blocks`);
+  }
+  return {
+    version: FORMAT_VERSION, blockSize: bs, inodeSize: INODE_SIZE,
+    regionSize: totalBlocks * bs, totalBlocks,
+    bitmapStart: 1, bitmapBlocks,
+    itableStart: 1 + bitmapBlocks, itableBlocks, inodeCount,
+    journalStart: dataStart, journalBlocks: 0, dataStart,
+    rootIno: ROOT_INO, featuresCompat: 0, featuresIncompat: 0, featuresRoCompat: 0,
+  };
+}
+
+/** Encode an inode record (inline fork bytes, if any, copied in). */
+export function encodeInode(r: InodeRecord, inlineFork: Buffer | null): Buffer {
+  const b = Buffer.alloc(INODE_SIZE);
+  b.writeUInt32LE(INODE_MAGIC, INO.magic);
+  putU64(b, INO.ino, r.ino);
+  b.writeUInt32LE(r.mode, INO.mode);
+  b.writeUInt32LE(r.uid, INO.uid);
+  b.writeUInt32LE(r.gid, INO.gid);
+  b.writeUInt32LE(r.nlink, INO.nlink);
+  putU64(b, INO.size, r.size);
+  const times: Array<[number, number, Timespec]> = [
+    [INO.atimeSec, INO.atimeNsec, r.atime], [INO.mtimeSec, INO.mtimeNsec, r.mtime],
+    [INO.ctimeSec, INO.ctimeNsec, r.ctime], [INO.btimeSec, INO.btimeNsec, r.btime],
+  ];
+  for (const [s, n, t] of times) { putI64(b, s, t.sec); b.writeUInt32LE(t.nsec, n); }
+  b.writeUInt32LE(r.flags, INO.flags);
+  b.writeUInt32LE(r.generation >>> 0, INO.generation);
+  b.writeUInt32LE(r.forkLen, INO.forkLen);
+  b.writeUInt32LE(r.forkCrc >>> 0, INO.forkCrc);
+  putU64(b, INO.rdev, r.rdev);
+  putU64(b, INO.forkBlock, r.forkBlock);
+  putU64(b, INO.forkBlocks, r.forkBlocks);
+  if (inlineFork) {
+    if (inlineFork.length > INLINE_FORK_MAX) throw new FormatError('inline fork too large');
+    inlineFork.copy(b, INO.inlineFork);
+  }
+  b.writeUInt32LE(checksum(b, INO.crc), INO.crc);
+  return b;
+}
+
+/** An unused inode slot is all zeroes (magic 0). */
+export function isFreeSlot(raw: Buffer): boolean {
+  return raw.readUInt32LE(INO.magic) === 0;
+}
+
+/**
+ * Decode an inode slot.
+ * @throws FormatError on bad magic or checksum
+ */
+export function decodeInode(raw: Buffer, expectIno: number): { rec: InodeRecord; inlineFork: Buffer | null } {
+  const b = Buffer.from(raw.subarray(0, INODE_SIZE));
+  if (b.readUInt32LE(INO.magic) !== INODE_MAGIC) throw new FormatError(`inode ${expectIno}: bad magic`);
+  if (b.readUInt32LE(INO.crc) !== checksum(b, INO.crc)) throw new FormatError(`inode ${expectIno}: checksum mismatch`);
+  const ts = (s: number, n: number): Timespec => ({ sec: i64(b, s), nsec: b.readUInt32LE(n) });
+  const rec: InodeRecord = {
+    ino: u64(b, INO.ino),
+    mode: b.readUInt32LE(INO.mode), uid: b.readUInt32LE(INO.uid), gid: b.readUInt32LE(INO.gid),
+    nlink: b.readUInt32LE(INO.nlink), size: u64(b, INO.size),
+    atime: ts(INO.atimeSec, INO.atimeNsec), mtime: ts(INO.mtimeSec, INO.mtimeNsec),
+    ctime: ts(INO.ctimeSec, INO.ctimeNsec), btime: ts(INO.btimeSec, INO.btimeNsec),
+    flags: b.readUInt32LE(INO.flags), generation: b.readUInt32LE(INO.generation),
+    rdev: u64(b, INO.rdev), forkLen: b.readUInt32LE(INO.forkLen), forkCrc: b.readUInt32LE(INO.forkCrc),
+    forkBlock: u64(b, INO.forkBlock), forkBlocks: u64(b, INO.forkBlocks),
+  };
+  if (rec.ino !== expectIno) throw new FormatError(`inode slot ${expectIno} holds inode ${rec.ino}`);
+  if ((rec.flags & ~IFLAG_KNOWN) !== 0) throw new FormatError(`inode ${expectIno}: unknown flags 0x${rec.flags.toString(16)}`);
+  const inlineFork = rec.forkBlock === 0 ? Buffer.from(b.subarray(INO.inlineFork, INO.inlineFork + rec.forkLen)) : null;
+  if (rec.forkBlock === 0 && rec.forkLen > INLINE_FORK_MAX) throw new FormatError(`inode ${expectIno}: inline fork length ${rec.forkLen}`);
+  return { rec, inlineFork };
+}
+
+export { crc32c };

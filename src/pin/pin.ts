@@ -1,0 +1,108 @@
+/**
+ * @file Taking and dropping pins: the DMA / get_user_pages() side of "dax:
+ * fix dma vs truncate/hole-punch". Pinning a file range first fills its holes
+ * inside EOF (as a write fault would), then records one pin per physical
+ * extent in the registry. The layout guard consults the registry; unlinked
+ * files stay allocated until their last pin goes.
+ */
+import type { Logger } from 'pino';
+import { HOLE } from '../bmap/bmap.js';
+import { FsError } from '../errors.js';
+import { EXT_UNWRITTEN } from '../format/fork.js';
+import { makeMapped } from '../vfs/data.js';
+import type { Caller, PmemFs } from '../vfs/fs.js';
+import type { Inode } from '../vfs/inode.js';
+import type { Pin, PinHolder, PinRegistry } from './registry.js';
+
+export interface PinStats { pinned: number; unpinned: number; holderDeaths: number }
+
+export class PinManager {
+  readonly stats: PinStats = { pinned: 0, unpinned: 0, holderDeaths: 0 };
+
+  constructor(private readonly fs: PmemFs, private readonly reg: PinRegistry, private readonly log: Logger) {}
+
+  /**
+   * Pin file bytes [off, off+len) of inode for holder; `max` caps how many
+   * physical extents (= pins) one call creates (the ioctl's record array);
+   * the caller continues from off + done.
+   * @returns the pins made and how many bytes from off they cover
+   * @throws FsError EINVAL (bad range), ENXIO (beyond EOF), ENOSPC (filling holes), EAGAIN (limits)
+   */
+  pin(inode: Inode, path: string, off: number, len: number, holder: PinHolder, max = Infinity): { pins: Pin[]; done: number } {
+    if (!inode.isReg) throw new FsError('EINVAL', 'pin', path, 'only regular files can be pinned');
+    if (!Number.isSafeInteger(off) || !Number.isSafeInteger(len) || off < 0 || len <= 0) throw new FsError('EINVAL', 'pin', path, `offset ${off} length ${len}`);
+    if (off + len > inode.size) throw new FsError('ENXIO', 'pin', path, `range ends at ${off + len}, beyond EOF ${inode.size}`);
+    const bs = this.fs.blockSize;
+    this.fillRange(inode, path, off, len);
+    const fb0 = Math.floor(off / bs);
+    const pins: Pin[] = [];
+    let done = 0;
+    for (const seg of inode.bmap.map(fb0, Math.ceil((off + len) / bs) - fb0)) {
+      if (pins.length >= max) break;
+      const s = Math.max(off, seg.fileBlock * bs), e = Math.min(off + len, (seg.fileBlock + seg.len) * bs);
+      pins.push(this.reg.add({
+        ino: inode.ino, fileOff: s, len: e - s, phys: seg.regionBlock * bs + (s - seg.fileBlock * bs),
+        startBlock: seg.regionBlock + Math.floor((s - seg.fileBlock * bs) / bs),
+        blocks: Math.ceil(e / bs) - Math.floor(s / bs), holder,
+      }));
+      done = e - off;
+    }
+    this.stats.pinned += pins.length;
+    this.log.info({ ino: inode.ino, off, len: done, pins: pins.map((p) => p.id), holder }, 'pinned');
+    return { pins, done };
+  }
+
+  /** Holes and unwritten extents in the range become written zeroes (a write fault's effect). */
+  private fillRange(inode: Inode, path: string, off: number, len: number): void {
+    const bs = this.fs.blockSize;
+    const fb0 = Math.floor(off / bs), fb1 = Math.ceil((off + len) / bs);
+    if (!inode.bmap.map(fb0, fb1 - fb0).some((s) => s.regionBlock === HOLE || s.flags & EXT_UNWRITTEN)) return;
+    const tx = this.fs.tx.begin();
+    makeMapped(this.fs.data, tx, inode, this.fs.guard.allocPermit({ op: 'pin', path, inode }), fb0, fb1);
+    this.fs.tx.commit(tx);
+  }
+
+  /**
+   * Drop a pin. A process may drop only its own pins; root may drop any.
+   * @throws FsError EINVAL (no such pin), EPERM (someone else's)
+   */
+  unpin(id: number, caller: Caller): void {
+    const p = this.reg.get(id);
+    if (!p) throw new FsError('EINVAL', 'unpin', undefined, `no pin ${id}`);
+    if (caller.uid !== 0 && !(p.holder.kind === 'pid' && p.holder.pid === caller.pid)) {
+      throw new FsError('EPERM', 'unpin', undefined, `pin ${id} belongs to ${p.holder.kind === 'pid' ? `pid ${p.holder.pid}` : 'admin'}`);
+    }
+    this.drop([this.reg.remove(id)!]);
+  }
+
+  /** A holder exited: its pins go. */
+  holderDied(pid: number): void {
+    const gone = this.reg.removeHolder({ kind: 'pid', pid });
+    if (!gone.length) return;
+    this.stats.holderDeaths++;
+    this.log.info({ holder: pid, pins: gone.length }, 'pin holder exited: pins released');
+    this.drop(gone, false);
+  }
+
+  /** After pins went: count them and reap unlinked inodes left without holds. */
+  private drop(pins: Pin[], count = true): void {
+    if (count) this.stats.unpinned += pins.length;
+    const inos = new Set(pins.map((p) => p.ino));
+    const tx = this.fs.tx.begin();
+    for (const ino of inos) {
+      const inode = this.fs.inodeOf(ino);
+      if (inode && inode.nlink === 0) this.fs.maybeReap(tx, inode);
+    }
+    this.fs.tx.commit(tx);
+  }
+
+  /** Lines for MNT/.pmemfs/busy, in the contract's format. */
+  busyLines(pathOf: (ino: number) => string): string[] {
+    const now = Date.now();
+    return this.reg.all().map((p) => {
+      const overlapping = this.reg.busy(p.startBlock, p.blocks).length;
+      const holder = p.holder.kind === 'admin' ? 'admin' : `pid:${p.holder.pid}`;
+      return `id=${p.id} ino=${p.ino} path=${pathOf(p.ino)} off=${p.fileOff} len=${p.len} phys=0x${p.phys.toString(16)} pins=${overlapping} holder=${holder} age_ms=${now - p.created}`;
+    });
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * @file The layout guard: the one place every block-map change passes.
+ * It is the S_IOMAP_IMMUTABLE patch's single check in xfs_bmapi_write(),
+ * joined with the "dma vs truncate" busy-page check (dax_layout_busy_page and
+ * xfs_break_dax_layouts, linux fs/dax.c and fs/xfs/xfs_file.c):
+ *
+ *  1. a sealed block map (persistent seal or lease) may not change: ETXTBSY;
+ *  2. blocks about to be freed, moved or re-pointed may not be pinned:
+ *     busy=refuse → ETXTBSY at once; busy=wait → wait for a pin release
+ *     without blocking other requests, re-check (a new pin may have come),
+ *     and give up with ETXTBSY after busy_timeout.
+ *
+ * Only this module creates LayoutPermit values, and BlockMap's mutators
+ * demand one, so no path can change a block map without passing here.
+ */
+import type { Logger } from 'pino';
+import type { LayoutPermit } from '../bmap/bmap.js';
+import { HOLE } from '../bmap/bmap.js';
+import { FsError } from '../errors.js';
+import type { PinRegistry } from '../pin/registry.js';
+import type { Inode } from '../vfs/inode.js';
+
+export type BusyPolicy = 'refuse' | 'wait';
+
+export interface GuardOptions { busy: BusyPolicy; busyTimeoutMs: number }
+
+/** A layout change about to happen: blocks [start, start+count) of the file lose their current mapping. */
+export interface LayoutChange {
+  op: string;
+  path: string;
+  inode: Inode;
+  /** File blocks whose mapped region blocks would be freed/moved; null when only holes are filled. */
+  breaks: { start: number; count: number } | null;
+  /** Seal-time filling runs before the seal flag is set; nothing else may skip the seal check. */
+  ignoreSeal?: boolean;
+}
+
+export interface GuardStats { refused: number; waited: number; waitTimeouts: number; waitMsTotal: number }
+
+export class LayoutGuard {
+  readonly stats: GuardStats = { refused: 0, waited: 0, waitTimeouts: 0, waitMsTotal: 0 };
+
+  constructor(private readonly pins: PinRegistry, private readonly opts: GuardOptions, private readonly log: Logger) {}
+
+  /** Refuse if the inode's block map is sealed. @throws FsError ETXTBSY */
+  assertNotSealed(c: Pick<LayoutChange, 'op' | 'path' | 'inode'>): void {
+    const kind = c.inode.sealKind;
+    if (kind !== 'none') {
+      this.stats.refused++;
+      this.log.info({ op: c.op, ino: c.inode.ino, untrusted: { path: c.path }, reason: `sealed (${kind})` }, 'layout change refused');
+      throw new FsError('ETXTBSY', c.op, c.path, `block map sealed (${kind})`);
+    }
+  }
+
+  /** Pins on the region blocks currently mapped at the file blocks of c.breaks. */
+  private busyPins(c: LayoutChange): number {
+    if (!c.breaks || this.pins.size === 0) return 0;
+    let n = 0;
+    for (const seg of c.inode.bmap.map(c.breaks.start, c.breaks.count)) {
+      if (seg.regionBlock !== HOLE) n += this.pins.busy(seg.regionBlock, seg.len).length;
+    }
+    return n;
+  }
+
+  /**
+   * The guard. Resolves to a permit once the change may proceed; the caller
+   * must then make the change without awaiting anything else, so that what
+   * was checked still holds.
+   * @throws FsError ETXTBSY (sealed, or busy pages with busy=refuse or after busy_timeout)
+   */
+  async assertLayoutMutable(c: LayoutChange): Promise<LayoutPermit> {
+    if (!c.ignoreSeal) this.assertNotSealed(c);
+    if (this.busyPins(c) === 0) return permit(c.inode);
+    if (this.opts.busy === 'refuse') {
+      this.stats.refused++;
+      this.log.info({ op: c.op, ino: c.inode.ino, untrusted: { path: c.path }, reason: 'busy pages' }, 'layout change refused');
+      throw new FsError('ETXTBSY', c.op, c.path, 'pages pinned (busy=refuse)');
+    }
+    const t0 = Date.now();
+    const deadline = t0 + this.opts.busyTimeoutMs;
+    this.stats.waited++;
+    this.log.info({ op: c.op, ino: c.inode.ino, untrusted: { path: c.path } }, 'layout change waits for busy pages');
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.stats.waitTimeouts++;
+        this.stats.waitMsTotal += Date.now() - t0;
+        this.log.info({ op: c.op, ino: c.inode.ino, waitedMs: Date.now() - t0 }, 'busy_timeout: layout change refused');
+        throw new FsError('ETXTBSY', c.op, c.path, `pages still pinned after busy_timeout=${this.opts.busyTimeoutMs}ms`);
+      }
+      await this.pins.waitForRelease(left);
+      if (!c.ignoreSeal) this.assertNotSealed(c);
+      if (this.busyPins(c) === 0) {
+        this.stats.waitMsTotal += Date.now() - t0;
+        return permit(c.inode);
+      }
+    }
+  }
+
+  /**
+   * Permit for changes that only fill holes (allocation on write, fallocate)
+   * of an unsealed file: no mapped block moves, so pins are irrelevant.
+   * @throws FsError ETXTBSY when sealed
+   */
+  allocPermit(c: Pick<LayoutChange, 'op' | 'path' | 'inode'>): LayoutPermit {
+    this.assertNotSealed(c);
+    return permit(c.inode);
+  }
+
+  /** Permit for seal-time filling and for freeing an unreferenced inode's blocks (callers check pins themselves). */
+  internalPermit(inode: Inode): LayoutPermit { return permit(inode); }
+}
+
+function permit(inode: Inode): LayoutPermit {
+  return { __layoutPermit: true, ino: inode.ino };
+}

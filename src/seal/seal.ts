@@ -1,0 +1,203 @@
+/**
+ * @file Block-map seals. Two kinds:
+ *
+ *  - persistent (S_IOMAP_IMMUTABLE, from the "block-map immutable files"
+ *    series: FALLOC_FL_SEAL_BLOCK_MAP / XFS_DIFLAG2_IOMAP_IMMUTABLE): an
+ *    inode flag written in the same commit that makes the file fully mapped,
+ *    flushed before the call returns; needs CAP_LINUX_IMMUTABLE (uid 0);
+ *  - lease (MAP_DIRECT's temporary seal): held by one process until it
+ *    unleases or exits; never persisted; EOPNOTSUPP on dax=never mounts.
+ *
+ * Both first make the file fully mapped up to EOF rounded up to the block
+ * size: holes allocated and zeroed, unwritten extents zeroed and converted,
+ * (shared extents unshared, once reflink exists). While either is held, the
+ * layout guard refuses every block-map change with ETXTBSY.
+ */
+import type { Logger } from 'pino';
+import { FsError } from '../errors.js';
+import { EXT_SHARED } from '../format/fork.js';
+import { IFLAG_SEALED } from '../format/layout.js';
+import type { Transaction } from '../journal/tx.js';
+import { makeMapped } from '../vfs/data.js';
+import type { Caller, PmemFs } from '../vfs/fs.js';
+import type { Inode, Lease } from '../vfs/inode.js';
+
+export interface SealStats { seals: number; unseals: number; leases: number; unleases: number; breaks: number; revoked: number; holderDeaths: number }
+
+export class SealManager {
+  readonly stats: SealStats = { seals: 0, unseals: 0, leases: 0, unleases: 0, breaks: 0, revoked: 0, holderDeaths: 0 };
+  private readonly revokeTimers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly fs: PmemFs, private readonly leaseBreakMs: number, private readonly log: Logger) {}
+
+  private requireRoot(caller: Caller, op: string, path: string): void {
+    if (caller.uid !== 0) throw new FsError('EPERM', op, path, 'needs CAP_LINUX_IMMUTABLE (root)');
+  }
+
+  /**
+   * Make the file fully mapped up to EOF rounded up to the block size, so
+   * every byte a device may address has a fixed region block.
+   * @throws FsError ENOSPC (nothing changed), EINVAL for a non-regular file
+   */
+  private fillForSeal(tx: Transaction, inode: Inode, path: string): void {
+    if (!inode.isReg) throw new FsError('EINVAL', 'seal', path, 'only regular files can be sealed');
+    const bs = this.fs.blockSize;
+    const nblocks = Math.ceil(inode.size / bs);
+    const segs = inode.bmap.map(0, nblocks);
+    if (segs.some((s) => s.flags & EXT_SHARED)) throw new FsError('EOPNOTSUPP', 'seal', path, 'unsharing reflinked extents is not implemented yet');
+    makeMapped(this.fs.data, tx, inode, this.fs.guard.internalPermit(inode), 0, nblocks);
+  }
+
+  /** Persistent seal. Idempotent. @throws FsError EPERM, EINVAL, ENOSPC, EROFS */
+  seal(path: string, caller: Caller): void {
+    this.requireRoot(caller, 'seal', path);
+    if (this.fs.opts.readOnly) throw new FsError('EROFS', 'seal', path);
+    const inode = this.fs.resolve(path);
+    this.sealInode(inode, path);
+  }
+
+  sealInode(inode: Inode, path: string): void {
+    if (inode.persistentSeal) return;
+    const tx = this.fs.tx.begin();
+    this.fillForSeal(tx, inode, path);
+    inode.flags |= IFLAG_SEALED;
+    inode.touchCtime();
+    tx.requireSync();
+    this.fs.tx.commit(tx);
+    this.stats.seals++;
+    this.log.info({ ino: inode.ino, untrusted: { path } }, 'sealed (persistent)');
+  }
+
+  /** Clear the persistent seal. Idempotent. @throws FsError EPERM, ETXTBSY while leased or pinned */
+  unseal(path: string, caller: Caller): void {
+    this.requireRoot(caller, 'unseal', path);
+    const inode = this.fs.resolve(path);
+    this.unsealInode(inode, path);
+  }
+
+  unsealInode(inode: Inode, path: string): void {
+    if (!inode.persistentSeal) return;
+    if (inode.leases.length) throw new FsError('ETXTBSY', 'unseal', path, 'a lease is held');
+    if (this.fs.pins.pinsOfIno(inode.ino).length) throw new FsError('ETXTBSY', 'unseal', path, 'pages are pinned');
+    const tx = this.fs.tx.begin();
+    inode.flags &= ~IFLAG_SEALED;
+    inode.touchCtime();
+    tx.markDirty(inode);
+    tx.requireSync();
+    this.fs.tx.commit(tx);
+    this.stats.unseals++;
+    this.log.info({ ino: inode.ino, untrusted: { path } }, 'unsealed');
+  }
+
+  /**
+   * Take a lease for the calling process on an open handle. Idempotent per process.
+   * @throws FsError EOPNOTSUPP (dax=never), EACCES (not open for writing), ENOSPC
+   */
+  lease(fh: number, path: string, caller: Caller): void {
+    if (this.fs.opts.dax !== 'always') throw new FsError('EOPNOTSUPP', 'lease', path, 'leases need a dax=always mount');
+    const h = this.fs.handle(fh);
+    if ((h.flags & 3) === 0) throw new FsError('EACCES', 'lease', path, 'the file must be open for writing');
+    const inode = h.inode;
+    if (inode.leases.some((l) => l.pid === caller.pid)) return;
+    if (inode.sealKind === 'none') {
+      const tx = this.fs.tx.begin();
+      this.fillForSeal(tx, inode, path);
+      this.fs.tx.commit(tx);
+    }
+    inode.leases.push({ pid: caller.pid, since: Date.now(), breakDeadline: null });
+    this.stats.leases++;
+    this.log.info({ ino: inode.ino, holder: caller.pid, untrusted: { path } }, 'lease taken');
+  }
+
+  /** Drop the calling process's lease. @throws FsError EINVAL when it holds none */
+  unlease(fh: number, path: string, caller: Caller): void {
+    const inode = this.fs.handle(fh).inode;
+    if (!this.dropLease(inode, (l) => l.pid === caller.pid)) throw new FsError('EINVAL', 'unlease', path, 'this process holds no lease on the file');
+    this.stats.unleases++;
+  }
+
+  /** Remove matching leases; reap the inode if that was the last hold. Returns how many went. */
+  private dropLease(inode: Inode, match: (l: Lease) => boolean): number {
+    const before = inode.leases.length;
+    inode.leases = inode.leases.filter((l) => !match(l));
+    const gone = before - inode.leases.length;
+    if (gone && inode.nlink === 0) {
+      const tx = this.fs.tx.begin();
+      this.fs.maybeReap(tx, inode);
+      this.fs.tx.commit(tx);
+    }
+    return gone;
+  }
+
+  /**
+   * Break every lease on the file: SIGIO to each holder now, revocation
+   * after lease_break. @throws FsError EPERM for non-root
+   */
+  breakLeases(path: string, caller: Caller): number {
+    this.requireRoot(caller, 'break', path);
+    const inode = this.fs.resolve(path);
+    const deadline = Date.now() + this.leaseBreakMs;
+    let n = 0;
+    for (const l of inode.leases) {
+      if (l.breakDeadline !== null) continue;
+      l.breakDeadline = deadline;
+      n++;
+      try { process.kill(l.pid, 'SIGIO'); } catch { /* holder already gone: the holder watch reaps it */ }
+      const t = setTimeout(() => {
+        this.revokeTimers.delete(t);
+        if (this.dropLease(inode, (x) => x === l)) {
+          this.stats.revoked++;
+          this.log.warn({ ino: inode.ino, holder: l.pid, untrusted: { path } }, 'lease revoked after lease_break');
+        }
+      }, this.leaseBreakMs);
+      t.unref();
+      this.revokeTimers.add(t);
+    }
+    this.stats.breaks++;
+    this.log.info({ ino: inode.ino, leases: n, untrusted: { path } }, 'lease break sent');
+    return n;
+  }
+
+  /** A holder process exited: drop its leases everywhere. */
+  holderDied(pid: number): void {
+    for (const inode of [...this.fs.store.inodes.values()]) {
+      if (inode.leases.length && this.dropLease(inode, (l) => l.pid === pid)) {
+        this.stats.holderDeaths++;
+        this.log.info({ ino: inode.ino, holder: pid }, 'lease holder exited: lease released');
+      }
+    }
+  }
+
+  /** Pids holding leases (for the holder watch). */
+  *leaseHolders(): Iterable<number> {
+    for (const inode of this.fs.store.inodes.values()) for (const l of inode.leases) yield l.pid;
+  }
+
+  /** Lines for MNT/.pmemfs/leases. */
+  leaseLines(pathOf: (ino: number) => string): string[] {
+    const out: string[] = [];
+    const now = Date.now();
+    for (const inode of this.fs.store.inodes.values()) {
+      for (const l of inode.leases) {
+        out.push(`ino=${inode.ino} path=${pathOf(inode.ino)} holder=pid:${l.pid} age_ms=${now - l.since} breaking=${l.breakDeadline === null ? 0 : 1}` +
+          (l.breakDeadline === null ? '' : ` revoke_in_ms=${Math.max(0, l.breakDeadline - now)}`));
+      }
+    }
+    return out;
+  }
+
+  /** Lines for MNT/.pmemfs/seals: every sealed inode. */
+  sealLines(pathOf: (ino: number) => string): string[] {
+    const out: string[] = [];
+    for (const inode of this.fs.store.inodes.values()) {
+      if (inode.sealKind === 'none') continue;
+      out.push(`ino=${inode.ino} path=${pathOf(inode.ino)} sealed=${inode.sealKind} persistent=${inode.persistentSeal ? 1 : 0} leases=${inode.leases.length} extents=${inode.bmap.count} size=${inode.size}`);
+    }
+    return out;
+  }
+
+  stop(): void {
+    for (const t of this.revokeTimers) clearTimeout(t);
+    this.revokeTimers.clear();
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * @file A mounted pmemfs minus the FUSE transport: the filesystem, seals,
+ * pins, the holder watch, the control directory and the ioctl table, wired
+ * together. The daemon puts a FUSE session in front of it; tests drive it
+ * directly.
+ */
+import type { Logger } from 'pino';
+import { FsError } from './errors.js';
+import { PinManager } from './pin/pin.js';
+import { MAX_PINS_PER_HOLDER } from './pin/registry.js';
+import { HolderWatch } from './seal/holders.js';
+import { SealManager } from './seal/seal.js';
+import * as uapi from './uapi.js';
+import { CtlDir } from './vfs/ctl.js';
+import { ROOT_CALLER, type Caller, type PmemFs } from './vfs/fs.js';
+import { IoctlDispatcher, u64Field, type IoctlRequest } from './vfs/ioctl.js';
+import { mountRegion, unmountRegion, type MountOptions, type Mounted } from './vfs/mount.js';
+import { HOLE } from './bmap/bmap.js';
+import { EXT_SHARED, EXT_UNWRITTEN } from './format/fork.js';
+import type { CtlFile } from './uapi.js';
+
+export interface ServiceOptions extends MountOptions { leaseBreakMs: number }
+
+export class PmemService {
+  readonly mounted: Mounted;
+  readonly fs: PmemFs;
+  readonly seals: SealManager;
+  readonly pinMgr: PinManager;
+  readonly holders: HolderWatch;
+  readonly ctl: CtlDir;
+  readonly ioctls = new IoctlDispatcher();
+  readonly regionPath: string;
+  private readonly started = Date.now();
+
+  constructor(regionPath: string, readonly opts: ServiceOptions, readonly log: Logger) {
+    this.regionPath = regionPath;
+    this.mounted = mountRegion(regionPath, opts, log.child({ module: 'mount' }));
+    this.fs = this.mounted.fs;
+    this.seals = new SealManager(this.fs, opts.leaseBreakMs, log.child({ module: 'seal' }));
+    this.pinMgr = new PinManager(this.fs, this.fs.pins, log.child({ module: 'pin' }));
+    this.fs.seals = this.seals;
+    this.holders = new HolderWatch((pid) => { this.seals.holderDied(pid); this.pinMgr.holderDied(pid); });
+    this.holders.addSource(() => this.seals.leaseHolders());
+    this.holders.addSource(() => this.fs.pins.pidHolders());
+    this.holders.start();
+    this.ctl = new CtlDir({ render: (f) => this.render(f), command: (line, caller) => this.command(line, caller) });
+    this.registerIoctls();
+  }
+
+  /** Clean unmount of the region (after the FUSE session ended). */
+  close(): void {
+    this.holders.stop();
+    this.seals.stop();
+    unmountRegion(this.mounted);
+  }
+
+  /** ino → one path (or "(deleted)"), computed by walking the tree; for control-file output. */
+  pathResolver(): (ino: number) => string {
+    const paths = new Map<number, string>();
+    const walk = (ino: number, path: string) => {
+      const inode = this.fs.inodeOf(ino);
+      if (!inode?.dirents) return;
+      for (const [name, child] of inode.dirents) {
+        const p = (path === '/' ? '' : path) + '/' + name;
+        if (!paths.has(child)) { paths.set(child, p); walk(child, p); }
+      }
+    };
+    paths.set(this.fs.root().ino, '/');
+    walk(this.fs.root().ino, '/');
+    return (ino) => paths.get(ino) ?? '(deleted)';
+  }
+
+  private render(file: Exclude<CtlFile, 'ctl'>): string {
+    const lines = (l: string[]) => (l.length ? l.join('\n') + '\n' : '');
+    switch (file) {
+      case 'busy': return lines(this.pinMgr.busyLines(this.pathResolver()));
+      case 'seals': return lines(this.seals.sealLines(this.pathResolver()));
+      case 'leases': return lines(this.seals.leaseLines(this.pathResolver()));
+      case 'stats': return lines(this.statsLines());
+    }
+  }
+
+  private statsLines(): string[] {
+    const f = this.fs, sb = f.store.sb, a = f.store.alloc;
+    const kv = (o: object) => Object.entries(o).map(([k, v]) => `${k}=${v}`).join(' ');
+    const persist = Object.fromEntries(f.store.region.persistCounts);
+    return [
+      `subsystem=region path=${this.regionPath} size=${sb.regionSize} block_size=${sb.blockSize} dax=${f.opts.dax} read_only=${f.opts.readOnly ? 1 : 0} uptime_ms=${Date.now() - this.started} recovered=${this.mounted.recovered ? 1 : 0}`,
+      `subsystem=alloc ${kv({ data_blocks: sb.totalBlocks - sb.dataStart, free_blocks: a.freeBlocks, available_blocks: a.availableBlocks, reserve_blocks: a.reserve, free_extents: a.freeExtentCount })}`,
+      `subsystem=inodes ${kv({ total: sb.inodeCount, used: f.store.inodes.size, high_water: sb.inodeHwm })}`,
+      `subsystem=tx ${kv(f.tx.stats)}`,
+      `subsystem=persist ${kv({ data: 0, inode: 0, fork: 0, bitmap: 0, superblock: 0, all: 0, ...persist })}`,
+      `subsystem=guard ${kv({ ...f.guard.stats, busy_policy: this.opts.busy, busy_timeout_ms: this.opts.busyTimeoutMs })}`,
+      `subsystem=seal ${kv(this.seals.stats)}`,
+      `subsystem=pin ${kv({ active: f.pins.size, ...this.pinMgr.stats, max_per_holder: MAX_PINS_PER_HOLDER })}`,
+    ];
+  }
+
+  /** One MNT/.pmemfs/ctl command. @throws FsError EINVAL when malformed (nothing changed) */
+  private async command(line: string, caller: Caller): Promise<void> {
+    const words = line.split(/\s+/).filter(Boolean);
+    const bad = (why: string) => new FsError('EINVAL', 'ctl', undefined, `${why}; commands: pin PATH OFF LEN | unpin ID | break PATH`);
+    const num = (s: string | undefined, what: string) => {
+      if (s === undefined || !/^(0x[0-9a-f]+|\d+)$/i.test(s)) throw bad(`${what} must be a number`);
+      const n = Number(s);
+      if (!Number.isSafeInteger(n)) throw bad(`${what} out of range`);
+      return n;
+    };
+    switch (words[0]) {
+      case 'pin': {
+        if (words.length !== 4) throw bad('pin takes PATH OFF LEN');
+        const off = num(words[2], 'OFF'), len = num(words[3], 'LEN');
+        const inode = this.fs.resolve(words[1]);
+        const { pins } = this.pinMgr.pin(inode, words[1], off, len, { kind: 'admin' });
+        this.log.info({ pins: pins.map((p) => p.id), untrusted: { path: words[1] } }, 'admin pin');
+        return;
+      }
+      case 'unpin':
+        if (words.length !== 2) throw bad('unpin takes ID');
+        this.pinMgr.unpin(num(words[1], 'ID'), ROOT_CALLER);
+        return;
+      case 'break':
+        if (words.length !== 2) throw bad('break takes PATH');
+        this.seals.breakLeases(words[1], { ...caller, uid: 0 });
+        return;
+      default:
+        throw bad(`unknown command '${words[0] ?? ''}'`);
+    }
+  }
+
+  private registerIoctls(): void {
+    const d = this.ioctls, fs = this.fs;
+    const inodeOf = (r: IoctlRequest) => (r.fh && fs.hasHandle(r.fh) ? fs.handle(r.fh).inode : fs.resolve(r.path));
+    d.register(uapi.PMEMFS_IOC_SEAL, 'seal', (r) => { this.seals.seal(r.path, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_UNSEAL, 'unseal', (r) => { this.seals.unseal(r.path, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_LEASE, 'lease', (r) => { this.seals.lease(r.fh, r.path, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_UNLEASE, 'unlease', (r) => { this.seals.unlease(r.fh, r.path, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_BREAK, 'break', (r) => { this.seals.breakLeases(r.path, r.caller); return null; });
+    d.register(uapi.FS_IOC_FSGETXATTR, 'fsgetxattr', (r) => {
+      const inode = inodeOf(r);
+      const out = Buffer.alloc(uapi.FSXATTR.size);
+      let x = 0;
+      if (inode.sealKind !== 'none') x |= uapi.PMEMFS_XFLAG_SEALED;
+      if (fs.opts.dax === 'always') x |= uapi.FS_XFLAG_DAX;
+      out.writeUInt32LE(x >>> 0, uapi.FSXATTR.xflags);
+      out.writeUInt32LE(inode.bmap.count, uapi.FSXATTR.nextents);
+      return out;
+    });
+    d.register(uapi.FS_IOC_FSSETXATTR, 'fssetxattr', (r) => {
+      const inode = inodeOf(r);
+      const inp = r.input!;
+      const x = inp.readUInt32LE(uapi.FSXATTR.xflags);
+      const other = x & ~(uapi.FS_XFLAG_DAX | uapi.PMEMFS_XFLAG_SEALED);
+      if (other || inp.readUInt32LE(uapi.FSXATTR.extsize) || inp.readUInt32LE(uapi.FSXATTR.projid) || inp.readUInt32LE(uapi.FSXATTR.cowextsize)) {
+        throw new FsError('EOPNOTSUPP', 'fssetxattr', r.path, 'only FS_XFLAG_DAX and the seal flag can be set');
+      }
+      if ((x & uapi.FS_XFLAG_DAX) && fs.opts.dax !== 'always') throw new FsError('EOPNOTSUPP', 'fssetxattr', r.path, 'per-file DAX needs a dax=always mount');
+      const wantSeal = (x & uapi.PMEMFS_XFLAG_SEALED) !== 0;
+      if (wantSeal !== (inode.sealKind !== 'none')) {
+        if (wantSeal) this.seals.seal(r.path, r.caller); else this.seals.unseal(r.path, r.caller);
+      }
+      return null;
+    });
+    d.register(uapi.PMEMFS_IOC_GETBMAP, 'getbmap', (r) => this.getbmap(inodeOf(r), r));
+    d.register(uapi.PMEMFS_IOC_REGION, 'region', () => {
+      const out = Buffer.alloc(uapi.REGION.size);
+      const sb = fs.store.sb;
+      out.writeBigUInt64LE(BigInt(sb.regionSize), uapi.REGION.regionSize);
+      out.writeBigUInt64LE(BigInt(sb.dataStart * sb.blockSize), uapi.REGION.dataStart);
+      out.writeUInt32LE(sb.blockSize, uapi.REGION.blockSize);
+      out.writeUInt32LE(fs.opts.dax === 'always' ? uapi.REGION_F_DAX : 0, uapi.REGION.flags);
+      const p = Buffer.from(this.regionPath);
+      if (p.length >= uapi.REGION.pathMax) throw new FsError('ENAMETOOLONG', 'region', undefined, 'region path too long for the ioctl');
+      p.copy(out, uapi.REGION.path);
+      return out;
+    });
+    d.register(uapi.PMEMFS_IOC_PIN, 'pin', (r) => {
+      const inode = inodeOf(r);
+      const h = r.fh && fs.hasHandle(r.fh) ? fs.handle(r.fh) : null;
+      if (h && (h.flags & 3) === 1 /* O_WRONLY */) throw new FsError('EACCES', 'pin', r.path, 'pinning needs read access');
+      const off = u64Field(r.input!, uapi.PIN.off, 'offset', 'pin');
+      const len = u64Field(r.input!, uapi.PIN.len, 'length', 'pin');
+      const { pins, done } = this.pinMgr.pin(inode, r.path, off, len, { kind: 'pid', pid: r.caller.pid }, uapi.PIN_MAX_RECS);
+      const out = Buffer.alloc(uapi.PIN.size);
+      out.writeBigUInt64LE(BigInt(off), uapi.PIN.off);
+      out.writeBigUInt64LE(BigInt(len), uapi.PIN.len);
+      out.writeBigUInt64LE(BigInt(done), uapi.PIN.done);
+      out.writeUInt32LE(pins.length, uapi.PIN.count);
+      pins.forEach((p, i) => {
+        const o = uapi.PIN.recs + i * uapi.PIN_REC.size;
+        out.writeBigUInt64LE(BigInt(p.id), o + uapi.PIN_REC.id);
+        out.writeBigUInt64LE(BigInt(p.fileOff), o + uapi.PIN_REC.fileOff);
+        out.writeBigUInt64LE(BigInt(p.phys), o + uapi.PIN_REC.phys);
+        out.writeBigUInt64LE(BigInt(p.len), o + uapi.PIN_REC.len);
+      });
+      return out;
+    });
+    d.register(uapi.PMEMFS_IOC_UNPIN, 'unpin', (r) => {
+      this.pinMgr.unpin(u64Field(r.input!, uapi.UNPIN.id, 'pin id', 'unpin'), r.caller);
+      return null;
+    });
+  }
+
+  /** PMEMFS_IOC_GETBMAP: records from `start` up to EOF rounded up to the block size, holes included. */
+  private getbmap(inode: import('./vfs/inode.js').Inode, r: IoctlRequest): Buffer {
+    const bs = this.fs.blockSize;
+    const start = u64Field(r.input!, uapi.BMAP.start, 'start', 'getbmap');
+    const endBlock = Math.ceil(inode.size / bs);
+    const out = Buffer.alloc(uapi.BMAP.size);
+    let b = Math.floor(start / bs), n = 0;
+    if (b < endBlock) {
+      for (const seg of inode.bmap.map(b, endBlock - b)) {
+        if (n === uapi.BMAP_MAX_RECS) break;
+        const o = uapi.BMAP.recs + n * uapi.BMAP_REC.size;
+        let flags = 0;
+        if (seg.regionBlock === HOLE) flags |= uapi.BMAP_F_HOLE;
+        if (seg.flags & EXT_UNWRITTEN) flags |= uapi.BMAP_F_UNWRITTEN;
+        if (seg.flags & EXT_SHARED) flags |= uapi.BMAP_F_SHARED;
+        if (inode.sealKind !== 'none') flags |= uapi.BMAP_F_SEALED;
+        out.writeBigUInt64LE(BigInt(seg.fileBlock * bs), o + uapi.BMAP_REC.fileOff);
+        out.writeBigUInt64LE(BigInt(seg.len * bs), o + uapi.BMAP_REC.len);
+        out.writeBigUInt64LE(seg.regionBlock === HOLE ? uapi.BMAP_PHYS_NONE : BigInt(seg.regionBlock * bs), o + uapi.BMAP_REC.phys);
+        out.writeUInt32LE(flags, o + uapi.BMAP_REC.flags);
+        b = seg.fileBlock + seg.len;
+        n++;
+      }
+    }
+    out.writeUInt32LE(n, uapi.BMAP.count);
+    out.writeUInt32LE(b < endBlock ? uapi.BMAP_MORE : 0, uapi.BMAP.flags);
+    out.writeBigUInt64LE(BigInt(inode.size), uapi.BMAP.fsize);
+    out.writeBigUInt64LE(BigInt(Math.max(start, b * bs)), uapi.BMAP.next);
+    return out;
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * @file File data operations on one inode: read, write, truncate and
+ * fallocate, in bytes at the edges and blocks inside. Every block-map change
+ * goes through the layout guard (src/seal/guard.ts) first, and is all or
+ * nothing: space is allocated in one call before anything is written, so
+ * ENOSPC leaves the file as it was.
+ *
+ * Newly allocated blocks are zeroed where the write does not cover them, so a
+ * file never shows stale data of a freed block. Unwritten extents read as
+ * zeroes and are converted when written (XFS semantics).
+ */
+import type { Allocator } from '../alloc/allocator.js';
+import { HOLE, type LayoutPermit } from '../bmap/bmap.js';
+import { FsError } from '../errors.js';
+import { EXT_UNWRITTEN } from '../format/fork.js';
+import type { Transaction } from '../journal/tx.js';
+import type { LayoutGuard } from '../seal/guard.js';
+import type { Region } from '../region/region.js';
+import { blockCount, regionBlock, regionOff } from '../types.js';
+import * as uapi from '../uapi.js';
+import type { Inode } from './inode.js';
+
+/** Largest file size: offsets stay exact in a JS number and block indexes fit u64 records. */
+export const MAX_FILE_SIZE = 2 ** 52;
+
+export interface DataContext {
+  region: Region;
+  alloc: Allocator;
+  guard: LayoutGuard;
+  blockSize: number;
+}
+
+const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+
+/** Copy file bytes [off, off+len) into dst; holes and unwritten extents read as zeroes. Returns bytes read (short at EOF). */
+export function readData(c: DataContext, inode: Inode, dst: Buffer, len: number, off: number): number {
+  if (off >= inode.size || len <= 0) return 0;
+  const n = Math.min(len, inode.size - off);
+  const bs = c.blockSize;
+  const fb0 = Math.floor(off / bs);
+  for (const seg of inode.bmap.map(fb0, ceilDiv(off + n, bs) - fb0)) {
+    const s = Math.max(off, seg.fileBlock * bs), e = Math.min(off + n, (seg.fileBlock + seg.len) * bs);
+    if (seg.regionBlock === HOLE || (seg.flags & EXT_UNWRITTEN)) dst.fill(0, s - off, e - off);
+    else c.region.read(regionOff(seg.regionBlock * bs + (s - seg.fileBlock * bs)), dst, s - off, e - s);
+  }
+  return n;
+}
+
+/**
+ * Write src[0, len) at file offset off. Sealed files take in-place writes
+ * within EOF only. Allocates holes (one all-or-nothing allocation) and
+ * converts unwritten extents.
+ * @throws FsError ETXTBSY (sealed, write would extend), EFBIG, ENOSPC
+ */
+export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: string, src: Buffer, len: number, off: number): number {
+  if (len === 0) return 0;
+  const end = off + len;
+  if (off < 0 || end > MAX_FILE_SIZE) throw new FsError('EFBIG', 'write', path, `end offset ${end} beyond the maximum file size`);
+  if (inode.sealKind !== 'none' && end > inode.size) c.guard.assertNotSealed({ op: 'write', path, inode });
+  const bs = c.blockSize;
+  const fb0 = Math.floor(off / bs);
+  const segs = inode.bmap.map(fb0, ceilDiv(end, bs) - fb0);
+  const needsMapChange = segs.some((s) => s.regionBlock === HOLE || (s.flags & EXT_UNWRITTEN));
+  let permit: LayoutPermit | null = null;
+  let runs: { start: number; len: number }[] = [];
+  if (needsMapChange) {
+    permit = c.guard.allocPermit({ op: 'write', path, inode });
+    const need = segs.reduce((a, s) => a + (s.regionBlock === HOLE ? s.len : 0), 0);
+    runs = c.alloc.alloc(need, inode.bmap.goalFor(fb0));
+  }
+  for (const seg of segs) {
+    const segStart = seg.fileBlock * bs, segEnd = (seg.fileBlock + seg.len) * bs;
+    const s = Math.max(off, segStart), e = Math.min(end, segEnd);
+    if (seg.regionBlock === HOLE) {
+      let fb = seg.fileBlock;
+      while (fb < seg.fileBlock + seg.len) {
+        const run = runs[0];
+        const n = Math.min(run.len, seg.fileBlock + seg.len - fb);
+        fillNewBlocks(c, run.start, fb, n, src, off, end);
+        inode.bmap.insert(permit!, { fileBlock: fb, regionBlock: run.start, len: n, flags: 0 });
+        if (n === run.len) runs.shift(); else runs[0] = { start: run.start + n, len: run.len - n };
+        fb += n;
+      }
+    } else if (seg.flags & EXT_UNWRITTEN) {
+      const base = seg.regionBlock * bs - segStart;
+      c.region.zero(regionOff(segStart + base), s - segStart);
+      c.region.write(regionOff(s + base), src, s - off, e - s);
+      c.region.zero(regionOff(e + base), segEnd - e);
+      inode.bmap.convertWritten(permit!, seg.fileBlock, seg.len);
+    } else {
+      c.region.write(regionOff(seg.regionBlock * bs + (s - segStart)), src, s - off, e - s);
+    }
+  }
+  if (end > inode.size) inode.size = end;
+  inode.touchMtime();
+  tx.markDirty(inode);
+  return len;
+}
+
+/** Write the part of [off, end) that falls in file blocks [fb, fb+n) to region blocks from rb; zero the rest of those blocks. */
+function fillNewBlocks(c: DataContext, rb: number, fb: number, n: number, src: Buffer, off: number, end: number): void {
+  const bs = c.blockSize;
+  const fStart = fb * bs, fEnd = (fb + n) * bs;
+  const s = Math.max(off, fStart), e = Math.min(end, fEnd);
+  const base = rb * bs - fStart;
+  if (s > fStart) c.region.zero(regionOff(fStart + base), s - fStart);
+  c.region.write(regionOff(s + base), src, s - off, e - s);
+  if (e < fEnd) c.region.zero(regionOff(e + base), fEnd - e);
+}
+
+/** Store zeroes over file bytes [s, e) where they are mapped and written (partial blocks of punch/zero/truncate). */
+function zeroMapped(c: DataContext, inode: Inode, s: number, e: number): void {
+  if (e <= s) return;
+  const bs = c.blockSize;
+  const fb0 = Math.floor(s / bs);
+  for (const seg of inode.bmap.map(fb0, ceilDiv(e, bs) - fb0)) {
+    if (seg.regionBlock === HOLE || (seg.flags & EXT_UNWRITTEN)) continue;
+    const a = Math.max(s, seg.fileBlock * bs), b = Math.min(e, (seg.fileBlock + seg.len) * bs);
+    c.region.zero(regionOff(seg.regionBlock * bs + (a - seg.fileBlock * bs)), b - a);
+  }
+}
+
+/** Unmap whole file blocks [start, start+count) and queue their region blocks for freeing. */
+function unmapBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit, start: number, count: number): void {
+  for (const r of inode.bmap.remove(permit, start, count)) tx.deferFree({ start: regionBlock(r.regionBlock), len: blockCount(r.len) });
+}
+
+/**
+ * Change the file size. Shrinking frees blocks past the new EOF (a layout
+ * change: guarded, may wait for pins); growing only changes the size.
+ * @throws FsError ETXTBSY (sealed and size differs, or busy pages), EFBIG, EINVAL
+ */
+export async function truncateData(c: DataContext, tx: Transaction, inode: Inode, path: string, size: number): Promise<void> {
+  if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', 'truncate', path, `size ${size}`);
+  if (size > MAX_FILE_SIZE) throw new FsError('EFBIG', 'truncate', path, `size ${size} beyond the maximum file size`);
+  if (size !== inode.size) c.guard.assertNotSealed({ op: 'truncate', path, inode });
+  if (size < inode.size) {
+    const bs = c.blockSize;
+    const first = ceilDiv(size, bs);
+    const last = Math.max(first, ceilDiv(inode.size, bs), lastMappedBlock(inode));
+    const permit = await c.guard.assertLayoutMutable({ op: 'truncate', path, inode, breaks: { start: first, count: last - first } });
+    unmapBlocks(tx, inode, permit, first, last - first);
+    zeroMapped(c, inode, size, first * bs);
+  }
+  inode.size = size;
+  inode.touchMtime();
+  tx.markDirty(inode);
+}
+
+function lastMappedBlock(inode: Inode): number {
+  const ext = inode.bmap.extents;
+  const e = ext[ext.length - 1];
+  return e ? e.fileBlock + e.len : 0;
+}
+
+/**
+ * fallocate(2): default and KEEP_SIZE allocate unwritten extents over holes;
+ * PUNCH_HOLE (with KEEP_SIZE, as Linux demands) frees whole blocks and zeroes
+ * partial ones; ZERO_RANGE turns whole blocks unwritten and zeroes partial
+ * ones. COLLAPSE/INSERT come through their own ioctls (FUSE does not forward them).
+ * @throws FsError EINVAL, EOPNOTSUPP, EFBIG, ETXTBSY (sealed or busy), ENOSPC
+ */
+export async function fallocateData(c: DataContext, tx: Transaction, inode: Inode, path: string, mode: number, off: number, len: number): Promise<void> {
+  const keep = (mode & uapi.FALLOC_FL_KEEP_SIZE) !== 0;
+  const kind = mode & ~uapi.FALLOC_FL_KEEP_SIZE;
+  if (!(off >= 0) || !(len > 0)) throw new FsError('EINVAL', 'fallocate', path, `offset ${off} length ${len}`);
+  if (off + len > MAX_FILE_SIZE) throw new FsError('EFBIG', 'fallocate', path);
+  if (kind !== 0 && kind !== uapi.FALLOC_FL_PUNCH_HOLE && kind !== uapi.FALLOC_FL_ZERO_RANGE) {
+    throw new FsError('EOPNOTSUPP', 'fallocate', path, `mode 0x${mode.toString(16)}`);
+  }
+  if (kind === uapi.FALLOC_FL_PUNCH_HOLE && !keep) throw new FsError('EOPNOTSUPP', 'fallocate', path, 'PUNCH_HOLE needs KEEP_SIZE');
+  if (!inode.isReg) throw new FsError('ENODEV', 'fallocate', path);
+  c.guard.assertNotSealed({ op: 'fallocate', path, inode });
+  const bs = c.blockSize;
+  const end = off + len;
+  const wholeStart = ceilDiv(off, bs), wholeEnd = Math.floor(end / bs);
+  if (kind === uapi.FALLOC_FL_PUNCH_HOLE || kind === uapi.FALLOC_FL_ZERO_RANGE) {
+    const breaks = wholeEnd > wholeStart ? { start: wholeStart, count: wholeEnd - wholeStart } : null;
+    const permit = await c.guard.assertLayoutMutable({ op: kind === uapi.FALLOC_FL_PUNCH_HOLE ? 'punch' : 'zero_range', path, inode, breaks });
+    const zEnd = kind === uapi.FALLOC_FL_PUNCH_HOLE ? Math.min(end, inode.size) : end;
+    zeroMapped(c, inode, off, Math.min(zEnd, wholeStart * bs));
+    zeroMapped(c, inode, Math.max(off, wholeEnd * bs), zEnd);
+    if (breaks && kind === uapi.FALLOC_FL_PUNCH_HOLE) unmapBlocks(tx, inode, permit, breaks.start, breaks.count);
+    if (breaks && kind === uapi.FALLOC_FL_ZERO_RANGE) {
+      inode.bmap.convertUnwritten(permit, breaks.start, breaks.count);
+      allocUnwritten(c, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
+    }
+  } else {
+    const permit = c.guard.allocPermit({ op: 'fallocate', path, inode });
+    allocUnwritten(c, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
+  }
+  if (!keep && end > inode.size) inode.size = end;
+  inode.touchMtime();
+  tx.markDirty(inode);
+}
+
+/** Map every hole in file blocks [b0, b1) with unwritten extents, all or nothing. */
+function allocUnwritten(c: DataContext, inode: Inode, permit: LayoutPermit, b0: number, b1: number): void {
+  const holes = inode.bmap.map(b0, b1 - b0).filter((s) => s.regionBlock === HOLE);
+  const need = holes.reduce((a, s) => a + s.len, 0);
+  if (need === 0) return;
+  const runs = c.alloc.alloc(need, inode.bmap.goalFor(b0));
+  for (const h of holes) {
+    let fb = h.fileBlock;
+    while (fb < h.fileBlock + h.len) {
+      const n = Math.min(runs[0].len, h.fileBlock + h.len - fb);
+      inode.bmap.insert(permit, { fileBlock: fb, regionBlock: runs[0].start, len: n, flags: EXT_UNWRITTEN });
+      if (n === runs[0].len) runs.shift(); else runs[0] = { start: regionBlock(runs[0].start + n), len: blockCount(runs[0].len - n) };
+      fb += n;
+    }
+  }
+}
+
+/** Free every block of an inode that is going away (no names, handles, leases or pins left). */
+export function releaseAllBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit): void {
+  const ext = inode.bmap.extents;
+  if (ext.length === 0) return;
+  unmapBlocks(tx, inode, permit, ext[0].fileBlock, lastMappedBlock(inode) - ext[0].fileBlock);
+}
+
+/**
+ * Make file blocks [b0, b1) mapped and written: holes get zeroed blocks
+ * (one all-or-nothing allocation), unwritten extents are zeroed and
+ * converted. What seals (fully mapped up to EOF) and pins (a write fault's
+ * effect) need before handing out region addresses.
+ * @throws FsError ENOSPC (nothing changed)
+ */
+export function makeMapped(c: DataContext, tx: Transaction, inode: Inode, permit: LayoutPermit, b0: number, b1: number): void {
+  const bs = c.blockSize;
+  const segs = inode.bmap.map(b0, b1 - b0);
+  const holes = segs.filter((s) => s.regionBlock === HOLE);
+  const runs = c.alloc.alloc(holes.reduce((a, s) => a + s.len, 0), inode.bmap.goalFor(b0));
+  for (const h of holes) {
+    let fb = h.fileBlock;
+    while (fb < h.fileBlock + h.len) {
+      const n = Math.min(runs[0].len, h.fileBlock + h.len - fb);
+      c.region.zero(regionOff(runs[0].start * bs), n * bs);
+      inode.bmap.insert(permit, { fileBlock: fb, regionBlock: runs[0].start, len: n, flags: 0 });
+      if (n === runs[0].len) runs.shift(); else runs[0] = { start: regionBlock(runs[0].start + n), len: blockCount(runs[0].len - n) };
+      fb += n;
+    }
+  }
+  for (const s of segs) {
+    if (s.regionBlock !== HOLE && s.flags & EXT_UNWRITTEN) {
+      c.region.zero(regionOff(s.regionBlock * bs), s.len * bs);
+      inode.bmap.convertWritten(permit, s.fileBlock, s.len);
+    }
+  }
+  tx.markDirty(inode);
+}

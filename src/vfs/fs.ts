@@ -1,0 +1,531 @@
+/**
+ * @file PmemFs: the filesystem operations, by path, with Linux errno
+ * semantics. The FUSE adapter translates requests to these calls and errors
+ * back to negative errnos; everything here is testable without a mount.
+ *
+ * Permission checks on access are left to the kernel (the mount always uses
+ * default_permissions); what the kernel cannot know — ownership of new
+ * inodes, setgid inheritance, CAP_LINUX_IMMUTABLE for seals — uses the
+ * caller context the native shim supplies.
+ *
+ * Concurrency: one JS thread. An operation runs to completion without
+ * awaiting, except at the layout guard (busy=wait); after the guard it
+ * finishes synchronously, so what the guard checked still holds.
+ */
+import { constants as C } from 'node:fs';
+import type { Logger } from 'pino';
+import { FsError } from '../errors.js';
+import type { Transaction, TxManager } from '../journal/tx.js';
+import type { PinRegistry } from '../pin/registry.js';
+import type { LayoutGuard } from '../seal/guard.js';
+import { nowTimespec, type Timespec } from '../types.js';
+import * as uapi from '../uapi.js';
+import { fallocateData, readData, releaseAllBlocks, truncateData, writeData, type DataContext } from './data.js';
+import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './inode.js';
+import type { InodeStore } from './store.js';
+import { IFLAG_ORPHAN } from '../format/layout.js';
+
+export interface Caller { pid: number; uid: number; gid: number }
+export const ROOT_CALLER: Caller = { pid: 0, uid: 0, gid: 0 };
+
+export interface FsOptions {
+  dax: 'always' | 'never';
+  readOnly: boolean;
+}
+
+export interface Stat {
+  ino: number; mode: number; nlink: number; uid: number; gid: number; rdev: number;
+  size: number; blksize: number; blocks: number; // blocks in 512-byte units
+  atime: Timespec; mtime: Timespec; ctime: Timespec;
+}
+
+export interface Handle { fh: number; inode: Inode; flags: number; pid: number }
+
+export type TimeSpec = Timespec | 'now' | 'omit';
+
+const NAME_MAX = 255;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const O_ACCMODE = 3;
+const XATTR_NAME_MAX = 255;
+const XATTR_SIZE_MAX = 65536;
+const XATTR_TOTAL_MAX = 256 * 1024;
+const XATTR_CREATE = 1;
+const XATTR_REPLACE = 2;
+
+export class PmemFs {
+  readonly store: InodeStore;
+  readonly tx: TxManager;
+  readonly guard: LayoutGuard;
+  readonly pins: PinRegistry;
+  readonly opts: FsOptions;
+  readonly log: Logger;
+  readonly data: DataContext;
+  /** Set by the service: persistent seals are also reachable as the trusted.pmemfs.sealed xattr. */
+  seals: { sealInode(inode: Inode, path: string): void; unsealInode(inode: Inode, path: string): void } | null = null;
+  private readonly handles = new Map<number, Handle>();
+  private nextFh = 1;
+
+  constructor(p: { store: InodeStore; tx: TxManager; guard: LayoutGuard; pins: PinRegistry; opts: FsOptions; log: Logger }) {
+    this.store = p.store; this.tx = p.tx; this.guard = p.guard; this.pins = p.pins; this.opts = p.opts; this.log = p.log;
+    this.data = { region: p.store.region, alloc: p.store.alloc, guard: p.guard, blockSize: p.store.sb.blockSize };
+  }
+
+  get blockSize(): number { return this.store.sb.blockSize; }
+
+  // --- resolution ------------------------------------------------------------
+
+  inodeOf(ino: number): Inode | undefined { return this.store.inodes.get(ino); }
+
+  /** Resolve an absolute path. @throws FsError ENOENT, ENOTDIR, ENAMETOOLONG */
+  resolve(path: string): Inode {
+    let cur = this.root();
+    for (const name of splitPath(path)) {
+      if (!cur.isDir) throw new FsError('ENOTDIR', 'lookup', path);
+      const next = cur.dirents!.get(name);
+      if (next === undefined) throw new FsError('ENOENT', 'lookup', path);
+      cur = this.mustInode(next);
+    }
+    return cur;
+  }
+
+  /** Parent directory and final name of a path. */
+  resolveParent(path: string, op: string): { dir: Inode; name: string } {
+    const parts = splitPath(path);
+    const name = parts.pop();
+    if (name === undefined) throw new FsError('EBUSY', op, path, 'the root has no parent');
+    if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', op, path);
+    const dir = this.resolve('/' + parts.join('/'));
+    if (!dir.isDir) throw new FsError('ENOTDIR', op, path);
+    return { dir, name };
+  }
+
+  root(): Inode { return this.mustInode(this.store.sb.rootIno); }
+
+  private mustInode(ino: number): Inode {
+    const i = this.store.inodes.get(ino);
+    if (!i) throw new FsError('EIO', 'lookup', undefined, `directory entry points at missing inode ${ino} (run fsck.pmemfs)`);
+    return i;
+  }
+
+  private writable(op: string, path?: string): void {
+    if (this.opts.readOnly) throw new FsError('EROFS', op, path);
+  }
+
+  /** Run fn inside a transaction and commit it. */
+  private run<T>(fn: (tx: Transaction) => T): T {
+    const tx = this.tx.begin();
+    const r = fn(tx);
+    this.tx.commit(tx);
+    return r;
+  }
+
+  private async runAsync<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const tx = this.tx.begin();
+    const r = await fn(tx);
+    this.tx.commit(tx);
+    return r;
+  }
+
+  // --- attributes ------------------------------------------------------------
+
+  stat(inode: Inode): Stat {
+    return {
+      ino: inode.ino, mode: inode.mode, nlink: inode.nlink, uid: inode.uid, gid: inode.gid, rdev: inode.rdev,
+      size: inode.isSymlink ? inode.symlink!.length : inode.size,
+      blksize: this.blockSize, blocks: inode.bmap.mappedBlocks() * (this.blockSize / 512),
+      atime: inode.atime, mtime: inode.mtime, ctime: inode.ctime,
+    };
+  }
+
+  getattr(path: string): Stat { return this.stat(this.resolve(path)); }
+
+  chmod(path: string, mode: number): void {
+    this.writable('chmod', path);
+    const inode = this.resolve(path);
+    this.run((tx) => {
+      inode.mode = (inode.mode & S_IFMT) | (mode & 0o7777);
+      inode.touchCtime();
+      tx.markDirty(inode);
+    });
+  }
+
+  chown(path: string, uid: number, gid: number): void {
+    this.writable('chown', path);
+    const inode = this.resolve(path);
+    this.run((tx) => {
+      if (uid !== -1 && uid !== 0xffffffff) inode.uid = uid;
+      if (gid !== -1 && gid !== 0xffffffff) inode.gid = gid;
+      // Linux clears set-user-ID, and set-group-ID on group-executables, when a non-directory changes owner.
+      if (!inode.isDir) {
+        inode.mode &= ~S_ISUID;
+        if (inode.mode & C.S_IXGRP) inode.mode &= ~S_ISGID;
+      }
+      inode.touchCtime();
+      tx.markDirty(inode);
+    });
+  }
+
+  utimens(path: string, atime: TimeSpec, mtime: TimeSpec): void {
+    this.writable('utimens', path);
+    const inode = this.resolve(path);
+    const now = nowTimespec();
+    const pick = (t: TimeSpec, cur: Timespec) => (t === 'now' ? now : t === 'omit' ? cur : t);
+    this.run((tx) => {
+      inode.atime = pick(atime, inode.atime);
+      inode.mtime = pick(mtime, inode.mtime);
+      inode.ctime = now;
+      tx.markDirty(inode);
+    });
+  }
+
+  // --- namespace -------------------------------------------------------------
+
+  readdir(path: string): string[] {
+    const inode = this.resolve(path);
+    if (!inode.isDir) throw new FsError('ENOTDIR', 'readdir', path);
+    return ['.', '..', ...inode.dirents!.keys()];
+  }
+
+  private newInode(tx: Transaction, dir: Inode, mode: number, caller: Caller): Inode {
+    const inode = new Inode(this.store.allocIno(), mode, caller.uid, caller.gid);
+    inode.generation = this.store.nextGeneration();
+    // BSD group semantics under a set-group-ID directory; new subdirectories inherit the bit.
+    if (dir.mode & S_ISGID) {
+      inode.gid = dir.gid;
+      if (inode.isDir) inode.mode |= S_ISGID;
+    }
+    this.store.inodes.set(inode.ino, inode);
+    tx.markDirty(inode);
+    return inode;
+  }
+
+  private addEntry(tx: Transaction, dir: Inode, name: string, inode: Inode): void {
+    dir.dirents!.set(name, inode.ino);
+    inode.nlink++;
+    if (inode.isDir) { dir.nlink++; inode.nlink++; }
+    dir.touchMtime();
+    tx.markDirty(dir);
+    tx.markDirty(inode);
+  }
+
+  private prepareCreate(path: string, op: string): { dir: Inode; name: string } {
+    this.writable(op, path);
+    const p = this.resolveParent(path, op);
+    if (p.dir.dirents!.has(p.name)) throw new FsError('EEXIST', op, path);
+    if (p.dir.nlink === 0) throw new FsError('ENOENT', op, path, 'directory was removed');
+    return p;
+  }
+
+  mkdir(path: string, mode: number, caller: Caller): Inode {
+    const { dir, name } = this.prepareCreate(path, 'mkdir');
+    return this.run((tx) => {
+      const inode = this.newInode(tx, dir, S_IFDIR | (mode & 0o7777), caller);
+      this.addEntry(tx, dir, name, inode);
+      return inode;
+    });
+  }
+
+  /** Create a regular file (or a device/FIFO node via mknod). */
+  mknod(path: string, mode: number, rdev: number, caller: Caller): Inode {
+    const { dir, name } = this.prepareCreate(path, 'mknod');
+    const type = mode & S_IFMT || S_IFREG;
+    if (![S_IFREG, C.S_IFIFO, C.S_IFCHR, C.S_IFBLK, C.S_IFSOCK].includes(type)) throw new FsError('EINVAL', 'mknod', path);
+    return this.run((tx) => {
+      const inode = this.newInode(tx, dir, type | (mode & 0o7777), caller);
+      inode.rdev = rdev;
+      this.addEntry(tx, dir, name, inode);
+      return inode;
+    });
+  }
+
+  symlink(target: string, path: string, caller: Caller): Inode {
+    const { dir, name } = this.prepareCreate(path, 'symlink');
+    const t = Buffer.from(target, 'utf8');
+    if (t.length === 0) throw new FsError('ENOENT', 'symlink', path);
+    if (t.length >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', path);
+    return this.run((tx) => {
+      const inode = this.newInode(tx, dir, S_IFLNK | 0o777, caller);
+      inode.symlink = t;
+      inode.size = t.length;
+      this.addEntry(tx, dir, name, inode);
+      return inode;
+    });
+  }
+
+  readlink(path: string): string {
+    const inode = this.resolve(path);
+    if (!inode.isSymlink) throw new FsError('EINVAL', 'readlink', path);
+    return inode.symlink!.toString('utf8');
+  }
+
+  link(src: string, dst: string): void {
+    const inode = this.resolve(src);
+    if (inode.isDir) throw new FsError('EPERM', 'link', src, 'hard links to directories are not allowed');
+    const { dir, name } = this.prepareCreate(dst, 'link');
+    if (inode.nlink === 0) throw new FsError('ENOENT', 'link', src);
+    if (inode.nlink >= 0xffffffff - 1) throw new FsError('EMLINK', 'link', src);
+    this.run((tx) => {
+      this.addEntry(tx, dir, name, inode);
+      inode.touchCtime();
+    });
+  }
+
+  unlink(path: string): void {
+    this.writable('unlink', path);
+    const { dir, name } = this.resolveParent(path, 'unlink');
+    const ino = dir.dirents!.get(name);
+    if (ino === undefined) throw new FsError('ENOENT', 'unlink', path);
+    const inode = this.mustInode(ino);
+    if (inode.isDir) throw new FsError('EISDIR', 'unlink', path);
+    this.run((tx) => this.removeEntry(tx, dir, name, inode));
+  }
+
+  rmdir(path: string): void {
+    this.writable('rmdir', path);
+    const { dir, name } = this.resolveParent(path, 'rmdir');
+    if (name === '.') throw new FsError('EINVAL', 'rmdir', path);
+    const ino = dir.dirents!.get(name);
+    if (ino === undefined) throw new FsError('ENOENT', 'rmdir', path);
+    const inode = this.mustInode(ino);
+    if (!inode.isDir) throw new FsError('ENOTDIR', 'rmdir', path);
+    if (inode.dirents!.size) throw new FsError('ENOTEMPTY', 'rmdir', path);
+    this.run((tx) => this.removeEntry(tx, dir, name, inode));
+  }
+
+  /** Drop one name; the inode goes when no name, handle, lease or pin is left. */
+  private removeEntry(tx: Transaction, dir: Inode, name: string, inode: Inode): void {
+    dir.dirents!.delete(name);
+    if (inode.isDir) { dir.nlink--; inode.nlink = 0; } else inode.nlink--;
+    dir.touchMtime();
+    inode.touchCtime();
+    tx.markDirty(dir);
+    tx.markDirty(inode);
+    if (inode.nlink === 0) this.maybeReap(tx, inode);
+  }
+
+  /** Free an unlinked inode if nothing holds it, else mark it an orphan (freed at last release, or at next mount). */
+  maybeReap(tx: Transaction, inode: Inode): void {
+    if (inode.nlink > 0) return;
+    const held = inode.openCount > 0 || inode.leases.length > 0 || this.pins.pinsOfIno(inode.ino).length > 0;
+    if (held) {
+      if (!inode.orphan) { inode.flags |= IFLAG_ORPHAN; tx.markDirty(inode); }
+      return;
+    }
+    releaseAllBlocks(tx, inode, this.guard.internalPermit(inode));
+    tx.drop(inode);
+  }
+
+  rename(src: string, dst: string): void {
+    this.writable('rename', src);
+    const s = this.resolveParent(src, 'rename');
+    const d = this.resolveParent(dst, 'rename');
+    const ino = s.dir.dirents!.get(s.name);
+    if (ino === undefined) throw new FsError('ENOENT', 'rename', src);
+    const inode = this.mustInode(ino);
+    if (inode.isDir && (dst + '/').startsWith(src.replace(/\/+$/, '') + '/')) {
+      throw new FsError('EINVAL', 'rename', src, 'cannot move a directory into itself');
+    }
+    const targetIno = d.dir.dirents!.get(d.name);
+    const target = targetIno === undefined ? undefined : this.mustInode(targetIno);
+    if (target === inode) return;
+    if (target) {
+      if (inode.isDir && !target.isDir) throw new FsError('ENOTDIR', 'rename', dst);
+      if (!inode.isDir && target.isDir) throw new FsError('EISDIR', 'rename', dst);
+      if (target.isDir && target.dirents!.size) throw new FsError('ENOTEMPTY', 'rename', dst);
+    }
+    this.run((tx) => {
+      if (target) this.removeEntry(tx, d.dir, d.name, target);
+      s.dir.dirents!.delete(s.name);
+      d.dir.dirents!.set(d.name, inode.ino);
+      if (inode.isDir && s.dir !== d.dir) { s.dir.nlink--; d.dir.nlink++; }
+      s.dir.touchMtime(); d.dir.touchMtime();
+      inode.touchCtime();
+      tx.markDirty(s.dir); tx.markDirty(d.dir); tx.markDirty(inode);
+    });
+  }
+
+  // --- handles and data ------------------------------------------------------
+
+  open(path: string, flags: number, caller: Caller): Handle {
+    const inode = this.resolve(path);
+    if ((flags & O_ACCMODE) !== C.O_RDONLY) {
+      this.writable('open', path);
+      if (inode.isDir) throw new FsError('EISDIR', 'open', path);
+    }
+    return this.openInode(inode, flags, caller);
+  }
+
+  openInode(inode: Inode, flags: number, caller: Caller): Handle {
+    const h: Handle = { fh: this.nextFh++, inode, flags, pid: caller.pid };
+    this.handles.set(h.fh, h);
+    inode.openCount++;
+    return h;
+  }
+
+  create(path: string, mode: number, flags: number, caller: Caller): Handle {
+    const inode = this.mknod(path, S_IFREG | (mode & 0o7777), 0, caller);
+    return this.openInode(inode, flags, caller);
+  }
+
+  handle(fh: number): Handle {
+    const h = this.handles.get(fh);
+    if (!h) throw new FsError('EBADF', 'handle', undefined, `no open handle ${fh}`);
+    return h;
+  }
+
+  hasHandle(fh: number): boolean { return this.handles.has(fh); }
+
+  release(fh: number): void {
+    const h = this.handles.get(fh);
+    if (!h) return;
+    this.handles.delete(fh);
+    h.inode.openCount--;
+    if (h.inode.nlink === 0) this.run((tx) => this.maybeReap(tx, h.inode));
+  }
+
+  read(fh: number, buf: Buffer, len: number, off: number): number {
+    const h = this.handle(fh);
+    if (h.inode.isDir) throw new FsError('EISDIR', 'read');
+    return readData(this.data, h.inode, buf, len, off);
+  }
+
+  write(fh: number, path: string, buf: Buffer, len: number, off: number): number {
+    this.writable('write', path);
+    const h = this.handle(fh);
+    if ((h.flags & O_ACCMODE) === C.O_RDONLY) throw new FsError('EBADF', 'write', path);
+    const at = h.flags & C.O_APPEND ? h.inode.size : off;
+    return this.run((tx) => writeData(this.data, tx, h.inode, path, buf, len, at));
+  }
+
+  async truncate(path: string, size: number, fh?: number): Promise<void> {
+    this.writable('truncate', path);
+    const inode = fh !== undefined ? this.handle(fh).inode : this.resolve(path);
+    if (inode.isDir) throw new FsError('EISDIR', 'truncate', path);
+    if (!inode.isReg) throw new FsError('EINVAL', 'truncate', path);
+    await this.runAsync((tx) => truncateData(this.data, tx, inode, path, size));
+  }
+
+  async fallocate(path: string, mode: number, off: number, len: number, fh?: number): Promise<void> {
+    this.writable('fallocate', path);
+    const inode = fh !== undefined && this.handles.has(fh) ? this.handle(fh).inode : this.resolve(path);
+    await this.runAsync((tx) => fallocateData(this.data, tx, inode, path, mode, off, len));
+  }
+
+  /** fsync/fdatasync: a persistence point for everything written so far. */
+  fsync(): void {
+    if (!this.opts.readOnly) this.tx.flush();
+  }
+
+  statfs(): { bsize: number; frsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; favail: number; namemax: number } {
+    const sb = this.store.sb;
+    const a = this.store.alloc;
+    const files = sb.inodeCount;
+    const ffree = files - this.store.inodes.size;
+    return {
+      bsize: sb.blockSize, frsize: sb.blockSize, blocks: sb.totalBlocks - sb.dataStart,
+      bfree: a.freeBlocks, bavail: a.availableBlocks, files, ffree, favail: ffree, namemax: NAME_MAX,
+    };
+  }
+
+  // --- extended attributes ---------------------------------------------------
+
+  private checkXattrName(name: string, op: string, path: string): void {
+    if (Buffer.byteLength(name) > XATTR_NAME_MAX || name.length === 0) throw new FsError('ERANGE', op, path);
+    if (!name.startsWith('user.') && !name.startsWith('trusted.')) {
+      throw new FsError('EOPNOTSUPP', op, path, 'only user.* and trusted.* attributes are supported');
+    }
+  }
+
+  /** @returns the value, or null when absent (ENODATA to the caller) */
+  getxattr(path: string, name: string): Buffer | null {
+    const inode = this.resolve(path);
+    if (name === uapi.XATTR_STATE) return Buffer.from(this.stateLine(inode) + '\n');
+    if (name === uapi.XATTR_SEALED) return inode.persistentSeal ? Buffer.from('1') : null;
+    this.checkXattrName(name, 'getxattr', path);
+    return inode.xattrs.get(name) ?? null;
+  }
+
+  listxattr(path: string): string[] {
+    const inode = this.resolve(path);
+    const names = [...inode.xattrs.keys()];
+    if (inode.persistentSeal) names.push(uapi.XATTR_SEALED);
+    return names;
+  }
+
+  setxattr(path: string, name: string, value: Buffer, flags: number): void {
+    this.writable('setxattr', path);
+    const inode = this.resolve(path);
+    if (name === uapi.XATTR_STATE) throw new FsError('EPERM', 'setxattr', path, `${name} is read-only`);
+    if (name === uapi.XATTR_SEALED) {
+      if (value.toString('utf8').trim() !== '1') throw new FsError('EINVAL', 'setxattr', path, `${name} takes the value 1 (remove it to unseal)`);
+      if (flags & XATTR_CREATE && inode.persistentSeal) throw new FsError('EEXIST', 'setxattr', path);
+      this.needSeals(path).sealInode(inode, path);
+      return;
+    }
+    this.checkXattrName(name, 'setxattr', path);
+    if (value.length > XATTR_SIZE_MAX) throw new FsError('E2BIG', 'setxattr', path);
+    const exists = inode.xattrs.has(name);
+    if (flags & XATTR_CREATE && exists) throw new FsError('EEXIST', 'setxattr', path);
+    if (flags & XATTR_REPLACE && !exists) throw new FsError('ENODATA', 'setxattr', path);
+    let total = value.length + name.length;
+    for (const [k, v] of inode.xattrs) if (k !== name) total += k.length + v.length;
+    if (total > XATTR_TOTAL_MAX) throw new FsError('ENOSPC', 'setxattr', path, 'xattr space of the inode is full');
+    this.run((tx) => {
+      inode.xattrs.set(name, Buffer.from(value));
+      inode.touchCtime();
+      tx.markDirty(inode);
+    });
+  }
+
+  removexattr(path: string, name: string): void {
+    this.writable('removexattr', path);
+    const inode = this.resolve(path);
+    if (name === uapi.XATTR_STATE) throw new FsError('EPERM', 'removexattr', path, `${name} is read-only`);
+    if (name === uapi.XATTR_SEALED) {
+      if (!inode.persistentSeal) throw new FsError('ENODATA', 'removexattr', path);
+      this.needSeals(path).unsealInode(inode, path);
+      return;
+    }
+    this.checkXattrName(name, 'removexattr', path);
+    if (!inode.xattrs.has(name)) throw new FsError('ENODATA', 'removexattr', path);
+    this.run((tx) => {
+      inode.xattrs.delete(name);
+      inode.touchCtime();
+      tx.markDirty(inode);
+    });
+  }
+
+  private needSeals(path: string): NonNullable<PmemFs['seals']> {
+    if (!this.seals) throw new FsError('EOPNOTSUPP', 'seal', path, 'seals are not available on this mount');
+    return this.seals;
+  }
+
+  /** The user.pmemfs.state line: sealed=… pins=… busy_pages=… extents=… */
+  stateLine(inode: Inode): string {
+    const pins = this.pins.pinsOfIno(inode.ino);
+    const busy = new Set<number>();
+    for (const p of pins) for (let b = p.startBlock; b < p.startBlock + p.blocks && busy.size < 1e6; b++) busy.add(b);
+    return `sealed=${inode.sealKind} pins=${pins.length} busy_pages=${busy.size} extents=${inode.bmap.count} leases=${inode.leases.length} size=${inode.size} blocks=${inode.bmap.mappedBlocks()}`;
+  }
+
+  /** Unmount: drop handles and pins, free orphans, flush, mark clean. */
+  shutdown(): void {
+    this.handles.clear();
+    this.pins.clear();
+    if (this.opts.readOnly) return;
+    this.run((tx) => {
+      for (const inode of [...this.store.inodes.values()]) {
+        inode.openCount = 0; inode.leases = [];
+        if (inode.nlink === 0) this.maybeReap(tx, inode);
+      }
+    });
+  }
+}
+
+/** Split "/a/b" into ["a","b"]; rejects over-long components. */
+export function splitPath(path: string): string[] {
+  const parts = path.split('/').filter((p) => p.length > 0 && p !== '.');
+  for (const p of parts) if (Buffer.byteLength(p) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'lookup', path);
+  return parts;
+}

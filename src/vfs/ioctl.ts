@@ -1,0 +1,51 @@
+/**
+ * @file ioctl decoding: payload bytes ↔ calls. Numbers and layouts come from
+ * src/uapi.ts (the ABI). Unknown commands get ENOTTY; a payload of the wrong
+ * size, or with values out of range, gets EINVAL and changes nothing.
+ * Commands are registered by the subsystem that owns them (seals, pins), so
+ * this file only knows the wire format.
+ */
+import { FsError } from '../errors.js';
+import * as uapi from '../uapi.js';
+import type { Caller } from './fs.js';
+
+export interface IoctlRequest {
+  caller: Caller;
+  path: string;
+  cmd: number;
+  fh: number;
+  input: Buffer | null;
+  outSize: number;
+}
+
+/** A handler returns the output payload (null for none). */
+export type IoctlHandler = (req: IoctlRequest) => Buffer | null | Promise<Buffer | null>;
+
+export class IoctlDispatcher {
+  private readonly table = new Map<number, { name: string; fn: IoctlHandler }>();
+
+  register(cmd: number, name: string, fn: IoctlHandler): void {
+    if (this.table.has(cmd)) throw new Error(`ioctl 0x${cmd.toString(16)} registered twice`);
+    this.table.set(cmd, { name, fn });
+  }
+
+  /** @throws FsError ENOTTY for an unknown command, EINVAL for a malformed payload */
+  dispatch(req: IoctlRequest): Buffer | null | Promise<Buffer | null> {
+    const cmd = req.cmd >>> 0;
+    const h = this.table.get(cmd);
+    if (!h) throw new FsError('ENOTTY', 'ioctl', req.path, `unknown ioctl 0x${cmd.toString(16)}`);
+    const size = uapi.iocSize(cmd);
+    const dir = uapi.iocDir(cmd);
+    if (dir & 1 /* write: input expected */ && (!req.input || req.input.length !== size)) {
+      throw new FsError('EINVAL', h.name, req.path, `payload of ${req.input?.length ?? 0} bytes, expected ${size}`);
+    }
+    return h.fn(req);
+  }
+}
+
+/** Read a u64 payload field as a safe JS number. @throws FsError EINVAL beyond 2^53 */
+export function u64Field(buf: Buffer, off: number, what: string, op: string): number {
+  const v = buf.readBigUInt64LE(off);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new FsError('EINVAL', op, undefined, `${what} ${v} out of range`);
+  return Number(v);
+}
