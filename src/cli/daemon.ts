@@ -1,0 +1,234 @@
+/**
+ * @file pmemfs: the daemon. `pmemfs REGION MOUNTPOINT [-o OPTS] [-f]`.
+ *
+ * Start-up checks everything a user can get wrong before touching the
+ * region, each failure one line naming the problem and the fix: options,
+ * /dev/fuse, libfuse, the mount point (missing, not a directory, busy, not
+ * empty), the region (missing, foreign, truncated, corrupted) and its lock.
+ *
+ * Without -f it re-executes itself in the foreground in a new session and
+ * exits 0 only when the child reports the mount live (over a pipe), or
+ * non-zero with the child's message. It ends on SIGINT/SIGTERM (unmounting)
+ * or when someone unmounts it (umount/fusermount -u), flushing everything and
+ * marking the region clean.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LevelWithSilent } from 'pino';
+import { FormatError } from '../format/layout.js';
+import { FuseSession } from '../fuse/session.js';
+import { configureLog, fatalSync } from '../log.js';
+import { loadFuse, loadShim } from '../native.js';
+import { PmemService, type ServiceOptions } from '../service.js';
+import { readSuperblock } from '../vfs/mount.js';
+import { CliError, lockRegion, runMain, version } from './common.js';
+
+const PROG = 'pmemfs';
+const USAGE = `usage: pmemfs REGION MOUNTPOINT [-o OPT[,OPT...]] [-f]
+
+Serve the pmemfs region file REGION at MOUNTPOINT.
+
+  -f               stay in the foreground (default: detach once mounted)
+  -o OPTS          comma-separated mount options:
+     dax=always|never     always: no page cache, I/O straight to the region (default)
+                          never: kernel page cache, client mmap works
+     busy=refuse|wait     layout change over pinned pages: ETXTBSY at once (default), or wait
+     busy_timeout=MS      with busy=wait, give up after MS ms with ETXTBSY (default 30000)
+     lease_break=SECONDS  grace before a broken lease is revoked (default 45)
+     allow_other          let other users access the mount
+     default_permissions  kernel permission checks (always on)
+     ro                   read-only
+     log=LEVEL            trace|debug|info|warn|error|fatal|silent (default info)
+     log_file=PATH        JSON log lines to PATH (default stderr; detached: none)
+  -h, --help       this text
+  -V, --version    the version
+
+Unmount with 'umount MOUNTPOINT' or 'fusermount -u MOUNTPOINT'.
+`;
+
+const IGNORED = new Set(['rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime',
+  'nodiratime', 'async', 'auto', 'noauto', 'user', 'nouser', 'users', 'defaults', '_netdev', 'nofail', 'default_permissions']);
+
+interface DaemonArgs {
+  region: string; mnt: string; foreground: boolean;
+  svc: ServiceOptions; allowOther: boolean; logLevel: LevelWithSilent; logFile?: string;
+}
+
+/** Parse argv (mount.fuse style: options may come before or after the operands). */
+export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
+  const pos: string[] = [];
+  const opts: string[] = [];
+  let foreground = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-h' || a === '--help') return 'help';
+    if (a === '-V' || a === '--version') return 'version';
+    if (a === '-f') foreground = true;
+    else if (a === '-o') { if (i + 1 >= argv.length) throw new CliError('-o needs an option list'); opts.push(...argv[++i].split(',')); }
+    else if (a.startsWith('-o') && a.length > 2) opts.push(...a.slice(2).split(','));
+    else if (a.startsWith('-') && a !== '-') throw new CliError(`unknown flag '${a}' (see pmemfs --help)`);
+    else pos.push(a);
+  }
+  if (pos.length !== 2) throw new CliError(`expected REGION and MOUNTPOINT, got ${pos.length} operand(s) (see pmemfs --help)`);
+  const r: DaemonArgs = {
+    region: resolvePath(pos[0]), mnt: resolvePath(pos[1]), foreground, allowOther: false, logLevel: 'info',
+    svc: { dax: 'always', busy: 'refuse', busyTimeoutMs: 30000, leaseBreakMs: 45000, readOnly: false },
+  };
+  const int = (k: string, v: string, min: number, max: number) => {
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new CliError(`mount option ${k}=${v}: expected an integer from ${min} to ${max}`);
+    return Number(v);
+  };
+  for (const o of opts.filter(Boolean)) {
+    const [k, v = ''] = o.split(/=(.*)/s, 2);
+    if (IGNORED.has(k) || k.startsWith('x-')) continue;
+    switch (k) {
+      case 'dax': if (v !== 'always' && v !== 'never') throw new CliError(`mount option dax=${v}: use dax=always or dax=never`); r.svc.dax = v; break;
+      case 'busy': if (v !== 'refuse' && v !== 'wait') throw new CliError(`mount option busy=${v}: use busy=refuse or busy=wait`); r.svc.busy = v; break;
+      case 'busy_timeout': r.svc.busyTimeoutMs = int(k, v, 0, 86_400_000); break;
+      case 'lease_break': r.svc.leaseBreakMs = int(k, v, 0, 86_400) * 1000; break;
+      case 'allow_other': r.allowOther = true; break;
+      case 'ro': r.svc.readOnly = true; break;
+      case 'log':
+        if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v)) throw new CliError(`mount option log=${v}: use trace, debug, info, warn, error, fatal or silent`);
+        r.logLevel = v as LevelWithSilent; break;
+      case 'log_file': if (!v) throw new CliError('mount option log_file needs a path'); r.logFile = resolvePath(v); break;
+      default: throw new CliError(`unknown mount option '${k}' (see pmemfs --help for the list)`);
+    }
+  }
+  return r;
+}
+
+/** Mounts currently at `dir` (from /proc/self/mountinfo), as "fstype source". */
+function mountsAt(dir: string): string[] {
+  let info = '';
+  try { info = fs.readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return []; }
+  const unescape = (s: string) => s.replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)));
+  const out: string[] = [];
+  for (const line of info.split('\n')) {
+    const f = line.split(' ');
+    const sep = f.indexOf('-');
+    if (f.length < 10 || sep < 0) continue;
+    if (unescape(f[4]) === dir) out.push(`${f[sep + 1]} ${unescape(f[sep + 2])}`);
+  }
+  return out;
+}
+
+/** Everything that can be checked before forking; each failure is one clear CliError. */
+function preflight(a: DaemonArgs): void {
+  try { fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK); } catch (e) {
+    throw new CliError(`cannot open /dev/fuse (${(e as NodeJS.ErrnoException).code}): load the fuse module (modprobe fuse) or give this process access to /dev/fuse`);
+  }
+  try { loadShim(); loadFuse(); } catch (e) {
+    const msg = (e as Error).message;
+    if (/libfuse/.test(msg)) throw new CliError('libfuse.so.2 cannot be loaded: install the libfuse2 package (npm run setup does)');
+    throw new CliError(`the native parts cannot be loaded (${msg.split('\n')[0]}): run npm run setup`);
+  }
+  let st: fs.Stats;
+  try { st = fs.statSync(a.mnt); } catch {
+    throw new CliError(`mount point ${a.mnt} does not exist: create it with mkdir -p ${a.mnt}`);
+  }
+  if (!st.isDirectory()) throw new CliError(`mount point ${a.mnt} is not a directory`);
+  const real = fs.realpathSync(a.mnt);
+  const there = mountsAt(real);
+  if (there.length) throw new CliError(`mount point ${a.mnt} is busy: ${there[there.length - 1]} is already mounted there (unmount it first)`);
+  if (fs.readdirSync(a.mnt).length) throw new CliError(`mount point ${a.mnt} is not empty: FUSE will not hide existing files (empty it or choose another directory)`);
+  if (!fs.existsSync(a.region)) throw new CliError(`region ${a.region} does not exist: create it with mkfs.pmemfs -s SIZE ${a.region}`);
+  try { readSuperblock(a.region); } catch (e) {
+    if (e instanceof FormatError) throw new CliError(`${a.region}: ${e.message}`);
+    throw new CliError(`${a.region}: ${(e as Error).message}`);
+  }
+  const probe = fs.openSync(a.region, 'r');
+  try { lockRegion(probe, a.region, 'exclusive'); } finally { fs.closeSync(probe); }
+}
+
+/** Detach: run ourselves with -f in a new session; wait for "ready" or an error line on fd 3. */
+function detach(argv: string[]): Promise<number> {
+  const script = process.argv[1] ?? fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, [script, ...argv, '-f'], {
+    detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env: { ...process.env, PMEMFS_READY_FD: '3' },
+  });
+  return new Promise((resolve) => {
+    let text = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.setEncoding('utf8');
+    pipe.on('data', (d: string) => { text += d; });
+    pipe.on('end', () => {
+      if (text.startsWith('ready')) { child.unref(); resolve(0); return; }
+      process.stderr.write(`${PROG}: ${text.replace(/^error: /, '').trim() || 'the daemon exited before the mount was live'}\n`);
+      resolve(1);
+    });
+  });
+}
+
+function notify(line: string): void {
+  const fd = Number(process.env.PMEMFS_READY_FD);
+  if (!fd) return;
+  try { fs.writeSync(fd, line + '\n'); fs.closeSync(fd); } catch { /* the parent is gone */ }
+  delete process.env.PMEMFS_READY_FD;
+}
+
+/** The foreground daemon: lock, mount, serve until unmounted or signalled. */
+async function serve(a: DaemonArgs): Promise<number> {
+  const lockFd = fs.openSync(a.region, 'r');
+  lockRegion(lockFd, a.region, 'exclusive');
+  const log = configureLog(a.logLevel, a.logFile);
+  let svc: PmemService;
+  try {
+    svc = new PmemService(a.region, a.svc, log);
+  } catch (e) {
+    if (e instanceof FormatError) throw new CliError(`${a.region}: ${e.message}`);
+    throw e;
+  }
+  const session = new FuseSession(svc, a.mnt, { allowOther: a.allowOther, fsname: a.region }, log.child({ module: 'fuse' }));
+  try {
+    await session.mount();
+  } catch (e) {
+    svc.close();
+    throw new CliError(`mounting ${a.mnt} failed: ${(e as Error).message}`);
+  }
+  const real = fs.realpathSync(a.mnt);
+  log.info({ untrusted: { region: a.region, mnt: a.mnt }, opts: a.svc, recovered: svc.mounted.recovered }, 'mounted');
+  notify('ready');
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (why: string, unmount: boolean) => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(watch);
+      log.info({ why }, 'unmounting');
+      if (unmount) await session.unmount();
+      try { svc.close(); } catch (e) { fatalSync('flushing the region at unmount failed', e); resolve(1); return; }
+      fs.closeSync(lockFd);
+      log.info('unmounted cleanly');
+      log.flush();
+      resolve(0);
+    };
+    // umount/fusermount -u from outside ends the session without telling fuse-native; notice it.
+    const watch = setInterval(() => { if (!mountsAt(real).some((m) => m.startsWith('fuse.pmemfs') || m.startsWith('fuse '))) void stop('unmounted externally', false); }, 300);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig, true));
+  });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  process.on('uncaughtException', (e) => fatalSync('uncaught exception (request state may be lost; the daemon keeps serving)', e));
+  await runMain(PROG, async () => {
+    const a = parseArgs(argv);
+    if (a === 'help') { process.stdout.write(USAGE); return 0; }
+    if (a === 'version') { process.stdout.write(`pmemfs ${version()}\n`); return 0; }
+    if (!a.foreground) {
+      preflight(a);
+      return detach(argv);
+    }
+    try {
+      if (!process.env.PMEMFS_READY_FD) preflight(a);
+      return await serve(a);
+    } catch (e) {
+      notify(`error: ${(e as Error).message}`);
+      throw e;
+    }
+  });
+  // Handles (fuse-native's async, timers) may keep the loop alive after a clean stop.
+  if (process.exitCode !== undefined) setTimeout(() => process.exit(), 50).unref();
+}
