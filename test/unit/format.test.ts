@@ -1,0 +1,352 @@
+/**
+ * The on-media format (src/format/): record sizes and field offsets pinned the
+ * way XFS's xfs_ondisk.h pins its structures, encode→decode round trips, and
+ * the decoders' refusals (checksum, magic, version, geometry, truncation).
+ * A failure in the pins is a format change: bump FORMAT_VERSION rather than
+ * editing the expected numbers.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  decodeFork, emptyFork, encodeFork, EXT_SHARED, EXT_UNWRITTEN, EXTENT_REC_SIZE, FORK_VERSION, forkSize, type Fork,
+} from '../../src/format/fork.js';
+import {
+  computeGeometry, decodeInode, decodeSuperblock, encodeInode, encodeSuperblock, FORMAT_VERSION, FormatError,
+  hasSuperblockMagic, IFLAG_ORPHAN, IFLAG_SEALED, INLINE_FORK_MAX, INO, INODE_MAGIC, INODE_SIZE, isFreeSlot,
+  LABEL_MAX, ROOT_INO, SB, SB_MAGIC, SB_SIZE, SB_STATE_DIRTY, type InodeRecord, type Superblock,
+} from '../../src/format/layout.js';
+
+/** The FormatError a call throws (fails the test if it throws nothing or something else). */
+function formatError(fn: () => unknown): FormatError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(FormatError);
+    return e as FormatError;
+  }
+  throw new Error('expected a FormatError, nothing was thrown');
+}
+
+function sampleSuperblock(): Superblock {
+  const geo = computeGeometry({ regionSize: 64 << 20, blockSize: 4096 });
+  return {
+    ...geo,
+    uuid: Buffer.from('00112233445566778899aabbccddeeff', 'hex'),
+    label: 'unit-label-é',
+    mkfsTime: 1_700_000_000, lastMountTime: 1_700_000_123, mountCount: 7,
+    generation: 4242, state: SB_STATE_DIRTY, flags: 0x5, inodeHwm: 37,
+    featuresCompat: 0x8000_0000_01,
+  };
+}
+
+function sampleInode(over: Partial<InodeRecord> = {}): InodeRecord {
+  return {
+    ino: 17, mode: 0o100644, uid: 1000, gid: 100, nlink: 3, size: 2 ** 40 + 5,
+    atime: { sec: 1_600_000_000, nsec: 1 }, mtime: { sec: -12345, nsec: 999_999_999 },
+    ctime: { sec: 2 ** 33, nsec: 500 }, btime: { sec: 0, nsec: 0 },
+    flags: IFLAG_SEALED | IFLAG_ORPHAN, generation: 0xfffffffe, rdev: 0x0801,
+    forkLen: 0, forkCrc: 0xdeadbeef, forkBlock: 0, forkBlocks: 0,
+    ...over,
+  };
+}
+
+function sampleFork(): Fork {
+  return {
+    extents: [
+      { fileBlock: 0, regionBlock: 100, len: 8, flags: 0 },
+      { fileBlock: 8, regionBlock: 2 ** 40, len: 0xffffffff, flags: EXT_UNWRITTEN },
+      { fileBlock: 2 ** 45, regionBlock: 7, len: 1, flags: EXT_SHARED | EXT_UNWRITTEN },
+    ],
+    xattrs: new Map([
+      ['user.a', Buffer.from('value')],
+      ['trusted.bin', Buffer.from([0, 1, 2, 255, 0])],
+      ['user.empty', Buffer.alloc(0)],
+      ['user.ünï', Buffer.from('x'.repeat(300))],
+    ]),
+    dirents: new Map([['a', 2], ['ファイル', 3], ['x'.repeat(255), 2 ** 50]]),
+    symlink: Buffer.from('../some/target/é'),
+  };
+}
+
+describe('on-media sizes and offsets', () => {
+  it('pins the record sizes', () => {
+    expect(SB_SIZE).toBe(512);
+    expect(INODE_SIZE).toBe(512);
+    expect(EXTENT_REC_SIZE).toBe(24);
+    expect(INLINE_FORK_MAX).toBe(384);
+    expect(LABEL_MAX).toBe(64);
+    expect(SB_MAGIC.toString('hex')).toBe('504d454d46530001');
+    expect(INODE_MAGIC).toBe(0x4e494d50);
+    expect(FORMAT_VERSION).toBe(1);
+    expect(FORK_VERSION).toBe(1);
+    expect(ROOT_INO).toBe(1);
+  });
+
+  it('pins every superblock field offset', () => {
+    expect({ ...SB }).toEqual({
+      magic: 0, version: 8, crc: 12, uuid: 16, blockSize: 32, inodeSize: 36,
+      regionSize: 40, totalBlocks: 48, bitmapStart: 56, bitmapBlocks: 64,
+      itableStart: 72, itableBlocks: 80, inodeCount: 88, dataStart: 96,
+      rootIno: 104, featuresCompat: 112, featuresIncompat: 120, featuresRoCompat: 128,
+      state: 136, flags: 140, mkfsTime: 144, lastMountTime: 152, mountCount: 160,
+      journalStart: 168, journalBlocks: 176, generation: 184, label: 192,
+      inodeHwm: 256, end: 264,
+    });
+  });
+
+  it('pins every inode field offset', () => {
+    expect({ ...INO }).toEqual({
+      magic: 0, crc: 4, ino: 8, mode: 16, uid: 20, gid: 24, nlink: 28, size: 32,
+      atimeSec: 40, atimeNsec: 48, flags: 52, mtimeSec: 56, mtimeNsec: 64, generation: 68,
+      ctimeSec: 72, ctimeNsec: 80, forkLen: 84, btimeSec: 88, btimeNsec: 96, forkCrc: 100,
+      rdev: 104, forkBlock: 112, forkBlocks: 120, inlineFork: 128,
+    });
+  });
+
+  it('superblock fields, at their widths, tile [0, SB.end) without overlap', () => {
+    const width: Record<string, number> = { magic: 8, version: 4, crc: 4, uuid: 16, blockSize: 4, inodeSize: 4, state: 4, flags: 4, label: LABEL_MAX };
+    const fields = Object.entries(SB).filter(([k]) => k !== 'end').sort((a, b) => a[1] - b[1]);
+    let next = 0;
+    for (const [k, off] of fields) {
+      expect(off, `SB.${k}`).toBe(next);
+      next = off + (width[k] ?? 8);
+    }
+    expect(next).toBe(SB.end);
+    expect(SB.end).toBeLessThanOrEqual(SB_SIZE);
+  });
+
+  it('inode fields, at their widths, tile [0, INO.inlineFork) without overlap', () => {
+    const w8 = new Set(['ino', 'size', 'atimeSec', 'mtimeSec', 'ctimeSec', 'btimeSec', 'rdev', 'forkBlock', 'forkBlocks']);
+    const fields = Object.entries(INO).filter(([k]) => k !== 'inlineFork').sort((a, b) => a[1] - b[1]);
+    let next = 0;
+    for (const [k, off] of fields) {
+      expect(off, `INO.${k}`).toBe(next);
+      next = off + (w8.has(k) ? 8 : 4);
+    }
+    expect(next).toBe(INO.inlineFork);
+    expect(INO.inlineFork + INLINE_FORK_MAX).toBe(INODE_SIZE);
+  });
+
+  it('encodeSuperblock puts each value at its pinned offset, little-endian', () => {
+    const sb = sampleSuperblock();
+    const b = encodeSuperblock(sb);
+    expect(b.length).toBe(SB_SIZE);
+    expect(b.subarray(0, 8).equals(SB_MAGIC)).toBe(true);
+    expect(b.readUInt32LE(SB.version)).toBe(1);
+    expect(b.subarray(SB.uuid, SB.uuid + 16).equals(sb.uuid)).toBe(true);
+    expect(b.readUInt32LE(SB.blockSize)).toBe(4096);
+    expect(b.readUInt32LE(SB.inodeSize)).toBe(512);
+    expect(Number(b.readBigUInt64LE(SB.regionSize))).toBe(64 << 20);
+    expect(Number(b.readBigUInt64LE(SB.totalBlocks))).toBe(16384);
+    expect(Number(b.readBigUInt64LE(SB.featuresCompat))).toBe(0x8000_0000_01);
+    expect(b.readUInt32LE(SB.state)).toBe(SB_STATE_DIRTY);
+    expect(b.readUInt32LE(SB.flags)).toBe(5);
+    expect(Number(b.readBigUInt64LE(SB.mountCount))).toBe(7);
+    expect(Number(b.readBigUInt64LE(SB.generation))).toBe(4242);
+    expect(Number(b.readBigUInt64LE(SB.inodeHwm))).toBe(37);
+    expect(b.subarray(SB.label, SB.label + Buffer.byteLength(sb.label)).toString('utf8')).toBe(sb.label);
+    expect(b.subarray(SB.end).every((x) => x === 0)).toBe(true);
+  });
+
+  it('encodeInode puts each value at its pinned offset, little-endian', () => {
+    const fork = Buffer.from('inline-fork-bytes');
+    const b = encodeInode(sampleInode({ forkLen: fork.length }), fork);
+    expect(b.length).toBe(INODE_SIZE);
+    expect(b.readUInt32LE(INO.magic)).toBe(INODE_MAGIC);
+    expect(Number(b.readBigUInt64LE(INO.ino))).toBe(17);
+    expect(b.readUInt32LE(INO.mode)).toBe(0o100644);
+    expect(b.readUInt32LE(INO.uid)).toBe(1000);
+    expect(b.readUInt32LE(INO.gid)).toBe(100);
+    expect(b.readUInt32LE(INO.nlink)).toBe(3);
+    expect(Number(b.readBigUInt64LE(INO.size))).toBe(2 ** 40 + 5);
+    expect(Number(b.readBigInt64LE(INO.mtimeSec))).toBe(-12345);
+    expect(b.readUInt32LE(INO.mtimeNsec)).toBe(999_999_999);
+    expect(b.readUInt32LE(INO.flags)).toBe(IFLAG_SEALED | IFLAG_ORPHAN);
+    expect(b.readUInt32LE(INO.generation)).toBe(0xfffffffe);
+    expect(b.readUInt32LE(INO.forkLen)).toBe(fork.length);
+    expect(b.readUInt32LE(INO.forkCrc)).toBe(0xdeadbeef);
+    expect(Number(b.readBigUInt64LE(INO.rdev))).toBe(0x0801);
+    expect(b.subarray(INO.inlineFork, INO.inlineFork + fork.length).equals(fork)).toBe(true);
+  });
+});
+
+describe('superblock', () => {
+  it('round-trips encode → decode', () => {
+    const sb = sampleSuperblock();
+    const back = decodeSuperblock(encodeSuperblock(sb));
+    expect(back).toEqual(sb);
+    expect(hasSuperblockMagic(encodeSuperblock(sb))).toBe(true);
+  });
+
+  it('keeps a label of exactly LABEL_MAX bytes and refuses a longer one', () => {
+    const sb = { ...sampleSuperblock(), label: 'L'.repeat(LABEL_MAX) };
+    expect(decodeSuperblock(encodeSuperblock(sb)).label).toBe(sb.label);
+    expect(formatError(() => encodeSuperblock({ ...sb, label: 'L'.repeat(LABEL_MAX + 1) })).message).toMatch(/label/);
+  });
+
+  it('detects any single flipped byte outside the magic with a checksum error', () => {
+    const good = encodeSuperblock(sampleSuperblock());
+    for (let i = SB_MAGIC.length; i < SB_SIZE; i++) {
+      const bad = Buffer.from(good);
+      bad[i] ^= 0x10;
+      expect(formatError(() => decodeSuperblock(bad)).message, `byte ${i}`).toMatch(/checksum/);
+    }
+  });
+
+  it('refuses a buffer without the magic as not a pmemfs region', () => {
+    const bad = encodeSuperblock(sampleSuperblock());
+    bad[3] ^= 0xff;
+    expect(hasSuperblockMagic(bad)).toBe(false);
+    expect(formatError(() => decodeSuperblock(bad)).message).toMatch(/not a pmemfs region/);
+    expect(formatError(() => decodeSuperblock(Buffer.alloc(SB_SIZE))).message).toMatch(/not a pmemfs region/);
+  });
+
+  it('refuses a truncated superblock', () => {
+    expect(formatError(() => decodeSuperblock(encodeSuperblock(sampleSuperblock()).subarray(0, 511))).message).toMatch(/truncated/);
+  });
+
+  it('refuses an unknown format version', () => {
+    expect(formatError(() => decodeSuperblock(encodeSuperblock({ ...sampleSuperblock(), version: 2 }))).message).toMatch(/version 2 is not supported/);
+  });
+
+  it.each<[string, Partial<Superblock>]>([
+    ['block size', { blockSize: 8192 }],
+    ['block size', { blockSize: 3000 }],
+    ['inode size', { inodeSize: 256 }],
+    ['region size', { regionSize: (64 << 20) + 4096 }],
+    ['bitmap', { bitmapStart: 2 }],
+    ['bitmap', { bitmapBlocks: 0 }],
+    ['inode table placement', { itableStart: 3 }],
+    ['inode table size', { inodeCount: 1 << 20 }],
+    ['data area placement', { dataStart: 9999 }],
+    ['root inode', { rootIno: 2 }],
+    ['high-water', { inodeHwm: 0 }],
+  ])('refuses inconsistent geometry (%s)', (what, over) => {
+    const msg = formatError(() => decodeSuperblock(encodeSuperblock({ ...sampleSuperblock(), ...over }))).message;
+    expect(msg).toMatch(/geometry is inconsistent/);
+    expect(msg.toLowerCase()).toContain(what.split(' ')[0]);
+  });
+});
+
+describe('computeGeometry', () => {
+  it('lays out superblock, bitmap, inode table and data in order', () => {
+    const g = computeGeometry({ regionSize: 64 << 20, blockSize: 4096 });
+    expect(g.totalBlocks).toBe(16384);
+    expect(g.bitmapStart).toBe(1);
+    expect(g.bitmapBlocks).toBe(1);
+    expect(g.inodeCount).toBe(4096);
+    expect(g.itableStart).toBe(2);
+    expect(g.itableBlocks).toBe(512);
+    expect(g.dataStart).toBe(514);
+    expect(g.journalStart).toBe(514);
+    expect(g.journalBlocks).toBe(0);
+    expect(g.regionSize).toBe(64 << 20);
+  });
+
+  it('rounds the region down to whole blocks', () => {
+    const g = computeGeometry({ regionSize: (64 << 20) + 1000, blockSize: 4096 });
+    expect(g.regionSize).toBe(64 << 20);
+  });
+
+  it('refuses a region too small for the metadata plus 16 data blocks', () => {
+    // 64 inodes → 8 table blocks; dataStart 10; minimum 26 blocks.
+    expect(computeGeometry({ regionSize: 26 * 4096, blockSize: 4096 }).dataStart).toBe(10);
+    expect(formatError(() => computeGeometry({ regionSize: 25 * 4096, blockSize: 4096 })).message).toMatch(/too small/);
+    expect(formatError(() => computeGeometry({ regionSize: 0, blockSize: 4096 })).message).toMatch(/too small/);
+  });
+
+  it.each([0, 512, 2048, 3000, 6144, 131072])('refuses block size %i', (bs) => {
+    expect(formatError(() => computeGeometry({ regionSize: 64 << 20, blockSize: bs })).message).toMatch(/block size/);
+  });
+
+  it.each([4096, 8192, 65536])('accepts block size %i', (bs) => {
+    expect(computeGeometry({ regionSize: 64 << 20, blockSize: bs }).blockSize).toBe(bs);
+  });
+});
+
+describe('inode record', () => {
+  it('round-trips encode → decode with an inline fork', () => {
+    const fork = Buffer.from('x'.repeat(INLINE_FORK_MAX));
+    const rec = sampleInode({ forkLen: fork.length });
+    const { rec: back, inlineFork } = decodeInode(encodeInode(rec, fork), 17);
+    expect(back).toEqual(rec);
+    expect(inlineFork!.equals(fork)).toBe(true);
+  });
+
+  it('round-trips an out-of-line fork reference (no inline bytes)', () => {
+    const rec = sampleInode({ forkLen: 9000, forkBlock: 2 ** 35, forkBlocks: 3 });
+    const { rec: back, inlineFork } = decodeInode(encodeInode(rec, null), 17);
+    expect(back).toEqual(rec);
+    expect(inlineFork).toBeNull();
+  });
+
+  it('treats an all-zero slot as free', () => {
+    expect(isFreeSlot(Buffer.alloc(INODE_SIZE))).toBe(true);
+    expect(isFreeSlot(encodeInode(sampleInode(), null))).toBe(false);
+  });
+
+  it('detects any single flipped byte outside the magic with a checksum error', () => {
+    const good = encodeInode(sampleInode({ forkLen: 4 }), Buffer.from('fork'));
+    for (let i = 4; i < INODE_SIZE; i++) {
+      const bad = Buffer.from(good);
+      bad[i] ^= 0x01;
+      expect(formatError(() => decodeInode(bad, 17)).message, `byte ${i}`).toMatch(/checksum/);
+    }
+  });
+
+  it('refuses bad magic, the wrong slot, unknown flags and an oversized inline fork', () => {
+    const bad = encodeInode(sampleInode(), null);
+    bad[0] ^= 1;
+    expect(formatError(() => decodeInode(bad, 17)).message).toMatch(/bad magic/);
+    expect(formatError(() => decodeInode(encodeInode(sampleInode(), null), 18)).message).toMatch(/slot 18 holds inode 17/);
+    expect(formatError(() => decodeInode(encodeInode(sampleInode({ flags: 0x4 }), null), 17)).message).toMatch(/unknown flags/);
+    expect(formatError(() => decodeInode(encodeInode(sampleInode({ forkLen: INLINE_FORK_MAX + 1 }), null), 17)).message).toMatch(/inline fork length/);
+    expect(formatError(() => encodeInode(sampleInode(), Buffer.alloc(INLINE_FORK_MAX + 1))).message).toMatch(/inline fork too large/);
+  });
+});
+
+describe('inode fork', () => {
+  it('round-trips extents, xattrs, dirents and a symlink target', () => {
+    const f = sampleFork();
+    const b = encodeFork(f);
+    expect(b.length).toBe(forkSize(f));
+    expect(decodeFork(b, 'test')).toEqual(f);
+  });
+
+  it('round-trips the empty fork in 2 bytes, and an empty directory', () => {
+    expect(encodeFork(emptyFork())).toEqual(Buffer.from([FORK_VERSION, 0]));
+    expect(decodeFork(encodeFork(emptyFork()), 't')).toEqual(emptyFork());
+    const dir = { ...emptyFork(), dirents: new Map<string, number>() };
+    expect(decodeFork(encodeFork(dir), 't').dirents).toEqual(new Map());
+  });
+
+  it('encodes extent records as 24-byte little-endian records after a 5-byte section header', () => {
+    const f: Fork = { ...emptyFork(), extents: [{ fileBlock: 0x0102, regionBlock: 0x0304, len: 5, flags: EXT_UNWRITTEN }] };
+    const b = encodeFork(f);
+    expect(b.length).toBe(1 + 5 + EXTENT_REC_SIZE + 1);
+    expect(b[1]).toBe(1);                        // TAG_EXTENTS
+    expect(b.readUInt32LE(2)).toBe(1);           // count
+    expect(Number(b.readBigUInt64LE(6))).toBe(0x0102);
+    expect(Number(b.readBigUInt64LE(14))).toBe(0x0304);
+    expect(b.readUInt32LE(22)).toBe(5);
+    expect(b.readUInt32LE(26)).toBe(EXT_UNWRITTEN);
+    expect(b[30]).toBe(0);                       // TAG_END
+  });
+
+  it('refuses every truncation of a valid fork with a FormatError', () => {
+    const b = encodeFork(sampleFork());
+    for (let n = 0; n < b.length; n++) {
+      const e = formatError(() => decodeFork(b.subarray(0, n), 'inode 9'));
+      expect(e.message, `prefix ${n}`).toMatch(/^inode 9: fork (truncated|version)/);
+    }
+  });
+
+  it('refuses an unknown version, section tag, extent flag or zero-length extent', () => {
+    const b = encodeFork(sampleFork());
+    const v = Buffer.from(b); v[0] = 2;
+    expect(formatError(() => decodeFork(v, 'x')).message).toMatch(/fork version 2/);
+    expect(formatError(() => decodeFork(Buffer.from([1, 9, 0, 0, 0, 0, 0]), 'x')).message).toMatch(/unknown fork section 9/);
+    const ext = (flags: number, len: number) => encodeFork({ ...emptyFork(), extents: [{ fileBlock: 0, regionBlock: 1, len, flags }] });
+    expect(formatError(() => decodeFork(ext(0x4, 1), 'x')).message).toMatch(/bad extent record 0/);
+    expect(formatError(() => decodeFork(ext(0, 0), 'x')).message).toMatch(/bad extent record 0/);
+  });
+});

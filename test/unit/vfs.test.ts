@@ -1,0 +1,656 @@
+/**
+ * Filesystem semantics of the engine without a mount (src/vfs/): a
+ * conformance-style suite run against PmemFs on region files in a temp dir —
+ * data round trips, holes, truncate, fallocate modes, ENOSPC all-or-nothing,
+ * links, rename, rmdir, xattrs, persistence across unmount/mount, crash
+ * recovery (a DIRTY region) and orphans.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { constants as C } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HOLE } from '../../src/bmap/bmap.js';
+import { FsError } from '../../src/errors.js';
+import { EXT_UNWRITTEN } from '../../src/format/fork.js';
+import { INLINE_FORK_MAX } from '../../src/format/layout.js';
+import * as uapi from '../../src/uapi.js';
+import { checkRegion } from '../../src/vfs/check.js';
+import { ROOT_CALLER, type Caller, type PmemFs } from '../../src/vfs/fs.js';
+import { formatRegion, mountRegion, unmountRegion, type MountOptions, type Mounted } from '../../src/vfs/mount.js';
+
+const BS = 4096;
+const MiB = 1 << 20;
+const LOG = pino({ level: 'silent' });
+const OPTS: MountOptions = { dax: 'always', readOnly: false, busy: 'refuse', busyTimeoutMs: 200 };
+const USER: Caller = { pid: 4321, uid: 1000, gid: 1000 };
+const { FALLOC_FL_KEEP_SIZE: KEEP, FALLOC_FL_PUNCH_HOLE: PUNCH, FALLOC_FL_ZERO_RANGE: ZERO } = uapi;
+
+let dir: string;
+let live: Set<Mounted>;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(os.tmpdir() + '/pmemfs-unit-');
+  live = new Set();
+});
+
+afterEach(() => {
+  for (const m of live) { try { unmountRegion(m); } catch { /* already broken by the test */ } }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function region(size = 64 * MiB, name = 'r.pmem'): string {
+  const p = path.join(dir, name);
+  formatRegion(p, { size, blockSize: BS, label: 'unit' });
+  return p;
+}
+function mount(p: string, o: Partial<MountOptions> = {}): Mounted {
+  const m = mountRegion(p, { ...OPTS, ...o }, LOG);
+  live.add(m);
+  return m;
+}
+function unmount(m: Mounted): void { live.delete(m); unmountRegion(m); }
+/** A crash: the mapping goes away without the clean-unmount steps. */
+function crash(m: Mounted): void { live.delete(m); m.region.close(); }
+
+function code(fn: () => unknown): string {
+  try { fn(); } catch (e) { expect(e).toBeInstanceOf(FsError); return (e as FsError).code; }
+  return 'no error';
+}
+async function acode(p: Promise<unknown>): Promise<string> {
+  try { await p; } catch (e) { expect(e).toBeInstanceOf(FsError); return (e as FsError).code; }
+  return 'no error';
+}
+
+function put(f: PmemFs, p: string, data: Buffer, off = 0, caller: Caller = ROOT_CALLER): void {
+  let h;
+  try { h = f.open(p, C.O_RDWR, caller); } catch { h = f.create(p, 0o644, C.O_RDWR, caller); }
+  try { expect(f.write(h.fh, p, data, data.length, off)).toBe(data.length); } finally { f.release(h.fh); }
+}
+function get(f: PmemFs, p: string, off = 0, len?: number): Buffer {
+  const h = f.open(p, C.O_RDONLY, ROOT_CALLER);
+  try {
+    const n = len ?? Math.max(0, f.getattr(p).size - off);
+    const b = Buffer.alloc(n, 0x5a);
+    const got = f.read(h.fh, b, n, off);
+    return b.subarray(0, got);
+  } finally { f.release(h.fh); }
+}
+const zeros = (b: Buffer) => b.every((x) => x === 0);
+const blocks512 = (f: PmemFs, p: string) => f.getattr(p).blocks;
+const extents = (f: PmemFs, p: string) => f.resolve(p).bmap.toRecords();
+
+describe('data', () => {
+  let m: Mounted, f: PmemFs;
+  beforeEach(() => { m = mount(region()); f = m.fs; });
+
+  it('round-trips bytes written across block boundaries', () => {
+    const data = randomBytes(3 * BS + 123);
+    put(f, '/f', data, 4000);
+    const st = f.getattr('/f');
+    expect(st.size).toBe(4000 + data.length);
+    expect(st.blocks).toBe(5 * 8);
+    expect(st.blksize).toBe(BS);
+    const all = get(f, '/f');
+    expect(zeros(all.subarray(0, 4000))).toBe(true);
+    expect(all.subarray(4000).equals(data)).toBe(true);
+    for (const [off, len] of [[4095, 2], [4000, 97], [8191, 4098], [12000, 5000], [4096 * 4 - 1, 3]]) {
+      expect(get(f, '/f', off, len).equals(all.subarray(off, off + len)), `read ${off}+${len}`).toBe(true);
+    }
+  });
+
+  it('overwrites in place without allocating', () => {
+    put(f, '/f', Buffer.alloc(2 * BS, 0x11));
+    const ext = extents(f, '/f');
+    const free = f.statfs().bfree;
+    put(f, '/f', Buffer.alloc(100, 0x22), BS - 50);
+    expect(extents(f, '/f')).toEqual(ext);
+    expect(f.statfs().bfree).toBe(free);
+    const b = get(f, '/f');
+    expect(b.subarray(BS - 51, BS + 51)).toEqual(Buffer.concat([Buffer.from([0x11]), Buffer.alloc(100, 0x22), Buffer.from([0x11])]));
+  });
+
+  it('returns short reads at EOF and nothing past it', () => {
+    put(f, '/f', Buffer.from('0123456789'));
+    const h = f.open('/f', C.O_RDONLY, ROOT_CALLER);
+    const b = Buffer.alloc(100);
+    expect(f.read(h.fh, b, 100, 4)).toBe(6);
+    expect(b.subarray(0, 6).toString()).toBe('456789');
+    expect(f.read(h.fh, b, 100, 10)).toBe(0);
+    expect(f.read(h.fh, b, 100, 5000)).toBe(0);
+    f.release(h.fh);
+  });
+
+  it('appends with O_APPEND whatever the offset', () => {
+    put(f, '/f', Buffer.from('abc'));
+    const h = f.open('/f', C.O_WRONLY | C.O_APPEND, ROOT_CALLER);
+    f.write(h.fh, '/f', Buffer.from('def'), 3, 0);
+    f.release(h.fh);
+    expect(get(f, '/f').toString()).toBe('abcdef');
+  });
+
+  it('refuses writes on a read-only handle', () => {
+    put(f, '/f', Buffer.from('abc'));
+    const h = f.open('/f', C.O_RDONLY, ROOT_CALLER);
+    expect(code(() => f.write(h.fh, '/f', Buffer.from('x'), 1, 0))).toBe('EBADF');
+    f.release(h.fh);
+    expect(get(f, '/f').toString()).toBe('abc');
+  });
+
+  it('reads holes of a sparse file as zeroes and maps only written blocks', () => {
+    put(f, '/s', Buffer.from('X'), MiB + 5);
+    expect(f.getattr('/s').size).toBe(MiB + 6);
+    expect(blocks512(f, '/s')).toBe(8);
+    const b = get(f, '/s');
+    expect(zeros(b.subarray(0, MiB + 5))).toBe(true);
+    expect(b[MiB + 5]).toBe(0x58);
+    expect(f.resolve('/s').bmap.map(0, 256)).toEqual([{ fileBlock: 0, len: 256, regionBlock: HOLE, flags: 0 }]);
+  });
+
+  it('truncate down then up reads zeroes past the old data (no stale bytes)', async () => {
+    put(f, '/t', Buffer.alloc(3 * BS, 0xaa));
+    await f.truncate('/t', 5000);
+    expect(f.getattr('/t').size).toBe(5000);
+    expect(blocks512(f, '/t')).toBe(16);
+    await f.truncate('/t', 3 * BS);
+    const b = get(f, '/t');
+    expect(b.subarray(0, 5000).every((x) => x === 0xaa)).toBe(true);
+    expect(zeros(b.subarray(5000))).toBe(true);
+    // Extending by a write far past EOF leaves zeroes in between too.
+    await f.truncate('/t', 5000);
+    put(f, '/t', Buffer.from('Y'), 10000);
+    const c = get(f, '/t');
+    expect(zeros(c.subarray(5000, 10000))).toBe(true);
+    expect(c[10000]).toBe(0x59);
+    await f.truncate('/t', 0);
+    expect(blocks512(f, '/t')).toBe(0);
+    await f.truncate('/t', 2 * BS);
+    expect(zeros(get(f, '/t'))).toBe(true);
+  });
+
+  it('truncate frees the blocks past the new EOF', async () => {
+    const free0 = f.statfs().bfree;
+    put(f, '/t', Buffer.alloc(10 * BS, 1));
+    expect(f.statfs().bfree).toBe(free0 - 10);
+    await f.truncate('/t', 2 * BS + 1);
+    expect(f.statfs().bfree).toBe(free0 - 3);
+  });
+
+  it('a reused block never shows the previous file’s bytes', async () => {
+    put(f, '/old', Buffer.alloc(8 * BS, 0xee));
+    f.unlink('/old');
+    put(f, '/new', Buffer.from('hi'), 100);
+    await f.truncate('/new', 8 * BS);
+    const b = get(f, '/new');
+    expect(b.subarray(100, 102).toString()).toBe('hi');
+    expect(zeros(b.subarray(0, 100))).toBe(true);
+    expect(zeros(b.subarray(102))).toBe(true);
+    await f.fallocate('/new', 0, 0, 16 * BS);
+    expect(zeros(get(f, '/new', 8 * BS))).toBe(true);
+  });
+
+  it('fallocate default allocates unwritten blocks and extends the size', async () => {
+    f.create('/a', 0o644, C.O_RDWR, ROOT_CALLER);
+    await f.fallocate('/a', 0, 0, 10000);
+    expect(f.getattr('/a').size).toBe(10000);
+    expect(blocks512(f, '/a')).toBe(3 * 8);
+    expect(f.resolve('/a').bmap.extents.every((e) => e.flags & EXT_UNWRITTEN)).toBe(true);
+    expect(zeros(get(f, '/a'))).toBe(true);
+  });
+
+  it('fallocate KEEP_SIZE allocates past EOF without changing the size', async () => {
+    put(f, '/a', Buffer.alloc(10000, 7));
+    await f.fallocate('/a', KEEP, 10000, 8192);
+    expect(f.getattr('/a').size).toBe(10000);
+    expect(blocks512(f, '/a')).toBe(5 * 8);
+    expect(get(f, '/a').every((x) => x === 7)).toBe(true);
+    // Writing into an unwritten block converts it; its other bytes read as zeroes.
+    await f.truncate('/a', 5 * BS);
+    put(f, '/a', Buffer.from('Z'), 3 * BS + 10);
+    const b = get(f, '/a', 3 * BS, BS);
+    expect(b[10]).toBe(0x5a);
+    expect(zeros(b.subarray(0, 10))).toBe(true);
+    expect(zeros(b.subarray(11))).toBe(true);
+    expect(f.resolve('/a').bmap.map(3, 1)[0].flags & EXT_UNWRITTEN).toBe(0);
+  });
+
+  it('PUNCH_HOLE zeroes the range, frees whole blocks and keeps the size', async () => {
+    put(f, '/p', Buffer.alloc(4 * BS, 0xab));
+    const free = f.statfs().bfree;
+    await f.fallocate('/p', PUNCH | KEEP, 2000, 8000);
+    const b = get(f, '/p');
+    expect(b.length).toBe(4 * BS);
+    expect(b.subarray(0, 2000).every((x) => x === 0xab)).toBe(true);
+    expect(zeros(b.subarray(2000, 10000))).toBe(true);
+    expect(b.subarray(10000).every((x) => x === 0xab)).toBe(true);
+    expect(blocks512(f, '/p')).toBe(3 * 8);
+    expect(f.resolve('/p').bmap.map(1, 1)[0].regionBlock).toBe(HOLE);
+    expect(f.statfs().bfree).toBe(free + 1);
+  });
+
+  it('PUNCH_HOLE past EOF does not change the size', async () => {
+    put(f, '/p', Buffer.alloc(BS, 1));
+    await f.fallocate('/p', PUNCH | KEEP, 2 * BS, 4 * BS);
+    expect(f.getattr('/p').size).toBe(BS);
+  });
+
+  it('ZERO_RANGE zeroes the range and keeps blocks mapped; past EOF it extends unless KEEP_SIZE', async () => {
+    put(f, '/z', Buffer.alloc(4 * BS, 0xcd));
+    await f.fallocate('/z', ZERO, 1000, 9000);
+    const b = get(f, '/z');
+    expect(b.subarray(0, 1000).every((x) => x === 0xcd)).toBe(true);
+    expect(zeros(b.subarray(1000, 10000))).toBe(true);
+    expect(b.subarray(10000).every((x) => x === 0xcd)).toBe(true);
+    expect(blocks512(f, '/z')).toBe(4 * 8);
+    expect(f.resolve('/z').bmap.map(1, 1)[0].flags & EXT_UNWRITTEN).toBe(EXT_UNWRITTEN);
+    await f.fallocate('/z', ZERO | KEEP, 4 * BS, BS);
+    expect(f.getattr('/z').size).toBe(4 * BS);
+    expect(blocks512(f, '/z')).toBe(5 * 8);
+    await f.fallocate('/z', ZERO, 16000, 10000);
+    expect(f.getattr('/z').size).toBe(26000);
+    const c = get(f, '/z');
+    expect(c.subarray(10000, 16000).every((x) => x === 0xcd)).toBe(true);
+    expect(zeros(c.subarray(16000))).toBe(true);
+  });
+
+  it('fallocate refuses bad modes and arguments', async () => {
+    put(f, '/f', Buffer.alloc(BS, 1));
+    expect(await acode(f.fallocate('/f', PUNCH, 0, BS))).toBe('EOPNOTSUPP');
+    expect(await acode(f.fallocate('/f', uapi.FALLOC_FL_COLLAPSE_RANGE, 0, BS))).toBe('EOPNOTSUPP');
+    expect(await acode(f.fallocate('/f', 0x40, 0, BS))).toBe('EOPNOTSUPP');
+    expect(await acode(f.fallocate('/f', 0, 0, 0))).toBe('EINVAL');
+    expect(await acode(f.fallocate('/f', 0, -1, 10))).toBe('EINVAL');
+    f.mkdir('/d', 0o755, ROOT_CALLER);
+    expect(await acode(f.fallocate('/d', 0, 0, BS))).toBe('ENODEV');
+    expect(get(f, '/f').every((x) => x === 1)).toBe(true);
+  });
+
+  it('unaligned sequential appends stay contiguous', () => {
+    // Free space at the start of the data area, so a wrong goal shows.
+    put(f, '/gap', Buffer.alloc(16 * BS, 1));
+    put(f, '/log', Buffer.alloc(6000, 2));
+    f.unlink('/gap');
+    for (let i = 1; i < 8; i++) put(f, '/log', Buffer.alloc(6000, 2), i * 6000);
+    expect(get(f, '/log').every((x) => x === 2)).toBe(true);
+    expect(extents(f, '/log')).toHaveLength(1);
+  });
+});
+
+describe('ENOSPC on a small region', () => {
+  let m: Mounted, f: PmemFs;
+  beforeEach(() => { m = mount(region(8 * MiB)); f = m.fs; });
+
+  it('leaves the file unchanged and deleting frees the space', async () => {
+    const empty = f.statfs();
+    expect(empty.blocks).toBe(2048 - 66);
+    expect(empty.bfree).toBe(empty.blocks);
+    const data = randomBytes(MiB);
+    put(f, '/big', data);
+    const st = f.getattr('/big');
+    const ext = extents(f, '/big');
+    const free = f.statfs().bfree;
+    expect(free).toBe(empty.bfree - 256);
+
+    const h = f.open('/big', C.O_RDWR, ROOT_CALLER);
+    expect(code(() => f.write(h.fh, '/big', Buffer.alloc(8 * MiB, 0xff), 8 * MiB, MiB / 2))).toBe('ENOSPC');
+    f.release(h.fh);
+    expect(await acode(f.fallocate('/big', 0, 0, 8 * MiB))).toBe('ENOSPC');
+    expect(await acode(f.fallocate('/big', KEEP, MiB, 7 * MiB + BS))).toBe('ENOSPC');
+
+    expect(f.getattr('/big')).toEqual(st);
+    expect(extents(f, '/big')).toEqual(ext);
+    expect(get(f, '/big').equals(data)).toBe(true);
+    expect(f.statfs().bfree).toBe(free);
+
+    // Exactly the available blocks fit; one more does not.
+    const avail = f.statfs().bavail;
+    put(f, '/fill', Buffer.alloc(avail * BS, 3));
+    expect(f.statfs().bavail).toBe(0);
+    expect(code(() => put(f, '/fill', Buffer.alloc(1, 3), avail * BS))).toBe('ENOSPC');
+    expect(f.getattr('/fill').size).toBe(avail * BS);
+
+    f.unlink('/big');
+    f.unlink('/fill');
+    expect(f.statfs().bfree).toBe(empty.bfree);
+    expect(f.statfs().bavail).toBe(empty.bavail);
+  });
+
+  it('deleting still works on a full filesystem: directory forks come from the reserve', () => {
+    const empty = f.statfs().bfree;
+    f.mkdir('/d', 0o755, ROOT_CALLER);
+    for (let i = 0; i < 60; i++) put(f, `/d/a-rather-long-file-name-${i}`, Buffer.alloc(100, i));
+    expect(f.resolve('/d').forkBlock).not.toBe(0);
+    put(f, '/fill', Buffer.alloc(f.statfs().bavail * BS, 1));
+    expect(f.statfs().bavail).toBe(0);
+    for (let i = 0; i < 60; i++) f.unlink(`/d/a-rather-long-file-name-${i}`);
+    expect(f.readdir('/d')).toEqual(['.', '..']);
+    expect(f.resolve('/d').forkBlock).toBe(0);          // small again: back inline
+    f.unlink('/fill');
+    expect(f.statfs().bfree).toBe(empty);
+  });
+
+  it('ZERO_RANGE that runs out of space leaves the file unchanged', async () => {
+    const data = Buffer.alloc(4 * BS, 0xab);
+    put(f, '/z', data);
+    const ext = extents(f, '/z');
+    const free = f.statfs().bfree;
+    // Whole blocks 0..3 are mapped; the rest of the range needs more blocks than exist.
+    expect(await acode(f.fallocate('/z', ZERO, 0, 16 * MiB))).toBe('ENOSPC');
+    expect(f.getattr('/z').size).toBe(4 * BS);
+    expect(extents(f, '/z')).toEqual(ext);
+    expect(get(f, '/z').equals(data)).toBe(true);
+    expect(f.statfs().bfree).toBe(free);
+  });
+});
+
+describe('namespace', () => {
+  let m: Mounted, f: PmemFs;
+  beforeEach(() => { m = mount(region()); f = m.fs; });
+
+  it('hard links share data and the link count', () => {
+    put(f, '/a', Buffer.from('hello'));
+    f.link('/a', '/b');
+    const a = f.getattr('/a'), b = f.getattr('/b');
+    expect(b.ino).toBe(a.ino);
+    expect(a.nlink).toBe(2);
+    put(f, '/b', Buffer.from('J'));
+    expect(get(f, '/a').toString()).toBe('Jello');
+    f.unlink('/a');
+    expect(code(() => f.getattr('/a'))).toBe('ENOENT');
+    expect(f.getattr('/b').nlink).toBe(1);
+    expect(get(f, '/b').toString()).toBe('Jello');
+    f.mkdir('/d', 0o755, ROOT_CALLER);
+    expect(code(() => f.link('/d', '/d2'))).toBe('EPERM');
+    expect(code(() => f.link('/b', '/b'))).toBe('EEXIST');
+  });
+
+  it('rename over an existing file replaces it and frees the old one', () => {
+    put(f, '/a', Buffer.alloc(2 * BS, 0xa));
+    put(f, '/b', Buffer.alloc(3 * BS, 0xb));
+    const aIno = f.getattr('/a').ino, bIno = f.getattr('/b').ino;
+    const free = f.statfs().bfree;
+    f.rename('/a', '/b');
+    expect(f.readdir('/')).toEqual(['.', '..', 'b']);
+    expect(f.getattr('/b').ino).toBe(aIno);
+    expect(f.getattr('/b').nlink).toBe(1);
+    expect(get(f, '/b').equals(Buffer.alloc(2 * BS, 0xa))).toBe(true);
+    expect(f.inodeOf(bIno)).toBeUndefined();
+    expect(f.statfs().bfree).toBe(free + 3);
+    expect(code(() => f.rename('/a', '/c'))).toBe('ENOENT');
+  });
+
+  it('rename of a directory moves its link count between parents', () => {
+    f.mkdir('/p', 0o755, ROOT_CALLER);
+    f.mkdir('/q', 0o755, ROOT_CALLER);
+    f.mkdir('/p/d', 0o755, ROOT_CALLER);
+    expect(f.getattr('/p').nlink).toBe(3);
+    f.rename('/p/d', '/q/d');
+    expect(f.getattr('/p').nlink).toBe(2);
+    expect(f.getattr('/q').nlink).toBe(3);
+    expect(f.getattr('/').nlink).toBe(4);
+    f.rename('/q', '/qq');                      // '/q' is a prefix of '/qq' but not its ancestor
+    expect(f.readdir('/qq')).toEqual(['.', '..', 'd']);
+  });
+
+  it('rename of a directory into itself is EINVAL; type clashes and non-empty targets fail', () => {
+    f.mkdir('/d', 0o755, ROOT_CALLER);
+    f.mkdir('/d/e', 0o755, ROOT_CALLER);
+    f.mkdir('/full', 0o755, ROOT_CALLER);
+    put(f, '/full/x', Buffer.from('x'));
+    put(f, '/file', Buffer.from('f'));
+    expect(code(() => f.rename('/d', '/d/sub'))).toBe('EINVAL');
+    expect(code(() => f.rename('/d', '/d/e/sub'))).toBe('EINVAL');
+    expect(code(() => f.rename('/d', '/full'))).toBe('ENOTEMPTY');
+    expect(code(() => f.rename('/d', '/file'))).toBe('ENOTDIR');
+    expect(code(() => f.rename('/file', '/d'))).toBe('EISDIR');
+    expect(f.readdir('/d')).toEqual(['.', '..', 'e']);
+    expect(f.readdir('/').sort()).toEqual(['.', '..', 'd', 'file', 'full']);
+  });
+
+  it('rmdir of a non-empty directory is ENOTEMPTY; unlink/rmdir type errors', () => {
+    f.mkdir('/d', 0o755, ROOT_CALLER);
+    put(f, '/d/f', Buffer.from('x'));
+    expect(code(() => f.rmdir('/d'))).toBe('ENOTEMPTY');
+    expect(code(() => f.unlink('/d'))).toBe('EISDIR');
+    expect(code(() => f.rmdir('/d/f'))).toBe('ENOTDIR');
+    expect(code(() => f.rmdir('/nope'))).toBe('ENOENT');
+    expect(f.getattr('/').nlink).toBe(3);
+    f.unlink('/d/f');
+    f.rmdir('/d');
+    expect(f.getattr('/').nlink).toBe(2);
+    expect(f.readdir('/')).toEqual(['.', '..']);
+  });
+
+  it('create and mkdir report EEXIST, ENOENT and ENOTDIR', () => {
+    put(f, '/f', Buffer.from('x'));
+    expect(code(() => f.mkdir('/f', 0o755, ROOT_CALLER))).toBe('EEXIST');
+    expect(code(() => f.create('/f', 0o644, C.O_RDWR, ROOT_CALLER))).toBe('EEXIST');
+    expect(code(() => f.mkdir('/no/d', 0o755, ROOT_CALLER))).toBe('ENOENT');
+    expect(code(() => f.mkdir('/f/d', 0o755, ROOT_CALLER))).toBe('ENOTDIR');
+    expect(code(() => f.mkdir('/' + 'n'.repeat(256), 0o755, ROOT_CALLER))).toBe('ENAMETOOLONG');
+  });
+
+  it('new inodes take the caller’s ids and the mode bits given', () => {
+    f.mkdir('/d', 0o750, USER);
+    const h = f.create('/d/f', 0o640, C.O_RDWR, USER);
+    f.release(h.fh);
+    const st = f.getattr('/d/f');
+    expect(st.mode).toBe(C.S_IFREG | 0o640);
+    expect([st.uid, st.gid]).toEqual([1000, 1000]);
+    expect(f.getattr('/d').mode).toBe(C.S_IFDIR | 0o750);
+  });
+});
+
+describe('extended attributes', () => {
+  let m: Mounted, f: PmemFs;
+  beforeEach(() => { m = mount(region()); f = m.fs; put(f, '/f', Buffer.from('data')); });
+
+  it('set, get, list and remove', () => {
+    f.setxattr('/f', 'user.a', Buffer.from('v1'), 0);
+    f.setxattr('/f', 'trusted.b', Buffer.from([0, 1, 2]), 0);
+    expect(f.getxattr('/f', 'user.a')!.toString()).toBe('v1');
+    expect(f.getxattr('/f', 'trusted.b')).toEqual(Buffer.from([0, 1, 2]));
+    expect(f.listxattr('/f').sort()).toEqual(['trusted.b', 'user.a']);
+    f.removexattr('/f', 'user.a');
+    expect(f.getxattr('/f', 'user.a')).toBeNull();
+    expect(f.listxattr('/f')).toEqual(['trusted.b']);
+    expect(code(() => f.removexattr('/f', 'user.a'))).toBe('ENODATA');
+  });
+
+  it('XATTR_CREATE fails on an existing name, XATTR_REPLACE on a missing one, changing nothing', () => {
+    const XATTR_CREATE = 1, XATTR_REPLACE = 2;
+    f.setxattr('/f', 'user.a', Buffer.from('v1'), XATTR_CREATE);
+    expect(code(() => f.setxattr('/f', 'user.a', Buffer.from('v2'), XATTR_CREATE))).toBe('EEXIST');
+    expect(f.getxattr('/f', 'user.a')!.toString()).toBe('v1');
+    expect(code(() => f.setxattr('/f', 'user.b', Buffer.from('v'), XATTR_REPLACE))).toBe('ENODATA');
+    expect(f.listxattr('/f')).toEqual(['user.a']);
+    f.setxattr('/f', 'user.a', Buffer.from('v3'), XATTR_REPLACE);
+    expect(f.getxattr('/f', 'user.a')!.toString()).toBe('v3');
+  });
+
+  it('refuses other namespaces and bad sizes', () => {
+    expect(code(() => f.setxattr('/f', 'security.x', Buffer.from('v'), 0))).toBe('EOPNOTSUPP');
+    expect(code(() => f.setxattr('/f', 'user.' + 'n'.repeat(251), Buffer.from('v'), 0))).toBe('ERANGE');
+    expect(code(() => f.setxattr('/f', 'user.big', Buffer.alloc(65537), 0))).toBe('E2BIG');
+    expect(f.listxattr('/f')).toEqual([]);
+  });
+
+  it('user.pmemfs.state is virtual, read-only and never listed', () => {
+    const line = f.getxattr('/f', uapi.XATTR_STATE)!.toString();
+    expect(line).toBe('sealed=none pins=0 busy_pages=0 extents=1 leases=0 size=4 blocks=1\n');
+    expect(code(() => f.setxattr('/f', uapi.XATTR_STATE, Buffer.from('x'), 0))).toBe('EPERM');
+    expect(code(() => f.removexattr('/f', uapi.XATTR_STATE))).toBe('EPERM');
+    expect(f.listxattr('/f')).toEqual([]);
+    expect(f.resolve('/f').xattrs.size).toBe(0);
+  });
+
+  it('trusted.pmemfs.sealed needs the seal service', () => {
+    expect(f.getxattr('/f', uapi.XATTR_SEALED)).toBeNull();
+    expect(code(() => f.setxattr('/f', uapi.XATTR_SEALED, Buffer.from('1'), 0))).toBe('EOPNOTSUPP');
+    expect(code(() => f.setxattr('/f', uapi.XATTR_SEALED, Buffer.from('0'), 0))).toBe('EINVAL');
+  });
+});
+
+describe('persistence', () => {
+  /** Everything a user can observe of the paths, for before/after comparison. */
+  function snapshot(f: PmemFs, paths: string[]) {
+    return paths.map((p) => {
+      const st = f.getattr(p);
+      const inode = f.resolve(p);
+      return {
+        p, st,
+        data: inode.isReg ? get(f, p).toString('hex') : null,
+        link: inode.isSymlink ? f.readlink(p) : null,
+        dir: inode.isDir ? f.readdir(p).sort() : null,
+        xattrs: Object.fromEntries(f.listxattr(p).map((n) => [n, f.getxattr(p, n)!.toString('hex')])),
+        extents: inode.bmap.toRecords(),
+      };
+    });
+  }
+
+  it('everything survives unmount and mount', async () => {
+    const p = region();
+    let m = mount(p);
+    let f = m.fs;
+    const data = randomBytes(100_000);
+    put(f, '/data', data, 3);
+    await f.fallocate('/data', KEEP, 200_000, 3 * BS);
+    f.mkdir('/dir', 0o700, USER);
+    for (let i = 0; i < 40; i++) put(f, `/dir/entry-with-a-long-name-${i}`, Buffer.from(String(i)), 0, USER);
+    expect(f.resolve('/dir').forkBlock).not.toBe(0);          // large enough to live out of line
+    f.chown('/data', 1234, 5678);
+    f.chmod('/data', 0o4751);
+    f.link('/data', '/dir/hard');
+    f.symlink('../some/where/ü', '/sym', USER);
+    f.mknod('/chr', C.S_IFCHR | 0o600, 0x0103, ROOT_CALLER);
+    f.setxattr('/data', 'user.small', Buffer.from('v'), 0);
+    f.setxattr('/data', 'trusted.big', randomBytes(2 * INLINE_FORK_MAX), 0);
+    f.utimens('/data', { sec: 1_000_000_000, nsec: 1 }, { sec: 1_500_000_000, nsec: 123_456_789 });
+    const paths = ['/', '/data', '/dir', '/dir/hard', '/dir/entry-with-a-long-name-7', '/sym', '/chr'];
+    const before = snapshot(f, paths);
+    expect(before[1].st.nlink).toBe(2);
+    expect(before[1].st.mode).toBe(C.S_IFREG | 0o4751);
+    const stat0 = f.statfs();
+    unmount(m);
+
+    expect(checkRegion(p, false).problems).toEqual([]);
+    m = mount(p);
+    f = m.fs;
+    expect(m.recovered).toBe(false);
+    expect(snapshot(f, paths)).toEqual(before);
+    expect(f.getattr('/data').mtime).toEqual({ sec: 1_500_000_000, nsec: 123_456_789 });
+    expect(f.getattr('/data').atime).toEqual({ sec: 1_000_000_000, nsec: 1 });
+    expect(f.getattr('/data')).toMatchObject({ uid: 1234, gid: 5678, size: 100_003 });
+    expect(f.readlink('/sym')).toBe('../some/where/ü');
+    expect(f.getattr('/chr').rdev).toBe(0x0103);
+    expect(f.statfs()).toEqual(stat0);
+    unmount(m);
+  });
+
+  it('a region left DIRTY mounts with recovered=true and checks clean after a proper unmount', () => {
+    const p = region();
+    let m = mount(p);
+    const data = randomBytes(5 * BS + 7);
+    put(m.fs, '/f', data);
+    m.fs.mkdir('/d', 0o755, ROOT_CALLER);
+    put(m.fs, '/d/g', Buffer.alloc(BS, 9));
+    m.fs.unlink('/d/g');
+    const stat0 = m.fs.statfs();
+    crash(m);
+
+    const dirty = checkRegion(p, false);
+    expect(dirty.problems).toContain('region was not unmounted cleanly');
+
+    m = mount(p);
+    expect(m.recovered).toBe(true);
+    expect(get(m.fs, '/f').equals(data)).toBe(true);
+    expect(m.fs.readdir('/d')).toEqual(['.', '..']);
+    expect(m.fs.statfs().bfree).toBe(stat0.bfree);
+    unmount(m);
+    expect(checkRegion(p, false)).toEqual({ problems: [], repaired: [], uncorrected: [] });
+    m = mount(p);
+    expect(m.recovered).toBe(false);
+    unmount(m);
+  });
+
+  it('an orphan left by a crash is freed at the next mount', () => {
+    const p = region();
+    let m = mount(p);
+    const free0 = m.fs.statfs().bfree;
+    const inodes0 = m.fs.store.inodes.size;
+    const h = m.fs.create('/o', 0o644, C.O_RDWR, ROOT_CALLER);
+    m.fs.write(h.fh, '/o', Buffer.alloc(4 * BS, 1), 4 * BS, 0);
+    m.fs.unlink('/o');
+    expect(m.fs.resolve('/').dirents!.has('o')).toBe(false);
+    expect(m.fs.statfs().bfree).toBe(free0 - 4);
+    crash(m);
+
+    m = mount(p);
+    expect(m.recovered).toBe(true);
+    expect(m.fs.statfs().bfree).toBe(free0);
+    expect(m.fs.store.inodes.size).toBe(inodes0);
+    unmount(m);
+    expect(checkRegion(p, false).problems).toEqual([]);
+  });
+
+  it('mount refuses a file that is not a pmemfs region, or a truncated one', () => {
+    const junk = path.join(dir, 'junk');
+    fs.writeFileSync(junk, Buffer.alloc(MiB));
+    expect(() => mount(junk)).toThrow(/not a pmemfs region/);
+    fs.writeFileSync(junk, Buffer.alloc(100));
+    expect(() => mount(junk)).toThrow(/too short/);
+    const p = region(8 * MiB);
+    fs.truncateSync(p, 4 * MiB);
+    expect(() => mount(p)).toThrow(/truncated/);
+  });
+
+  it('a read-only mount refuses every change with EROFS', async () => {
+    const p = region();
+    let m = mount(p);
+    put(m.fs, '/f', Buffer.from('abc'));
+    unmount(m);
+    m = mount(p, { readOnly: true });
+    const f = m.fs;
+    expect(get(f, '/f').toString()).toBe('abc');
+    expect(code(() => f.open('/f', C.O_RDWR, ROOT_CALLER))).toBe('EROFS');
+    expect(code(() => f.mkdir('/d', 0o755, ROOT_CALLER))).toBe('EROFS');
+    expect(code(() => f.unlink('/f'))).toBe('EROFS');
+    expect(code(() => f.setxattr('/f', 'user.a', Buffer.from('v'), 0))).toBe('EROFS');
+    expect(await acode(f.truncate('/f', 0))).toBe('EROFS');
+    unmount(m);
+    expect(checkRegion(p, false).problems).toEqual([]);
+  });
+});
+
+describe('orphans', () => {
+  it('an inode unlinked while open lives until its last release', () => {
+    const m = mount(region());
+    const f = m.fs;
+    const free0 = f.statfs().bfree;
+    const h = f.create('/o', 0o644, C.O_RDWR, ROOT_CALLER);
+    f.write(h.fh, '/o', Buffer.alloc(2 * BS, 0x42), 2 * BS, 0);
+    const h2 = f.open('/o', C.O_RDONLY, ROOT_CALLER);
+    const ino = f.getattr('/o').ino;
+    f.unlink('/o');
+    expect(code(() => f.getattr('/o'))).toBe('ENOENT');
+    const inode = f.inodeOf(ino)!;
+    expect(inode).toBeDefined();
+    expect(inode.orphan).toBe(true);
+    expect(inode.openCount).toBe(2);
+    expect(f.statfs().bfree).toBe(free0 - 2);
+    // Still readable and writable through the handles.
+    f.write(h.fh, '/o', Buffer.from('Q'), 1, 0);
+    const b = Buffer.alloc(2 * BS);
+    expect(f.read(h2.fh, b, b.length, 0)).toBe(2 * BS);
+    expect(b[0]).toBe(0x51);
+    expect(b[1]).toBe(0x42);
+    f.release(h.fh);
+    expect(f.inodeOf(ino)).toBeDefined();
+    f.release(h2.fh);
+    expect(f.inodeOf(ino)).toBeUndefined();
+    expect(f.statfs().bfree).toBe(free0);
+    unmount(m);
+  });
+});
