@@ -64,12 +64,18 @@ export class BlockMap {
     return out;
   }
 
-  /** Region block just after the last extent that starts before fileBlock: an allocation goal. */
+  /**
+   * Allocation goal for file block fileBlock: inside an extent, the region
+   * block that keeps the file linear with it; in a hole, the block right after
+   * the nearest extent before it (keeps the file packed); 0 (no preference)
+   * for a file with nothing mapped before it.
+   */
   goalFor(fileBlock: number): number {
-    const i = this.firstEndingAfter(fileBlock) - 1;
-    const prev = this.ext[Math.min(i, this.ext.length - 1)];
-    if (!prev) return 0;
-    return prev.regionBlock + Math.min(prev.len, Math.max(0, fileBlock - prev.fileBlock));
+    const i = this.firstEndingAfter(fileBlock);
+    const cur = this.ext[i];
+    if (cur && cur.fileBlock <= fileBlock) return cur.regionBlock + (fileBlock - cur.fileBlock);
+    const prev = this.ext[i - 1];
+    return prev ? prev.regionBlock + prev.len : 0;
   }
 
   /** Split the extent containing block b so that an extent boundary falls at b. */

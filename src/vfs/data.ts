@@ -22,6 +22,8 @@ import type { Inode } from './inode.js';
 
 /** Largest file size: offsets stay exact in a JS number and block indexes fit u64 records. */
 export const MAX_FILE_SIZE = 2 ** 52;
+/** Block index past any file's last block (for open-ended ranges); MIN_BLOCK_SIZE is 4096. */
+const MAX_FILE_BLOCKS = MAX_FILE_SIZE / 4096;
 
 export interface DataContext {
   region: Region;
@@ -65,8 +67,9 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
   let runs: { start: number; len: number }[] = [];
   if (needsMapChange) {
     permit = c.guard.allocPermit({ op: 'write', path, inode });
-    const need = segs.reduce((a, s) => a + (s.regionBlock === HOLE ? s.len : 0), 0);
-    runs = c.alloc.alloc(need, inode.bmap.goalFor(fb0));
+    const holes = segs.filter((s) => s.regionBlock === HOLE);
+    const need = holes.reduce((a, s) => a + s.len, 0);
+    runs = need ? c.alloc.alloc(need, inode.bmap.goalFor(holes[0].fileBlock)) : [];
   }
   for (const seg of segs) {
     const segStart = seg.fileBlock * bs, segEnd = (seg.fileBlock + seg.len) * bs;
@@ -137,9 +140,10 @@ export async function truncateData(c: DataContext, tx: Transaction, inode: Inode
   if (size < inode.size) {
     const bs = c.blockSize;
     const first = ceilDiv(size, bs);
-    const last = Math.max(first, ceilDiv(inode.size, bs), lastMappedBlock(inode));
-    const permit = await c.guard.assertLayoutMutable({ op: 'truncate', path, inode, breaks: { start: first, count: last - first } });
-    unmapBlocks(tx, inode, permit, first, last - first);
+    // Open-ended: blocks mapped past EOF while the guard waits must go too.
+    const breaks = { start: first, count: MAX_FILE_BLOCKS - first };
+    const permit = await c.guard.assertLayoutMutable({ op: 'truncate', path, inode, breaks });
+    unmapBlocks(tx, inode, permit, first, Math.max(0, lastMappedBlock(inode) - first));
     zeroMapped(c, inode, size, first * bs);
   }
   inode.size = size;
@@ -177,14 +181,13 @@ export async function fallocateData(c: DataContext, tx: Transaction, inode: Inod
   if (kind === uapi.FALLOC_FL_PUNCH_HOLE || kind === uapi.FALLOC_FL_ZERO_RANGE) {
     const breaks = wholeEnd > wholeStart ? { start: wholeStart, count: wholeEnd - wholeStart } : null;
     const permit = await c.guard.assertLayoutMutable({ op: kind === uapi.FALLOC_FL_PUNCH_HOLE ? 'punch' : 'zero_range', path, inode, breaks });
+    // Allocate first: ENOSPC must leave the file untouched.
+    if (kind === uapi.FALLOC_FL_ZERO_RANGE) allocUnwritten(c, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
     const zEnd = kind === uapi.FALLOC_FL_PUNCH_HOLE ? Math.min(end, inode.size) : end;
     zeroMapped(c, inode, off, Math.min(zEnd, wholeStart * bs));
     zeroMapped(c, inode, Math.max(off, wholeEnd * bs), zEnd);
     if (breaks && kind === uapi.FALLOC_FL_PUNCH_HOLE) unmapBlocks(tx, inode, permit, breaks.start, breaks.count);
-    if (breaks && kind === uapi.FALLOC_FL_ZERO_RANGE) {
-      inode.bmap.convertUnwritten(permit, breaks.start, breaks.count);
-      allocUnwritten(c, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
-    }
+    if (breaks && kind === uapi.FALLOC_FL_ZERO_RANGE) inode.bmap.convertUnwritten(permit, breaks.start, breaks.count);
   } else {
     const permit = c.guard.allocPermit({ op: 'fallocate', path, inode });
     allocUnwritten(c, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
