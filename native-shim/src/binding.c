@@ -1,0 +1,266 @@
+/*
+ * binding.c - the pmemfs_shim module: argument checks, errno errors shaped
+ * like Node's ({ code, errno, syscall }), the hook's setters, and the
+ * client-side syscalls Node lacks (ioctl, fallocate, flock). One function
+ * per syscall, no logic: validation of meaning lives in TypeScript.
+ */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <uv.h>
+
+#define MAX_SAFE 9007199254740991.0
+
+/* Fetch exactly n arguments (missing ones are undefined). */
+#define ARGS(n)                                                               \
+	size_t argc = (n);                                                    \
+	napi_value argv[(n) > 0 ? (n) : 1];                                   \
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok)  \
+		return NULL;
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall)
+{
+	const char *code = uv_err_name(-err);
+	char msg[256];
+	napi_value c, m, e, n, s;
+
+	snprintf(msg, sizeof msg, "%s: %s, %s", code, uv_strerror(-err), syscall);
+	if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &c) == napi_ok &&
+	    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) == napi_ok &&
+	    napi_create_error(env, c, m, &e) == napi_ok &&
+	    napi_create_int32(env, err, &n) == napi_ok &&
+	    napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &s) == napi_ok &&
+	    napi_set_named_property(env, e, "errno", n) == napi_ok &&
+	    napi_set_named_property(env, e, "syscall", s) == napi_ok)
+		napi_throw(env, e);
+	return NULL;
+}
+
+static bool type_error(napi_env env, const char *fn, const char *name, const char *want)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof msg, "%s: %s must be %s", fn, name, want);
+	napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+	return false;
+}
+
+/* An integral number in [lo, hi]: TypeError if not an integer, RangeError if outside. */
+static bool arg_int(napi_env env, napi_value v, const char *fn, const char *name,
+		    double lo, double hi, double *out)
+{
+	napi_valuetype ty;
+
+	if (napi_typeof(env, v, &ty) != napi_ok || ty != napi_number ||
+	    napi_get_value_double(env, v, out) != napi_ok || !isfinite(*out) || *out != floor(*out))
+		return type_error(env, fn, name, "an integer");
+	if (*out < lo || *out > hi) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "%s: %s must be in [%.0f, %.0f], got %.0f", fn, name, lo, hi, *out);
+		napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+		return false;
+	}
+	return true;
+}
+
+/* A string, copied into a malloc'd C string. */
+static bool arg_string(napi_env env, napi_value v, const char *fn, const char *name, char **out)
+{
+	napi_valuetype ty;
+	size_t len;
+
+	if (napi_typeof(env, v, &ty) != napi_ok || ty != napi_string ||
+	    napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok)
+		return type_error(env, fn, name, "a string");
+	*out = malloc(len + 1);
+	if (!*out || napi_get_value_string_utf8(env, v, *out, len + 1, &len) != napi_ok) {
+		free(*out);
+		napi_throw_error(env, "ENOMEM", "out of memory");
+		return false;
+	}
+	return true;
+}
+
+static napi_value undefined(napi_env env)
+{
+	napi_value u;
+
+	napi_get_undefined(env, &u);
+	return u;
+}
+
+napi_value shim_caller_object(napi_env env, const struct shim_caller *c)
+{
+	napi_value o, v;
+
+	if (napi_create_object(env, &o) != napi_ok)
+		return NULL;
+	if (napi_create_int32(env, c->pid, &v) != napi_ok || napi_set_named_property(env, o, "pid", v) != napi_ok ||
+	    napi_create_uint32(env, c->uid, &v) != napi_ok || napi_set_named_property(env, o, "uid", v) != napi_ok ||
+	    napi_create_uint32(env, c->gid, &v) != napi_ok || napi_set_named_property(env, o, "gid", v) != napi_ok ||
+	    napi_create_uint32(env, c->umask, &v) != napi_ok || napi_set_named_property(env, o, "umask", v) != napi_ok)
+		return NULL;
+	return o;
+}
+
+/* ------------------------------------------------------------ hook setters */
+
+/* setMountArgs(args: string[]) */
+static napi_value set_mount_args(napi_env env, napi_callback_info info)
+{
+	ARGS(1)
+	bool is_arr = false;
+	uint32_t n = 0;
+	char **v;
+
+	if (napi_is_array(env, argv[0], &is_arr) != napi_ok || !is_arr ||
+	    napi_get_array_length(env, argv[0], &n) != napi_ok)
+		return type_error(env, "setMountArgs", "args", "an array of strings"), NULL;
+	v = calloc(n ? n : 1, sizeof *v);
+	if (!v)
+		return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		napi_value e;
+		if (napi_get_element(env, argv[0], i, &e) != napi_ok ||
+		    !arg_string(env, e, "setMountArgs", "args[i]", &v[i])) {
+			while (i > 0)
+				free(v[--i]);
+			free(v);
+			return NULL;
+		}
+	}
+	shim_set_extra_args(v, n);
+	return undefined(env);
+}
+
+/* setDirectIoPrefix(prefix: string) */
+static napi_value set_direct_io_prefix(napi_env env, napi_callback_info info)
+{
+	ARGS(1)
+	char *p;
+
+	if (!arg_string(env, argv[0], "setDirectIoPrefix", "prefix", &p))
+		return NULL;
+	shim_set_prefix(p);
+	free(p);
+	return undefined(env);
+}
+
+/* takeCallerContext(path: string): CallerContext | null */
+static napi_value take_caller_context(napi_env env, napi_callback_info info)
+{
+	ARGS(1)
+	struct shim_caller c;
+	char *path;
+	napi_value out;
+
+	if (!arg_string(env, argv[0], "takeCallerContext", "path", &path))
+		return NULL;
+	int found = shim_take_caller(path, &c);
+	free(path);
+	if (!found)
+		return napi_get_null(env, &out) == napi_ok ? out : NULL;
+	return shim_caller_object(env, &c);
+}
+
+/* hookInstalled(): boolean */
+static napi_value hook_installed(napi_env env, napi_callback_info info)
+{
+	napi_value out;
+
+	(void)info;
+	return napi_get_boolean(env, shim_hook_installed(), &out) == napi_ok ? out : NULL;
+}
+
+/* ------------------------------------------------------- client syscalls */
+
+/* ioctl(fd, cmd, buf: Buffer | null): number */
+static napi_value do_ioctl(napi_env env, napi_callback_info info)
+{
+	ARGS(3)
+	double fd, cmd;
+	napi_valuetype ty;
+	bool is_buf = false;
+	void *p = NULL;
+	size_t len = 0;
+	napi_value out;
+
+	if (!arg_int(env, argv[0], "ioctl", "fd", 0, 2147483647.0, &fd) ||
+	    !arg_int(env, argv[1], "ioctl", "cmd", -2147483648.0, 4294967295.0, &cmd))
+		return NULL;
+	if (napi_typeof(env, argv[2], &ty) != napi_ok)
+		return NULL;
+	if (ty != napi_undefined && ty != napi_null) {
+		if (napi_is_buffer(env, argv[2], &is_buf) != napi_ok || !is_buf ||
+		    napi_get_buffer_info(env, argv[2], &p, &len) != napi_ok)
+			return type_error(env, "ioctl", "buf", "a Buffer or null"), NULL;
+	}
+	unsigned int ucmd = (unsigned int)(int64_t)cmd;
+	size_t need = _IOC_DIR(ucmd) != _IOC_NONE ? _IOC_SIZE(ucmd) : 0;
+	if (len < need) {  /* the kernel would read or write past the buffer */
+		char msg[160];
+		snprintf(msg, sizeof msg, "ioctl: cmd 0x%x transfers %zu bytes but buf has %zu", ucmd, need, len);
+		napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+		return NULL;
+	}
+	int rc = ioctl((int)fd, (unsigned long)ucmd, p);
+	if (rc < 0)
+		return throw_errno(env, errno, "ioctl");
+	return napi_create_int32(env, rc, &out) == napi_ok ? out : NULL;
+}
+
+/* fallocate(fd, mode, offset, length): void */
+static napi_value do_fallocate(napi_env env, napi_callback_info info)
+{
+	ARGS(4)
+	double fd, mode, off, len;
+
+	if (!arg_int(env, argv[0], "fallocate", "fd", 0, 2147483647.0, &fd) ||
+	    !arg_int(env, argv[1], "fallocate", "mode", 0, 2147483647.0, &mode) ||
+	    !arg_int(env, argv[2], "fallocate", "offset", 0, MAX_SAFE, &off) ||
+	    !arg_int(env, argv[3], "fallocate", "length", 0, MAX_SAFE, &len))
+		return NULL;
+	if (fallocate((int)fd, (int)mode, (off_t)off, (off_t)len) < 0)
+		return throw_errno(env, errno, "fallocate");
+	return undefined(env);
+}
+
+/* flock(fd, operation): void — LOCK_SH/LOCK_EX/LOCK_UN, | LOCK_NB */
+static napi_value do_flock(napi_env env, napi_callback_info info)
+{
+	ARGS(2)
+	double fd, op;
+
+	if (!arg_int(env, argv[0], "flock", "fd", 0, 2147483647.0, &fd) ||
+	    !arg_int(env, argv[1], "flock", "operation", 0, 2147483647.0, &op))
+		return NULL;
+	if (flock((int)fd, (int)op) < 0)
+		return throw_errno(env, errno, "flock");
+	return undefined(env);
+}
+
+NAPI_MODULE_INIT()
+{
+	napi_property_descriptor props[] = {
+		{ "setHandlers", NULL, shim_set_handlers, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "setMountArgs", NULL, set_mount_args, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "setDirectIoPrefix", NULL, set_direct_io_prefix, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "takeCallerContext", NULL, take_caller_context, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "hookInstalled", NULL, hook_installed, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "ioctl", NULL, do_ioctl, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "fallocate", NULL, do_fallocate, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "flock", NULL, do_flock, NULL, NULL, NULL, napi_enumerable, NULL },
+	};
+
+	if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
+		return NULL;
+	return exports;
+}

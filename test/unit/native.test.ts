@@ -1,0 +1,200 @@
+/**
+ * The native binding without a mount: the client syscalls (ioctl, fallocate,
+ * flock) on plain temp files, their errno-shaped errors, argument checks, the
+ * hook's setters, and the loader (package root, injection, load order).
+ * The FUSE side (ioctl/fallocate/utimens reaching the handlers) needs a mount
+ * and is exercised by the integration tests.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadFuse, loadShim, packageRoot, setNativeBinding, shimPath, type ShimBinding } from '../../src/native.js';
+import * as uapi from '../../src/uapi.js';
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+
+let dir = '';
+let shim: ShimBinding;
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmemfs-native-'));
+  shim = loadShim();
+});
+
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function tmpFile(name: string, data: Buffer = Buffer.alloc(0)): { file: string; fd: number } {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, data);
+  return { file, fd: fs.openSync(file, 'r+') };
+}
+
+function caught(f: () => unknown): Error & { code?: string; errno?: number; syscall?: string } {
+  try {
+    f();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a throw');
+}
+
+describe('loader', () => {
+  afterEach(() => setNativeBinding(null));
+
+  it('finds the package root and the built addon', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { name: string };
+    expect(pkg.name).toBe('pmemfs');
+    expect(fs.existsSync(shimPath())).toBe(true);
+  });
+
+  it('returns the same binding every time, and an injected fake while set', () => {
+    expect(loadShim()).toBe(shim);
+    const fake = { ...shim, ioctl: () => 42 } as ShimBinding;
+    setNativeBinding(fake);
+    expect(loadShim()).toBe(fake);
+    expect(loadShim().ioctl(0, 0, null)).toBe(42);
+    setNativeBinding(null);
+    expect(loadShim()).toBe(shim);
+  });
+
+  it('loads fuse-native after the shim, without mounting', () => {
+    const Fuse = loadFuse();
+    expect(typeof Fuse).toBe('function');
+    expect(typeof Fuse.unmount).toBe('function');
+    expect(loadFuse()).toBe(Fuse);
+    expect(shim.hookInstalled()).toBe(false);
+  });
+});
+
+describe('ioctl', () => {
+  it('fails with ENOTTY on a regular file, shaped like a Node error', () => {
+    const { fd } = tmpFile('ioctl');
+    try {
+      const e = caught(() => shim.ioctl(fd, uapi.PMEMFS_IOC_SEAL, null));
+      expect(e).toBeInstanceOf(Error);
+      expect(e.code).toBe('ENOTTY');
+      expect(e.errno).toBe(os.constants.errno.ENOTTY);
+      expect(e.syscall).toBe('ioctl');
+      expect(e.message).toMatch(/^ENOTTY: .*, ioctl$/);
+      const r = caught(() => shim.ioctl(fd, uapi.PMEMFS_IOC_REGION, Buffer.alloc(uapi.REGION.size)));
+      expect(r.code).toBe('ENOTTY');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('fails with EBADF on a closed fd', () => {
+    const { fd } = tmpFile('ioctl-badf');
+    fs.closeSync(fd);
+    const e = caught(() => shim.ioctl(fd, uapi.PMEMFS_IOC_SEAL, null));
+    expect(e.code).toBe('EBADF');
+    expect(e.errno).toBe(os.constants.errno.EBADF);
+  });
+
+  it('refuses a buffer smaller than the size the number encodes', () => {
+    const e = caught(() => shim.ioctl(0, uapi.PMEMFS_IOC_REGION, Buffer.alloc(uapi.REGION.size - 1)));
+    expect(e).toBeInstanceOf(RangeError);
+    expect(caught(() => shim.ioctl(0, uapi.PMEMFS_IOC_PIN, null))).toBeInstanceOf(RangeError);
+  });
+
+  it('throws TypeError on arguments of the wrong type', () => {
+    expect(caught(() => shim.ioctl('3' as unknown as number, uapi.PMEMFS_IOC_SEAL, null))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.ioctl(0, 1.5, null))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.ioctl(0, uapi.PMEMFS_IOC_SEAL, 'x' as unknown as Buffer))).toBeInstanceOf(TypeError);
+    expect(caught(() => (shim.ioctl as (...a: unknown[]) => number)())).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.ioctl(-1, uapi.PMEMFS_IOC_SEAL, null))).toBeInstanceOf(RangeError);
+    expect(caught(() => shim.ioctl(0, 2 ** 32, null))).toBeInstanceOf(RangeError);
+  });
+});
+
+describe('fallocate', () => {
+  it('punches a hole, keeping the size', () => {
+    const size = 64 * 1024;
+    const { file, fd } = tmpFile('punch', Buffer.alloc(size, 0xaa));
+    try {
+      shim.fallocate(fd, uapi.FALLOC_FL_PUNCH_HOLE | uapi.FALLOC_FL_KEEP_SIZE, 4096, 8192);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const data = fs.readFileSync(file);
+    expect(data.length).toBe(size);
+    expect(data.subarray(4096, 12288).every((b) => b === 0)).toBe(true);
+    expect(data.subarray(0, 4096).every((b) => b === 0xaa)).toBe(true);
+    expect(data.subarray(12288).every((b) => b === 0xaa)).toBe(true);
+  });
+
+  it('allocates (mode 0) and extends the file', () => {
+    const { file, fd } = tmpFile('alloc');
+    try {
+      shim.fallocate(fd, 0, 0, 10000);
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(fs.statSync(file).size).toBe(10000);
+  });
+
+  it('reports errors with code, errno and syscall', () => {
+    const { fd } = tmpFile('falloc-einval');
+    try {
+      const e = caught(() => shim.fallocate(fd, 0, 0, 0)); // length 0: EINVAL
+      expect(e.code).toBe('EINVAL');
+      expect(e.errno).toBe(os.constants.errno.EINVAL);
+      expect(e.syscall).toBe('fallocate');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('throws TypeError/RangeError on bad arguments', () => {
+    expect(caught(() => shim.fallocate(0, 0, '0' as unknown as number, 1))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.fallocate(0, 1.5, 0, 1))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.fallocate(0, 0, 0, Number.NaN))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.fallocate(0, 0, -1, 1))).toBeInstanceOf(RangeError);
+    expect(caught(() => shim.fallocate(0, 0, 0, 2 ** 53))).toBeInstanceOf(RangeError);
+  });
+});
+
+describe('flock', () => {
+  it('takes an exclusive lock that a second open file description cannot', () => {
+    const { file, fd } = tmpFile('lock');
+    const fd2 = fs.openSync(file, 'r');
+    try {
+      shim.flock(fd, LOCK_EX | LOCK_NB);
+      const e = caught(() => shim.flock(fd2, LOCK_EX | LOCK_NB));
+      expect(e.code).toBe('EAGAIN');
+      expect(e.syscall).toBe('flock');
+      shim.flock(fd, LOCK_UN);
+      shim.flock(fd2, LOCK_EX | LOCK_NB);
+    } finally {
+      fs.closeSync(fd);
+      fs.closeSync(fd2);
+    }
+  });
+});
+
+describe('hook setters', () => {
+  it('validate their arguments', () => {
+    expect(caught(() => shim.setMountArgs('-obig_writes' as unknown as string[]))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.setMountArgs([1 as unknown as string]))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.setDirectIoPrefix(1 as unknown as string))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.takeCallerContext(undefined as unknown as string))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.setHandlers(null as unknown as never))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.setHandlers({ ioctl() {}, fallocate() {} } as unknown as never))).toBeInstanceOf(TypeError);
+  });
+
+  it('accept good arguments without a mount', () => {
+    shim.setMountArgs(['-obig_writes', '-ouse_ino']);
+    shim.setMountArgs([]);
+    shim.setDirectIoPrefix('/.pmemfs/');
+    expect(shim.takeCallerContext('/nothing')).toBeNull();
+    const reply = () => {};
+    shim.setHandlers({ ioctl: reply, fallocate: reply, utimens: reply });
+    shim.setHandlers({ ioctl: reply, fallocate: reply, utimens: reply }); // replacing is allowed
+    expect(shim.hookInstalled()).toBe(false);
+  });
+});
