@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Set up pmemfs on a Debian 12 machine, as root: `npm run setup`.
+#
+# Idempotent: every step checks before it acts, so a second run changes
+# nothing and is quick (apt-get update only when a package is missing; npm ci
+# only when package-lock.json, Node's ABI or the compiler flags changed).
+# Works without a terminal (CI=true, no stdin). One line per step; a failure
+# names the fix.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# Runtime tools: libfuse 2 (fuse-native and the shim link against it), the
+# FUSE 2 helpers (fusermount, mount.fuse), xfs_io, getfattr/setfattr, fio, and
+# bindfs for the benchmark. Build tools: node-gyp needs python3, make and a
+# C/C++ compiler (mmap-io is C++, the shim C; the shim takes libfuse's headers
+# from fuse-shared-library-linux and links libfuse.so.2 from libfuse2).
+RUNTIME_PKGS=(libfuse2 fuse xfsprogs attr fio bindfs)
+BUILD_PKGS=(python3 make g++)
+COMMANDS=(pmemfs mkfs.pmemfs fsck.pmemfs pmemfs-io)
+LINK_DIR=/usr/local/bin
+# mmap-io@1.1.7's binding.gyp pins -std=c++11, which Node 20's headers reject;
+# gyp's Makefile puts $CXXFLAGS after the target's flags, so this one wins.
+NPM_CXXFLAGS=-std=gnu++17
+NATIVE_DEPS=(fuse-native mmap-io)
+STAMP=node_modules/.pmemfs-setup.stamp
+
+step() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+check_host() {
+  step "checking the host (root, Debian, Node >= 20)"
+  [[ $EUID -eq 0 ]] || die "run as root: sudo npm run setup (packages, /usr/local/bin links and /etc/fuse.conf need it)"
+  if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+    die "apt-get/dpkg-query not found: this script targets Debian 12; install by hand: ${RUNTIME_PKGS[*]} ${BUILD_PKGS[*]}"
+  fi
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) || die "node not found: install Node.js 20 (e.g. from NodeSource) and re-run"
+  (( major >= 20 )) || die "Node $(node --version) is too old: pmemfs needs Node 20 or newer"
+  local os
+  os=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null || true)
+  note "node $(node --version), npm $(npm --version 2>/dev/null), ${os:-unknown OS}"
+}
+
+pkg_installed() {
+  [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) == ii* ]]
+}
+
+install_packages() {
+  step "checking Debian packages: ${RUNTIME_PKGS[*]} ${BUILD_PKGS[*]}"
+  local missing=() p
+  for p in "${RUNTIME_PKGS[@]}" "${BUILD_PKGS[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+  done
+  if (( ${#missing[@]} == 0 )); then
+    note "all installed"
+    return
+  fi
+  step "installing missing packages: ${missing[*]}"
+  if [[ " ${missing[*]} " == *" fuse "* ]] && pkg_installed fuse3; then
+    note "warning: Debian's fuse (FUSE 2 tools) conflicts with fuse3; apt-get will replace fuse3"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update failed: check network access and /etc/apt/sources.list, then re-run"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null \
+    || die "apt-get install ${missing[*]} failed (see above): fix the apt error and re-run"
+  for p in "${missing[@]}"; do
+    pkg_installed "$p" || die "package $p is still not installed after apt-get install"
+  done
+}
+
+check_dev_fuse() {
+  step "checking /dev/fuse"
+  if [[ ! -c /dev/fuse ]]; then
+    if command -v modprobe >/dev/null; then modprobe fuse 2>/dev/null || true; fi
+    # Kernel has FUSE but no device node (minimal containers): make the node.
+    if [[ ! -e /dev/fuse ]] && grep -qw fuse /proc/filesystems 2>/dev/null; then
+      if mknod -m 0666 /dev/fuse c 10 229 2>/dev/null; then note "created /dev/fuse (char 10:229)"; fi
+    fi
+  fi
+  [[ -c /dev/fuse ]] || die "/dev/fuse is missing: on a VM or host run 'modprobe fuse'; in a container start it with '--device /dev/fuse --cap-add SYS_ADMIN' (docker/podman)"
+  # Opening the device only allocates a connection that closing drops again.
+  ( exec 3<>/dev/fuse ) 2>/dev/null \
+    || die "/dev/fuse exists but cannot be opened: in a container allow the device (docker: --device /dev/fuse --cap-add SYS_ADMIN; or --privileged)"
+  note "ok"
+}
+
+configure_fuse_conf() {
+  step "checking /etc/fuse.conf for user_allow_other"
+  if grep -Eq '^[[:space:]]*user_allow_other' /etc/fuse.conf 2>/dev/null; then
+    note "already set"
+  else
+    printf '\n# Added by pmemfs setup: lets non-root users mount with -o allow_other.\nuser_allow_other\n' >>/etc/fuse.conf \
+      || die "cannot write /etc/fuse.conf: add the line 'user_allow_other' by hand"
+    note "added"
+  fi
+}
+
+# What node_modules was installed from: the lockfile, Node's module ABI and
+# the compiler flags. A change in any of them means a fresh npm ci.
+deps_fingerprint() {
+  printf '%s abi=%s cxxflags=%s\n' \
+    "$(sha256sum package-lock.json | cut -d' ' -f1)" "$(node -p process.versions.modules)" "$NPM_CXXFLAGS"
+}
+
+install_node_modules() {
+  step "checking node_modules against package-lock.json"
+  [[ -f package-lock.json ]] || die "package-lock.json is missing: run 'npm install' once to create it, and commit it"
+  local want
+  want=$(deps_fingerprint)
+  if [[ -d node_modules && -f $STAMP && $(<"$STAMP") == "$want" ]]; then
+    note "up to date, skipping npm ci"
+    return
+  fi
+  # npm >= 11 runs dependency install scripts only when allowed; package.json's
+  # "allowScripts" allows fuse-native and mmap-io. The --allow-scripts flag is
+  # not an alternative: npm 11 rejects it in a project (EALLOWSCRIPTS) and
+  # accepts it only for global installs. The load check below catches a
+  # skipped script.
+  local args=(ci --no-audit --no-fund)
+  step "installing dependencies: CXXFLAGS=$NPM_CXXFLAGS npm ${args[*]}"
+  CXXFLAGS=$NPM_CXXFLAGS npm "${args[@]}" </dev/null \
+    || die "npm ci failed (see above): a compile error in mmap-io means the C++ flags did not apply; a network error means the npm registry is unreachable"
+  local d
+  for d in "${NATIVE_DEPS[@]}"; do
+    node -e "require('$d')" 2>/dev/null \
+      || die "$d was installed but its native binding does not load: npm skipped its install script; check 'allowScripts' in package.json and run 'npm rebuild $d'"
+  done
+  echo "$want" >"$STAMP"
+  note "installed"
+}
+
+build() {
+  step "building: npm run build (native shim + TypeScript)"
+  npm run build </dev/null \
+    || die "npm run build failed (see above): fix the native-shim or TypeScript errors, then re-run npm run setup"
+}
+
+# A link we own is replaced freely; anything else in the way is left alone.
+link_command() {
+  local target=$ROOT/bin/$1 link=$LINK_DIR/$1
+  [[ -f $target ]] || die "$target is missing: the checkout is incomplete"
+  [[ -x $target ]] || chmod +x "$target"
+  if [[ -L $link && $(readlink "$link") == "$target" ]]; then
+    note "$link -> $target (already)"
+    return
+  fi
+  if [[ -e $link && ! -L $link ]]; then
+    die "$link exists and is not a symlink: move it away so setup can link $target"
+  fi
+  ln -sfn "$target" "$link"
+  note "$link -> $target"
+}
+
+link_commands() {
+  step "putting ${COMMANDS[*]} on PATH (symlinks in $LINK_DIR)"
+  mkdir -p "$LINK_DIR"
+  local c
+  for c in "${COMMANDS[@]}"; do link_command "$c"; done
+  case ":$PATH:" in
+    *":$LINK_DIR:"*) ;;
+    *) note "warning: $LINK_DIR is not on this shell's PATH; add it (export PATH=$LINK_DIR:\$PATH)" ;;
+  esac
+}
+
+# `mount -t fuse.pmemfs REGION MNT -o OPTS`: mount(8) finds no
+# /sbin/mount.fuse.pmemfs and falls back to /sbin/mount.fuse (type minus its
+# subtype). Debian's mount.fuse (libfuse 2) strips "fuse." from the type and
+# runs `/bin/sh -c "pmemfs REGION MNT -o OPTS"` with the caller's environment
+# (execl of /bin/sh, no PATH of its own), so `pmemfs` is found through PATH:
+# /usr/local/bin is on root's PATH in login shells, sudo and systemd.
+check_mount_helper() {
+  step "checking mount -t fuse.pmemfs support"
+  local helper='' h
+  for h in "$(command -v mount.fuse || true)" /sbin/mount.fuse /usr/sbin/mount.fuse; do
+    if [[ -n $h && -x $h ]]; then helper=$h; break; fi
+  done
+  [[ -n $helper ]] || die "mount.fuse not found: install Debian's fuse package (apt-get install fuse)"
+  local found
+  found=$(command -v pmemfs || true)
+  if [[ -z $found ]]; then
+    note "warning: $LINK_DIR is not on this PATH, so mount.fuse will not find 'pmemfs' from here"
+  elif [[ $found != "$LINK_DIR/pmemfs" ]]; then
+    die "'pmemfs' on PATH is $found, not $LINK_DIR/pmemfs: remove $found or put $LINK_DIR first in PATH"
+  else
+    note "$helper runs 'pmemfs' from PATH ($found)"
+  fi
+}
+
+smoke() {
+  step "checking the commands run"
+  local c out
+  for c in "${COMMANDS[@]}"; do
+    if ! out=$("$LINK_DIR/$c" --version 2>&1 </dev/null); then
+      printf '%s\n' "$out" | tail -n 8 >&2
+      if grep -q ERR_UNKNOWN_FILE_EXTENSION <<<"$out"; then
+        die "'$c --version' failed: package.json has \"type\": \"module\", so Node loads bin/$c as an ES module and rejects its '.${c##*.}' extension; the launcher must load as CommonJS (e.g. a bin/package.json containing {\"type\": \"commonjs\"})"
+      elif grep -q ERR_MODULE_NOT_FOUND <<<"$out"; then
+        die "'$c --version' failed: the build output (dist/) is incomplete; run npm run build and read its errors"
+      fi
+      die "'$c --version' failed (output above)"
+    fi
+  done
+  note "$("$LINK_DIR/pmemfs" --version)"
+}
+
+main() {
+  check_host
+  install_packages
+  check_dev_fuse
+  configure_fuse_conf
+  install_node_modules
+  build
+  link_commands
+  check_mount_helper
+  smoke
+  step "setup complete: try 'npm start' or 'npm test'"
+}
+
+main "$@"
