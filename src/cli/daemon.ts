@@ -174,6 +174,9 @@ async function serve(a: DaemonArgs): Promise<number> {
   const lockFd = fs.openSync(a.region, 'r');
   lockRegion(lockFd, a.region, 'exclusive');
   const log = configureLog(a.logLevel, a.logFile);
+  // Resolve before mounting: once mounted, a stat of the mount point from this
+  // thread would wait for this very thread to answer it.
+  const real = fs.realpathSync(a.mnt);
   let svc: PmemService;
   try {
     svc = new PmemService(a.region, a.svc, log);
@@ -188,7 +191,6 @@ async function serve(a: DaemonArgs): Promise<number> {
     svc.close();
     throw new CliError(`mounting ${a.mnt} failed: ${(e as Error).message}`);
   }
-  const real = fs.realpathSync(a.mnt);
   log.info({ untrusted: { region: a.region, mnt: a.mnt }, opts: a.svc, recovered: svc.mounted.recovered }, 'mounted');
   notify('ready');
   return new Promise<number>((resolve) => {

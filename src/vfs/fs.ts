@@ -440,7 +440,7 @@ export class PmemFs {
   /** @returns the value, or null when absent (ENODATA to the caller) */
   getxattr(path: string, name: string): Buffer | null {
     const inode = this.resolve(path);
-    if (name === uapi.XATTR_STATE) return Buffer.from(this.stateLine(inode) + '\n');
+    if (name === uapi.XATTR_STATE) return Buffer.from(this.stateLine(inode));
     if (name === uapi.XATTR_SEALED) return inode.persistentSeal ? Buffer.from('1') : null;
     this.checkXattrName(name, 'getxattr', path);
     return inode.xattrs.get(name) ?? null;
