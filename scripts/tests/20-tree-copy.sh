@@ -42,7 +42,7 @@ set_xattrs() {
   setfattr -n user.with.space -v "two words" "$root/${XATTR_FILES[0]}"
   setfattr -n user.empty "$root/${XATTR_FILES[1]}"
   setfattr -n user.binary -v 0x00ff10ef7f80 "$root/${XATTR_FILES[1]}"
-  setfattr -n user.big -v "0x$(head -c 4000 /dev/zero | tr '\0' 'a' | od -An -tx1 | tr -d ' \n')" "$root/${XATTR_FILES[2]}"
+  setfattr -n user.big -v "$(head -c 4000 /dev/zero | tr '\0' 'a')" "$root/${XATTR_FILES[2]}"
 }
 xattrs_in_src=1
 if setfattr -n user.pmemfs-probe -v 1 "$SRC/${regular[0]}" 2>/dev/null; then

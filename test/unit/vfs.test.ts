@@ -479,7 +479,7 @@ describe('extended attributes', () => {
 
   it('user.pmemfs.state is virtual, read-only and never listed', () => {
     const line = f.getxattr('/f', uapi.XATTR_STATE)!.toString();
-    expect(line).toBe('sealed=none pins=0 busy_pages=0 extents=1 leases=0 size=4 blocks=1\n');
+    expect(line).toBe('sealed=none pins=0 busy_pages=0 extents=1 leases=0 size=4 blocks=1');
     expect(code(() => f.setxattr('/f', uapi.XATTR_STATE, Buffer.from('x'), 0))).toBe('EPERM');
     expect(code(() => f.removexattr('/f', uapi.XATTR_STATE))).toBe('EPERM');
     expect(f.listxattr('/f')).toEqual([]);
