@@ -127,6 +127,32 @@ export class Allocator {
     return out;
   }
 
+  /**
+   * Allocate `count` blocks as one run: the first free extent at or after
+   * `goal` (wrapping once) that is long enough. Inode forks need this.
+   * Linear in the number of free extents; a by-size index will replace the
+   * scan (design/direction.md step 4).
+   * @throws FsError ENOSPC when no free extent is long enough (nothing allocated)
+   */
+  allocContig(count: number, goal: number, metadata = false): BlockRun {
+    const limit = metadata ? this.freeCount : this.availableBlocks;
+    if (count > limit) throw new FsError('ENOSPC', 'alloc', undefined, `${count} blocks wanted, ${limit} available`);
+    const pick = (from: number, to: number): number | null => {
+      for (const [s, l] of this.free.entries(from)) {
+        if (s >= to) break;
+        if (l >= count) return s;
+      }
+      return null;
+    };
+    const lower = this.free.getPairOrNextLower(goal);
+    const first = lower && lower[0] + lower[1] > goal && lower[0] + lower[1] - goal >= count ? goal : null;
+    const start = first ?? pick(goal, Infinity) ?? pick(this.geo.dataStart, goal);
+    if (start === null) throw new FsError('ENOSPC', 'alloc', undefined, `no free extent of ${count} contiguous blocks`);
+    const [fs, fl] = this.free.getPairOrNextLower(start)!;
+    this.take(fs, fl, start, count);
+    return { start: regionBlock(start), len: blockCount(count) };
+  }
+
   /** Remove [start, start+n) from the free extent [fs, fs+fl). */
   private take(fs: number, fl: number, start: number, n: number): void {
     this.free.delete(fs);

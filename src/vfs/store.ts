@@ -116,13 +116,9 @@ export class InodeStore {
     if (buf.length > INLINE_FORK_MAX) {
       const bs = this.sb.blockSize;
       const nblk = Math.ceil(buf.length / bs);
-      const runs = this.alloc.alloc(nblk, old ? old.start + old.len : this.sb.dataStart, true);
-      if (runs.length !== 1) {
-        for (const r of runs) this.alloc.release(r.start, r.len);
-        throw new FsError('ENOSPC', 'write_inode', undefined, `no contiguous ${nblk}-block extent for inode ${inode.ino}'s fork`);
-      }
-      this.region.write(regionOff(runs[0].start * bs), buf, 0, buf.length);
-      inode.forkBlock = runs[0].start; inode.forkBlocks = nblk;
+      const run = this.alloc.allocContig(nblk, old ? old.start + old.len : this.sb.dataStart, true);
+      this.region.write(regionOff(run.start * bs), buf, 0, buf.length);
+      inode.forkBlock = run.start; inode.forkBlocks = nblk;
       inline = null;
     } else {
       inode.forkBlock = 0; inode.forkBlocks = 0;
