@@ -161,6 +161,21 @@ export class PmemService {
       }
       return null;
     });
+    for (const [cmd, mode] of [[uapi.PMEMFS_IOC_FCOLLAPSE, 'collapse'], [uapi.PMEMFS_IOC_FINSERT, 'insert']] as const) {
+      d.register(cmd, mode, async (r) => {
+        await fs.shift(r.path, mode, u64Field(r.input!, uapi.RANGE.off, 'offset', mode), u64Field(r.input!, uapi.RANGE.len, 'length', mode), r.fh);
+        return null;
+      });
+    }
+    d.register(uapi.PMEMFS_IOC_REFLINK, 'reflink', (r) => {
+      // Seals are honoured on both sides before anything else, as the contract demands.
+      const dst = inodeOf(r);
+      const src = fs.inodeOf(u64Field(r.input!, uapi.REFLINK.srcIno, "source inode", "reflink"));
+      if (!src) throw new FsError('EBADF', 'reflink', r.path, 'no such source inode');
+      fs.guard.assertNotSealed({ op: 'reflink', path: r.path, inode: dst });
+      fs.guard.assertNotSealed({ op: 'reflink', path: `(source inode ${src.ino})`, inode: src });
+      throw new FsError('EOPNOTSUPP', 'reflink', r.path, 'shared extents (reflink) are not implemented yet');
+    });
     d.register(uapi.PMEMFS_IOC_GETBMAP, 'getbmap', (r) => this.getbmap(inodeOf(r), r));
     d.register(uapi.PMEMFS_IOC_REGION, 'region', () => {
       const out = Buffer.alloc(uapi.REGION.size);

@@ -251,3 +251,33 @@ export function makeMapped(c: DataContext, tx: Transaction, inode: Inode, permit
   }
   tx.markDirty(inode);
 }
+
+/**
+ * FALLOC_FL_COLLAPSE_RANGE / INSERT_RANGE semantics (via pmemfs ioctls:
+ * FUSE does not forward these modes). Both are layout changes of every block
+ * from `off` to EOF: guarded, and refused/waited on when any of them is pinned.
+ * Linux rules: block-aligned off and len; collapse must end before EOF;
+ * insert must start before EOF.
+ * @throws FsError EINVAL, EFBIG, ETXTBSY, ENOSPC
+ */
+export async function shiftRange(c: DataContext, tx: Transaction, inode: Inode, path: string, mode: 'collapse' | 'insert', off: number, len: number): Promise<void> {
+  const bs = c.blockSize;
+  if (!inode.isReg) throw new FsError('EINVAL', mode, path);
+  if (!(off >= 0) || !(len > 0) || off % bs || len % bs) throw new FsError('EINVAL', mode, path, `offset and length must be multiples of ${bs}`);
+  if (mode === 'collapse' && off + len >= inode.size) throw new FsError('EINVAL', mode, path, 'collapse range must end before EOF');
+  if (mode === 'insert' && off >= inode.size) throw new FsError('EINVAL', mode, path, 'insert offset must be before EOF');
+  if (mode === 'insert' && inode.size + len > MAX_FILE_SIZE) throw new FsError('EFBIG', mode, path);
+  c.guard.assertNotSealed({ op: mode, path, inode });
+  const b0 = off / bs, n = len / bs;
+  const permit = await c.guard.assertLayoutMutable({ op: mode, path, inode, breaks: { start: b0, count: MAX_FILE_BLOCKS - b0 } });
+  if (mode === 'collapse') {
+    unmapBlocks(tx, inode, permit, b0, n);
+    inode.bmap.shift(permit, b0 + n, -n);
+    inode.size -= len;
+  } else {
+    inode.bmap.shift(permit, b0, n);
+    inode.size += len;
+  }
+  inode.touchMtime();
+  tx.markDirty(inode);
+}

@@ -20,7 +20,7 @@ import type { PinRegistry } from '../pin/registry.js';
 import type { LayoutGuard } from '../seal/guard.js';
 import { nowTimespec, type Timespec } from '../types.js';
 import * as uapi from '../uapi.js';
-import { fallocateData, readData, releaseAllBlocks, truncateData, writeData, type DataContext } from './data.js';
+import { fallocateData, readData, releaseAllBlocks, shiftRange, truncateData, writeData, type DataContext } from './data.js';
 import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './inode.js';
 import type { InodeStore } from './store.js';
 import { IFLAG_ORPHAN } from '../format/layout.js';
@@ -410,6 +410,13 @@ export class PmemFs {
     this.writable('fallocate', path);
     const inode = fh !== undefined && this.handles.has(fh) ? this.handle(fh).inode : this.resolve(path);
     await this.runAsync((tx) => fallocateData(this.data, tx, inode, path, mode, off, len));
+  }
+
+  /** Collapse or insert a block-aligned range (the pmemfs fcollapse/finsert ioctls). */
+  async shift(path: string, mode: 'collapse' | 'insert', off: number, len: number, fh?: number): Promise<void> {
+    this.writable(mode, path);
+    const inode = fh !== undefined && this.handles.has(fh) ? this.handle(fh).inode : this.resolve(path);
+    await this.runAsync((tx) => shiftRange(this.data, tx, inode, path, mode, off, len));
   }
 
   /** fsync/fdatasync: a persistence point for everything written so far. */
