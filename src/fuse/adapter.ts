@@ -94,9 +94,9 @@ export class FuseAdapter {
       chown: (path: string, uid: number, gid: number, cb: Cb) => this.run('chown', path, cb,
         () => this.noCtl(path, 'chown') ?? fs.chown(path, uid, gid), done(cb)),
       truncate: (path: string, size: number, cb: Cb) => this.run('truncate', path, cb,
-        () => this.noCtl(path, 'truncate') ?? fs.truncate(path, size), done(cb)),
+        () => (this.isCtlTruncate(path) ? undefined : fs.truncate(path, size)), done(cb)),
       ftruncate: (path: string, fh: number, size: number, cb: Cb) => this.run('ftruncate', path, cb,
-        () => this.noCtl(path, 'ftruncate') ?? fs.truncate(path, size, fh), done(cb)),
+        () => (this.isCtlTruncate(path) ? undefined : fs.truncate(path, size, fh)), done(cb)),
       open: (path: string, flags: number, cb: Cb) => this.run('open', path, cb,
         () => (isCtl(path) ? ctl.open(path, flags, this.d.takeCaller(path)) : fs.open(path, flags, this.d.takeCaller(path)).fh),
         (fh: number) => cb(0, fh)),
@@ -133,6 +133,13 @@ export class FuseAdapter {
       utimens: (_ctx, path, aSec, aNsec, mSec, mNsec, reply) => this.run('utimens', path, reply,
         () => this.noCtl(path, 'utimens') ?? fs.utimens(path, timeArg(aSec, aNsec), timeArg(mSec, mNsec)), () => reply(0)),
     };
+  }
+
+  /** `echo cmd > ctl` opens with O_TRUNC: truncating ctl is a no-op; other control files refuse. */
+  private isCtlTruncate(path: string): boolean {
+    if (CtlDir.classify(path) === 'ctl') return true;
+    this.noCtl(path, 'truncate');
+    return false;
   }
 
   /** Control files refuse namespace and attribute changes. */
