@@ -7,7 +7,7 @@
  * of 4 KiB: ~10× write throughput), use_ino (our inode numbers in st_ino, so
  * hard links show one inode), default_permissions (the kernel checks access
  * from mode/uid/gid; fuse-native gives no caller context on most ops), and
- * direct_io on dax=always mounts (no page cache: every read/write reaches the
+ * attr_timeout=0 (hard links: see mount()), and direct_io on dax=always mounts (no page cache: every read/write reaches the
  * region, like fsdax; client mmap then fails with ENODEV).
  */
 import type { Logger } from 'pino';
@@ -32,7 +32,10 @@ export class FuseSession {
     const shim = loadShim();
     const Fuse = loadFuse();
     // fuse_new (library) options go through the shim; kernel mount options through fuse-native.
-    const args = ['-obig_writes', '-ouse_ino'];
+    // attr_timeout=0: libfuse 2's high-level API gives every *name* its own
+    // kernel inode, so a hard link's other names would show a stale nlink
+    // (and ctime) for attr_timeout seconds after link/unlink.
+    const args = ['-obig_writes', '-ouse_ino', '-oattr_timeout=0'];
     if (this.svc.opts.dax === 'always') args.push('-odirect_io');
     shim.setMountArgs(args);
     shim.setDirectIoPrefix('/' + CTL_DIR + '/');

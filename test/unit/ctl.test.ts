@@ -4,13 +4,13 @@
  * and unpins through `ctl`, malformed commands (EINVAL, nothing changed), and
  * a pinned file that is unlinked (path=(deleted), space back at unpin).
  */
+import { acode, code } from './helpers.js';
 import * as fs from 'node:fs';
 import { constants as C } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FsError } from '../../src/errors.js';
 import { PmemService } from '../../src/service.js';
 import { CTL_DIR, CTL_FILES } from '../../src/uapi.js';
 import { CtlDir } from '../../src/vfs/ctl.js';
@@ -39,14 +39,6 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function code(fn: () => unknown): string {
-  try { fn(); } catch (e) { expect(e).toBeInstanceOf(FsError); return (e as FsError).code; }
-  return 'no error';
-}
-async function acode(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (e) { expect(e).toBeInstanceOf(FsError); return (e as FsError).code; }
-  return 'no error';
-}
 function file(p: string, blocks: number): void {
   const h = svc.fs.create(p, 0o644, C.O_RDWR, ROOT_CALLER);
   svc.fs.write(h.fh, p, Buffer.alloc(blocks * BS, 0x61), blocks * BS, 0);

@@ -6,6 +6,7 @@
  * waited for (busy=wait, bounded by busy_timeout); the holder watch reports
  * dead holders.
  */
+import { acode, code } from './helpers.js';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { constants as C } from 'node:fs';
@@ -14,7 +15,6 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HOLE } from '../../src/bmap/bmap.js';
-import { FsError } from '../../src/errors.js';
 import { EXT_UNWRITTEN } from '../../src/format/fork.js';
 import { HolderWatch, pidAlive } from '../../src/seal/holders.js';
 import { PmemService, type ServiceOptions } from '../../src/service.js';
@@ -50,14 +50,6 @@ function service(p: string, o: Partial<ServiceOptions> = {}): PmemService {
 }
 function close(s: PmemService): void { live.delete(s); s.close(); }
 
-function code(fn: () => unknown): string {
-  try { fn(); } catch (e) { expect(e).toBeInstanceOf(FsError); return (e as FsError).code; }
-  return 'no error';
-}
-async function acode(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (e) { expect(e).toBeInstanceOf(FsError); return (e as FsError).code; }
-  return 'no error';
-}
 function put(f: PmemFs, p: string, data: Buffer, off = 0): void {
   let h;
   try { h = f.open(p, C.O_RDWR, ROOT_CALLER); } catch { h = f.create(p, 0o644, C.O_RDWR, ROOT_CALLER); }

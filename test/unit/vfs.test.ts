@@ -5,6 +5,7 @@
  * links, rename, rmdir, xattrs, persistence across unmount/mount, crash
  * recovery (a DIRTY region) and orphans.
  */
+import { acode, code } from './helpers.js';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { constants as C } from 'node:fs';
@@ -13,7 +14,6 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HOLE } from '../../src/bmap/bmap.js';
-import { FsError } from '../../src/errors.js';
 import { EXT_UNWRITTEN } from '../../src/format/fork.js';
 import { INLINE_FORK_MAX } from '../../src/format/layout.js';
 import * as uapi from '../../src/uapi.js';
@@ -55,14 +55,6 @@ function unmount(m: Mounted): void { live.delete(m); unmountRegion(m); }
 /** A crash: the mapping goes away without the clean-unmount steps. */
 function crash(m: Mounted): void { live.delete(m); m.region.close(); }
 
-function code(fn: () => unknown): string {
-  try { fn(); } catch (e) { expect(e).toBeInstanceOf(FsError); return (e as FsError).code; }
-  return 'no error';
-}
-async function acode(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (e) { expect(e).toBeInstanceOf(FsError); return (e as FsError).code; }
-  return 'no error';
-}
 
 function put(f: PmemFs, p: string, data: Buffer, off = 0, caller: Caller = ROOT_CALLER): void {
   let h;
