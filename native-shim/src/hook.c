@@ -244,6 +244,24 @@ static int w_symlink(const char *target, const char *linkpath)
 	return rc;
 }
 
+/*
+ * Writes: the writer's context, keyed "\001write:FH", so the daemon can drop
+ * set-user-ID/set-group-ID on a write by a process without CAP_FSETID, as
+ * Linux does (libfuse 2 does not forward FUSE_WRITE_KILL_SUIDGID).
+ */
+static int w_write(const char *path, const char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	struct stash s;
+	char key[48];
+
+	snprintf(key, sizeof key, "\001write:%llu", (unsigned long long)fi->fh);
+	stash_push(&s, key);
+	int rc = g_orig.write(path, buf, size, off, fi);
+	stash_drop(&s);
+	return rc;
+}
+
 /* ------------------------------------------------------------ fuse_new */
 
 struct fuse *fuse_new(struct fuse_chan *ch, struct fuse_args *args,
@@ -279,6 +297,8 @@ struct fuse *fuse_new(struct fuse_chan *ch, struct fuse_args *args,
 		g_ops.mkdir = w_mkdir;
 	if (g_orig.symlink)
 		g_ops.symlink = w_symlink;
+	if (g_orig.write)
+		g_ops.write = w_write;
 
 	/* Our own copy: fuse-native's args may not be heap-allocated. */
 	for (int i = 0; ok && args && i < args->argc; i++)

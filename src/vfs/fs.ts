@@ -390,12 +390,22 @@ export class PmemFs {
     return readData(this.data, h.inode, buf, len, off);
   }
 
-  write(fh: number, path: string, buf: Buffer, len: number, off: number): number {
+  /**
+   * Write through an open handle. A writer without CAP_FSETID (uid ≠ 0) drops
+   * set-user-ID, and set-group-ID on a group-executable file, as Linux's
+   * file_remove_privs() does.
+   */
+  write(fh: number, path: string, buf: Buffer, len: number, off: number, caller: Caller = ROOT_CALLER): number {
     this.writable('write', path);
     const h = this.handle(fh);
     if ((h.flags & O_ACCMODE) === C.O_RDONLY) throw new FsError('EBADF', 'write', path);
     const at = h.flags & C.O_APPEND ? h.inode.size : off;
-    return this.run((tx) => writeData(this.data, tx, h.inode, path, buf, len, at));
+    return this.run((tx) => {
+      const n = writeData(this.data, tx, h.inode, path, buf, len, at);
+      const kill = S_ISUID | (h.inode.mode & C.S_IXGRP ? S_ISGID : 0);
+      if (caller.uid !== 0 && h.inode.mode & kill) h.inode.mode &= ~kill;
+      return n;
+    });
   }
 
   async truncate(path: string, size: number, fh?: number): Promise<void> {
