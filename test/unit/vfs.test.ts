@@ -123,6 +123,17 @@ describe('data', () => {
     expect(get(f, '/f').toString()).toBe('abcdef');
   });
 
+  it('a write by a non-root caller drops set-user-ID and group-exec set-group-ID; root keeps them', () => {
+    const nobody: Caller = { pid: 1, uid: 65534, gid: 65534 };
+    for (const [mode, byRoot, want] of [[0o6777, false, 0o777], [0o2757, false, 0o2757 & ~0o2000], [0o2747, false, 0o2747], [0o6777, true, 0o6777]] as const) {
+      const h = f.create('/s', mode, C.O_RDWR, ROOT_CALLER);
+      f.write(h.fh, '/s', Buffer.from('x'), 1, 0, byRoot ? ROOT_CALLER : nobody);
+      f.release(h.fh);
+      expect((f.getattr('/s').mode & 0o7777).toString(8)).toBe(want.toString(8));
+      f.unlink('/s');
+    }
+  });
+
   it('refuses writes on a read-only handle', () => {
     put(f, '/f', Buffer.from('abc'));
     const h = f.open('/f', C.O_RDONLY, ROOT_CALLER);
