@@ -119,4 +119,13 @@ export interface ShimBinding {
    * @throws Error with code/errno/syscall 'flock' (EWOULDBLOCK is reported as 'EAGAIN')
    */
   flock(fd: number, operation: number): void;
+  /**
+   * mmap(2) MAP_SHARED of [offset, offset+length) of fd (offset page-aligned,
+   * bytes, any size up to 2^53; length at most 4 GiB), PROT_READ|PROT_WRITE
+   * when writable. The mapping lives as long as the Buffer. Errors as above,
+   * syscall 'mmap'.
+   */
+  mmap(fd: number, offset: number, length: number, writable: boolean): Buffer;
+  /** msync(2) MS_SYNC of buffer bytes [offset, offset+length), rounded out to pages. */
+  msync(buffer: Buffer, offset: number, length: number): void;
 }

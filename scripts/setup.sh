@@ -14,16 +14,18 @@ cd "$ROOT"
 # Runtime tools: libfuse 2 (fuse-native and the shim link against it), the
 # FUSE 2 helpers (fusermount, mount.fuse), xfs_io, getfattr/setfattr, fio, and
 # bindfs for the benchmark. Build tools: node-gyp needs python3, make and a
-# C/C++ compiler (mmap-io is C++, the shim C; the shim takes libfuse's headers
+# C/C++ compiler (the shim is C; it takes libfuse's headers
 # from fuse-shared-library-linux and links libfuse.so.2 from libfuse2).
 RUNTIME_PKGS=(libfuse2 fuse xfsprogs attr fio bindfs)
 BUILD_PKGS=(python3 make g++)
 COMMANDS=(pmemfs mkfs.pmemfs fsck.pmemfs pmemfs-io)
 LINK_DIR=/usr/local/bin
-# mmap-io@1.1.7's binding.gyp pins -std=c++11, which Node 20's headers reject;
-# gyp's Makefile puts $CXXFLAGS after the target's flags, so this one wins.
+# Any C++ addon built from source must use C++17 with Node 20's headers (mmap-io
+# 1.1.7 pinned c++11 and failed; the project no longer uses it: it truncates
+# map offsets to a C int, so the shim maps the region itself). gyp's Makefile
+# puts $CXXFLAGS after the target's flags, so this one wins.
 NPM_CXXFLAGS=-std=gnu++17
-NATIVE_DEPS=(fuse-native mmap-io)
+NATIVE_DEPS=(fuse-native)
 STAMP=node_modules/.pmemfs-setup.stamp
 
 step() { printf '==> %s\n' "$*"; }
@@ -115,14 +117,14 @@ install_node_modules() {
     return
   fi
   # npm >= 11 runs dependency install scripts only when allowed; package.json's
-  # "allowScripts" allows fuse-native and mmap-io. The --allow-scripts flag is
+  # "allowScripts" allows fuse-native. The --allow-scripts flag is
   # not an alternative: npm 11 rejects it in a project (EALLOWSCRIPTS) and
   # accepts it only for global installs. The load check below catches a
   # skipped script.
   local args=(ci --no-audit --no-fund)
   step "installing dependencies: CXXFLAGS=$NPM_CXXFLAGS npm ${args[*]}"
   CXXFLAGS=$NPM_CXXFLAGS npm "${args[@]}" </dev/null \
-    || die "npm ci failed (see above): a compile error in mmap-io means the C++ flags did not apply; a network error means the npm registry is unreachable"
+    || die "npm ci failed (see above): a network error means the npm registry is unreachable"
   local d
   for d in "${NATIVE_DEPS[@]}"; do
     node -e "require('$d')" 2>/dev/null \

@@ -9,24 +9,19 @@
  * mmaps those region ranges MAP_SHARED. The lease belongs to this process
  * and lives on the file descriptor kept open here; release() drops it.
  *
- * Caveats: mmap-io cannot munmap, so buffers stay mapped until they are
+ * Caveats: buffers stay mapped until they are
  * garbage collected — do not touch them after release(), as MAP_DIRECT
  * forbids access after the lease goes. A lease break arrives as SIGIO, whose
  * default action terminates the process (which also drops the lease): pass
  * `onBreak` to be told instead, then release within the lease-break time.
  */
 import * as fs from 'node:fs';
-import mmapModule from 'mmap-io';
 import { getBmap, regionInfo, errnoError, type IoShim, type RegionInfo } from './cli/io/ioctls.js';
 import { loadShim } from './native.js';
 import { fileOff, regionOff, type FileOff, type RegionOff } from './types.js';
 import * as uapi from './uapi.js';
 
-// mmap-io is CommonJS whose typings declare an ES `export default`, so under
-// NodeNext TypeScript sees { default: MmapIo } while Node hands us
-// module.exports, the MmapIo itself. Accept either.
-type Mmap = typeof mmapModule.default;
-const mmap: Mmap = (mmapModule as unknown as { default?: Mmap }).default ?? (mmapModule as unknown as Mmap);
+const PAGE_SIZE = 4096;
 
 /** One mapped piece: file bytes [fileOff, fileOff+len) live at region bytes [phys, phys+len). */
 export interface DirectExtent { fileOff: FileOff; len: number; phys: RegionOff }
@@ -129,9 +124,9 @@ function mapExtents(regionPath: string, extents: readonly DirectExtent[]): Buffe
   const rfd = fs.openSync(regionPath, fs.constants.O_RDWR);
   try {
     return extents.map((x) => {
-      const base = x.phys - (x.phys % mmap.PAGESIZE);
+      const base = x.phys - (x.phys % PAGE_SIZE);
       const lead = x.phys - base;
-      const whole = mmap.map(lead + x.len, (mmap.PROT_READ | mmap.PROT_WRITE) as 3, mmap.MAP_SHARED, rfd, base);
+      const whole = loadShim().mmap(rfd, base, lead + x.len, true);
       return whole.subarray(lead, lead + x.len);
     });
   } finally {

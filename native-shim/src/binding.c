@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define MAX_SAFE 9007199254740991.0
@@ -247,6 +249,70 @@ static napi_value do_flock(napi_env env, napi_callback_info info)
 	return undefined(env);
 }
 
+/* Unmap a mapping made by do_mmap when its Buffer is collected; hint = length. */
+static void unmap_buffer(napi_env env, void *data, void *hint)
+{
+	(void)env;
+	munmap(data, (size_t)(uintptr_t)hint);
+}
+
+/*
+ * mmap(fd, offset, length, writable): Buffer over MAP_SHARED memory, unmapped
+ * when the Buffer is collected. offset must be page-aligned. (mmap-io 1.1.7
+ * truncates offsets to int, so regions past 2 GiB need this.)
+ */
+static napi_value do_mmap(napi_env env, napi_callback_info info)
+{
+	ARGS(4)
+	double fd, off, len;
+	bool writable;
+	napi_value out;
+
+	if (!arg_int(env, argv[0], "mmap", "fd", 0, 2147483647.0, &fd) ||
+	    !arg_int(env, argv[1], "mmap", "offset", 0, MAX_SAFE, &off) ||
+	    !arg_int(env, argv[2], "mmap", "length", 1, 4294967296.0, &len))
+		return NULL;
+	if (napi_get_value_bool(env, argv[3], &writable) != napi_ok) {
+		type_error(env, "mmap", "writable", "a boolean");
+		return NULL;
+	}
+	if (fmod(off, (double)sysconf(_SC_PAGESIZE)) != 0) {
+		napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "mmap: offset must be a multiple of the page size");
+		return NULL;
+	}
+	void *p = mmap(NULL, (size_t)len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, (int)fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return throw_errno(env, errno, "mmap");
+	if (napi_create_external_buffer(env, (size_t)len, p, unmap_buffer, (void *)(uintptr_t)len, &out) != napi_ok) {
+		munmap(p, (size_t)len);
+		return NULL;
+	}
+	return out;
+}
+
+/* msync(buffer, offset, length): MS_SYNC over [offset, offset+length) of a mapped Buffer, rounded out to pages. */
+static napi_value do_msync(napi_env env, napi_callback_info info)
+{
+	ARGS(3)
+	double off, len;
+	void *data;
+	size_t size;
+
+	if (napi_get_buffer_info(env, argv[0], &data, &size) != napi_ok) {
+		type_error(env, "msync", "buffer", "a Buffer");
+		return NULL;
+	}
+	if (!arg_int(env, argv[1], "msync", "offset", 0, (double)size, &off) ||
+	    !arg_int(env, argv[2], "msync", "length", 0, (double)size - off, &len))
+		return NULL;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)data + (uintptr_t)off) & ~(page - 1);
+	uintptr_t end = (uintptr_t)data + (uintptr_t)off + (uintptr_t)len;
+	if (len > 0 && msync((void *)start, end - start, MS_SYNC) < 0)
+		return throw_errno(env, errno, "msync");
+	return undefined(env);
+}
+
 NAPI_MODULE_INIT()
 {
 	napi_property_descriptor props[] = {
@@ -258,6 +324,8 @@ NAPI_MODULE_INIT()
 		{ "ioctl", NULL, do_ioctl, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "fallocate", NULL, do_fallocate, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "flock", NULL, do_flock, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "mmap", NULL, do_mmap, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "msync", NULL, do_msync, NULL, NULL, NULL, napi_enumerable, NULL },
 	};
 
 	if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)

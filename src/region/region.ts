@@ -1,6 +1,7 @@
 /**
- * @file The emulated persistent-memory region: a file mapped MAP_SHARED with
- * mmap-io. A Node Buffer holds at most 4 GiB, so the region is mapped in
+ * @file The emulated persistent-memory region: a file mapped MAP_SHARED
+ * through the native shim (mmap-io 1.1.7 casts the file offset to a C int, so
+ * it cannot map past 2 GiB). A Node Buffer holds at most 4 GiB, so the region is mapped in
  * fixed windows (1 GiB), each mapped on first touch; every accessor splits a
  * range at window boundaries.
  *
@@ -11,16 +12,10 @@
  * can find, reorder and batch them (design/direction.md, step 2).
  */
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
+import { loadShim } from '../native.js';
 import { regionOff, type RegionOff } from '../types.js';
 
-const require = createRequire(import.meta.url);
-interface MmapIo {
-  PROT_READ: number; PROT_WRITE: number; MAP_SHARED: number; PAGESIZE: number;
-  map(size: number, prot: number, flags: number, fd: number, offset?: number): Buffer;
-  sync(buf: Buffer, offset: number, size: number, blocking: boolean, invalidate: boolean): void;
-}
-const mmap: MmapIo = require('mmap-io');
+const PAGE_SIZE = 4096;
 
 /** Bytes per mapped window; a multiple of every supported block size and of the page size. */
 export const WINDOW_SIZE = 1 << 30;
@@ -63,8 +58,7 @@ export class Region {
     if (!w) {
       const base = i * WINDOW_SIZE;
       const len = Math.min(WINDOW_SIZE, this.size - base);
-      const prot = this.readOnly ? mmap.PROT_READ : mmap.PROT_READ | mmap.PROT_WRITE;
-      w = mmap.map(len, prot, mmap.MAP_SHARED, this.fd, base);
+      w = loadShim().mmap(this.fd, base, len, !this.readOnly);
       this.windows[i] = w;
     }
     return w;
@@ -131,17 +125,17 @@ export class Region {
   persist(point: PersistPoint, off: RegionOff, len: number): void {
     this.persistCounts.set(point, (this.persistCounts.get(point) ?? 0) + 1);
     if (this.readOnly || len === 0) return;
-    const page = mmap.PAGESIZE;
+    const page = PAGE_SIZE;
     const start = Math.floor(off / page) * page;
     const end = Math.min(this.size, Math.ceil((off + len) / page) * page);
-    this.each(start, end - start, (w, wOff, _d, n) => { mmap.sync(w, wOff, n, true, false); });
+    this.each(start, end - start, (w, wOff, _d, n) => { loadShim().msync(w, wOff, n); });
   }
 
   /** Flush every mapped window. */
   persistAll(): void {
     this.persistCounts.set('all', (this.persistCounts.get('all') ?? 0) + 1);
     if (this.readOnly) return;
-    for (const w of this.windows) if (w) mmap.sync(w, 0, w.length, true, false);
+    for (const w of this.windows) if (w) loadShim().msync(w, 0, w.length);
     fs.fsyncSync(this.fd);
   }
 

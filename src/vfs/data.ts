@@ -71,28 +71,34 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
     const need = holes.reduce((a, s) => a + s.len, 0);
     runs = need ? c.alloc.alloc(need, inode.bmap.goalFor(holes[0].fileBlock)) : [];
   }
-  for (const seg of segs) {
-    const segStart = seg.fileBlock * bs, segEnd = (seg.fileBlock + seg.len) * bs;
-    const s = Math.max(off, segStart), e = Math.min(end, segEnd);
-    if (seg.regionBlock === HOLE) {
-      let fb = seg.fileBlock;
-      while (fb < seg.fileBlock + seg.len) {
-        const run = runs[0];
-        const n = Math.min(run.len, seg.fileBlock + seg.len - fb);
-        fillNewBlocks(c, run.start, fb, n, src, off, end);
-        inode.bmap.insert(permit!, { fileBlock: fb, regionBlock: run.start, len: n, flags: 0 });
-        if (n === run.len) runs.shift(); else runs[0] = { start: run.start + n, len: run.len - n };
-        fb += n;
+  try {
+    for (const seg of segs) {
+      const segStart = seg.fileBlock * bs, segEnd = (seg.fileBlock + seg.len) * bs;
+      const s = Math.max(off, segStart), e = Math.min(end, segEnd);
+      if (seg.regionBlock === HOLE) {
+        let fb = seg.fileBlock;
+        while (fb < seg.fileBlock + seg.len) {
+          const run = runs[0];
+          const n = Math.min(run.len, seg.fileBlock + seg.len - fb);
+          fillNewBlocks(c, run.start, fb, n, src, off, end);
+          inode.bmap.insert(permit!, { fileBlock: fb, regionBlock: run.start, len: n, flags: 0 });
+          if (n === run.len) runs.shift(); else runs[0] = { start: run.start + n, len: run.len - n };
+          fb += n;
+        }
+      } else if (seg.flags & EXT_UNWRITTEN) {
+        const base = seg.regionBlock * bs - segStart;
+        c.region.zero(regionOff(segStart + base), s - segStart);
+        c.region.write(regionOff(s + base), src, s - off, e - s);
+        c.region.zero(regionOff(e + base), segEnd - e);
+        inode.bmap.convertWritten(permit!, seg.fileBlock, seg.len);
+      } else {
+        c.region.write(regionOff(seg.regionBlock * bs + (s - segStart)), src, s - off, e - s);
       }
-    } else if (seg.flags & EXT_UNWRITTEN) {
-      const base = seg.regionBlock * bs - segStart;
-      c.region.zero(regionOff(segStart + base), s - segStart);
-      c.region.write(regionOff(s + base), src, s - off, e - s);
-      c.region.zero(regionOff(e + base), segEnd - e);
-      inode.bmap.convertWritten(permit!, seg.fileBlock, seg.len);
-    } else {
-      c.region.write(regionOff(seg.regionBlock * bs + (s - segStart)), src, s - off, e - s);
     }
+  } finally {
+    // Blocks allocated but not mapped (an error part-way) go back.
+    for (const r of runs) c.alloc.release(regionBlock(r.start), blockCount(r.len));
+    tx.markDirty(inode);
   }
   if (end > inode.size) inode.size = end;
   inode.touchMtime();
@@ -203,14 +209,18 @@ function allocUnwritten(c: DataContext, inode: Inode, permit: LayoutPermit, b0: 
   const need = holes.reduce((a, s) => a + s.len, 0);
   if (need === 0) return;
   const runs = c.alloc.alloc(need, inode.bmap.goalFor(b0));
-  for (const h of holes) {
-    let fb = h.fileBlock;
-    while (fb < h.fileBlock + h.len) {
-      const n = Math.min(runs[0].len, h.fileBlock + h.len - fb);
-      inode.bmap.insert(permit, { fileBlock: fb, regionBlock: runs[0].start, len: n, flags: EXT_UNWRITTEN });
-      if (n === runs[0].len) runs.shift(); else runs[0] = { start: regionBlock(runs[0].start + n), len: blockCount(runs[0].len - n) };
-      fb += n;
+  try {
+    for (const h of holes) {
+      let fb = h.fileBlock;
+      while (fb < h.fileBlock + h.len) {
+        const n = Math.min(runs[0].len, h.fileBlock + h.len - fb);
+        inode.bmap.insert(permit, { fileBlock: fb, regionBlock: runs[0].start, len: n, flags: EXT_UNWRITTEN });
+        if (n === runs[0].len) runs.shift(); else runs[0] = { start: regionBlock(runs[0].start + n), len: blockCount(runs[0].len - n) };
+        fb += n;
+      }
     }
+  } finally {
+    for (const r of runs) c.alloc.release(r.start, r.len);
   }
 }
 
@@ -233,15 +243,20 @@ export function makeMapped(c: DataContext, tx: Transaction, inode: Inode, permit
   const segs = inode.bmap.map(b0, b1 - b0);
   const holes = segs.filter((s) => s.regionBlock === HOLE);
   const runs = c.alloc.alloc(holes.reduce((a, s) => a + s.len, 0), inode.bmap.goalFor(b0));
-  for (const h of holes) {
-    let fb = h.fileBlock;
-    while (fb < h.fileBlock + h.len) {
-      const n = Math.min(runs[0].len, h.fileBlock + h.len - fb);
-      c.region.zero(regionOff(runs[0].start * bs), n * bs);
-      inode.bmap.insert(permit, { fileBlock: fb, regionBlock: runs[0].start, len: n, flags: 0 });
-      if (n === runs[0].len) runs.shift(); else runs[0] = { start: regionBlock(runs[0].start + n), len: blockCount(runs[0].len - n) };
-      fb += n;
+  try {
+    for (const h of holes) {
+      let fb = h.fileBlock;
+      while (fb < h.fileBlock + h.len) {
+        const n = Math.min(runs[0].len, h.fileBlock + h.len - fb);
+        c.region.zero(regionOff(runs[0].start * bs), n * bs);
+        inode.bmap.insert(permit, { fileBlock: fb, regionBlock: runs[0].start, len: n, flags: 0 });
+        if (n === runs[0].len) runs.shift(); else runs[0] = { start: regionBlock(runs[0].start + n), len: blockCount(runs[0].len - n) };
+        fb += n;
+      }
     }
+  } finally {
+    for (const r of runs) c.alloc.release(r.start, r.len);
+    tx.markDirty(inode);
   }
   for (const s of segs) {
     if (s.regionBlock !== HOLE && s.flags & EXT_UNWRITTEN) {

@@ -112,19 +112,26 @@ export class PmemFs {
     if (this.opts.readOnly) throw new FsError('EROFS', op, path);
   }
 
-  /** Run fn inside a transaction and commit it. */
+  /**
+   * Run fn inside a transaction and commit it — also when fn throws part-way:
+   * the in-core inodes are the truth, so whatever they became is written.
+   */
   private run<T>(fn: (tx: Transaction) => T): T {
     const tx = this.tx.begin();
-    const r = fn(tx);
-    this.tx.commit(tx);
-    return r;
+    try {
+      return fn(tx);
+    } finally {
+      this.tx.commit(tx);
+    }
   }
 
   private async runAsync<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     const tx = this.tx.begin();
-    const r = await fn(tx);
-    this.tx.commit(tx);
-    return r;
+    try {
+      return await fn(tx);
+    } finally {
+      this.tx.commit(tx);
+    }
   }
 
   // --- attributes ------------------------------------------------------------

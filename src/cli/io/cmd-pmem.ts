@@ -117,7 +117,7 @@ const map: CommandDef = {
   args: [2, 2],
   async run(ctx, a) {
     const [off, len] = offLen(a);
-    // Loaded on use: it pulls in the native binding and mmap-io.
+    // Loaded on use: it pulls in the native binding.
     const { mapDirect } = await import('../../mapdirect.js');
     installBreakNotice(ctx);
     const m = await mapDirect(ctx.path, off, len, { shim: ctx.sys });
