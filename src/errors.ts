@@ -20,7 +20,14 @@ export class FsError extends Error {
    * @param reason a human explanation, logged and shown by the CLIs
    */
   constructor(code: ErrnoCode, syscall: string, path?: string, reason?: string) {
+    // ENOENT and ENODATA answer most lookups and getxattrs (every create looks
+    // its name up first; cp -a asks for ACLs): ordinary answers, not faults,
+    // so they skip the stack capture (about 80 µs of JS per create in a
+    // profile of 2000 creates, where the whole request costs ~2.7 ms).
+    const limit = Error.stackTraceLimit;
+    if (code === 'ENOENT' || code === 'ENODATA') Error.stackTraceLimit = 0;
     super(`${syscall}${path ? ` '${path}'` : ''}: ${code}${reason ? ` (${reason})` : ''}`);
+    Error.stackTraceLimit = limit;
     this.name = 'FsError';
     this.code = code;
     this.errno = constants.errno[code];

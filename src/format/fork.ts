@@ -12,7 +12,7 @@
  *   DIRENTS  u64 ino, u16 nameLen, name
  *   SYMLINK  count = byte length, then the target bytes
  */
-import { FormatError } from './layout.js';
+import { FormatError, readU64, writeU64 } from './layout.js';
 
 export const FORK_VERSION = 1;
 export const EXTENT_REC_SIZE = 24;
@@ -47,35 +47,35 @@ export function forkSize(f: Fork): number {
 
 /** Encode a fork into a new buffer of exactly forkSize(f) bytes. */
 export function encodeFork(f: Fork): Buffer {
-  const b = Buffer.alloc(forkSize(f));
+  const b = Buffer.allocUnsafe(forkSize(f));
   let p = 0;
   const section = (tag: number, count: number) => { b[p++] = tag; b.writeUInt32LE(count, p); p += 4; };
   b[p++] = FORK_VERSION;
   if (f.extents.length) {
     section(TAG_EXTENTS, f.extents.length);
     for (const e of f.extents) {
-      b.writeBigUInt64LE(BigInt(e.fileBlock), p); b.writeBigUInt64LE(BigInt(e.regionBlock), p + 8);
+      writeU64(b, p, e.fileBlock); writeU64(b, p + 8, e.regionBlock);
       b.writeUInt32LE(e.len, p + 16); b.writeUInt32LE(e.flags, p + 20); p += EXTENT_REC_SIZE;
     }
   }
   if (f.xattrs.size) {
     section(TAG_XATTRS, f.xattrs.size);
     for (const [k, v] of f.xattrs) {
-      const kb = Buffer.from(k, 'utf8');
-      b.writeUInt16LE(kb.length, p); b.writeUInt32LE(v.length, p + 2); p += 6;
-      p += kb.copy(b, p); p += v.copy(b, p);
+      const kl = b.write(k, p + 6, 'utf8');
+      b.writeUInt16LE(kl, p); b.writeUInt32LE(v.length, p + 2); p += 6 + kl;
+      p += v.copy(b, p);
     }
   }
   if (f.dirents) {
     section(TAG_DIRENTS, f.dirents.size);
     for (const [k, ino] of f.dirents) {
-      const kb = Buffer.from(k, 'utf8');
-      b.writeBigUInt64LE(BigInt(ino), p); b.writeUInt16LE(kb.length, p + 8); p += 10;
-      p += kb.copy(b, p);
+      const kl = b.write(k, p + 10, 'utf8');
+      writeU64(b, p, ino); b.writeUInt16LE(kl, p + 8); p += 10 + kl;
     }
   }
   if (f.symlink) { section(TAG_SYMLINK, f.symlink.length); p += f.symlink.copy(b, p); }
   b[p++] = TAG_END;
+  if (p !== b.length) throw new Error(`encodeFork: wrote ${p} bytes, sized ${b.length}`);
   return b;
 }
 
@@ -99,7 +99,7 @@ export function decodeFork(b: Buffer, what: string): Fork {
       case TAG_EXTENTS:
         need(count * EXTENT_REC_SIZE);
         for (let i = 0; i < count; i++, p += EXTENT_REC_SIZE) {
-          const e = { fileBlock: Number(b.readBigUInt64LE(p)), regionBlock: Number(b.readBigUInt64LE(p + 8)), len: b.readUInt32LE(p + 16), flags: b.readUInt32LE(p + 20) };
+          const e = { fileBlock: readU64(b, p, what), regionBlock: readU64(b, p + 8, what), len: b.readUInt32LE(p + 16), flags: b.readUInt32LE(p + 20) };
           if ((e.flags & ~EXT_KNOWN) !== 0 || e.len === 0) throw new FormatError(`${what}: bad extent record ${i}`);
           f.extents.push(e);
         }
@@ -114,7 +114,7 @@ export function decodeFork(b: Buffer, what: string): Fork {
       case TAG_DIRENTS:
         f.dirents = new Map();
         for (let i = 0; i < count; i++) {
-          need(10); const ino = Number(b.readBigUInt64LE(p)), kl = b.readUInt16LE(p + 8); p += 10;
+          need(10); const ino = readU64(b, p, what), kl = b.readUInt16LE(p + 8); p += 10;
           need(kl); f.dirents.set(b.toString('utf8', p, p + kl), ino); p += kl;
         }
         break;

@@ -116,10 +116,44 @@ function checksum(rec: Buffer, crcOff: number): number {
   return crc >>> 0;
 }
 
-const u64 = (b: Buffer, off: number) => Number(b.readBigUInt64LE(off));
-const i64 = (b: Buffer, off: number) => Number(b.readBigInt64LE(off));
-const putU64 = (b: Buffer, off: number, v: number) => b.writeBigUInt64LE(BigInt(v), off);
-const putI64 = (b: Buffer, off: number, v: number) => b.writeBigInt64LE(BigInt(v), off);
+const TWO32 = 0x1_0000_0000;
+const beyond53 = (what: string, off: number) =>
+  `${what}: the 64-bit field at byte ${off} is beyond 2^53, so the metadata is corrupt (check it with fsck.pmemfs -n)`;
+
+/**
+ * Little-endian 64-bit fields as JS numbers, through two 32-bit halves (no
+ * BigInt on the hot paths: every directory and block-map record has one).
+ * Media values are block numbers, byte sizes, inode numbers and seconds, all
+ * far below 2^53.
+ * @throws FormatError when the stored value is outside ±(2^53 - 1)
+ */
+export function readU64(b: Buffer, off: number, what = 'metadata'): number {
+  const hi = b.readUInt32LE(off + 4);
+  if (hi > 0x1f_ffff) throw new FormatError(beyond53(what, off));
+  return hi * TWO32 + b.readUInt32LE(off);
+}
+/** Signed twin of readU64. @throws FormatError when outside ±(2^53 - 1) */
+export function readI64(b: Buffer, off: number, what = 'metadata'): number {
+  const hi = b.readInt32LE(off + 4);
+  if (hi > 0x1f_ffff || hi < -0x20_0000) throw new FormatError(beyond53(what, off));
+  return hi * TWO32 + b.readUInt32LE(off);
+}
+/**
+ * Store a non-negative safe integer as a little-endian u64.
+ * @throws RangeError for a negative or non-integer v
+ */
+export function writeU64(b: Buffer, off: number, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`u64 field: ${v} is not a non-negative safe integer`);
+  b.writeUInt32LE(v >>> 0, off);
+  b.writeUInt32LE(Math.floor(v / TWO32), off + 4);
+}
+/** Signed twin of writeU64. @throws RangeError for a non-integer v */
+export function writeI64(b: Buffer, off: number, v: number): void {
+  if (!Number.isSafeInteger(v)) throw new RangeError(`i64 field: ${v} is not a safe integer`);
+  b.writeUInt32LE(v >>> 0, off);
+  b.writeInt32LE(Math.floor(v / TWO32), off + 4);
+}
+const u64 = readU64, i64 = readI64, putU64 = writeU64, putI64 = writeI64;
 
 /** Encode a superblock into a fresh SB_SIZE buffer, CRC included. */
 export function encodeSuperblock(sb: Superblock): Buffer {

@@ -12,7 +12,8 @@ import {
 import {
   computeGeometry, decodeInode, decodeSuperblock, encodeInode, encodeSuperblock, FORMAT_VERSION, FormatError,
   hasSuperblockMagic, IFLAG_ORPHAN, IFLAG_SEALED, INLINE_FORK_MAX, INO, INODE_MAGIC, INODE_SIZE, isFreeSlot,
-  LABEL_MAX, ROOT_INO, SB, SB_MAGIC, SB_SIZE, SB_STATE_DIRTY, type InodeRecord, type Superblock,
+  LABEL_MAX, readI64, readU64, ROOT_INO, SB, SB_MAGIC, SB_SIZE, SB_STATE_DIRTY, writeI64, writeU64, type InodeRecord,
+  type Superblock,
 } from '../../src/format/layout.js';
 
 /** The FormatError a call throws (fails the test if it throws nothing or something else). */
@@ -304,12 +305,57 @@ describe('inode record', () => {
   });
 });
 
+describe('64-bit fields', () => {
+  it('round-trip every safe integer shape and agree with Node\'s BigInt codecs', () => {
+    const b = Buffer.alloc(8);
+    for (const v of [0, 1, 0xffff_ffff, 0x1_0000_0000, 0x1234_5678_9abc, Number.MAX_SAFE_INTEGER]) {
+      writeU64(b, 0, v);
+      expect(b.readBigUInt64LE(0)).toBe(BigInt(v));
+      expect(readU64(b, 0)).toBe(v);
+    }
+    for (const v of [0, -1, -0xffff_ffff, -0x1_0000_0000, 1_700_000_000, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER]) {
+      writeI64(b, 0, v);
+      expect(b.readBigInt64LE(0)).toBe(BigInt(v));
+      expect(readI64(b, 0)).toBe(v);
+    }
+  });
+
+  it('refuse to read past 2^53 (corruption, not a silently rounded number) and to write non-integers', () => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(2n ** 53n);
+    expect(formatError(() => readU64(b, 0, 'inode 4')).message).toMatch(/^inode 4: .*beyond 2\^53.*fsck\.pmemfs/);
+    b.writeBigInt64LE(-(2n ** 53n) - 1n);
+    expect(formatError(() => readI64(b, 0)).message).toMatch(/beyond 2\^53/);
+    expect(() => writeU64(b, 0, -1)).toThrow(RangeError);
+    expect(() => writeU64(b, 0, 1.5)).toThrow(RangeError);
+    expect(() => writeU64(b, 0, 2 ** 53)).toThrow(RangeError);
+    expect(() => writeI64(b, 0, Number.NaN)).toThrow(RangeError);
+  });
+});
+
 describe('inode fork', () => {
   it('round-trips extents, xattrs, dirents and a symlink target', () => {
     const f = sampleFork();
     const b = encodeFork(f);
     expect(b.length).toBe(forkSize(f));
     expect(decodeFork(b, 'test')).toEqual(f);
+  });
+
+  it('sizes and round-trips multi-byte UTF-8 names exactly', () => {
+    const f: Fork = {
+      ...emptyFork(),
+      xattrs: new Map([['user.clé', Buffer.from('v')], ['user.\u{1F600}', Buffer.alloc(0)]]),
+      dirents: new Map([['é', 5], ['日本語', 6], ['\u{1F4BE}disk', 7], ['a', 0x1_0000_0001]]),
+    };
+    const b = encodeFork(f);
+    expect(b.length).toBe(forkSize(f));
+    expect(decodeFork(b, 't')).toEqual(f);
+  });
+
+  it('refuses a directory entry whose inode number is beyond 2^53, naming the inode', () => {
+    const b = encodeFork({ ...emptyFork(), dirents: new Map([['x', 1]]) });
+    b.writeUInt32LE(0x20_0000, 1 + 5 + 4);        // high half of the first entry's u64 ino
+    expect(formatError(() => decodeFork(b, 'inode 12')).message).toMatch(/^inode 12: .*beyond 2\^53/);
   });
 
   it('round-trips the empty fork in 2 bytes, and an empty directory', () => {
