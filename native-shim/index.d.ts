@@ -5,7 +5,8 @@
  *
  * What the addon does to a fuse-native mount: it copies fuse-native's
  * `struct fuse_operations`, adds `ioctl` and `fallocate`, replaces `utimens`
- * (fuse-native's passes atime twice) and sets `flag_utime_omit_ok`, wraps
+ * (fuse-native's passes atime twice) and sets `flag_utime_omit_ok`, replaces
+ * `getattr`/`fgetattr` (fuse-native's round times to milliseconds), wraps
  * `create`/`mknod`/`mkdir`/`symlink` to stash the caller's context and
  * `open`/`create` to force direct_io on control files, appends
  * {@link ShimBinding.setMountArgs} to fuse_new's args, then calls the real
@@ -34,7 +35,7 @@ export interface CallerContext {
  * not); calls after the first are ignored. A reply function that is
  * garbage-collected without being called answers -EIO.
  */
-export type Reply = (err: number, out?: Buffer) => void;
+export type Reply = (err: number, out?: Buffer | Float64Array) => void;
 
 /**
  * The ops fuse-native lacks, run on the JS thread. If none are set, the
@@ -70,6 +71,15 @@ export interface ShimHandlers {
    */
   utimens(ctx: CallerContext, path: string, atimeSec: number, atimeNsec: number,
     mtimeSec: number, mtimeNsec: number, reply: Reply): void;
+  /**
+   * FUSE getattr (fh null) and fgetattr (fh = fi->fh of the open file).
+   * @param reply reply(0, v) with v a Float64Array of at least 15 numbers:
+   *   mode, nlink, uid, gid, rdev, size (bytes), blksize (bytes), blocks
+   *   (512-byte units), ino, atime sec, atime nsec, mtime sec, mtime nsec,
+   *   ctime sec, ctime nsec (enum shim_stat_field in src/shim.h). Anything
+   *   else answers -EIO.
+   */
+  getattr(ctx: CallerContext, path: string, fh: number | null, reply: Reply): void;
 }
 
 export interface ShimBinding {
@@ -77,7 +87,7 @@ export interface ShimBinding {
    * Install the handlers (called with `this` = h). The threadsafe function
    * behind them is unref'd, so it never keeps the process alive. Calling it
    * again replaces the handlers; requests already queued still reach the old ones.
-   * @throws TypeError unless h.ioctl, h.fallocate and h.utimens are functions
+   * @throws TypeError unless h.ioctl, h.fallocate, h.utimens and h.getattr are functions
    */
   setHandlers(h: ShimHandlers): void;
   /**

@@ -1,5 +1,5 @@
 /*
- * dispatch.c - run a FUSE request (ioctl, fallocate, utimens) in JS.
+ * dispatch.c - run a FUSE request (ioctl, fallocate, utimens, getattr) in JS.
  *
  * The worker thread queues the request on a threadsafe function (blocking
  * call) and sleeps on the request's condvar. On the JS thread call_js calls
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { H_IOCTL, H_FALLOCATE, H_UTIMENS, H_COUNT };
-static const char *const h_names[H_COUNT] = { "ioctl", "fallocate", "utimens" };
+enum { H_IOCTL, H_FALLOCATE, H_UTIMENS, H_GETATTR, H_COUNT };
+static const char *const h_names[H_COUNT] = { "ioctl", "fallocate", "utimens", "getattr" };
 
 struct handler_set {
 	napi_threadsafe_function tsfn;
@@ -105,6 +105,40 @@ static int copy_out(napi_env env, struct shim_req *r, napi_value v)
 	return 0;
 }
 
+/* A getattr's answer: a Float64Array in shim_stat_field order. */
+static int copy_stat(napi_env env, struct shim_req *r, napi_value v)
+{
+	bool is_ta;
+	napi_typedarray_type type;
+	size_t len;
+	void *data;
+	const double *d;
+	struct stat *st = r->st;
+
+	if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
+	    napi_get_typedarray_info(env, v, &type, &len, &data, NULL, NULL) != napi_ok ||
+	    type != napi_float64_array || len < SHIM_STAT_LEN)
+		return -EIO;
+	d = data;
+	memset(st, 0, sizeof *st);
+	st->st_mode = (mode_t)d[SHIM_ST_MODE];
+	st->st_nlink = (nlink_t)d[SHIM_ST_NLINK];
+	st->st_uid = (uid_t)d[SHIM_ST_UID];
+	st->st_gid = (gid_t)d[SHIM_ST_GID];
+	st->st_rdev = (dev_t)d[SHIM_ST_RDEV];
+	st->st_size = (off_t)d[SHIM_ST_SIZE];
+	st->st_blksize = (blksize_t)d[SHIM_ST_BLKSIZE];
+	st->st_blocks = (blkcnt_t)d[SHIM_ST_BLOCKS];
+	st->st_ino = (ino_t)d[SHIM_ST_INO];
+	st->st_atim.tv_sec = (time_t)d[SHIM_ST_ATIME_SEC];
+	st->st_atim.tv_nsec = (long)d[SHIM_ST_ATIME_NSEC];
+	st->st_mtim.tv_sec = (time_t)d[SHIM_ST_MTIME_SEC];
+	st->st_mtim.tv_nsec = (long)d[SHIM_ST_MTIME_NSEC];
+	st->st_ctim.tv_sec = (time_t)d[SHIM_ST_CTIME_SEC];
+	st->st_ctim.tv_nsec = (long)d[SHIM_ST_CTIME_NSEC];
+	return 0;
+}
+
 static napi_value reply_cb(napi_env env, napi_callback_info info)
 {
 	size_t argc = 2;
@@ -125,6 +159,8 @@ static napi_value reply_cb(napi_env env, napi_callback_info info)
 		result = (int)d;
 	if (result == 0 && t->req->kind == SHIM_IOCTL && argc >= 2)
 		result = copy_out(env, t->req, argv[1]);
+	if (result == 0 && t->req->kind == SHIM_GETATTR)
+		result = argc >= 2 ? copy_stat(env, t->req, argv[1]) : -EIO;
 	finish(t, result);
 	return NULL;
 }
@@ -170,7 +206,11 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
 		return;
 	}
 	/* From here the token belongs to the reply function. */
-	int k = r->kind == SHIM_IOCTL ? H_IOCTL : r->kind == SHIM_FALLOCATE ? H_FALLOCATE : H_UTIMENS;
+	static const int handler_of[] = {
+		[SHIM_IOCTL] = H_IOCTL, [SHIM_FALLOCATE] = H_FALLOCATE,
+		[SHIM_UTIMENS] = H_UTIMENS, [SHIM_GETATTR] = H_GETATTR,
+	};
+	int k = handler_of[r->kind];
 	ok = napi_get_reference_value(env, h->self, &recv) == napi_ok &&
 	     napi_get_reference_value(env, h->fn[k], &fn) == napi_ok &&
 	     (argv[argc++] = shim_caller_object(env, &r->caller)) != NULL &&
@@ -196,6 +236,12 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
 		for (int i = 0; ok && i < 2; i++)
 			ok = (argv[argc++] = num(env, (double)r->tv[i].tv_sec)) != NULL &&
 			     (argv[argc++] = num(env, (double)r->tv[i].tv_nsec)) != NULL;
+		break;
+	case SHIM_GETATTR:
+		if (r->has_fh)
+			ok = ok && (argv[argc++] = num(env, (double)r->fh)) != NULL;
+		else
+			ok = ok && napi_get_null(env, &argv[argc++]) == napi_ok;
 		break;
 	}
 	if (ok) {
@@ -226,7 +272,7 @@ static void set_finalize(napi_env env, void *data, void *hint)
 	free(h);
 }
 
-/* setHandlers({ ioctl, fallocate, utimens }) */
+/* setHandlers({ ioctl, fallocate, utimens, getattr }) */
 napi_value shim_set_handlers(napi_env env, napi_callback_info info)
 {
 	size_t argc = 1;

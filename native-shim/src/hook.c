@@ -1,8 +1,9 @@
 /*
  * hook.c - our fuse_new, found before libfuse's because this module is
  * loaded RTLD_GLOBAL ahead of fuse-native. It copies fuse-native's op table,
- * adds the ops fuse-native lacks (ioctl, fallocate) and a utimens that
- * understands UTIME_OMIT/UTIME_NOW, wraps the ops that need the caller's
+ * adds the ops fuse-native lacks (ioctl, fallocate), a utimens that
+ * understands UTIME_OMIT/UTIME_NOW and a getattr/fgetattr that keep
+ * nanoseconds (fuse-native's round times to milliseconds), wraps the ops that need the caller's
  * context or direct_io, appends the configured args, and calls the real
  * fuse_new (FUSE_2.6). Everything here runs on FUSE threads except the
  * setters, which the JS thread calls before mounting.
@@ -182,6 +183,34 @@ static int op_utimens(const char *path, const struct timespec tv[2])
 	return shim_dispatch(&r);
 }
 
+/*
+ * getattr/fgetattr: fuse-native's pass times as milliseconds (and lose the
+ * rest); ours carry seconds and nanoseconds, like the media.
+ */
+static int op_getattr(const char *path, struct stat *st)
+{
+	struct shim_req r;
+
+	memset(&r, 0, sizeof r);
+	r.kind = SHIM_GETATTR;
+	r.path = path;
+	r.st = st;
+	return shim_dispatch(&r);
+}
+
+static int op_fgetattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct shim_req r;
+
+	memset(&r, 0, sizeof r);
+	r.kind = SHIM_GETATTR;
+	r.path = path;
+	r.st = st;
+	r.has_fh = fi != NULL;
+	r.fh = fi ? fi->fh : 0;
+	return shim_dispatch(&r);
+}
+
 /* ------------------------------------------------------ wrapped ops */
 
 static void mark_direct_io(const char *path, struct fuse_file_info *fi)
@@ -287,6 +316,8 @@ struct fuse *fuse_new(struct fuse_chan *ch, struct fuse_args *args,
 	g_ops.ioctl = op_ioctl;
 	g_ops.fallocate = op_fallocate;
 	g_ops.utimens = op_utimens;
+	g_ops.getattr = op_getattr;
+	g_ops.fgetattr = op_fgetattr;
 	if (g_orig.open)
 		g_ops.open = w_open;
 	if (g_orig.create)

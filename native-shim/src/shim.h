@@ -2,7 +2,8 @@
  * shim.h - what the three parts of the pmemfs shim share.
  *
  *   hook.c      our fuse_new: copies fuse-native's op table, adds ioctl,
- *               fallocate and a correct utimens, wraps open/create/mknod/
+ *               fallocate, a correct utimens and a getattr/fgetattr with
+ *               nanosecond times, wraps open/create/mknod/
  *               mkdir/symlink, appends mount args; the caller-context table.
  *   dispatch.c  FUSE worker thread -> JS handler -> reply, through a
  *               napi_threadsafe_function.
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <node_api.h>
@@ -24,7 +26,19 @@ struct shim_caller {
 	uint32_t uid, gid, umask;
 };
 
-enum shim_kind { SHIM_IOCTL, SHIM_FALLOCATE, SHIM_UTIMENS };
+enum shim_kind { SHIM_IOCTL, SHIM_FALLOCATE, SHIM_UTIMENS, SHIM_GETATTR };
+
+/*
+ * A getattr reply: a Float64Array of SHIM_STAT_LEN numbers in this order
+ * (index.d.ts documents the same order for the JS side).
+ */
+enum shim_stat_field {
+	SHIM_ST_MODE, SHIM_ST_NLINK, SHIM_ST_UID, SHIM_ST_GID, SHIM_ST_RDEV,
+	SHIM_ST_SIZE, SHIM_ST_BLKSIZE, SHIM_ST_BLOCKS, SHIM_ST_INO,
+	SHIM_ST_ATIME_SEC, SHIM_ST_ATIME_NSEC, SHIM_ST_MTIME_SEC, SHIM_ST_MTIME_NSEC,
+	SHIM_ST_CTIME_SEC, SHIM_ST_CTIME_NSEC,
+	SHIM_STAT_LEN
+};
 
 /* One FUSE request handed to JS; lives on the worker's stack. */
 struct shim_req {
@@ -43,6 +57,9 @@ struct shim_req {
 	off_t offset, length;
 	/* utimens */
 	struct timespec tv[2];
+	/* getattr/fgetattr: filled from the reply; has_fh for fgetattr */
+	struct stat *st;
+	int has_fh;
 	/* completion, signalled by the JS reply */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

@@ -2,7 +2,8 @@
 # A real tree survives copy, unmount and remount: /usr/share/doc (thousands
 # of files, directories and symlinks), plus hard links and user.* xattrs
 # added to a local copy first, is copied with cp -a into a fresh mount.
-# Compared: contents (diff -r), every entry's stat fields, symlink targets,
+# Compared: contents (diff -r), every entry's stat fields (mtimes to the
+# nanosecond, a few set with nanoseconds and before 1970), symlink targets,
 # hard-link groups and xattrs, both right after the copy and after a
 # remount; fsck.pmemfs -n is clean at the end.
 #
@@ -33,6 +34,15 @@ mkdir "$SRC/pmemfs-links"
 ln "$SRC/${regular[4]}" "$SRC/pmemfs-links/across-dirs"
 ln "$SRC/${regular[4]}" "$SRC/pmemfs-links/third-name"
 
+# Nanosecond times (package files carry whole seconds): a file, a hard
+# link group, a symlink itself and a directory, one of them before 1970.
+NS_TIME='2021-03-04 05:06:07.123456789 UTC'
+touch -d "$NS_TIME" "$SRC/${regular[0]}"
+touch -d '1969-07-20 20:17:40.000000001 UTC' "$SRC/${regular[4]}"
+symlink=$(cd "$SRC" && find . -type l | sort | sed -n 1p)
+[[ -n $symlink ]] || _fail "$SRC has no symlink: the test set-up is wrong"
+touch -h -d "$NS_TIME" "$SRC/$symlink"
+
 # xattrs: on the local copy when its filesystem takes user.* (then cp -a
 # carries them over), else set on the mount right after the copy.
 XATTR_FILES=("${regular[@]:0:3}" "${regular[5]}" pmemfs-links)
@@ -54,8 +64,8 @@ else
 fi
 
 # Views of a tree, each sorted so directory order does not matter.
-stat_list() {  # every entry: type|mode|links|uid|gid|size|mtime|name
-  (cd "$1" && find . -print0 | sort -z | xargs -0 stat -c '%F|%a|%h|%u|%g|%s|%Y|%n')
+stat_list() {  # every entry: type|mode|links|uid|gid|size|mtime (ns)|name
+  (cd "$1" && find . -print0 | sort -z | xargs -0 stat -c '%F|%a|%h|%u|%g|%s|%.9Y|%n')
 }
 stat_list_nodirs() {  # the same, directory link count and size masked
   stat_list "$1" | awk -F'|' -v OFS='|' '$1 == "directory" { $3 = "-"; $6 = "-" } { print }'
@@ -106,6 +116,11 @@ if (( xattrs_in_src )); then
   same "$SNAP/src.xattrs" "$SNAP/copy.xattrs" "xattrs (source vs copy)"
 fi
 grep -q 'user.test="hello"' "$SNAP/copy.xattrs" || _fail "the copy shows no user.test xattr"
+# (stat prints 1 ns after -14182940 s as -14182939.999999999)
+for want in "${regular[0]}=1614834367.123456789" "pmemfs-links/third-name=-14182939.999999999" "$symlink=1614834367.123456789"; do
+  got=$(stat -c %.9Y "$MNT/doc/${want%=*}")
+  [[ $got == "${want##*=}" ]] || _fail "mtime of ${want%=*} is $got on the mount, ${want##*=} was set"
+done
 
 _remount dax=always
 _log "comparing after the remount"

@@ -1,6 +1,6 @@
 /**
  * @file The FUSE adapter: fuse-native's op table (plus the shim's ioctl,
- * fallocate and utimens) translated into PmemFs calls. It decides nothing:
+ * fallocate, utimens and getattr) translated into PmemFs calls. It decides nothing:
  * it routes control-directory paths to CtlDir, converts stat shapes and
  * turns thrown errors into negative errnos. A handler that throws something
  * other than FsError is a bug: it is logged with its stack and answered
@@ -12,7 +12,6 @@
 import type { Logger } from 'pino';
 import { FsError, toNegErrno } from '../errors.js';
 import type { CallerContext, ShimHandlers } from '../native.js';
-import type { Timespec } from '../types.js';
 import { CtlDir } from '../vfs/ctl.js';
 import type { Caller, PmemFs, Stat, TimeSpec } from '../vfs/fs.js';
 import type { IoctlDispatcher } from '../vfs/ioctl.js';
@@ -22,13 +21,14 @@ type Cb = (...args: any[]) => void;
 const UTIME_NOW = 0x3fffffff;
 const UTIME_OMIT = 0x3ffffffe;
 
-const ms = (t: Timespec) => t.sec * 1000 + Math.floor(t.nsec / 1e6);
-
-function toFuseStat(s: Stat): Record<string, number> {
-  return {
-    mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, dev: 0, nlink: s.nlink, ino: s.ino, rdev: s.rdev,
-    blksize: s.blksize, blocks: s.blocks, atime: ms(s.atime), mtime: ms(s.mtime), ctime: ms(s.ctime),
-  } as Record<string, number>;
+/**
+ * A getattr answer for the shim: the Float64Array whose order is
+ * enum shim_stat_field in native-shim/src/shim.h (times as seconds and
+ * nanoseconds; fuse-native's own getattr would round them to milliseconds).
+ */
+function statVector(s: Stat): Float64Array {
+  return Float64Array.of(s.mode, s.nlink, s.uid, s.gid, s.rdev, s.size, s.blksize, s.blocks, s.ino,
+    s.atime.sec, s.atime.nsec, s.mtime.sec, s.mtime.nsec, s.ctime.sec, s.ctime.nsec);
 }
 
 export interface AdapterDeps {
@@ -65,11 +65,6 @@ export class FuseAdapter {
     const isCtl = CtlDir.isCtlPath;
     const done = (cb: Cb) => () => cb(0);
     return {
-      getattr: (path: string, cb: Cb) => this.run('getattr', path, cb,
-        () => (isCtl(path) ? ctl.getattr(path) : fs.getattr(path)), (s: Stat) => cb(0, toFuseStat(s))),
-      fgetattr: (path: string, fh: number, cb: Cb) => this.run('fgetattr', path, cb,
-        () => (isCtl(path) ? ctl.getattr(path) : CtlDir.ownsFh(fh) || !fh ? fs.getattr(path) : fs.stat(fs.handle(fh).inode)),
-        (s: Stat) => cb(0, toFuseStat(s))),
       readdir: (path: string, cb: Cb) => this.run('readdir', path, cb, () => {
         if (path === '/.pmemfs') return ctl.readdir();
         return fs.readdir(path);
@@ -133,6 +128,12 @@ export class FuseAdapter {
         () => this.noCtl(path, 'fallocate') ?? fs.fallocate(path, mode, offset, length, fh), () => reply(0)),
       utimens: (_ctx, path, aSec, aNsec, mSec, mNsec, reply) => this.run('utimens', path, reply,
         () => this.noCtl(path, 'utimens') ?? fs.utimens(path, timeArg(aSec, aNsec), timeArg(mSec, mNsec)), () => reply(0)),
+      // getattr and fgetattr (fh set): an open handle answers for its inode
+      // even once its name is gone; control files answer from CtlDir.
+      getattr: (_ctx, path, fh, reply) => this.run('getattr', path, reply, () => {
+        if (CtlDir.isCtlPath(path)) return this.d.ctl.getattr(path);
+        return fh === null || !fh || CtlDir.ownsFh(fh) ? fs.getattr(path) : fs.stat(fs.handle(fh).inode);
+      }, (s: Stat) => reply(0, statVector(s))),
     };
   }
 

@@ -185,6 +185,7 @@ describe('hook setters', () => {
     expect(caught(() => shim.takeCallerContext(undefined as unknown as string))).toBeInstanceOf(TypeError);
     expect(caught(() => shim.setHandlers(null as unknown as never))).toBeInstanceOf(TypeError);
     expect(caught(() => shim.setHandlers({ ioctl() {}, fallocate() {} } as unknown as never))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.setHandlers({ ioctl() {}, fallocate() {}, utimens() {} } as unknown as never))).toBeInstanceOf(TypeError);
   });
 
   it('accept good arguments without a mount', () => {
@@ -193,8 +194,8 @@ describe('hook setters', () => {
     shim.setDirectIoPrefix('/.pmemfs/');
     expect(shim.takeCallerContext('/nothing')).toBeNull();
     const reply = () => {};
-    shim.setHandlers({ ioctl: reply, fallocate: reply, utimens: reply });
-    shim.setHandlers({ ioctl: reply, fallocate: reply, utimens: reply }); // replacing is allowed
+    shim.setHandlers({ ioctl: reply, fallocate: reply, utimens: reply, getattr: reply });
+    shim.setHandlers({ ioctl: reply, fallocate: reply, utimens: reply, getattr: reply }); // replacing is allowed
     expect(shim.hookInstalled()).toBe(false);
   });
 });
