@@ -187,17 +187,6 @@ static int op_utimens(const char *path, const struct timespec tv[2])
  * getattr/fgetattr: fuse-native's pass times as milliseconds (and lose the
  * rest); ours carry seconds and nanoseconds, like the media.
  */
-static int op_getattr(const char *path, struct stat *st)
-{
-	struct shim_req r;
-
-	memset(&r, 0, sizeof r);
-	r.kind = SHIM_GETATTR;
-	r.path = path;
-	r.st = st;
-	return shim_dispatch(&r);
-}
-
 static int op_fgetattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	struct shim_req r;
@@ -209,6 +198,11 @@ static int op_fgetattr(const char *path, struct stat *st, struct fuse_file_info 
 	r.has_fh = fi != NULL;
 	r.fh = fi ? fi->fh : 0;
 	return shim_dispatch(&r);
+}
+
+static int op_getattr(const char *path, struct stat *st)
+{
+	return op_fgetattr(path, st, NULL);
 }
 
 /* ------------------------------------------------------ wrapped ops */
