@@ -153,7 +153,6 @@ export function writeI64(b: Buffer, off: number, v: number): void {
   b.writeUInt32LE(v >>> 0, off);
   b.writeInt32LE(Math.floor(v / TWO32), off + 4);
 }
-const u64 = readU64, i64 = readI64, putU64 = writeU64, putI64 = writeI64;
 
 /** Encode a superblock into a fresh SB_SIZE buffer, CRC included. */
 export function encodeSuperblock(sb: Superblock): Buffer {
@@ -174,7 +173,7 @@ export function encodeSuperblock(sb: Superblock): Buffer {
     [SB.journalStart, sb.journalStart], [SB.journalBlocks, sb.journalBlocks],
     [SB.generation, sb.generation], [SB.inodeHwm, sb.inodeHwm],
   ];
-  for (const [off, v] of fields) putU64(b, off, v);
+  for (const [off, v] of fields) writeU64(b, off, v);
   b.writeUInt32LE(sb.state, SB.state);
   b.writeUInt32LE(sb.flags, SB.flags);
   const label = Buffer.from(sb.label, 'utf8');
@@ -206,17 +205,17 @@ export function decodeSuperblock(raw: Buffer): Superblock {
     uuid: Buffer.from(b.subarray(SB.uuid, SB.uuid + 16)),
     blockSize: b.readUInt32LE(SB.blockSize),
     inodeSize: b.readUInt32LE(SB.inodeSize),
-    regionSize: u64(b, SB.regionSize), totalBlocks: u64(b, SB.totalBlocks),
-    bitmapStart: u64(b, SB.bitmapStart), bitmapBlocks: u64(b, SB.bitmapBlocks),
-    itableStart: u64(b, SB.itableStart), itableBlocks: u64(b, SB.itableBlocks),
-    inodeCount: u64(b, SB.inodeCount), dataStart: u64(b, SB.dataStart), rootIno: u64(b, SB.rootIno),
-    featuresCompat: u64(b, SB.featuresCompat), featuresIncompat: u64(b, SB.featuresIncompat),
-    featuresRoCompat: u64(b, SB.featuresRoCompat),
+    regionSize: readU64(b, SB.regionSize), totalBlocks: readU64(b, SB.totalBlocks),
+    bitmapStart: readU64(b, SB.bitmapStart), bitmapBlocks: readU64(b, SB.bitmapBlocks),
+    itableStart: readU64(b, SB.itableStart), itableBlocks: readU64(b, SB.itableBlocks),
+    inodeCount: readU64(b, SB.inodeCount), dataStart: readU64(b, SB.dataStart), rootIno: readU64(b, SB.rootIno),
+    featuresCompat: readU64(b, SB.featuresCompat), featuresIncompat: readU64(b, SB.featuresIncompat),
+    featuresRoCompat: readU64(b, SB.featuresRoCompat),
     state: b.readUInt32LE(SB.state), flags: b.readUInt32LE(SB.flags),
-    mkfsTime: u64(b, SB.mkfsTime), lastMountTime: u64(b, SB.lastMountTime),
-    mountCount: u64(b, SB.mountCount),
-    journalStart: u64(b, SB.journalStart), journalBlocks: u64(b, SB.journalBlocks),
-    generation: u64(b, SB.generation), inodeHwm: u64(b, SB.inodeHwm),
+    mkfsTime: readU64(b, SB.mkfsTime), lastMountTime: readU64(b, SB.lastMountTime),
+    mountCount: readU64(b, SB.mountCount),
+    journalStart: readU64(b, SB.journalStart), journalBlocks: readU64(b, SB.journalBlocks),
+    generation: readU64(b, SB.generation), inodeHwm: readU64(b, SB.inodeHwm),
     label: labelRaw.subarray(0, nul < 0 ? LABEL_MAX : nul).toString('utf8'),
   };
   if (sb.version !== FORMAT_VERSION) throw new FormatError(`format version ${sb.version} is not supported (this pmemfs reads version ${FORMAT_VERSION})`);
@@ -277,24 +276,24 @@ export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | '
 export function encodeInode(r: InodeRecord, inlineFork: Buffer | null): Buffer {
   const b = Buffer.alloc(INODE_SIZE);
   b.writeUInt32LE(INODE_MAGIC, INO.magic);
-  putU64(b, INO.ino, r.ino);
+  writeU64(b, INO.ino, r.ino);
   b.writeUInt32LE(r.mode, INO.mode);
   b.writeUInt32LE(r.uid, INO.uid);
   b.writeUInt32LE(r.gid, INO.gid);
   b.writeUInt32LE(r.nlink, INO.nlink);
-  putU64(b, INO.size, r.size);
+  writeU64(b, INO.size, r.size);
   const times: Array<[number, number, Timespec]> = [
     [INO.atimeSec, INO.atimeNsec, r.atime], [INO.mtimeSec, INO.mtimeNsec, r.mtime],
     [INO.ctimeSec, INO.ctimeNsec, r.ctime], [INO.btimeSec, INO.btimeNsec, r.btime],
   ];
-  for (const [s, n, t] of times) { putI64(b, s, t.sec); b.writeUInt32LE(t.nsec, n); }
+  for (const [s, n, t] of times) { writeI64(b, s, t.sec); b.writeUInt32LE(t.nsec, n); }
   b.writeUInt32LE(r.flags, INO.flags);
   b.writeUInt32LE(r.generation >>> 0, INO.generation);
   b.writeUInt32LE(r.forkLen, INO.forkLen);
   b.writeUInt32LE(r.forkCrc >>> 0, INO.forkCrc);
-  putU64(b, INO.rdev, r.rdev);
-  putU64(b, INO.forkBlock, r.forkBlock);
-  putU64(b, INO.forkBlocks, r.forkBlocks);
+  writeU64(b, INO.rdev, r.rdev);
+  writeU64(b, INO.forkBlock, r.forkBlock);
+  writeU64(b, INO.forkBlocks, r.forkBlocks);
   if (inlineFork) {
     if (inlineFork.length > INLINE_FORK_MAX) throw new FormatError('inline fork too large');
     inlineFork.copy(b, INO.inlineFork);
@@ -316,16 +315,16 @@ export function decodeInode(raw: Buffer, expectIno: number): { rec: InodeRecord;
   const b = Buffer.from(raw.subarray(0, INODE_SIZE));
   if (b.readUInt32LE(INO.magic) !== INODE_MAGIC) throw new FormatError(`inode ${expectIno}: bad magic`);
   if (b.readUInt32LE(INO.crc) !== checksum(b, INO.crc)) throw new FormatError(`inode ${expectIno}: checksum mismatch`);
-  const ts = (s: number, n: number): Timespec => ({ sec: i64(b, s), nsec: b.readUInt32LE(n) });
+  const ts = (s: number, n: number): Timespec => ({ sec: readI64(b, s), nsec: b.readUInt32LE(n) });
   const rec: InodeRecord = {
-    ino: u64(b, INO.ino),
+    ino: readU64(b, INO.ino),
     mode: b.readUInt32LE(INO.mode), uid: b.readUInt32LE(INO.uid), gid: b.readUInt32LE(INO.gid),
-    nlink: b.readUInt32LE(INO.nlink), size: u64(b, INO.size),
+    nlink: b.readUInt32LE(INO.nlink), size: readU64(b, INO.size),
     atime: ts(INO.atimeSec, INO.atimeNsec), mtime: ts(INO.mtimeSec, INO.mtimeNsec),
     ctime: ts(INO.ctimeSec, INO.ctimeNsec), btime: ts(INO.btimeSec, INO.btimeNsec),
     flags: b.readUInt32LE(INO.flags), generation: b.readUInt32LE(INO.generation),
-    rdev: u64(b, INO.rdev), forkLen: b.readUInt32LE(INO.forkLen), forkCrc: b.readUInt32LE(INO.forkCrc),
-    forkBlock: u64(b, INO.forkBlock), forkBlocks: u64(b, INO.forkBlocks),
+    rdev: readU64(b, INO.rdev), forkLen: b.readUInt32LE(INO.forkLen), forkCrc: b.readUInt32LE(INO.forkCrc),
+    forkBlock: readU64(b, INO.forkBlock), forkBlocks: readU64(b, INO.forkBlocks),
   };
   if (rec.ino !== expectIno) throw new FormatError(`inode slot ${expectIno} holds inode ${rec.ino}`);
   if ((rec.flags & ~IFLAG_KNOWN) !== 0) throw new FormatError(`inode ${expectIno}: unknown flags 0x${rec.flags.toString(16)}`);
