@@ -18,8 +18,25 @@ import { mountRegion, unmountRegion, type MountOptions, type Mounted } from './v
 import { HOLE } from './bmap/bmap.js';
 import { EXT_SHARED, EXT_UNWRITTEN } from './format/fork.js';
 import type { CtlFile } from './uapi.js';
+import { dataEnd } from './format/layout.js';
 
-export interface ServiceOptions extends MountOptions { leaseBreakMs: number }
+export interface ServiceOptions extends MountOptions {
+  leaseBreakMs: number;
+  /** Background commit interval (commit=SECONDS), in ms. */
+  commitMs?: number;
+}
+
+/** Deterministic PRNG (mulberry32) for the powerfail subset: the same SEED loses the same pages. */
+export function seededCoin(seed: number): () => boolean {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) & 1) === 1;
+  };
+}
 
 export class PmemService {
   readonly mounted: Mounted;
@@ -31,6 +48,9 @@ export class PmemService {
   readonly ioctls = new IoctlDispatcher();
   readonly regionPath: string;
   private readonly started = Date.now();
+  private readonly commitTimer: NodeJS.Timeout | null;
+  /** Set by the daemon: stop at once, as if the power went (ctl powerfail); the region is already the post-failure image. */
+  onPowerFail: ((lostPages: number) => void) | null = null;
 
   constructor(regionPath: string, readonly opts: ServiceOptions, readonly log: Logger) {
     this.regionPath = regionPath;
@@ -45,13 +65,42 @@ export class PmemService {
     this.holders.start();
     this.ctl = new CtlDir({ render: (f) => this.render(f), command: (line, caller) => this.command(line, caller) });
     this.registerIoctls();
+    const every = opts.commitMs ?? 5000;
+    this.commitTimer = opts.readOnly ? null : setInterval(() => this.backgroundCommit(), every);
+    this.commitTimer?.unref();
+  }
+
+  /** The commit=SECONDS timer: bounds what a power failure can take. */
+  private backgroundCommit(): void {
+    if (this.fs.tx.halted || !this.fs.tx.dirty) return;
+    try { this.fs.tx.commit('timer'); } catch (err) { this.log.error({ err }, 'background commit failed'); }
   }
 
   /** Clean unmount of the region (after the FUSE session ended). */
   close(): void {
+    if (this.commitTimer) clearInterval(this.commitTimer);
     this.holders.stop();
     this.seals.stop();
+    if (this.fs.tx.halted) return;   // power failure emulated: nothing more reaches the media
     unmountRegion(this.mounted);
+  }
+
+  /**
+   * ctl `powerfail [SEED]`: the region file becomes what the media would hold
+   * had the power gone now — every store not yet flushed by a persistence
+   * point lost, or with SEED a reproducible random half of those pages kept —
+   * and the daemon stops without flushing anything more.
+   * @throws FsError EOPNOTSUPP unless mounted with -o powerfail (stores must be recorded from mount on)
+   */
+  powerFail(seed: number | null): number {
+    const region = this.mounted.region;
+    if (!region.recording) throw new FsError('EOPNOTSUPP', 'powerfail', undefined, 'mount with -o powerfail to record unflushed stores');
+    this.fs.tx.halt();
+    const coin = seed === null ? () => true : seededCoin(seed);
+    const lost = region.powerFail(() => coin());
+    this.log.warn({ lostPages: lost, seed }, 'power failure emulated: the daemon stops now');
+    this.onPowerFail?.(lost);
+    return lost;
   }
 
   /** ino → one path (or "(deleted)"), computed by walking the tree; for control-file output. */
@@ -86,10 +135,11 @@ export class PmemService {
     const persist = Object.fromEntries(f.store.region.persistCounts);
     return [
       `subsystem=region path=${this.regionPath} size=${sb.regionSize} block_size=${sb.blockSize} dax=${f.opts.dax} read_only=${f.opts.readOnly ? 1 : 0} uptime_ms=${Date.now() - this.started} recovered=${this.mounted.recovered ? 1 : 0}`,
-      `subsystem=alloc ${kv({ data_blocks: sb.totalBlocks - sb.dataStart, free_blocks: a.freeBlocks, available_blocks: a.availableBlocks, reserve_blocks: a.reserve, free_extents: a.freeExtentCount })}`,
+      `subsystem=alloc ${kv({ data_blocks: dataEnd(sb) - sb.dataStart, free_blocks: a.freeBlocks, available_blocks: a.availableBlocks, reserve_blocks: a.reserve, free_extents: a.freeExtentCount })}`,
       `subsystem=inodes ${kv({ total: sb.inodeCount, used: f.store.inodes.size, high_water: sb.inodeHwm })}`,
       `subsystem=tx ${kv(f.tx.stats)}`,
-      `subsystem=persist ${kv({ data: 0, inode: 0, fork: 0, bitmap: 0, superblock: 0, all: 0, ...persist })}`,
+      `subsystem=journal ${kv({ ...f.tx.journal.stats, next_seq: f.tx.journal.seq, running_blocks: f.tx.journal.dirtyBlocks, log_blocks: sb.journalBlocks, busy_blocks: a.busyBlocks, commit_ms: this.opts.commitMs ?? 5000 })}`,
+      `subsystem=persist ${kv({ data: 0, log: 0, commit: 0, superblock: 0, all: 0, ...persist, unflushed_pages: f.store.region.unflushedPages, recording: f.store.region.recording ? 1 : 0 })}`,
       `subsystem=guard ${kv({ ...f.guard.stats, busy_policy: this.opts.busy, busy_timeout_ms: this.opts.busyTimeoutMs })}`,
       `subsystem=seal ${kv(this.seals.stats)}`,
       `subsystem=pin ${kv({ active: f.pins.size, ...this.pinMgr.stats, max_per_holder: MAX_PINS_PER_HOLDER })}`,
@@ -99,7 +149,7 @@ export class PmemService {
   /** One MNT/.pmemfs/ctl command. @throws FsError EINVAL when malformed (nothing changed) */
   private async command(line: string, caller: Caller): Promise<void> {
     const words = line.split(/\s+/).filter(Boolean);
-    const bad = (why: string) => new FsError('EINVAL', 'ctl', undefined, `${why}; commands: pin PATH OFF LEN | unpin ID | break PATH`);
+    const bad = (why: string) => new FsError('EINVAL', 'ctl', undefined, `${why}; commands: pin PATH OFF LEN | unpin ID | break PATH | powerfail [SEED]`);
     const num = (s: string | undefined, what: string) => {
       if (s === undefined || !/^(0x[0-9a-f]+|\d+)$/i.test(s)) throw bad(`${what} must be a number`);
       const n = Number(s);
@@ -122,6 +172,10 @@ export class PmemService {
       case 'break':
         if (words.length !== 2) throw bad('break takes PATH');
         this.seals.breakLeases(words[1], { ...caller, uid: 0 });
+        return;
+      case 'powerfail':
+        if (words.length > 2) throw bad('powerfail takes an optional SEED');
+        this.powerFail(words.length === 2 ? num(words[1], 'SEED') : null);
         return;
       default:
         throw bad(`unknown command '${words[0] ?? ''}'`);
@@ -217,7 +271,7 @@ export class PmemService {
   }
 
   /** PMEMFS_IOC_GETBMAP: records from `start` up to EOF rounded up to the block size, holes included. */
-  private getbmap(inode: import('./vfs/inode.js').Inode, r: IoctlRequest): Buffer {
+  private getbmap(inode: import('./inode/inode.js').Inode, r: IoctlRequest): Buffer {
     const bs = this.fs.blockSize;
     const start = u64Field(r.input!, uapi.BMAP.start, 'start', 'getbmap');
     const endBlock = Math.ceil(inode.size / bs);

@@ -8,6 +8,11 @@
  * (src/seal/guard.ts, assertLayoutMutable) hands out: like the single check
  * in xfs_bmapi_write() of the S_IOMAP_IMMUTABLE patch, no caller can change a
  * block map without passing the seal and busy-page checks first.
+ *
+ * Every mutator records the file blocks at which a record began, ended or
+ * changed in `changed` (a record is keyed by its first file block); the inode
+ * store rewrites just those records on media (src/vfs/records.ts), so one
+ * change costs O(1) record blocks whatever the map's size.
  */
 import { EXT_UNWRITTEN, type ExtentRec } from '../format/fork.js';
 
@@ -20,6 +25,8 @@ export const HOLE = -1;
 
 export class BlockMap {
   private ext: ExtentRec[];
+  /** Keys (first file blocks) of records added, removed or changed since the store last synced. */
+  readonly changed = new Set<number>();
 
   constructor(extents: ExtentRec[] = []) {
     this.ext = extents.map((e) => ({ ...e })).sort((a, b) => a.fileBlock - b.fileBlock);
@@ -85,6 +92,7 @@ export class BlockMap {
     if (!e || e.fileBlock >= b) return;
     const head = b - e.fileBlock;
     this.ext.splice(i, 1, { ...e, len: head }, { fileBlock: b, regionBlock: e.regionBlock + head, len: e.len - head, flags: e.flags });
+    this.changed.add(e.fileBlock).add(b);
   }
 
   /** Merge neighbours contiguous in file and region with equal flags, around index range [lo, hi]. */
@@ -94,6 +102,7 @@ export class BlockMap {
       if (a.fileBlock + a.len === b.fileBlock && a.regionBlock + a.len === b.regionBlock && a.flags === b.flags && a.len + b.len <= 0xffffffff) {
         a.len += b.len;
         this.ext.splice(i, 1);
+        this.changed.add(a.fileBlock).add(b.fileBlock);
       }
     }
   }
@@ -107,6 +116,7 @@ export class BlockMap {
     const next = this.ext[i];
     if (next && next.fileBlock < rec.fileBlock + rec.len) throw new Error(`bmap: insert over mapped block ${next.fileBlock}`);
     this.ext.splice(i, 0, { ...rec });
+    this.changed.add(rec.fileBlock);
     this.mergeAround(i, i + 1);
   }
 
@@ -121,7 +131,9 @@ export class BlockMap {
     const i = this.firstEndingAfter(start);
     let j = i;
     while (j < this.ext.length && this.ext[j].fileBlock < start + count) j++;
-    return this.ext.splice(i, j - i);
+    const gone = this.ext.splice(i, j - i);
+    for (const e of gone) this.changed.add(e.fileBlock);
+    return gone;
   }
 
   /** Mark [start, start+count) written (clear UNWRITTEN), splitting and merging as needed. */
@@ -130,7 +142,7 @@ export class BlockMap {
     this.splitAt(start + count);
     const i = this.firstEndingAfter(start);
     let j = i;
-    for (; j < this.ext.length && this.ext[j].fileBlock < start + count; j++) this.ext[j].flags &= ~EXT_UNWRITTEN;
+    for (; j < this.ext.length && this.ext[j].fileBlock < start + count; j++) { this.ext[j].flags &= ~EXT_UNWRITTEN; this.changed.add(this.ext[j].fileBlock); }
     this.mergeAround(i, j);
   }
 
@@ -140,18 +152,42 @@ export class BlockMap {
     this.splitAt(start + count);
     const i = this.firstEndingAfter(start);
     let j = i;
-    for (; j < this.ext.length && this.ext[j].fileBlock < start + count; j++) this.ext[j].flags |= EXT_UNWRITTEN;
+    for (; j < this.ext.length && this.ext[j].fileBlock < start + count; j++) { this.ext[j].flags |= EXT_UNWRITTEN; this.changed.add(this.ext[j].fileBlock); }
     this.mergeAround(i, j);
   }
 
   /** Shift every extent at or after fileBlock by delta blocks (collapse: negative, insert: positive). */
   shift(_p: LayoutPermit, fileBlock: number, delta: number): void {
     this.splitAt(fileBlock);
-    for (const e of this.ext) if (e.fileBlock >= fileBlock) e.fileBlock += delta;
+    for (const e of this.ext) {
+      if (e.fileBlock < fileBlock) continue;
+      this.changed.add(e.fileBlock);
+      e.fileBlock += delta;
+      this.changed.add(e.fileBlock);
+    }
     this.ext.sort((a, b) => a.fileBlock - b.fileBlock);
     this.mergeAround(0, this.ext.length);
   }
 
   /** Copy of the records (for encoding). */
   toRecords(): ExtentRec[] { return this.ext.map((e) => ({ ...e })); }
+
+  /** The record that begins at fileBlock, if any (binary search). */
+  recordAt(fileBlock: number): ExtentRec | undefined {
+    const e = this.ext[this.firstEndingAfter(fileBlock)];
+    return e && e.fileBlock === fileBlock ? e : undefined;
+  }
+
+  /**
+   * Replace every record (store reload after a failed operation, fsck).
+   * @throws Error when records overlap
+   */
+  reset(extents: ExtentRec[]): void {
+    this.ext = extents.map((e) => ({ ...e })).sort((a, b) => a.fileBlock - b.fileBlock);
+    for (let i = 1; i < this.ext.length; i++) {
+      const a = this.ext[i - 1];
+      if (a.fileBlock + a.len > this.ext[i].fileBlock) throw new Error(`bmap: records overlap at file block ${this.ext[i].fileBlock}`);
+    }
+    this.changed.clear();
+  }
 }

@@ -37,6 +37,9 @@ Serve the pmemfs region file REGION at MOUNTPOINT.
      busy=refuse|wait     layout change over pinned pages: ETXTBSY at once (default), or wait
      busy_timeout=MS      with busy=wait, give up after MS ms with ETXTBSY (default 30000)
      lease_break=SECONDS  grace before a broken lease is revoked (default 45)
+     commit=SECONDS       background journal commit interval (default 5; 0 means 5)
+     powerfail            record unflushed stores so 'echo powerfail [SEED] > MNT/.pmemfs/ctl'
+                          can emulate a power failure (costs memory and write speed)
      allow_other          let other users access the mount
      default_permissions  kernel permission checks (always on)
      ro                   read-only
@@ -74,7 +77,7 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
   if (pos.length !== 2) throw new CliError(`expected REGION and MOUNTPOINT, got ${pos.length} operand(s) (see pmemfs --help)`);
   const r: DaemonArgs = {
     region: resolvePath(pos[0]), mnt: resolvePath(pos[1]), foreground, allowOther: false, logLevel: 'info',
-    svc: { dax: 'always', busy: 'refuse', busyTimeoutMs: 30000, leaseBreakMs: 45000, readOnly: false },
+    svc: { dax: 'always', busy: 'refuse', busyTimeoutMs: 30000, leaseBreakMs: 45000, readOnly: false, commitMs: 5000, powerfail: false },
   };
   const int = (k: string, v: string, min: number, max: number) => {
     if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new CliError(`mount option ${k}=${v}: expected an integer from ${min} to ${max}`);
@@ -88,6 +91,8 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
       case 'busy': if (v !== 'refuse' && v !== 'wait') throw new CliError(`mount option busy=${v}: use busy=refuse or busy=wait`); r.svc.busy = v; break;
       case 'busy_timeout': r.svc.busyTimeoutMs = int(k, v, 0, 86_400_000); break;
       case 'lease_break': r.svc.leaseBreakMs = int(k, v, 0, 86_400) * 1000; break;
+      case 'commit': r.svc.commitMs = (int(k, v, 0, 86_400) || 5) * 1000; break;
+      case 'powerfail': if (o.includes('=')) throw new CliError('mount option powerfail takes no value'); r.svc.powerfail = true; break;
       case 'allow_other': r.allowOther = true; break;
       case 'ro': r.svc.readOnly = true; break;
       case 'log':
@@ -191,8 +196,19 @@ async function serve(a: DaemonArgs): Promise<number> {
     svc.close();
     throw new CliError(`mounting ${a.mnt} failed: ${(e as Error).message}`);
   }
-  log.info({ untrusted: { region: a.region, mnt: a.mnt }, opts: a.svc, recovered: svc.mounted.recovered }, 'mounted');
+  log.info({ untrusted: { region: a.region, mnt: a.mnt }, opts: a.svc, recovered: svc.mounted.recovered, replayed: svc.mounted.replayed }, 'mounted');
   notify('ready');
+  svc.onPowerFail = () => {
+    // Answer the ctl write, detach the mount (never synchronously: this thread serves it), and stop
+    // without any unmount-time flush: the region file already is the post-failure image.
+    setTimeout(() => {
+      const child = spawn('fusermount', ['-u', '-z', real], { detached: true, stdio: 'ignore' });
+      child.on('error', () => { /* the mount stays until the admin unmounts it */ });
+      child.unref();
+      log.flush();
+      setTimeout(() => process.exit(0), 200);
+    }, 50);
+  };
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = async (why: string, unmount: boolean) => {

@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
 import { FormatError } from '../format/layout.js';
-import { checkRegion } from '../vfs/check.js';
+import { checkRegion } from '../repair/check.js';
 import { CliError, lockRegion, runMain, version } from './common.js';
 
 const PROG = 'fsck.pmemfs';

@@ -1,5 +1,5 @@
 /**
- * @file On-media format v1: the superblock, the inode record and the region
+ * @file On-media format v2: the superblock, the inode record and the region
  * geometry. Every structure is little-endian with a CRC32C over its bytes
  * (the crc field counted as zero). Sizes and offsets are pinned by
  * test/unit/format.test.ts, the way xfs_ondisk.h pins XFS's.
@@ -7,11 +7,17 @@
  * Region layout, in blocks of `blockSize` bytes:
  *
  *   0                superblock (first 512 bytes of block 0)
- *   bitmapStart..    free-space bitmap, one bit per region block (1 = in use)
+ *   bitmapStart..    free-space bitmap blocks: a 16-byte header (magic, CRC32C,
+ *                    index) then one bit per region block (1 = in use)
  *   itableStart..    inode table: inodeCount fixed 512-byte slots; ino = slot + 1
- *   journalStart..   reserved for the journal (0 blocks in v1)
- *   dataStart..end   data and out-of-line inode forks (extent lists, dirents,
- *                    xattrs, symlink targets), all from one extent allocator
+ *   journalStart..   the write-ahead log (src/format/journal.ts)
+ *   dataStart..      data, record blocks (directory entries and extent
+ *                    records, src/format/records.ts) and out-of-line forks
+ *                    (xattrs, symlink targets), all from one extent allocator
+ *   totalBlocks - 1  backup superblock (written by mkfs and clean unmount)
+ *
+ * Version 1 regions (metadata written in place, no journal) are refused at
+ * mount with a message saying so; nothing of them is interpreted further.
  *
  * Compatibility follows XFS's sb_features: a mount refuses unknown
  * `featuresIncompat` bits, mounts read-only with unknown `featuresRoCompat`
@@ -21,7 +27,7 @@ import { crc32c } from '@node-rs/crc32';
 import type { Timespec } from '../types.js';
 
 export const SB_MAGIC = Buffer.from('PMEMFS\x00\x01', 'latin1');
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const SB_SIZE = 512;
 export const INODE_SIZE = 512;
 export const INODE_MAGIC = 0x4e494d50; // 'PMIN'
@@ -34,10 +40,14 @@ export const LABEL_MAX = 64;
 export const SB_STATE_CLEAN = 1;
 export const SB_STATE_DIRTY = 2;
 
-/** Feature bits (none yet; the journal and reflink refcounts will be incompat). */
+/**
+ * Feature bits. Every v2 region has the journal; REFCOUNT (per-extent
+ * reference counts for reflink, rooted at `refcountRoot`) is reserved for the
+ * extent engine and refused until it exists.
+ */
 export const FEAT_INCOMPAT_JOURNAL = 0x1;
 export const FEAT_INCOMPAT_REFCOUNT = 0x2;
-export const FEAT_INCOMPAT_SUPPORTED = 0;
+export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL;
 export const FEAT_RO_COMPAT_SUPPORTED = 0;
 
 /** Inode flags (inode record `flags`). */
@@ -53,7 +63,7 @@ export const SB = {
   rootIno: 104, featuresCompat: 112, featuresIncompat: 120, featuresRoCompat: 128,
   state: 136, flags: 140, mkfsTime: 144, lastMountTime: 152, mountCount: 160,
   journalStart: 168, journalBlocks: 176, generation: 184, label: 192,
-  inodeHwm: 256, end: 264,
+  inodeHwm: 256, journalSeq: 264, refcountRoot: 272, end: 280,
 } as const;
 
 export interface Superblock {
@@ -77,6 +87,8 @@ export interface Superblock {
   mountCount: number;
   generation: number;      // next inode generation
   inodeHwm: number;        // slots at or above this index have never been used
+  journalSeq: number;      // sequence of the last transaction checkpointed at clean unmount
+  refcountRoot: number;    // region block of the reference-count index (0: none; reflink, later)
   label: string;
 }
 
@@ -85,7 +97,8 @@ export const INO = {
   magic: 0, crc: 4, ino: 8, mode: 16, uid: 20, gid: 24, nlink: 28, size: 32,
   atimeSec: 40, atimeNsec: 48, flags: 52, mtimeSec: 56, mtimeNsec: 64, generation: 68,
   ctimeSec: 72, ctimeNsec: 80, forkLen: 84, btimeSec: 88, btimeNsec: 96, forkCrc: 100,
-  rdev: 104, forkBlock: 112, forkBlocks: 120, inlineFork: 128,
+  rdev: 104, forkBlock: 112, forkBlocks: 120, recIndex: 128, recBlocks: 136, recCount: 140,
+  inlineFork: 144,
 } as const;
 export const INLINE_FORK_MAX = INODE_SIZE - INO.inlineFork;
 
@@ -101,6 +114,9 @@ export interface InodeRecord {
   forkCrc: number;
   forkBlock: number;       // region block of an out-of-line fork; 0 when inline
   forkBlocks: number;      // blocks of that extent
+  recIndex: number;        // region block of the first record-index block; 0: records in the fork
+  recBlocks: number;       // record blocks listed by the index chain
+  recCount: number;        // records (directory entries or extents) in those blocks
 }
 
 /** Thrown by the decoders; the message names the structure and the fix. */
@@ -172,6 +188,7 @@ export function encodeSuperblock(sb: Superblock): Buffer {
     [SB.lastMountTime, sb.lastMountTime], [SB.mountCount, sb.mountCount],
     [SB.journalStart, sb.journalStart], [SB.journalBlocks, sb.journalBlocks],
     [SB.generation, sb.generation], [SB.inodeHwm, sb.inodeHwm],
+    [SB.journalSeq, sb.journalSeq], [SB.refcountRoot, sb.refcountRoot],
   ];
   for (const [off, v] of fields) writeU64(b, off, v);
   b.writeUInt32LE(sb.state, SB.state);
@@ -216,8 +233,13 @@ export function decodeSuperblock(raw: Buffer): Superblock {
     mountCount: readU64(b, SB.mountCount),
     journalStart: readU64(b, SB.journalStart), journalBlocks: readU64(b, SB.journalBlocks),
     generation: readU64(b, SB.generation), inodeHwm: readU64(b, SB.inodeHwm),
+    journalSeq: readU64(b, SB.journalSeq), refcountRoot: readU64(b, SB.refcountRoot),
     label: labelRaw.subarray(0, nul < 0 ? LABEL_MAX : nul).toString('utf8'),
   };
+  if (sb.version === 1) {
+    throw new FormatError('format version 1 region (metadata without a journal): this pmemfs reads version 2 only; '
+      + 'copy the files out with pmemfs 0.1 and format a new region with mkfs.pmemfs');
+  }
   if (sb.version !== FORMAT_VERSION) throw new FormatError(`format version ${sb.version} is not supported (this pmemfs reads version ${FORMAT_VERSION})`);
   checkGeometry(sb);
   return sb;
@@ -229,48 +251,89 @@ function checkGeometry(sb: Superblock): void {
   if (bs < MIN_BLOCK_SIZE || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)) !== 0) bad(`block size ${bs}`);
   if (sb.inodeSize !== INODE_SIZE) bad(`inode size ${sb.inodeSize}`);
   if (sb.totalBlocks * bs !== sb.regionSize) bad('region size is not total blocks × block size');
-  if (sb.bitmapStart !== 1 || sb.bitmapBlocks * bs * 8 < sb.totalBlocks) bad('free-space bitmap placement');
+  if (sb.bitmapStart !== 1 || sb.bitmapBlocks * bitsPerBitmapBlock(bs) < sb.totalBlocks) bad('free-space bitmap placement');
   if (sb.itableStart !== sb.bitmapStart + sb.bitmapBlocks) bad('inode table placement');
   if (sb.itableBlocks * bs < sb.inodeCount * INODE_SIZE) bad('inode table size');
   if (sb.journalStart !== sb.itableStart + sb.itableBlocks || sb.dataStart !== sb.journalStart + sb.journalBlocks) bad('data area placement');
-  if (sb.dataStart >= sb.totalBlocks) bad('no data blocks');
+  if (sb.journalBlocks < MIN_JOURNAL_BLOCKS) bad(`journal of ${sb.journalBlocks} blocks`);
+  if (sb.dataStart >= dataEnd(sb)) bad('no data blocks');
+  if (sb.inodeCount > MAX_INODES) bad(`inode count ${sb.inodeCount}`);
   if (sb.rootIno !== ROOT_INO) bad(`root inode ${sb.rootIno}`);
   if (sb.inodeHwm < 1 || sb.inodeHwm > sb.inodeCount) bad(`inode high-water mark ${sb.inodeHwm}`);
 }
+
+/** Bytes of the header that opens every free-space bitmap block. */
+export const BITMAP_HDR = 16;
+export const BITMAP_MAGIC = 0x4d424d50; // 'PMBM'
+/** Region blocks one bitmap block describes. */
+export const bitsPerBitmapBlock = (bs: number): number => (bs - BITMAP_HDR) * 8;
+/** End (exclusive) of the allocatable data area: the last block holds the backup superblock. */
+export const dataEnd = (sb: Pick<Superblock, 'totalBlocks'>): number => sb.totalBlocks - 1;
+export const MIN_JOURNAL_BLOCKS = 64;
+export const MAX_JOURNAL_BLOCKS = 8192;
+export const MAX_INODES = 1 << 24;
 
 export interface GeometryOptions {
   regionSize: number;      // bytes, rounded down to the block size
   blockSize: number;       // bytes
   bytesPerInode?: number;  // one inode slot per this many bytes (default 16 KiB)
+  journalBlocks?: number;  // log size in blocks (default: 1/32 of the region, 64..8192)
 }
 
 /**
  * Lay out a region (mkfs). Throws FormatError when the size cannot hold the
  * metadata and a minimum of data blocks.
  */
-export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | 'label' | 'mkfsTime' | 'lastMountTime' | 'mountCount' | 'generation' | 'state' | 'flags' | 'inodeHwm'> {
+export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | 'label' | 'mkfsTime' | 'lastMountTime' | 'mountCount' | 'generation' | 'state' | 'flags' | 'inodeHwm' | 'journalSeq' | 'refcountRoot'> {
   const bs = o.blockSize;
   if (bs < MIN_BLOCK_SIZE || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)) !== 0) {
     throw new FormatError(`block size ${bs} must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}`);
   }
   const totalBlocks = Math.floor(o.regionSize / bs);
-  const bitmapBlocks = Math.ceil(totalBlocks / (bs * 8));
+  const bitmapBlocks = Math.ceil(totalBlocks / bitsPerBitmapBlock(bs));
   const perInode = o.bytesPerInode ?? 16384;
   const inodeCount = Math.max(64, Math.min(Math.floor(totalBlocks * bs / perInode), 1 << 22));
   const itableBlocks = Math.ceil(inodeCount * INODE_SIZE / bs);
-  const dataStart = 1 + bitmapBlocks + itableBlocks;
-  if (totalBlocks < dataStart + 16) {
-    throw new FormatError(`region of ${o.regionSize} bytes is too small: needs at least ${(dataStart + 16) * bs} bytes with ${bs}-byte blocks`);
+  const journalBlocks = o.journalBlocks ?? Math.max(MIN_JOURNAL_BLOCKS, Math.min(MAX_JOURNAL_BLOCKS, Math.floor(totalBlocks / 32)));
+  if (journalBlocks < MIN_JOURNAL_BLOCKS) throw new FormatError(`journal of ${journalBlocks} blocks: at least ${MIN_JOURNAL_BLOCKS}`);
+  const journalStart = 1 + bitmapBlocks + itableBlocks;
+  const dataStart = journalStart + journalBlocks;
+  if (totalBlocks < dataStart + 17) {
+    throw new FormatError(`region of ${o.regionSize} bytes is too small: needs at least ${(dataStart + 17) * bs} bytes with ${bs}-byte blocks`);
   }
   return {
     version: FORMAT_VERSION, blockSize: bs, inodeSize: INODE_SIZE,
     regionSize: totalBlocks * bs, totalBlocks,
     bitmapStart: 1, bitmapBlocks,
     itableStart: 1 + bitmapBlocks, itableBlocks, inodeCount,
-    journalStart: dataStart, journalBlocks: 0, dataStart,
-    rootIno: ROOT_INO, featuresCompat: 0, featuresIncompat: 0, featuresRoCompat: 0,
+    journalStart, journalBlocks, dataStart,
+    rootIno: ROOT_INO, featuresCompat: 0, featuresIncompat: FEAT_INCOMPAT_JOURNAL, featuresRoCompat: 0,
   };
 }
+
+/** Encode a free-space bitmap block: header (magic, CRC32C, index) and `bits`. */
+export function encodeBitmapBlock(bs: number, index: number, bits: Uint8Array): Buffer {
+  const b = Buffer.alloc(bs);
+  b.writeUInt32LE(BITMAP_MAGIC, 0);
+  writeU64(b, 8, index);
+  b.set(bits.subarray(0, bs - BITMAP_HDR), BITMAP_HDR);
+  b.writeUInt32LE(checksum(b, 4), 4);
+  return b;
+}
+
+/**
+ * The bits of a bitmap block (a view into raw).
+ * @throws FormatError on bad magic, index or checksum
+ */
+export function decodeBitmapBlock(raw: Buffer, index: number): Buffer {
+  if (raw.readUInt32LE(0) !== BITMAP_MAGIC) throw new FormatError(`free-space bitmap block ${index}: bad magic`);
+  if (readU64(raw, 8) !== index) throw new FormatError(`free-space bitmap block ${index}: holds index ${readU64(raw, 8)}`);
+  if (raw.readUInt32LE(4) !== checksum(raw, 4)) throw new FormatError(`free-space bitmap block ${index}: checksum mismatch`);
+  return raw.subarray(BITMAP_HDR);
+}
+
+/** CRC32C of rec with the 4-byte field at crcOff counted as zero. */
+export function recordChecksum(rec: Buffer, crcOff: number): number { return checksum(rec, crcOff); }
 
 /** Encode an inode record (inline fork bytes, if any, copied in). */
 export function encodeInode(r: InodeRecord, inlineFork: Buffer | null): Buffer {
@@ -294,6 +357,9 @@ export function encodeInode(r: InodeRecord, inlineFork: Buffer | null): Buffer {
   writeU64(b, INO.rdev, r.rdev);
   writeU64(b, INO.forkBlock, r.forkBlock);
   writeU64(b, INO.forkBlocks, r.forkBlocks);
+  writeU64(b, INO.recIndex, r.recIndex);
+  b.writeUInt32LE(r.recBlocks, INO.recBlocks);
+  b.writeUInt32LE(r.recCount, INO.recCount);
   if (inlineFork) {
     if (inlineFork.length > INLINE_FORK_MAX) throw new FormatError('inline fork too large');
     inlineFork.copy(b, INO.inlineFork);
@@ -325,6 +391,7 @@ export function decodeInode(raw: Buffer, expectIno: number): { rec: InodeRecord;
     flags: b.readUInt32LE(INO.flags), generation: b.readUInt32LE(INO.generation),
     rdev: readU64(b, INO.rdev), forkLen: b.readUInt32LE(INO.forkLen), forkCrc: b.readUInt32LE(INO.forkCrc),
     forkBlock: readU64(b, INO.forkBlock), forkBlocks: readU64(b, INO.forkBlocks),
+    recIndex: readU64(b, INO.recIndex), recBlocks: b.readUInt32LE(INO.recBlocks), recCount: b.readUInt32LE(INO.recCount),
   };
   if (rec.ino !== expectIno) throw new FormatError(`inode slot ${expectIno} holds inode ${rec.ino}`);
   if ((rec.flags & ~IFLAG_KNOWN) !== 0) throw new FormatError(`inode ${expectIno}: unknown flags 0x${rec.flags.toString(16)}`);

@@ -1,69 +1,153 @@
 /**
- * @file The metadata transaction API: begin → record changes → commit.
- * Every metadata change goes through it (design/direction.md step 1). Today
- * commit writes in place into the mapped region in a safe order:
+ * @file Transactions: the one way metadata changes. An operation runs as
  *
- *   1. data and newly allocated blocks were already written by the caller;
- *   2. allocation bits were set when the blocks were allocated;
- *   3. dirty inodes are written (forks copy-on-write, then slots);
- *   4. blocks the old metadata referenced are freed (bitmap bits cleared);
- *   5. with `sync`, everything is flushed (a persistence point).
+ *     fs.tx.run((tx) => { ...change inodes, tx.markDirty(inode)... })
  *
- * A crash between 3 and 4 leaks blocks that the recovery scan at the next
- * mount frees; it never leaves a block referenced and free. The journal will
- * slot in behind commit() without changing callers.
+ * and is all or nothing: when fn throws — ENOSPC part-way, an encoding
+ * error, a bug — every block image, allocation and in-core inode it changed
+ * is restored before the error propagates, so nothing the caller was told
+ * failed stays visible, in core or on media. Successful operations join the
+ * running transaction (jbd2's handles in a compound transaction), which
+ * `commit()` makes durable through the journal (src/journal/journal.ts):
+ * at fsync, at an O_SYNC write, from the daemon's timer (commit=SECONDS),
+ * when the log is half full, and at unmount.
+ *
+ * Operations that wait (the layout guard under busy=wait) do so before
+ * calling run(): fn itself never awaits, so operations never interleave their
+ * changes.
+ *
+ * An allocation that only blocks freed by the running transaction could
+ * satisfy (busy extents) rolls the operation back, commits, and retries it
+ * once.
  */
-import type { BlockRun } from '../alloc/allocator.js';
-import type { Inode } from '../vfs/inode.js';
-import type { InodeStore } from '../vfs/store.js';
+import type { Allocator, BlockRun } from '../alloc/allocator.js';
+import { TxNeedsCommit } from '../alloc/allocator.js';
+import { FsError } from '../errors.js';
+import type { Inode } from '../inode/inode.js';
+import type { InodeStore } from '../inode/store.js';
+import type { Journal } from './journal.js';
 
+/** One operation's view of the running transaction. */
 export class Transaction {
-  readonly dirty = new Set<Inode>();
-  readonly frees: BlockRun[] = [];
-  readonly dropped = new Set<Inode>();
   sync = false;
+  constructor(private readonly mgr: TxManager) {}
 
-  /** The inode's record or fork changed. */
-  markDirty(inode: Inode): void { this.dirty.add(inode); }
-  /** Free these blocks once the new metadata is written. */
-  deferFree(run: BlockRun): void { if (run.len > 0) this.frees.push(run); }
-  /** The inode is gone: clear its slot and free its fork. */
-  drop(inode: Inode): void { this.dropped.add(inode); this.dirty.delete(inode); }
-  /** Make the commit a persistence point. */
+  /** The inode's record or fork changed (call before changing it where possible). */
+  markDirty(inode: Inode): void { this.mgr.ensureBegun(); this.mgr.store.markDirty(inode); }
+  /** Free these blocks (busy until the transaction is durable). */
+  deferFree(run: BlockRun): void { this.mgr.ensureBegun(); if (run.len > 0) this.mgr.store.alloc.release(run.start, run.len); }
+  /** The inode is gone: its slot is cleared and its metadata blocks freed. */
+  drop(inode: Inode): void { this.mgr.ensureBegun(); this.mgr.store.drop(inode); }
+  /** Make the operation durable before it returns (a persistence point). */
   requireSync(): void { this.sync = true; }
+  /** The allocator, with the operation begun (so what it takes is undone on failure). */
+  get alloc(): Allocator { this.mgr.ensureBegun(); return this.mgr.store.alloc; }
 }
 
-export interface TxStats { commits: number; syncCommits: number; inodesWritten: number }
+export interface TxStats { ops: number; rollbacks: number; retries: number; commits: number; syncCommits: number }
 
 export class TxManager {
-  readonly stats: TxStats = { commits: 0, syncCommits: 0, inodesWritten: 0 };
+  readonly stats: TxStats = { ops: 0, rollbacks: 0, retries: 0, commits: 0, syncCommits: 0 };
+  readonly store: InodeStore;
+  readonly journal: Journal;
+  private begun = false;
+  private pending = false;   // inside run/runAsync
+  private imagesAtBegin = 0;
+  /** With power-failure recording on: commit when this many pages wait for a flush (bounds the pre-images kept). */
+  recordLimitPages = 16384;
+  /** Set by halt(): every further operation and commit fails with EIO (an emulated power failure). */
+  halted = false;
+  /** Called after every commit (the daemon logs and counts). */
+  onCommit: ((reason: string) => void) | null = null;
 
-  constructor(private readonly store: InodeStore) {}
+  constructor(store: InodeStore) { this.store = store; this.journal = store.journal; }
 
-  begin(): Transaction { return new Transaction(); }
-
-  /** Write the transaction's changes (see the file comment for the order). */
-  commit(tx: Transaction): void {
-    const frees = [...tx.frees];
-    for (const inode of tx.dirty) {
-      if (tx.dropped.has(inode)) continue;
-      const oldFork = this.store.write(inode);
-      if (oldFork) frees.push(oldFork);
-      this.stats.inodesWritten++;
-    }
-    for (const inode of tx.dropped) {
-      const fork = this.store.clear(inode);
-      if (fork) frees.push(fork);
-    }
-    for (const r of frees) this.store.alloc.release(r.start, r.len);
-    this.stats.commits++;
-    if (tx.sync) this.flush();
+  /** @internal begin the current operation if it has not yet begun. */
+  ensureBegun(): void {
+    if (!this.pending) throw new Error('transaction: change outside tx.run()');
+    if (this.begun) return;
+    this.begun = true;
+    this.imagesAtBegin = this.journal.dirtyBlocks;
+    this.journal.beginOp();
+    this.store.alloc.mark();
+    this.store.beginOp();
   }
 
-  /** Persistence point: everything written so far becomes durable. */
-  flush(): void {
-    this.stats.syncCommits++;
-    this.store.writeSuperblock();
-    this.store.region.persistAll();
+  private abort(): void {
+    if (!this.begun) return;
+    this.begun = false;
+    this.journal.rollbackOp();
+    this.store.alloc.rollback();
+    this.store.rollback();
+    this.stats.rollbacks++;
   }
+
+  private end(tx: Transaction): void {
+    if (this.begun) {
+      this.store.finish();
+      const need = this.journal.logBlocksNeeded, cap = this.journal.geo.journalBlocks;
+      if (need > cap) {
+        if (this.imagesAtBegin > 0) throw new TxNeedsCommit(0);
+        throw new FsError('ENOSPC', 'commit', undefined, `the operation changes ${this.journal.dirtyBlocks} metadata blocks; the ${cap}-block journal cannot hold them (format with a larger journal)`);
+      }
+      this.journal.endOp();
+      this.store.alloc.unmark();
+      this.begun = false;
+      this.stats.ops++;
+    }
+    const region = this.journal.region;
+    if (tx.sync) this.commit('sync');
+    else if (this.journal.logBlocksNeeded * 2 > this.journal.geo.journalBlocks) this.commit('log half full');
+    else if (region.recording && region.unflushedPages > this.recordLimitPages) this.commit('power-fail recording limit');
+  }
+
+  /**
+   * Run one operation, all or nothing (see the file comment).
+   * @throws whatever fn throws, after undoing its changes; FsError ENOSPC
+   */
+  run<T>(fn: (tx: Transaction) => T): T {
+    if (this.halted) throw new FsError('EIO', 'tx', undefined, 'the filesystem is halted (emulated power failure)');
+    if (this.pending) throw new Error('transaction: nested tx.run()');
+    for (let attempt = 0; ; attempt++) {
+      const tx = new Transaction(this);
+      this.pending = true;
+      this.ensureBegun();
+      try {
+        const r = fn(tx);
+        if (r instanceof Promise) throw new Error('transaction: tx.run() takes a synchronous function (await the guard first)');
+        this.end(tx);
+        return r;
+      } catch (e) {
+        this.abort();
+        if (!(e instanceof TxNeedsCommit)) throw e;
+        if (attempt > 0) throw new FsError('ENOSPC', 'alloc', undefined, e.message);
+        this.stats.retries++;
+      } finally {
+        this.pending = false;
+      }
+      this.commit('busy extents');
+    }
+  }
+
+  /**
+   * Make everything done so far durable: a persistence point (fsync, sync
+   * writes, the commit timer, unmount).
+   */
+  commit(reason = 'commit'): void {
+    if (this.halted) throw new FsError('EIO', 'commit', undefined, 'the filesystem is halted (emulated power failure)');
+    if (this.begun) throw new Error('transaction: commit inside an operation');
+    if (this.journal.commit()) this.stats.commits++;
+    this.store.alloc.commitDone();
+    if (reason === 'sync' || reason === 'fsync') this.stats.syncCommits++;
+    this.onCommit?.(reason);
+  }
+
+  /** Stop for good: nothing more is written (emulated power failure). */
+  halt(): void { this.halted = true; }
+
+  /** Alias of commit('fsync'). */
+  flush(): void { this.commit('fsync'); }
+
+  /** Whether the running transaction holds anything not yet durable. */
+  get dirty(): boolean { return this.journal.dirtyBlocks > 0 || this.journal.region.unflushedPages > 0; }
 }

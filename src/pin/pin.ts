@@ -11,7 +11,7 @@ import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
 import { makeMapped } from '../vfs/data.js';
 import type { Caller, PmemFs } from '../vfs/fs.js';
-import type { Inode } from '../vfs/inode.js';
+import type { Inode } from '../inode/inode.js';
 import type { Pin, PinHolder, PinRegistry } from './registry.js';
 
 export interface PinStats { pinned: number; unpinned: number; holderDeaths: number }
@@ -57,9 +57,8 @@ export class PinManager {
     const bs = this.fs.blockSize;
     const fb0 = Math.floor(off / bs), fb1 = Math.ceil((off + len) / bs);
     if (!inode.bmap.map(fb0, fb1 - fb0).some((s) => s.regionBlock === HOLE || s.flags & EXT_UNWRITTEN)) return;
-    const tx = this.fs.tx.begin();
-    makeMapped(this.fs.data, tx, inode, this.fs.guard.allocPermit({ op: 'pin', path, inode }), fb0, fb1);
-    this.fs.tx.commit(tx);
+    const permit = this.fs.guard.allocPermit({ op: 'pin', path, inode });
+    this.fs.tx.run((tx) => makeMapped(this.fs.data, tx, inode, permit, fb0, fb1));
   }
 
   /**
@@ -88,12 +87,12 @@ export class PinManager {
   private drop(pins: Pin[], count = true): void {
     if (count) this.stats.unpinned += pins.length;
     const inos = new Set(pins.map((p) => p.ino));
-    const tx = this.fs.tx.begin();
-    for (const ino of inos) {
-      const inode = this.fs.inodeOf(ino);
-      if (inode && inode.nlink === 0) this.fs.maybeReap(tx, inode);
-    }
-    this.fs.tx.commit(tx);
+    this.fs.tx.run((tx) => {
+      for (const ino of inos) {
+        const inode = this.fs.inodeOf(ino);
+        if (inode && inode.nlink === 0) this.fs.maybeReap(tx, inode);
+      }
+    });
   }
 
   /** Lines for MNT/.pmemfs/busy, in the contract's format. */

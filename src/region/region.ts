@@ -7,9 +7,18 @@
  *
  * Durability: a store into the mapping reaches the region file's page cache at
  * once (it survives a kill -9 of the daemon) but is durable only after the
- * range is flushed (msync). Every flush goes through `persist()`, which names
- * the persistence point and counts it, so a future journal and crash tests
- * can find, reorder and batch them (design/direction.md, step 2).
+ * range is flushed (msync). Every flush goes through `persist()` or
+ * `persistDirty()`, which name the persistence point and count it. The
+ * region remembers which 4 KiB pages were stored to since their last flush
+ * (the pages a power failure may lose).
+ *
+ * Power-failure emulation (`recordUnflushed()`, the idea of dm-log-writes and
+ * PMDK's pmreorder at page granularity): each page's content as of its last
+ * flush is kept when the page is first stored to, so that `crashImage()` can
+ * produce what the media would hold had the power gone now — any chosen
+ * subset of the unflushed pages lost — and `powerFail()` can make the region
+ * file itself that image. Stores by other processes (the DMA emulator, the
+ * MAP_DIRECT client) bypass this and count as flushed.
  */
 import * as fs from 'node:fs';
 import { loadShim } from '../native.js';
@@ -21,7 +30,9 @@ const PAGE_SIZE = 4096;
 export const WINDOW_SIZE = 1 << 30;
 
 /** Why a range was flushed; counted in .pmemfs/stats. */
-export type PersistPoint = 'data' | 'inode' | 'fork' | 'bitmap' | 'superblock' | 'all';
+export type PersistPoint = 'data' | 'log' | 'commit' | 'superblock' | 'all';
+
+export { PAGE_SIZE };
 
 export class Region {
   readonly path: string;
@@ -30,6 +41,14 @@ export class Region {
   readonly fd: number;
   private readonly windows: (Buffer | undefined)[];
   readonly persistCounts = new Map<PersistPoint, number>();
+  /** Pages stored to since their last flush. */
+  private readonly dirtyPages = new Set<number>();
+  /** With recording on: each unflushed page's content as of its last flush. */
+  private preImages: Map<number, Buffer> | null = null;
+  /** Called at the start of every persistence point, before anything is flushed (crash harnesses). */
+  onPersist: ((point: PersistPoint, seq: number) => void) | null = null;
+  /** Persistence points so far (the N of "crash at the Nth persistence point"). */
+  persistSeq = 0;
 
   private constructor(path: string, fd: number, size: number, readOnly: boolean) {
     this.path = path; this.fd = fd; this.size = size; this.readOnly = readOnly;
@@ -92,13 +111,89 @@ export class Region {
   /** Copy len bytes from src[srcOff..] to region offset off. */
   write(off: RegionOff, src: Buffer, srcOff: number, len: number): void {
     if (this.readOnly) throw new Error('write to a read-only region');
+    this.noteStore(off, len);
     this.each(off, len, (w, wOff, done, n) => { src.copy(w, wOff, srcOff + done, srcOff + done + n); });
   }
 
   /** Store zeroes over [off, off+len). */
   zero(off: RegionOff, len: number): void {
     if (this.readOnly) throw new Error('write to a read-only region');
+    this.noteStore(off, len);
     this.each(off, len, (w, wOff, _done, n) => { w.fill(0, wOff, wOff + n); });
+  }
+
+  /** Remember the pages of a store (and, recording, their flushed content) before it happens. */
+  private noteStore(off: number, len: number): void {
+    if (len <= 0) return;
+    const last = Math.floor((off + len - 1) / PAGE_SIZE);
+    for (let p = Math.floor(off / PAGE_SIZE); p <= last; p++) {
+      if (this.dirtyPages.has(p)) continue;
+      this.dirtyPages.add(p);
+      if (this.preImages) {
+        const n = Math.min(PAGE_SIZE, this.size - p * PAGE_SIZE);
+        this.check(p * PAGE_SIZE, n);
+        this.preImages.set(p, this.readBuf(regionOff(p * PAGE_SIZE), n));
+      }
+    }
+  }
+
+  /** Unflushed pages (stored to since their last flush). */
+  get unflushedPages(): number { return this.dirtyPages.size; }
+
+  /** Start keeping pre-images of unflushed pages (power-failure emulation). */
+  recordUnflushed(): void { if (!this.preImages) this.preImages = new Map(); }
+  get recording(): boolean { return this.preImages !== null; }
+
+  /**
+   * Write to `dst` the region as the media would hold it after a power
+   * failure now: every unflushed page for which `lost(page)` is true gets its
+   * last flushed content back. Needs recordUnflushed().
+   * @returns the numbers of the pages lost
+   */
+  crashImage(dst: string, lost: (page: number) => boolean): number[] {
+    if (!this.preImages) throw new Error('crashImage needs recordUnflushed() from the start');
+    fs.copyFileSync(this.path, dst);
+    const fd = fs.openSync(dst, 'r+');
+    const gone: number[] = [];
+    try {
+      for (const [p, img] of this.preImages) if (lost(p)) { fs.writeSync(fd, img, 0, img.length, p * PAGE_SIZE); gone.push(p); }
+    } finally { fs.closeSync(fd); }
+    return gone;
+  }
+
+  /**
+   * Make the region file what the media would hold after a power failure now
+   * (unflushed pages for which `lost(page)` is true revert to their flushed
+   * content), then flush it. The caller must stop using the region and exit
+   * without any further persistence point.
+   * @returns pages lost
+   */
+  powerFail(lost: (page: number) => boolean): number {
+    if (!this.preImages) throw new Error('powerFail needs recordUnflushed() from the start');
+    let n = 0;
+    for (const [p, img] of this.preImages) {
+      if (!lost(p)) continue;
+      this.each(p * PAGE_SIZE, img.length, (w, wOff, done, len) => { img.copy(w, wOff, done, done + len); });
+      n++;
+    }
+    this.preImages.clear(); this.dirtyPages.clear();
+    for (const w of this.windows) if (w) loadShim().msync(w, 0, w.length);
+    fs.fsyncSync(this.fd);
+    return n;
+  }
+
+  private flushed(firstPage: number, lastPage: number): void {
+    if (lastPage - firstPage > this.dirtyPages.size) {
+      for (const p of [...this.dirtyPages]) if (p >= firstPage && p <= lastPage) { this.dirtyPages.delete(p); this.preImages?.delete(p); }
+    } else {
+      for (let p = firstPage; p <= lastPage; p++) { this.dirtyPages.delete(p); this.preImages?.delete(p); }
+    }
+  }
+
+  private point(point: PersistPoint): void {
+    this.persistCounts.set(point, (this.persistCounts.get(point) ?? 0) + 1);
+    this.persistSeq++;
+    this.onPersist?.(point, this.persistSeq);
   }
 
   /** A copy of [off, off+len). */
@@ -123,20 +218,45 @@ export class Region {
    * pages) and count it under `point`.
    */
   persist(point: PersistPoint, off: RegionOff, len: number): void {
-    this.persistCounts.set(point, (this.persistCounts.get(point) ?? 0) + 1);
     if (this.readOnly || len === 0) return;
+    this.point(point);
     const page = PAGE_SIZE;
     const start = Math.floor(off / page) * page;
     const end = Math.min(this.size, Math.ceil((off + len) / page) * page);
     this.each(start, end - start, (w, wOff, _d, n) => { loadShim().msync(w, wOff, n); });
+    this.flushed(start / page, end / page - 1);
+  }
+
+  /**
+   * A persistence point for every unflushed page (msync of each run of
+   * dirty pages, then fdatasync for stores made through the file by other
+   * processes). The ordered-mode step of a commit.
+   */
+  persistDirty(point: PersistPoint): void {
+    if (this.readOnly) return;
+    this.point(point);
+    const pages = [...this.dirtyPages].sort((a, b) => a - b);
+    for (let i = 0; i < pages.length;) {
+      let j = i + 1;
+      while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
+      const start = pages[i] * PAGE_SIZE;
+      const end = Math.min(this.size, (pages[j - 1] + 1) * PAGE_SIZE);
+      this.each(start, end - start, (w, wOff, _d, n) => { loadShim().msync(w, wOff, n); });
+      i = j;
+    }
+    fs.fdatasyncSync(this.fd);
+    this.dirtyPages.clear();
+    this.preImages?.clear();
   }
 
   /** Flush every mapped window. */
   persistAll(): void {
-    this.persistCounts.set('all', (this.persistCounts.get('all') ?? 0) + 1);
     if (this.readOnly) return;
+    this.point('all');
     for (const w of this.windows) if (w) loadShim().msync(w, 0, w.length);
     fs.fsyncSync(this.fd);
+    this.dirtyPages.clear();
+    this.preImages?.clear();
   }
 
   /** Flush and drop the mappings; the fd is closed. The Region is unusable afterwards. */

@@ -18,7 +18,7 @@ import type { LayoutPermit } from '../bmap/bmap.js';
 import { HOLE } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import type { PinRegistry } from '../pin/registry.js';
-import type { Inode } from '../vfs/inode.js';
+import type { Inode } from '../inode/inode.js';
 
 export type BusyPolicy = 'refuse' | 'wait';
 

@@ -20,7 +20,7 @@ import { IFLAG_SEALED } from '../format/layout.js';
 import type { Transaction } from '../journal/tx.js';
 import { makeMapped } from '../vfs/data.js';
 import type { Caller, PmemFs } from '../vfs/fs.js';
-import type { Inode, Lease } from '../vfs/inode.js';
+import type { Inode, Lease } from '../inode/inode.js';
 
 export interface SealStats { seals: number; unseals: number; leases: number; unleases: number; breaks: number; revoked: number; holderDeaths: number }
 
@@ -58,12 +58,13 @@ export class SealManager {
 
   sealInode(inode: Inode, path: string): void {
     if (inode.persistentSeal) return;
-    const tx = this.fs.tx.begin();
-    this.fillForSeal(tx, inode, path);
-    inode.flags |= IFLAG_SEALED;
-    inode.touchCtime();
-    tx.requireSync();
-    this.fs.tx.commit(tx);
+    this.fs.tx.run((tx) => {
+      tx.markDirty(inode);
+      this.fillForSeal(tx, inode, path);
+      inode.flags |= IFLAG_SEALED;
+      inode.touchCtime();
+      tx.requireSync();
+    });
     this.stats.seals++;
     this.log.info({ ino: inode.ino, untrusted: { path } }, 'sealed (persistent)');
   }
@@ -79,12 +80,12 @@ export class SealManager {
     if (!inode.persistentSeal) return;
     if (inode.leases.length) throw new FsError('ETXTBSY', 'unseal', path, 'a lease is held');
     if (this.fs.pins.pinsOfIno(inode.ino).length) throw new FsError('ETXTBSY', 'unseal', path, 'pages are pinned');
-    const tx = this.fs.tx.begin();
-    inode.flags &= ~IFLAG_SEALED;
-    inode.touchCtime();
-    tx.markDirty(inode);
-    tx.requireSync();
-    this.fs.tx.commit(tx);
+    this.fs.tx.run((tx) => {
+      tx.markDirty(inode);
+      inode.flags &= ~IFLAG_SEALED;
+      inode.touchCtime();
+      tx.requireSync();
+    });
     this.stats.unseals++;
     this.log.info({ ino: inode.ino, untrusted: { path } }, 'unsealed');
   }
@@ -100,9 +101,7 @@ export class SealManager {
     const inode = h.inode;
     if (inode.leases.some((l) => l.pid === caller.pid)) return;
     if (inode.sealKind === 'none') {
-      const tx = this.fs.tx.begin();
-      this.fillForSeal(tx, inode, path);
-      this.fs.tx.commit(tx);
+      this.fs.tx.run((tx) => this.fillForSeal(tx, inode, path));
     }
     inode.leases.push({ pid: caller.pid, since: Date.now(), breakDeadline: null });
     this.stats.leases++;
@@ -122,9 +121,7 @@ export class SealManager {
     inode.leases = inode.leases.filter((l) => !match(l));
     const gone = before - inode.leases.length;
     if (gone && inode.nlink === 0) {
-      const tx = this.fs.tx.begin();
-      this.fs.maybeReap(tx, inode);
-      this.fs.tx.commit(tx);
+      this.fs.tx.run((tx) => this.fs.maybeReap(tx, inode));
     }
     return gone;
   }

@@ -14,11 +14,14 @@ import { HOLE, type LayoutPermit } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
 import type { Transaction } from '../journal/tx.js';
+
+/** Runs a synchronous change as one transaction (TxManager.run). */
+export type RunTx = <T>(fn: (tx: Transaction) => T) => T;
 import type { LayoutGuard } from '../seal/guard.js';
 import type { Region } from '../region/region.js';
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import * as uapi from '../uapi.js';
-import type { Inode } from './inode.js';
+import type { Inode } from '../inode/inode.js';
 
 /** Largest file size: offsets stay exact in a JS number and block indexes fit u64 records. */
 export const MAX_FILE_SIZE = 2 ** 52;
@@ -59,6 +62,7 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
   const end = off + len;
   if (off < 0 || end > MAX_FILE_SIZE) throw new FsError('EFBIG', 'write', path, `end offset ${end} beyond the maximum file size`);
   if (inode.sealKind !== 'none' && end > inode.size) c.guard.assertNotSealed({ op: 'write', path, inode });
+  tx.markDirty(inode);
   const bs = c.blockSize;
   const fb0 = Math.floor(off / bs);
   const segs = inode.bmap.map(fb0, ceilDiv(end, bs) - fb0);
@@ -69,7 +73,8 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
     permit = c.guard.allocPermit({ op: 'write', path, inode });
     const holes = segs.filter((s) => s.regionBlock === HOLE);
     const need = holes.reduce((a, s) => a + s.len, 0);
-    runs = need ? c.alloc.alloc(need, inode.bmap.goalFor(holes[0].fileBlock)) : [];
+    tx.markDirty(inode);
+    runs = need ? tx.alloc.alloc(need, inode.bmap.goalFor(holes[0].fileBlock)) : [];
   }
   try {
     for (const seg of segs) {
@@ -97,8 +102,7 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
     }
   } finally {
     // Blocks allocated but not mapped (an error part-way) go back.
-    for (const r of runs) c.alloc.release(regionBlock(r.start), blockCount(r.len));
-    tx.markDirty(inode);
+    for (const r of runs) c.alloc.unalloc(regionBlock(r.start), blockCount(r.len));
   }
   if (end > inode.size) inode.size = end;
   inode.touchMtime();
@@ -139,22 +143,25 @@ function unmapBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit, start:
  * change: guarded, may wait for pins); growing only changes the size.
  * @throws FsError ETXTBSY (sealed and size differs, or busy pages), EFBIG, EINVAL
  */
-export async function truncateData(c: DataContext, tx: Transaction, inode: Inode, path: string, size: number): Promise<void> {
+export async function truncateData(c: DataContext, run: RunTx, inode: Inode, path: string, size: number): Promise<void> {
   if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', 'truncate', path, `size ${size}`);
   if (size > MAX_FILE_SIZE) throw new FsError('EFBIG', 'truncate', path, `size ${size} beyond the maximum file size`);
   if (size !== inode.size) c.guard.assertNotSealed({ op: 'truncate', path, inode });
-  if (size < inode.size) {
-    const bs = c.blockSize;
-    const first = ceilDiv(size, bs);
-    // Open-ended: blocks mapped past EOF while the guard waits must go too.
-    const breaks = { start: first, count: MAX_FILE_BLOCKS - first };
-    const permit = await c.guard.assertLayoutMutable({ op: 'truncate', path, inode, breaks });
-    unmapBlocks(tx, inode, permit, first, Math.max(0, lastMappedBlock(inode) - first));
-    zeroMapped(c, inode, size, first * bs);
-  }
-  inode.size = size;
-  inode.touchMtime();
-  tx.markDirty(inode);
+  const bs = c.blockSize;
+  const first = ceilDiv(size, bs);
+  // Open-ended: blocks mapped past EOF while the guard waits must go too.
+  const permit = size < inode.size
+    ? await c.guard.assertLayoutMutable({ op: 'truncate', path, inode, breaks: { start: first, count: MAX_FILE_BLOCKS - first } })
+    : null;
+  run((tx) => {
+    tx.markDirty(inode);
+    if (permit && size < inode.size) {
+      unmapBlocks(tx, inode, permit, first, Math.max(0, lastMappedBlock(inode) - first));
+      zeroMapped(c, inode, size, first * bs);
+    }
+    inode.size = size;
+    inode.touchMtime();
+  });
 }
 
 function lastMappedBlock(inode: Inode): number {
@@ -170,7 +177,7 @@ function lastMappedBlock(inode: Inode): number {
  * ones. COLLAPSE/INSERT come through their own ioctls (FUSE does not forward them).
  * @throws FsError EINVAL, EOPNOTSUPP, EFBIG, ETXTBSY (sealed or busy), ENOSPC
  */
-export async function fallocateData(c: DataContext, tx: Transaction, inode: Inode, path: string, mode: number, off: number, len: number): Promise<void> {
+export async function fallocateData(c: DataContext, run: RunTx, inode: Inode, path: string, mode: number, off: number, len: number): Promise<void> {
   const keep = (mode & uapi.FALLOC_FL_KEEP_SIZE) !== 0;
   const kind = mode & ~uapi.FALLOC_FL_KEEP_SIZE;
   if (!(off >= 0) || !(len > 0)) throw new FsError('EINVAL', 'fallocate', path, `offset ${off} length ${len}`);
@@ -184,31 +191,35 @@ export async function fallocateData(c: DataContext, tx: Transaction, inode: Inod
   const bs = c.blockSize;
   const end = off + len;
   const wholeStart = ceilDiv(off, bs), wholeEnd = Math.floor(end / bs);
-  if (kind === uapi.FALLOC_FL_PUNCH_HOLE || kind === uapi.FALLOC_FL_ZERO_RANGE) {
-    const breaks = wholeEnd > wholeStart ? { start: wholeStart, count: wholeEnd - wholeStart } : null;
-    const permit = await c.guard.assertLayoutMutable({ op: kind === uapi.FALLOC_FL_PUNCH_HOLE ? 'punch' : 'zero_range', path, inode, breaks });
-    // Allocate first: ENOSPC must leave the file untouched.
-    if (kind === uapi.FALLOC_FL_ZERO_RANGE) allocUnwritten(c, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
-    const zEnd = kind === uapi.FALLOC_FL_PUNCH_HOLE ? Math.min(end, inode.size) : end;
-    zeroMapped(c, inode, off, Math.min(zEnd, wholeStart * bs));
-    zeroMapped(c, inode, Math.max(off, wholeEnd * bs), zEnd);
-    if (breaks && kind === uapi.FALLOC_FL_PUNCH_HOLE) unmapBlocks(tx, inode, permit, breaks.start, breaks.count);
-    if (breaks && kind === uapi.FALLOC_FL_ZERO_RANGE) inode.bmap.convertUnwritten(permit, breaks.start, breaks.count);
-  } else {
-    const permit = c.guard.allocPermit({ op: 'fallocate', path, inode });
-    allocUnwritten(c, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
-  }
-  if (!keep && end > inode.size) inode.size = end;
-  inode.touchMtime();
-  tx.markDirty(inode);
+  const punchOrZero = kind === uapi.FALLOC_FL_PUNCH_HOLE || kind === uapi.FALLOC_FL_ZERO_RANGE;
+  const breaks = punchOrZero && wholeEnd > wholeStart ? { start: wholeStart, count: wholeEnd - wholeStart } : null;
+  const permit = punchOrZero
+    ? await c.guard.assertLayoutMutable({ op: kind === uapi.FALLOC_FL_PUNCH_HOLE ? 'punch' : 'zero_range', path, inode, breaks })
+    : c.guard.allocPermit({ op: 'fallocate', path, inode });
+  run((tx) => {
+    tx.markDirty(inode);
+    if (punchOrZero) {
+      // Allocate first: ENOSPC must leave the file untouched.
+      if (kind === uapi.FALLOC_FL_ZERO_RANGE) allocUnwritten(c, tx, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
+      const zEnd = kind === uapi.FALLOC_FL_PUNCH_HOLE ? Math.min(end, inode.size) : end;
+      zeroMapped(c, inode, off, Math.min(zEnd, wholeStart * bs));
+      zeroMapped(c, inode, Math.max(off, wholeEnd * bs), zEnd);
+      if (breaks && kind === uapi.FALLOC_FL_PUNCH_HOLE) unmapBlocks(tx, inode, permit, breaks.start, breaks.count);
+      if (breaks && kind === uapi.FALLOC_FL_ZERO_RANGE) inode.bmap.convertUnwritten(permit, breaks.start, breaks.count);
+    } else {
+      allocUnwritten(c, tx, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
+    }
+    if (!keep && end > inode.size) inode.size = end;
+    inode.touchMtime();
+  });
 }
 
 /** Map every hole in file blocks [b0, b1) with unwritten extents, all or nothing. */
-function allocUnwritten(c: DataContext, inode: Inode, permit: LayoutPermit, b0: number, b1: number): void {
+function allocUnwritten(c: DataContext, tx: Transaction, inode: Inode, permit: LayoutPermit, b0: number, b1: number): void {
   const holes = inode.bmap.map(b0, b1 - b0).filter((s) => s.regionBlock === HOLE);
   const need = holes.reduce((a, s) => a + s.len, 0);
   if (need === 0) return;
-  const runs = c.alloc.alloc(need, inode.bmap.goalFor(b0));
+  const runs = tx.alloc.alloc(need, inode.bmap.goalFor(b0));
   try {
     for (const h of holes) {
       let fb = h.fileBlock;
@@ -220,7 +231,7 @@ function allocUnwritten(c: DataContext, inode: Inode, permit: LayoutPermit, b0: 
       }
     }
   } finally {
-    for (const r of runs) c.alloc.release(r.start, r.len);
+    for (const r of runs) c.alloc.unalloc(r.start, r.len);
   }
 }
 
@@ -242,7 +253,8 @@ export function makeMapped(c: DataContext, tx: Transaction, inode: Inode, permit
   const bs = c.blockSize;
   const segs = inode.bmap.map(b0, b1 - b0);
   const holes = segs.filter((s) => s.regionBlock === HOLE);
-  const runs = c.alloc.alloc(holes.reduce((a, s) => a + s.len, 0), inode.bmap.goalFor(b0));
+  tx.markDirty(inode);
+  const runs = tx.alloc.alloc(holes.reduce((a, s) => a + s.len, 0), inode.bmap.goalFor(b0));
   try {
     for (const h of holes) {
       let fb = h.fileBlock;
@@ -255,8 +267,7 @@ export function makeMapped(c: DataContext, tx: Transaction, inode: Inode, permit
       }
     }
   } finally {
-    for (const r of runs) c.alloc.release(r.start, r.len);
-    tx.markDirty(inode);
+    for (const r of runs) c.alloc.unalloc(r.start, r.len);
   }
   for (const s of segs) {
     if (s.regionBlock !== HOLE && s.flags & EXT_UNWRITTEN) {
@@ -275,7 +286,7 @@ export function makeMapped(c: DataContext, tx: Transaction, inode: Inode, permit
  * insert must start before EOF.
  * @throws FsError EINVAL, EFBIG, ETXTBSY, ENOSPC
  */
-export async function shiftRange(c: DataContext, tx: Transaction, inode: Inode, path: string, mode: 'collapse' | 'insert', off: number, len: number): Promise<void> {
+export async function shiftRange(c: DataContext, run: RunTx, inode: Inode, path: string, mode: 'collapse' | 'insert', off: number, len: number): Promise<void> {
   const bs = c.blockSize;
   if (!inode.isReg) throw new FsError('EINVAL', mode, path);
   if (!(off >= 0) || !(len > 0) || off % bs || len % bs) throw new FsError('EINVAL', mode, path, `offset and length must be multiples of ${bs}`);
@@ -285,14 +296,16 @@ export async function shiftRange(c: DataContext, tx: Transaction, inode: Inode, 
   c.guard.assertNotSealed({ op: mode, path, inode });
   const b0 = off / bs, n = len / bs;
   const permit = await c.guard.assertLayoutMutable({ op: mode, path, inode, breaks: { start: b0, count: MAX_FILE_BLOCKS - b0 } });
-  if (mode === 'collapse') {
-    unmapBlocks(tx, inode, permit, b0, n);
-    inode.bmap.shift(permit, b0 + n, -n);
-    inode.size -= len;
-  } else {
-    inode.bmap.shift(permit, b0, n);
-    inode.size += len;
-  }
-  inode.touchMtime();
-  tx.markDirty(inode);
+  run((tx) => {
+    tx.markDirty(inode);
+    if (mode === 'collapse') {
+      unmapBlocks(tx, inode, permit, b0, n);
+      inode.bmap.shift(permit, b0 + n, -n);
+      inode.size -= len;
+    } else {
+      inode.bmap.shift(permit, b0, n);
+      inode.size += len;
+    }
+    inode.touchMtime();
+  });
 }

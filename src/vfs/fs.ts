@@ -20,10 +20,10 @@ import type { PinRegistry } from '../pin/registry.js';
 import type { LayoutGuard } from '../seal/guard.js';
 import { nowTimespec, type Timespec } from '../types.js';
 import * as uapi from '../uapi.js';
-import { fallocateData, readData, releaseAllBlocks, shiftRange, truncateData, writeData, type DataContext } from './data.js';
-import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './inode.js';
-import type { InodeStore } from './store.js';
-import { IFLAG_ORPHAN } from '../format/layout.js';
+import { fallocateData, readData, releaseAllBlocks, shiftRange, truncateData, writeData, type DataContext, type RunTx } from './data.js';
+import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../inode/inode.js';
+import type { InodeStore } from '../inode/store.js';
+import { dataEnd, IFLAG_ORPHAN } from '../format/layout.js';
 
 export interface Caller { pid: number; uid: number; gid: number }
 export const ROOT_CALLER: Caller = { pid: 0, uid: 0, gid: 0 };
@@ -112,27 +112,9 @@ export class PmemFs {
     if (this.opts.readOnly) throw new FsError('EROFS', op, path);
   }
 
-  /**
-   * Run fn inside a transaction and commit it — also when fn throws part-way:
-   * the in-core inodes are the truth, so whatever they became is written.
-   */
-  private run<T>(fn: (tx: Transaction) => T): T {
-    const tx = this.tx.begin();
-    try {
-      return fn(tx);
-    } finally {
-      this.tx.commit(tx);
-    }
-  }
-
-  private async runAsync<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-    const tx = this.tx.begin();
-    try {
-      return await fn(tx);
-    } finally {
-      this.tx.commit(tx);
-    }
-  }
+  /** One operation, all or nothing (TxManager.run). */
+  private run<T>(fn: (tx: Transaction) => T): T { return this.tx.run(fn); }
+  private readonly runTx: RunTx = (fn) => this.tx.run(fn);
 
   // --- attributes ------------------------------------------------------------
 
@@ -202,12 +184,14 @@ export class PmemFs {
       inode.gid = dir.gid;
       if (inode.isDir) inode.mode |= S_ISGID;
     }
-    this.store.inodes.set(inode.ino, inode);
+    this.store.add(inode);
     tx.markDirty(inode);
     return inode;
   }
 
   private addEntry(tx: Transaction, dir: Inode, name: string, inode: Inode): void {
+    tx.markDirty(dir);
+    tx.markDirty(inode);
     dir.dirents!.set(name, inode.ino);
     inode.nlink++;
     if (inode.isDir) { dir.nlink++; inode.nlink++; }
@@ -302,6 +286,8 @@ export class PmemFs {
 
   /** Drop one name; the inode goes when no name, handle, lease or pin is left. */
   private removeEntry(tx: Transaction, dir: Inode, name: string, inode: Inode): void {
+    tx.markDirty(dir);
+    tx.markDirty(inode);
     dir.dirents!.delete(name);
     if (inode.isDir) { dir.nlink--; inode.nlink = 0; } else inode.nlink--;
     dir.touchMtime();
@@ -342,6 +328,7 @@ export class PmemFs {
       if (target.isDir && target.dirents!.size) throw new FsError('ENOTEMPTY', 'rename', dst);
     }
     this.run((tx) => {
+      tx.markDirty(s.dir); tx.markDirty(d.dir); tx.markDirty(inode);
       if (target) this.removeEntry(tx, d.dir, d.name, target);
       s.dir.dirents!.delete(s.name);
       d.dir.dirents!.set(d.name, inode.ino);
@@ -408,6 +395,8 @@ export class PmemFs {
     if ((h.flags & O_ACCMODE) === C.O_RDONLY) throw new FsError('EBADF', 'write', path);
     const at = h.flags & C.O_APPEND ? h.inode.size : off;
     return this.run((tx) => {
+      // O_SYNC/O_DSYNC: durable on return (dax=always gets no FSYNC from the kernel).
+      if (h.flags & C.O_DSYNC) tx.requireSync();
       const n = writeData(this.data, tx, h.inode, path, buf, len, at);
       const kill = S_ISUID | (h.inode.mode & C.S_IXGRP ? S_ISGID : 0);
       if (caller.uid !== 0 && h.inode.mode & kill) h.inode.mode &= ~kill;
@@ -420,25 +409,30 @@ export class PmemFs {
     const inode = fh !== undefined ? this.handle(fh).inode : this.resolve(path);
     if (inode.isDir) throw new FsError('EISDIR', 'truncate', path);
     if (!inode.isReg) throw new FsError('EINVAL', 'truncate', path);
-    await this.runAsync((tx) => truncateData(this.data, tx, inode, path, size));
+    await truncateData(this.data, this.runTx, inode, path, size);
   }
 
   async fallocate(path: string, mode: number, off: number, len: number, fh?: number): Promise<void> {
     this.writable('fallocate', path);
     const inode = fh !== undefined && this.handles.has(fh) ? this.handle(fh).inode : this.resolve(path);
-    await this.runAsync((tx) => fallocateData(this.data, tx, inode, path, mode, off, len));
+    await fallocateData(this.data, this.runTx, inode, path, mode, off, len);
   }
 
   /** Collapse or insert a block-aligned range (the pmemfs fcollapse/finsert ioctls). */
   async shift(path: string, mode: 'collapse' | 'insert', off: number, len: number, fh?: number): Promise<void> {
     this.writable(mode, path);
     const inode = fh !== undefined && this.handles.has(fh) ? this.handle(fh).inode : this.resolve(path);
-    await this.runAsync((tx) => shiftRange(this.data, tx, inode, path, mode, off, len));
+    await shiftRange(this.data, this.runTx, inode, path, mode, off, len);
   }
 
-  /** fsync/fdatasync: a persistence point for everything written so far. */
+  /**
+   * fsync/fdatasync/fsyncdir: a persistence point. The journal commits the
+   * whole running transaction (every file's data and metadata so far, jbd2's
+   * behaviour), so the file, its names and a directory's entries are durable
+   * on return; fdatasync costs the same.
+   */
   fsync(): void {
-    if (!this.opts.readOnly) this.tx.flush();
+    if (!this.opts.readOnly) this.tx.commit('fsync');
   }
 
   statfs(): { bsize: number; frsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; favail: number; namemax: number } {
@@ -447,8 +441,8 @@ export class PmemFs {
     const files = sb.inodeCount;
     const ffree = files - this.store.inodes.size;
     return {
-      bsize: sb.blockSize, frsize: sb.blockSize, blocks: sb.totalBlocks - sb.dataStart,
-      bfree: a.freeBlocks, bavail: a.availableBlocks, files, ffree, favail: ffree, namemax: NAME_MAX,
+      bsize: sb.blockSize, frsize: sb.blockSize, blocks: dataEnd(sb) - sb.dataStart,
+      bfree: a.freeBlocks, bavail: Math.max(0, a.freeBlocks - a.reserve), files, ffree, favail: ffree, namemax: NAME_MAX,
     };
   }
 
@@ -496,6 +490,7 @@ export class PmemFs {
     for (const [k, v] of inode.xattrs) if (k !== name) total += k.length + v.length;
     if (total > XATTR_TOTAL_MAX) throw new FsError('ENOSPC', 'setxattr', path, 'xattr space of the inode is full');
     this.run((tx) => {
+      tx.markDirty(inode);
       inode.xattrs.set(name, Buffer.from(value));
       inode.touchCtime();
       tx.markDirty(inode);
@@ -514,6 +509,7 @@ export class PmemFs {
     this.checkXattrName(name, 'removexattr', path);
     if (!inode.xattrs.has(name)) throw new FsError('ENODATA', 'removexattr', path);
     this.run((tx) => {
+      tx.markDirty(inode);
       inode.xattrs.delete(name);
       inode.touchCtime();
       tx.markDirty(inode);

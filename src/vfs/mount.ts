@@ -1,28 +1,44 @@
 /**
  * @file Formatting and mounting a region: everything between a region file
- * name and a ready PmemFs. Mount validates the superblock, takes the region
- * lock, marks the superblock DIRTY (so a crash is noticed), and after a crash
- * (DIRTY found at mount) rebuilds the free-space bitmap from the block maps
- * and frees orphans left by the crash.
+ * name and a ready PmemFs. Mount validates the superblock, replays the
+ * journal when the region was not unmounted cleanly, loads and validates
+ * every inode (extents inside the data area and not overlapping, marked in
+ * use, the directory tree rooted and acyclic), marks the superblock DIRTY,
+ * and frees orphans left by a crash. Unmount commits, flushes everything,
+ * and only then writes CLEAN (and the backup superblock).
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Allocator } from '../alloc/allocator.js';
 import {
-  computeGeometry, decodeSuperblock, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError,
+  computeGeometry, dataEnd, decodeSuperblock, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError,
   ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock,
 } from '../format/layout.js';
+import { Journal } from '../journal/journal.js';
 import { TxManager } from '../journal/tx.js';
 import { PinRegistry } from '../pin/registry.js';
 import { Region } from '../region/region.js';
 import { LayoutGuard, type GuardOptions } from '../seal/guard.js';
 import { PmemFs, type FsOptions } from './fs.js';
-import { Inode, S_IFDIR } from './inode.js';
-import { InodeStore } from './store.js';
+import { Inode, S_IFDIR } from '../inode/inode.js';
+import { InodeStore } from '../inode/store.js';
+import { mountBlocker, validate } from '../inode/validate.js';
 import { moduleLog } from '../log.js';
+import { regionOff } from '../types.js';
 
-export interface FormatOptions { size?: number; blockSize: number; label: string; bytesPerInode?: number }
+export interface FormatOptions { size?: number; blockSize: number; label: string; bytesPerInode?: number; journalBlocks?: number }
+
+/** The engine objects over one mapped region (mount, mkfs and fsck build the same stack). */
+export interface Engine { sb: Superblock; region: Region; journal: Journal; alloc: Allocator; store: InodeStore; tx: TxManager }
+
+/** Build the engine over a mapped region (nothing loaded yet). */
+export function engine(sb: Superblock, region: Region): Engine {
+  const journal = new Journal(region, sb, sb.journalSeq + 1);
+  const alloc = new Allocator({ totalBlocks: sb.totalBlocks, dataStart: sb.dataStart, dataEnd: dataEnd(sb), bitmapStart: sb.bitmapStart, blockSize: sb.blockSize });
+  const store = new InodeStore(sb, region, alloc, journal);
+  return { sb, region, journal, alloc, store, tx: new TxManager(store) };
+}
 
 /**
  * Write a fresh filesystem into `path` (created sparse, or resized to `size`
@@ -32,7 +48,7 @@ export interface FormatOptions { size?: number; blockSize: number; label: string
 export function formatRegion(path: string, o: FormatOptions): Superblock {
   const exists = fs.existsSync(path);
   const size = o.size ?? (exists ? fs.statSync(path).size : 0);
-  const geo = computeGeometry({ regionSize: size, blockSize: o.blockSize, bytesPerInode: o.bytesPerInode });
+  const geo = computeGeometry({ regionSize: size, blockSize: o.blockSize, bytesPerInode: o.bytesPerInode, journalBlocks: o.journalBlocks });
   const fd = fs.openSync(path, exists ? 'r+' : 'w+');
   try {
     fs.ftruncateSync(fd, 0);            // drop old contents: the region starts sparse and zeroed
@@ -41,19 +57,23 @@ export function formatRegion(path: string, o: FormatOptions): Superblock {
   const now = Math.floor(Date.now() / 1000);
   const sb: Superblock = {
     ...geo, uuid: Buffer.from(randomUUID().replace(/-/g, ''), 'hex'), label: o.label,
-    mkfsTime: now, lastMountTime: 0, mountCount: 0, generation: 1, state: SB_STATE_CLEAN, flags: 0, inodeHwm: ROOT_INO,
+    mkfsTime: now, lastMountTime: 0, mountCount: 0, generation: 1, state: SB_STATE_DIRTY, flags: 0, inodeHwm: ROOT_INO,
+    journalSeq: 0, refcountRoot: 0,
   };
   const region = Region.open(path);
   try {
-    const alloc = new Allocator(sb, region);
-    alloc.loadFromUsage([]);
-    alloc.rewriteBitmap();
-    const store = new InodeStore(sb, region, alloc);
-    const root = new Inode(ROOT_INO, S_IFDIR | 0o755, 0, 0);
-    root.nlink = 2;
-    store.inodes.set(ROOT_INO, root);
-    store.write(root);
-    store.writeSuperblock();
+    const e = engine(sb, region);
+    // The empty bitmap goes straight home (it may be larger than the log); the root through the journal.
+    e.alloc.loadFromUsage([]);
+    for (const { index, image } of e.alloc.takeDirtyBitmap()) region.write(regionOff((sb.bitmapStart + index) * sb.blockSize), image, 0, image.length);
+    e.tx.run(() => {
+      const root = new Inode(ROOT_INO, S_IFDIR | 0o755, 0, 0);
+      root.nlink = 2;
+      e.store.add(root);
+      e.store.writeSuperblockImage();
+    });
+    e.tx.commit('mkfs');
+    markClean(e);
   } finally {
     region.close();
   }
@@ -76,13 +96,57 @@ export function readSuperblock(path: string): Superblock {
   } finally { fs.closeSync(fd); }
 }
 
-export interface MountOptions extends FsOptions, GuardOptions {}
+export interface MountOptions extends FsOptions, GuardOptions {
+  /** Keep pre-images of unflushed pages so a power failure can be emulated (test and ctl `powerfail`). */
+  powerfail?: boolean;
+}
 
 export interface Mounted {
   fs: PmemFs;
   region: Region;
+  engine: Engine;
+  /** The region was not unmounted cleanly (crash, power failure, kill -9). */
   recovered: boolean;
+  /** Blocks of a committed transaction replayed from the journal. */
+  replayed: number;
   problems: string[];
+}
+
+/** Flush everything, then write CLEAN into both superblocks. */
+function markClean(e: Engine): void {
+  e.region.persistDirty('data');
+  e.sb.state = SB_STATE_CLEAN;
+  e.sb.journalSeq = e.journal.seq - 1;
+  e.store.persistSuperblock();
+  e.store.persistBackupSuperblock();
+}
+
+/**
+ * Replay the journal if the region was not unmounted cleanly, then load and
+ * validate every inode and the bitmap. `dryRun` (read-only users) replays
+ * into memory only.
+ * @throws FormatError naming the damage and the fix
+ */
+export function loadEngine(e: Engine, dryRun: boolean, log: Logger): { recovered: boolean; replayed: number; problems: string[] } {
+  const recovered = e.sb.state !== SB_STATE_CLEAN;
+  let replayed = 0;
+  if (recovered) {
+    const scan = e.journal.recover(dryRun);
+    if (scan.state === 'committed') {
+      replayed = scan.tx.homes.length;
+      log.warn({ seq: scan.tx.seq, blocks: replayed }, 'journal: replayed the last committed transaction');
+      Object.assign(e.sb, decodeSuperblock(e.journal.read(0)), { state: e.sb.state });
+    } else if (scan.state === 'torn') {
+      log.warn({ seq: scan.seq, why: scan.why }, 'journal: discarded a transaction that did not commit');
+    }
+  } else {
+    const scan = e.journal.scan();
+    if (scan.state !== 'empty' && 'seq' in scan) e.journal.seq = Math.max(e.journal.seq, scan.seq + 1);
+    if (scan.state === 'committed') e.journal.seq = Math.max(e.journal.seq, scan.tx.seq + 1);
+  }
+  e.alloc.loadBitmap((i) => e.journal.read(e.sb.bitmapStart + i));
+  const problems = e.store.loadAll();
+  return { recovered, replayed, problems };
 }
 
 /**
@@ -98,50 +162,44 @@ export function mountRegion(path: string, o: MountOptions, log: Logger = moduleL
   const readOnly = o.readOnly || (sb.featuresRoCompat & ~FEAT_RO_COMPAT_SUPPORTED) !== 0;
   const region = Region.open(path, { readOnly });
   try {
-    const alloc = new Allocator(sb, region);
-    const store = new InodeStore(sb, region, alloc);
-    const problems = store.loadAll();
+    if (o.powerfail && !readOnly) region.recordUnflushed();
+    const e = engine(sb, region);
+    const { recovered, replayed, problems } = loadEngine(e, readOnly, log);
     if (problems.length) {
       throw new FormatError(`${problems.length} damaged inode(s), first: ${problems[0]} (run fsck.pmemfs -y)`);
     }
-    const root = store.inodes.get(ROOT_INO);
-    if (!root || !root.isDir) throw new FormatError('the root inode is missing or not a directory (run fsck.pmemfs)');
-    const recovered = sb.state !== SB_STATE_CLEAN;
-    if (recovered && !readOnly) {
-      log.warn({ untrusted: { region: path } }, 'region was not unmounted cleanly: rebuilding free space and freeing orphans');
-      alloc.loadFromUsage([...store.inodes.values()].flatMap((i) => InodeStore.usedRuns(i)));
-      alloc.rewriteBitmap();
-    } else {
-      alloc.loadBitmap();
-    }
+    const root = e.store.inodes.get(ROOT_INO);
+    if (!root || !root.isDir) throw new FormatError('the root inode is missing or not a directory (run fsck.pmemfs -y)');
+    const v = validate(e.store, e.alloc);
+    const blocker = mountBlocker(v);
+    if (blocker) throw new FormatError(`${blocker} (run fsck.pmemfs -y)`);
+    if (v.leaked) log.warn({ blocks: v.leaked }, 'free-space bitmap marks blocks in use that nothing references (fsck.pmemfs -y frees them)');
     const pins = new PinRegistry();
     const guard = new LayoutGuard(pins, o, log.child({ module: 'guard' }));
-    const tx = new TxManager(store);
-    const pfs = new PmemFs({ store, tx, guard, pins, opts: { dax: o.dax, readOnly }, log });
+    const pfs = new PmemFs({ store: e.store, tx: e.tx, guard, pins, opts: { dax: o.dax, readOnly }, log });
     if (!readOnly) {
-      // Orphans: unlinked inodes whose holders were lost with the last mount.
-      pfs.shutdown();
       sb.state = SB_STATE_DIRTY;
       sb.mountCount += 1;
       sb.lastMountTime = Math.floor(Date.now() / 1000);
-      store.persistSuperblock();
-      tx.flush();
+      e.store.persistSuperblock();
+      // Orphans: unlinked inodes whose holders were lost with the last mount.
+      pfs.shutdown();
+      e.tx.commit('mount');
     }
-    return { fs: pfs, region, recovered, problems };
-  } catch (e) {
+    return { fs: pfs, region, engine: e, recovered, replayed, problems };
+  } catch (err) {
     region.close();
-    throw e;
+    throw err;
   }
 }
 
-/** Clean unmount: free orphans, flush everything, mark the superblock CLEAN. */
+/** Clean unmount: free orphans, commit, flush everything, and only then mark both superblocks CLEAN. */
 export function unmountRegion(m: Mounted): void {
   const { fs: pfs, region } = m;
   if (!region.readOnly) {
     pfs.shutdown();
-    pfs.store.sb.state = SB_STATE_CLEAN;
-    pfs.tx.flush();
-    pfs.store.persistSuperblock();
+    m.engine.tx.commit('unmount');
+    markClean(m.engine);
   }
   region.close();
 }

@@ -1,14 +1,28 @@
 /**
- * @file The in-core inode: the decoded inode record, its fork (block map,
- * xattrs, directory entries, symlink target) and run-time state that is never
- * persisted (open handles, leases, pin counts). The on-media twin is
- * InodeRecord in src/format/layout.ts; src/vfs/store.ts converts between them.
+ * @file The in-core inode: the decoded inode record, its block map or
+ * directory entries, xattrs and symlink target, and run-time state that is
+ * never persisted (open handles, leases). The on-media twin is InodeRecord in
+ * src/format/layout.ts; src/inode/store.ts converts between them.
+ *
+ * Directory entries and xattrs are TrackedMaps: each change records its key,
+ * so the store rewrites only the records that changed.
  */
 import { constants } from 'node:fs';
 import { BlockMap } from '../bmap/bmap.js';
 import { IFLAG_ORPHAN, IFLAG_SEALED } from '../format/layout.js';
 import type { Timespec } from '../types.js';
 import { nowTimespec } from '../types.js';
+import type { RecordSet } from './records.js';
+
+/** A Map that remembers which keys were set or deleted since the store last synced it. */
+export class TrackedMap<V> extends Map<string, V> {
+  readonly changed = new Set<string>();
+  override set(k: string, v: V): this { this.changed?.add(k); return super.set(k, v); }
+  override delete(k: string): boolean { this.changed.add(k); return super.delete(k); }
+  override clear(): void { for (const k of this.keys()) this.changed.add(k); super.clear(); }
+  /** Fill without recording (decoding from media). */
+  load(entries: Iterable<[string, V]>): void { for (const [k, v] of entries) super.set(k, v); }
+}
 
 export const S_IFMT = constants.S_IFMT;
 export const S_IFREG = constants.S_IFREG;
@@ -30,12 +44,20 @@ export class Inode {
   generation: number;
   rdev: number;
   bmap: BlockMap;
-  xattrs: Map<string, Buffer>;
-  dirents: Map<string, number> | null;
+  xattrs: TrackedMap<Buffer>;
+  dirents: TrackedMap<number> | null;
   symlink: Buffer | null;
   /** Where the fork lives now: 0 inline, else its region extent (freed when rewritten). */
   forkBlock = 0;
   forkBlocks = 0;
+  /** Block-based directory entries or extent records; null while they live in the fork. */
+  records: RecordSet | null = null;
+  /** The fork must be re-encoded (new inode, symlink set). */
+  forkDirty = false;
+  /** The fork as last encoded: length, CRC32C, and its bytes when inline. */
+  forkLen?: number;
+  forkCrc?: number;
+  inlineFork?: Buffer | null;
 
   // Run-time only.
   openCount = 0;
@@ -48,8 +70,8 @@ export class Inode {
     this.atime = now; this.mtime = now; this.ctime = now; this.btime = now;
     this.flags = 0; this.generation = 0; this.rdev = 0;
     this.bmap = new BlockMap();
-    this.xattrs = new Map();
-    this.dirents = (mode & S_IFMT) === S_IFDIR ? new Map() : null;
+    this.xattrs = new TrackedMap();
+    this.dirents = (mode & S_IFMT) === S_IFDIR ? new TrackedMap() : null;
     this.symlink = null;
   }
 

@@ -1,0 +1,137 @@
+/**
+ * @file Record blocks and record-index blocks: where a directory's entries
+ * and a file's extent records live once they outgrow the inode's inline fork.
+ *
+ * An inode's records are an unordered set of small records packed into
+ * record blocks; a chain of index blocks lists those blocks. Changing one
+ * record rewrites only the record block that holds it (and, when a block is
+ * added, one index block), so a create, unlink or extent change costs O(1)
+ * blocks whatever the directory or map size. Lookups use the in-core index
+ * built at mount (a Map for names, a sorted array for extents), like the
+ * dcache over ext2's linear directories.
+ *
+ *   record block  32-byte header: u32 magic 'PMRB', u32 crc, u64 ino,
+ *                 u8 kind, u8 0, u16 count, u16 used bytes, 10 bytes 0;
+ *                 then `count` records back to back
+ *     dirent      u64 ino, u8 name length (1..255), name bytes
+ *     extent      u64 fileBlock, u64 regionBlock, u32 len, u32 flags (24 bytes)
+ *   index block   32-byte header: u32 magic 'PMRI', u32 crc, u64 ino, u64 next
+ *                 index block (0: last), u32 count, u32 0; then u64 record blocks
+ */
+import { EXT_KNOWN, EXTENT_REC_SIZE, type ExtentRec } from './fork.js';
+import { FormatError, readU64, recordChecksum, writeU64 } from './layout.js';
+
+export const REC_MAGIC = 0x42524d50;   // 'PMRB'
+export const RIDX_MAGIC = 0x49524d50;  // 'PMRI'
+export const REC_HDR = 32;
+export const RIDX_HDR = 32;
+export const REC_KIND_DIRENT = 1;
+export const REC_KIND_EXTENT = 2;
+export type RecKind = typeof REC_KIND_DIRENT | typeof REC_KIND_EXTENT;
+
+/** Record bytes one record block holds. */
+export const recBlockCapacity = (bs: number): number => bs - REC_HDR;
+/** Record-block numbers one index block holds. */
+export const indexCapacity = (bs: number): number => (bs - RIDX_HDR) / 8;
+
+/** Encoded size of a directory entry record. */
+export const direntRecSize = (name: string): number => 9 + Buffer.byteLength(name, 'utf8');
+
+export function encodeDirentRec(name: string, ino: number): Buffer {
+  const nl = Buffer.byteLength(name, 'utf8');
+  if (nl === 0 || nl > 255) throw new FormatError(`directory entry name of ${nl} bytes`);
+  const b = Buffer.allocUnsafe(9 + nl);
+  writeU64(b, 0, ino);
+  b[8] = nl;
+  b.write(name, 9, 'utf8');
+  return b;
+}
+
+export function encodeExtentRec(e: ExtentRec): Buffer {
+  const b = Buffer.allocUnsafe(EXTENT_REC_SIZE);
+  writeU64(b, 0, e.fileBlock); writeU64(b, 8, e.regionBlock);
+  b.writeUInt32LE(e.len, 16); b.writeUInt32LE(e.flags, 20);
+  return b;
+}
+
+/** Encode a record block of `bs` bytes from already-encoded records. */
+export function encodeRecordBlock(bs: number, ino: number, kind: RecKind, recs: Iterable<Buffer>): Buffer {
+  const b = Buffer.alloc(bs);
+  let p = REC_HDR, n = 0;
+  for (const r of recs) {
+    if (p + r.length > bs) throw new FormatError(`record block of inode ${ino} overflows`);
+    r.copy(b, p); p += r.length; n++;
+  }
+  b.writeUInt32LE(REC_MAGIC, 0);
+  writeU64(b, 8, ino);
+  b[16] = kind;
+  b.writeUInt16LE(n, 18);
+  b.writeUInt16LE(p - REC_HDR, 20);
+  b.writeUInt32LE(recordChecksum(b, 4), 4);
+  return b;
+}
+
+export interface DecodedRecords { dirents: Array<[string, number, Buffer]>; extents: Array<[ExtentRec, Buffer]> }
+
+/**
+ * Decode a record block owned by `ino`.
+ * @throws FormatError on bad magic, owner, kind, checksum or a malformed record
+ */
+export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where: string): DecodedRecords {
+  const bad = (what: string) => new FormatError(`${where}: record block ${what}`);
+  if (raw.readUInt32LE(0) !== REC_MAGIC) throw bad('has bad magic');
+  if (raw.readUInt32LE(4) !== recordChecksum(raw, 4)) throw bad('checksum mismatch');
+  if (readU64(raw, 8, where) !== ino) throw bad(`belongs to inode ${readU64(raw, 8, where)}`);
+  if (raw[16] !== kind) throw bad(`of kind ${raw[16]}, expected ${kind}`);
+  const count = raw.readUInt16LE(18), used = raw.readUInt16LE(20);
+  if (REC_HDR + used > raw.length) throw bad(`claims ${used} bytes`);
+  const out: DecodedRecords = { dirents: [], extents: [] };
+  let p = REC_HDR;
+  const end = REC_HDR + used;
+  for (let i = 0; i < count; i++) {
+    if (kind === REC_KIND_DIRENT) {
+      if (p + 9 > end) throw bad('is truncated');
+      const nl = raw[p + 8];
+      if (nl === 0 || p + 9 + nl > end) throw bad(`has a name of ${nl} bytes`);
+      const child = readU64(raw, p, where);
+      const name = raw.toString('utf8', p + 9, p + 9 + nl);
+      if (name.includes('/') || name.includes('\0') || name === '.' || name === '..') throw bad(`has an invalid name`);
+      out.dirents.push([name, child, Buffer.from(raw.subarray(p, p + 9 + nl))]);
+      p += 9 + nl;
+    } else {
+      if (p + EXTENT_REC_SIZE > end) throw bad('is truncated');
+      const e = { fileBlock: readU64(raw, p, where), regionBlock: readU64(raw, p + 8, where), len: raw.readUInt32LE(p + 16), flags: raw.readUInt32LE(p + 20) };
+      if (e.len === 0 || (e.flags & ~EXT_KNOWN) !== 0) throw bad(`has a bad extent record ${i}`);
+      out.extents.push([e, Buffer.from(raw.subarray(p, p + EXTENT_REC_SIZE))]);
+      p += EXTENT_REC_SIZE;
+    }
+  }
+  if (p !== end) throw bad(`holds ${end - p} stray bytes`);
+  return out;
+}
+
+/** Encode an index block listing `blocks` (record-block numbers). */
+export function encodeIndexBlock(bs: number, ino: number, next: number, blocks: readonly number[]): Buffer {
+  if (blocks.length > indexCapacity(bs)) throw new FormatError(`index block of inode ${ino} overflows`);
+  const b = Buffer.alloc(bs);
+  b.writeUInt32LE(RIDX_MAGIC, 0);
+  writeU64(b, 8, ino);
+  writeU64(b, 16, next);
+  b.writeUInt32LE(blocks.length, 24);
+  for (let i = 0; i < blocks.length; i++) writeU64(b, RIDX_HDR + i * 8, blocks[i]);
+  b.writeUInt32LE(recordChecksum(b, 4), 4);
+  return b;
+}
+
+/** @throws FormatError on bad magic, owner, count or checksum */
+export function decodeIndexBlock(raw: Buffer, ino: number, where: string): { next: number; blocks: number[] } {
+  const bad = (what: string) => new FormatError(`${where}: record index block ${what}`);
+  if (raw.readUInt32LE(0) !== RIDX_MAGIC) throw bad('has bad magic');
+  if (raw.readUInt32LE(4) !== recordChecksum(raw, 4)) throw bad('checksum mismatch');
+  if (readU64(raw, 8, where) !== ino) throw bad(`belongs to inode ${readU64(raw, 8, where)}`);
+  const count = raw.readUInt32LE(24);
+  if (count > indexCapacity(raw.length)) throw bad(`claims ${count} entries`);
+  const blocks: number[] = [];
+  for (let i = 0; i < count; i++) blocks.push(readU64(raw, RIDX_HDR + i * 8, where));
+  return { next: readU64(raw, 16, where), blocks };
+}

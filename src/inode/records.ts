@@ -1,0 +1,119 @@
+/**
+ * @file The in-core side of an inode's block-based records (directory
+ * entries or extent records; format in src/format/records.ts): which record
+ * block holds which record, which blocks have room, and the index chain.
+ *
+ * `put` and `remove` touch one record block (plus one index block when a
+ * block is added) and report what they touched; the store encodes those
+ * blocks into the running transaction. Records are unordered on media: the
+ * order that matters (names for lookup, extents by file block) is kept by
+ * the in-core index that owns the records (Inode.dirents, BlockMap).
+ */
+import { indexCapacity, recBlockCapacity, type RecKind } from '../format/records.js';
+
+export type RecKey = string | number;
+
+/** One record block in core: its region block and the encoded records it holds. */
+export interface RecBlock { block: number; items: Map<RecKey, Buffer>; used: number }
+/** One index block in core: its region block and the record blocks it lists. */
+export interface IndexBlock { block: number; list: number[] }
+
+/** Blocks a change touched, to be encoded by the store. */
+export interface RecTouched { recs: Set<RecBlock>; index: Set<IndexBlock> }
+
+/** Blocks with at least this many free bytes are candidates for new records (a longest dirent is 264). */
+const ROOMY = 512;
+
+export class RecordSet {
+  readonly kind: RecKind;
+  readonly ino: number;
+  readonly bs: number;
+  readonly index: IndexBlock[] = [];
+  readonly blocks: RecBlock[] = [];
+  private readonly where = new Map<RecKey, RecBlock>();
+  private readonly roomy = new Set<RecBlock>();
+  private cursor: RecBlock | null = null;
+
+  constructor(kind: RecKind, ino: number, bs: number) { this.kind = kind; this.ino = ino; this.bs = bs; }
+
+  get count(): number { return this.where.size; }
+  get firstIndexBlock(): number { return this.index[0]?.block ?? 0; }
+
+  /** Register a decoded record block (mount, reload). */
+  adopt(block: number, items: Array<[RecKey, Buffer]>): RecBlock {
+    const rb: RecBlock = { block, items: new Map(), used: 0 };
+    for (const [k, r] of items) { rb.items.set(k, r); rb.used += r.length; this.where.set(k, rb); }
+    this.blocks.push(rb);
+    this.noteRoom(rb);
+    return rb;
+  }
+
+  has(key: RecKey): boolean { return this.where.has(key); }
+
+  private noteRoom(rb: RecBlock): void {
+    if (recBlockCapacity(this.bs) - rb.used >= ROOMY) this.roomy.add(rb); else this.roomy.delete(rb);
+  }
+
+  /**
+   * Store (or replace) the record for key. Allocates a record block, and an
+   * index block when the last is full, through `allocBlock` (may throw).
+   */
+  put(key: RecKey, rec: Buffer, t: RecTouched, allocBlock: (goal: number) => number): void {
+    const cur = this.where.get(key);
+    if (cur) {
+      const old = cur.items.get(key)!;
+      if (recBlockCapacity(this.bs) - cur.used + old.length >= rec.length) {
+        cur.items.set(key, rec); cur.used += rec.length - old.length;
+        this.noteRoom(cur); t.recs.add(cur);
+        return;
+      }
+      this.remove(key, t);
+    }
+    const rb = this.blockWithRoom(rec.length, t, allocBlock);
+    rb.items.set(key, rec); rb.used += rec.length;
+    this.where.set(key, rb);
+    this.noteRoom(rb); t.recs.add(rb);
+    this.cursor = rb;
+  }
+
+  /** Drop the record for key, if present. */
+  remove(key: RecKey, t: RecTouched): void {
+    const rb = this.where.get(key);
+    if (!rb) return;
+    rb.used -= rb.items.get(key)!.length;
+    rb.items.delete(key);
+    this.where.delete(key);
+    this.noteRoom(rb); t.recs.add(rb);
+  }
+
+  private blockWithRoom(len: number, t: RecTouched, allocBlock: (goal: number) => number): RecBlock {
+    const cap = recBlockCapacity(this.bs);
+    if (this.cursor && cap - this.cursor.used >= len) return this.cursor;
+    for (const rb of this.roomy) if (cap - rb.used >= len) return rb;
+    const last = this.blocks[this.blocks.length - 1];
+    const block = allocBlock(last ? last.block + 1 : 0);
+    let ix = this.index[this.index.length - 1];
+    if (!ix || ix.list.length >= indexCapacity(this.bs)) {
+      const ib = allocBlock(block + 1);
+      if (ix) t.index.add(ix);   // its next pointer changes
+      ix = { block: ib, list: [] };
+      this.index.push(ix);
+    }
+    ix.list.push(block);
+    t.index.add(ix);
+    const rb: RecBlock = { block, items: new Map(), used: 0 };
+    this.blocks.push(rb);
+    return rb;
+  }
+
+  /** Region blocks this set occupies (record and index blocks). */
+  allBlocks(): number[] {
+    return [...this.index.map((i) => i.block), ...this.blocks.map((b) => b.block)];
+  }
+
+  /** Region block of the index block after ix (0 for the last). */
+  nextOf(ix: IndexBlock): number {
+    const i = this.index.indexOf(ix);
+    return this.index[i + 1]?.block ?? 0;
+  }
+}

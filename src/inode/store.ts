@@ -1,0 +1,444 @@
+/**
+ * @file The inode store: inode slots, forks and record blocks, between the
+ * in-core inodes and the journal's block images. All inodes below the
+ * superblock's high-water mark are loaded at mount and kept in core; an
+ * operation changes them in core, and at its end (`finish`) the store
+ * encodes what changed into block images of the running transaction:
+ *
+ *  - the inode slot (512 bytes inside an inode-table block);
+ *  - changed directory entries / extent records: one record block each
+ *    (block-based records, src/inode/records.ts), or the fork when they
+ *    still fit inline in the slot;
+ *  - the fork (xattrs, symlink target, inline records) when it changed:
+ *    inline in the slot, or copied to a new extent with the old one freed
+ *    (busy until the transaction is durable);
+ *  - the superblock (inode high-water mark, generation) and the changed
+ *    free-space bitmap blocks.
+ *
+ * A failed operation is undone by restoring the block images (the journal)
+ * and reloading the inodes it touched from them (`rollback`).
+ */
+import { Allocator, type BlockRun } from '../alloc/allocator.js';
+import { decodeFork, encodeFork, forkSize, type Fork } from '../format/fork.js';
+import {
+  crc32c, dataEnd, decodeInode, encodeInode, encodeSuperblock, FormatError, INLINE_FORK_MAX, INODE_SIZE,
+  isFreeSlot, SB_SIZE, type InodeRecord, type Superblock,
+} from '../format/layout.js';
+import {
+  decodeIndexBlock, decodeRecordBlock, direntRecSize, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
+  encodeRecordBlock, REC_KIND_DIRENT, REC_KIND_EXTENT, type RecKind,
+} from '../format/records.js';
+import type { Journal } from '../journal/journal.js';
+import type { Region } from '../region/region.js';
+import { FsError } from '../errors.js';
+import { blockCount, regionBlock, regionOff } from '../types.js';
+import { Inode, TrackedMap } from './inode.js';
+import { RecordSet, type RecTouched } from './records.js';
+
+/** What one operation did to the store, for finish and rollback. */
+export interface StoreOp {
+  dirty: Set<Inode>;
+  dropped: Set<Inode>;
+  created: Set<Inode>;
+  slotOps: Array<['pop' | 'push', number]>;
+  sb: { inodeHwm: number; generation: number };
+  sbDirty: boolean;
+}
+
+/** Most index blocks one inode may chain (bounds memory and time on hostile images). */
+const MAX_INDEX_CHAIN = 1 << 16;
+
+export class InodeStore {
+  readonly sb: Superblock;
+  readonly region: Region;
+  readonly alloc: Allocator;
+  readonly journal: Journal;
+  readonly inodes = new Map<number, Inode>();
+  private freeSlots: number[] = [];   // inode numbers below the high-water mark, unused
+  private op: StoreOp | null = null;
+
+  constructor(sb: Superblock, region: Region, alloc: Allocator, journal: Journal) {
+    this.sb = sb; this.region = region; this.alloc = alloc; this.journal = journal;
+  }
+
+  get bs(): number { return this.sb.blockSize; }
+  private slotBlock(ino: number): number { return this.sb.itableStart + Math.floor((ino - 1) * INODE_SIZE / this.bs); }
+  private slotOffInBlock(ino: number): number { return ((ino - 1) * INODE_SIZE) % this.bs; }
+
+  /** Whether [start, start+len) lies inside the data area. */
+  inData(start: number, len: number): boolean {
+    return Number.isSafeInteger(start) && Number.isSafeInteger(len) && len > 0 && start >= this.sb.dataStart && start + len <= dataEnd(this.sb);
+  }
+
+  /**
+   * Load every used slot below the high-water mark (as the running
+   * transaction sees it: after a dry-run replay, fsck -n sees the replayed state).
+   * @returns the problems found (an inode that does not decode is reported, not loaded)
+   */
+  loadAll(onProgress?: (done: number, total: number) => void): string[] {
+    const problems: string[] = [];
+    const n = this.sb.inodeHwm;
+    const perBlock = this.bs / INODE_SIZE;
+    for (let first = 1; first <= n; first += perBlock) {
+      const blk = this.journal.read(this.slotBlock(first));
+      for (let ino = first; ino < first + perBlock && ino <= n; ino++) {
+        const raw = blk.subarray(this.slotOffInBlock(ino), this.slotOffInBlock(ino) + INODE_SIZE);
+        if (isFreeSlot(raw)) { if (ino > 1) this.freeSlots.push(ino); continue; }
+        try {
+          this.inodes.set(ino, this.decode(Buffer.from(raw), ino, new Inode(ino, 0, 0, 0)));
+        } catch (e) {
+          if (!(e instanceof FormatError)) throw e;
+          problems.push(e.message);
+        }
+      }
+      if (onProgress && (first - 1) % (perBlock * 4096) === 0) onProgress(first - 1, n);
+    }
+    this.freeSlots.reverse(); // pop() hands out the lowest number first
+    return problems;
+  }
+
+  /** Decode slot `raw` of inode `ino` (and its fork and records) into `inode`. @throws FormatError */
+  private decode(raw: Buffer, ino: number, inode: Inode): Inode {
+    const { rec, inlineFork } = decodeInode(raw, ino);
+    let forkBuf = inlineFork;
+    if (!forkBuf) {
+      if (!this.inData(rec.forkBlock, rec.forkBlocks) || rec.forkLen > rec.forkBlocks * this.bs) {
+        throw new FormatError(`inode ${ino}: fork extent [${rec.forkBlock}, +${rec.forkBlocks}) outside the data area`);
+      }
+      const parts: Buffer[] = [];
+      for (let i = 0; i < rec.forkBlocks; i++) parts.push(this.journal.read(rec.forkBlock + i));
+      forkBuf = Buffer.concat(parts).subarray(0, rec.forkLen);
+    }
+    if ((crc32c(forkBuf) >>> 0) !== rec.forkCrc) throw new FormatError(`inode ${ino}: fork checksum mismatch`);
+    const fork = decodeFork(forkBuf, `inode ${ino}`);
+    inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid;
+    Object.assign(inode, {
+      nlink: rec.nlink, size: rec.size, atime: rec.atime, mtime: rec.mtime, ctime: rec.ctime, btime: rec.btime,
+      flags: rec.flags, generation: rec.generation, rdev: rec.rdev, forkBlock: rec.forkBlock, forkBlocks: rec.forkBlocks,
+    });
+    inode.xattrs = new TrackedMap<Buffer>();
+    inode.xattrs.load(fork.xattrs);
+    inode.symlink = fork.symlink;
+    inode.forkDirty = false;
+    inode.forkLen = rec.forkLen; inode.forkCrc = rec.forkCrc; inode.inlineFork = inlineFork;
+    inode.records = null;
+    const kind = this.kindOf(inode);
+    let extents = fork.extents;
+    let dirents: Array<[string, number]> = fork.dirents ? [...fork.dirents] : [];
+    if (rec.recIndex) {
+      if (!kind) throw new FormatError(`inode ${ino}: records on an inode that cannot have them`);
+      const loaded = this.loadRecords(inode, kind, rec);
+      extents = loaded.extents; dirents = loaded.dirents;
+    }
+    try { inode.bmap.reset(kind === REC_KIND_EXTENT ? extents : []); } catch (e) { throw new FormatError(`inode ${ino}: ${(e as Error).message}`); }
+    for (const e of inode.bmap.extents) {
+      if (!this.inData(e.regionBlock, e.len)) throw new FormatError(`inode ${ino}: extent [${e.regionBlock}, +${e.len}) outside the data area`);
+      if (e.fileBlock + e.len > 2 ** 52 / 4096) throw new FormatError(`inode ${ino}: extent at file block ${e.fileBlock} beyond the maximum file size`);
+    }
+    if (inode.isDir) {
+      inode.dirents = new TrackedMap<number>();
+      for (const [name, child] of dirents) {
+        if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
+        if (inode.dirents.has(name)) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);
+        inode.dirents.load([[name, child]]);
+      }
+    } else {
+      inode.dirents = null;
+      if (dirents.length) throw new FormatError(`inode ${ino}: directory entries on a non-directory`);
+    }
+    return inode;
+  }
+
+  private kindOf(inode: Inode): RecKind | null {
+    return inode.isDir ? REC_KIND_DIRENT : inode.isReg ? REC_KIND_EXTENT : null;
+  }
+
+  private loadRecords(inode: Inode, kind: RecKind, rec: InodeRecord): { extents: import('../format/fork.js').ExtentRec[]; dirents: Array<[string, number]> } {
+    const ino = inode.ino;
+    const where = `inode ${ino}`;
+    const set = new RecordSet(kind, ino, this.bs);
+    const extents: import('../format/fork.js').ExtentRec[] = [];
+    const dirents: Array<[string, number]> = [];
+    const seen = new Set<number>();
+    let next = rec.recIndex;
+    while (next) {
+      if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: record index chain is broken at block ${next}`);
+      seen.add(next);
+      const ix = decodeIndexBlock(this.journal.read(next), ino, where);
+      set.index.push({ block: next, list: ix.blocks });
+      for (const b of ix.blocks) {
+        if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
+        seen.add(b);
+        const d = decodeRecordBlock(this.journal.read(b), ino, kind, `${where} block ${b}`);
+        if (kind === REC_KIND_DIRENT) {
+          set.adopt(b, d.dirents.map(([n, , raw]) => [n, raw]));
+          for (const [n, c] of d.dirents) dirents.push([n, c]);
+        } else {
+          set.adopt(b, d.extents.map(([e, raw]) => [e.fileBlock, raw]));
+          for (const [e] of d.extents) extents.push(e);
+        }
+      }
+      next = ix.next;
+    }
+    if (set.blocks.length !== rec.recBlocks || set.count !== rec.recCount) {
+      throw new FormatError(`${where}: ${set.blocks.length} record blocks with ${set.count} records, the inode says ${rec.recBlocks} and ${rec.recCount}`);
+    }
+    inode.records = set;
+    return { extents, dirents };
+  }
+
+  // --- operations ---------------------------------------------------------------
+
+  /** Start an operation (the transaction layer calls this). */
+  beginOp(): StoreOp {
+    this.op = { dirty: new Set(), dropped: new Set(), created: new Set(), slotOps: [], sb: { inodeHwm: this.sb.inodeHwm, generation: this.sb.generation }, sbDirty: false };
+    return this.op;
+  }
+
+  private needOp(): StoreOp {
+    if (!this.op) throw new Error('inode store: change outside a transaction');
+    return this.op;
+  }
+
+  markDirty(inode: Inode): void { this.needOp().dirty.add(inode); }
+  drop(inode: Inode): void { const op = this.needOp(); op.dropped.add(inode); op.dirty.delete(inode); }
+
+  /**
+   * Claim an unused inode number for `inode`-to-be.
+   * @throws FsError ENOSPC when the inode table is full
+   */
+  allocIno(): number {
+    const op = this.needOp();
+    const slot = this.freeSlots.pop();
+    if (slot !== undefined) { op.slotOps.push(['pop', slot]); return slot; }
+    if (this.sb.inodeHwm >= this.sb.inodeCount) throw new FsError('ENOSPC', 'create', undefined, `all ${this.sb.inodeCount} inodes in use`);
+    this.sb.inodeHwm += 1;
+    op.sbDirty = true;
+    return this.sb.inodeHwm;
+  }
+
+  /** Register a new in-core inode (created by this operation). */
+  add(inode: Inode): void {
+    const op = this.needOp();
+    this.inodes.set(inode.ino, inode);
+    inode.forkDirty = true;
+    op.created.add(inode);
+    op.dirty.add(inode);
+  }
+
+  nextGeneration(): number {
+    this.needOp().sbDirty = true;
+    return (this.sb.generation = (this.sb.generation + 1) >>> 0);
+  }
+
+  /** Runs of region blocks an inode references: data extents, fork extent, record and index blocks. */
+  static usedRuns(inode: Inode): BlockRun[] {
+    const runs: BlockRun[] = inode.bmap.extents.map((e) => ({ start: regionBlock(e.regionBlock), len: blockCount(e.len) }));
+    if (inode.forkBlock) runs.push({ start: regionBlock(inode.forkBlock), len: blockCount(inode.forkBlocks) });
+    if (inode.records) for (const b of inode.records.allBlocks()) runs.push({ start: regionBlock(b), len: blockCount(1) });
+    return runs;
+  }
+
+  /** Metadata blocks of an inode (fork extent, record and index blocks). */
+  static metaRuns(inode: Inode): BlockRun[] {
+    const runs: BlockRun[] = [];
+    if (inode.forkBlock) runs.push({ start: regionBlock(inode.forkBlock), len: blockCount(inode.forkBlocks) });
+    if (inode.records) for (const b of inode.records.allBlocks()) runs.push({ start: regionBlock(b), len: blockCount(1) });
+    return runs;
+  }
+
+  /**
+   * End of an operation: encode everything it changed into block images.
+   * May allocate (record blocks, fork extents) and so throw ENOSPC or
+   * TxNeedsCommit; the caller then rolls the operation back.
+   */
+  finish(): void {
+    const op = this.needOp();
+    for (const inode of op.dirty) if (!op.dropped.has(inode)) this.writeInode(inode);
+    for (const inode of op.dropped) this.clearInode(inode, op);
+    if (op.sbDirty) this.writeSuperblockImage();
+    for (const { index, image } of this.alloc.takeDirtyBitmap()) this.journal.put(this.sb.bitmapStart + index, image);
+    this.op = null;
+  }
+
+  /**
+   * Undo a failed operation's in-core effects. The journal has already
+   * restored the block images; the allocator its own state.
+   */
+  rollback(): void {
+    const op = this.op;
+    this.op = null;
+    if (!op) return;
+    this.sb.inodeHwm = op.sb.inodeHwm; this.sb.generation = op.sb.generation;
+    for (let i = op.slotOps.length - 1; i >= 0; i--) {
+      const [kind, ino] = op.slotOps[i];
+      if (kind === 'pop') this.freeSlots.push(ino);
+      else { const j = this.freeSlots.lastIndexOf(ino); if (j >= 0) this.freeSlots.splice(j, 1); }
+    }
+    for (const inode of op.created) this.inodes.delete(inode.ino);
+    for (const inode of [...op.dirty, ...op.dropped]) {
+      if (op.created.has(inode)) continue;
+      this.reload(inode);
+    }
+    this.alloc.takeDirtyBitmap();
+  }
+
+  /** Re-read an inode from the block images (after a rollback). */
+  private reload(inode: Inode): void {
+    const blk = this.journal.read(this.slotBlock(inode.ino));
+    const raw = Buffer.from(blk.subarray(this.slotOffInBlock(inode.ino), this.slotOffInBlock(inode.ino) + INODE_SIZE));
+    this.decode(raw, inode.ino, inode);
+    this.inodes.set(inode.ino, inode);
+  }
+
+  private allocMeta(goal: number): number {
+    return this.alloc.allocContig(1, goal || this.sb.dataStart, true).start;
+  }
+
+  /** Encode one inode: its changed records, its fork if changed, its slot. */
+  private writeInode(inode: Inode): void {
+    const kind = this.kindOf(inode);
+    const recsChanged = inode.bmap.changed.size > 0 || (inode.dirents?.changed.size ?? 0) > 0;
+    let forkDirty = inode.forkDirty || inode.xattrs.changed.size > 0 || (recsChanged && !inode.records);
+    if (kind && !inode.records && forkDirty && forkSize(this.forkOf(inode, true)) > INLINE_FORK_MAX) {
+      this.migrateRecords(inode, kind);
+      forkDirty = true;
+    } else if (inode.records && recsChanged) {
+      this.syncRecords(inode);
+    }
+    inode.bmap.changed.clear();
+    inode.dirents?.changed.clear();
+    inode.xattrs.changed.clear();
+    if (forkDirty) this.writeFork(inode);
+    inode.forkDirty = false;
+    this.writeSlot(inode);
+  }
+
+  private forkOf(inode: Inode, withRecords: boolean): Fork {
+    return {
+      extents: withRecords && inode.isReg ? inode.bmap.toRecords() : [],
+      xattrs: inode.xattrs,
+      dirents: inode.isDir ? (withRecords ? inode.dirents : new Map()) : null,
+      symlink: inode.symlink,
+    };
+  }
+
+  /** Move an inode's records out of its fork into record blocks. */
+  private migrateRecords(inode: Inode, kind: RecKind): void {
+    const set = new RecordSet(kind, inode.ino, this.bs);
+    inode.records = set;
+    const t: RecTouched = { recs: new Set(), index: new Set() };
+    if (kind === REC_KIND_DIRENT) for (const [n, c] of inode.dirents!) set.put(n, encodeDirentRec(n, c), t, (g) => this.allocMeta(g));
+    else for (const e of inode.bmap.extents) set.put(e.fileBlock, encodeExtentRec(e), t, (g) => this.allocMeta(g));
+    this.encodeTouched(inode, t);
+  }
+
+  private syncRecords(inode: Inode): void {
+    const set = inode.records!;
+    const t: RecTouched = { recs: new Set(), index: new Set() };
+    const alloc = (g: number) => this.allocMeta(g);
+    if (inode.dirents) {
+      for (const name of inode.dirents.changed) {
+        const child = inode.dirents.get(name);
+        if (child === undefined) set.remove(name, t);
+        else set.put(name, encodeDirentRec(name, child), t, alloc);
+      }
+    } else {
+      for (const key of inode.bmap.changed) {
+        const e = inode.bmap.recordAt(key);
+        if (!e) set.remove(key, t);
+        else set.put(key, encodeExtentRec(e), t, alloc);
+      }
+    }
+    this.encodeTouched(inode, t);
+  }
+
+  private encodeTouched(inode: Inode, t: RecTouched): void {
+    const set = inode.records!;
+    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, inode.ino, set.kind, rb.items.values()));
+    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, inode.ino, set.nextOf(ix), ix.list));
+  }
+
+  /** Encode the fork: inline, or copy-on-write to a new extent (the old one freed). */
+  private writeFork(inode: Inode): void {
+    const buf = encodeFork(this.forkOf(inode, !inode.records));
+    const old = inode.forkBlock ? { start: regionBlock(inode.forkBlock), len: blockCount(inode.forkBlocks) } : null;
+    if (buf.length > INLINE_FORK_MAX) {
+      const bs = this.bs;
+      const nblk = Math.ceil(buf.length / bs);
+      const run = this.alloc.allocContig(nblk, old ? old.start + old.len : this.sb.dataStart, true);
+      for (let i = 0; i < nblk; i++) {
+        const img = Buffer.alloc(bs);
+        buf.copy(img, 0, i * bs, Math.min(buf.length, (i + 1) * bs));
+        this.journal.put(run.start + i, img);
+      }
+      inode.forkBlock = run.start; inode.forkBlocks = nblk;
+    } else {
+      inode.forkBlock = 0; inode.forkBlocks = 0;
+    }
+    inode.inlineFork = buf.length > INLINE_FORK_MAX ? null : buf;
+    inode.forkLen = buf.length; inode.forkCrc = crc32c(buf) >>> 0;
+    if (old) this.freeMeta(old);
+  }
+
+  private freeMeta(r: BlockRun): void {
+    for (let b = r.start; b < r.start + r.len; b++) this.journal.forget(b);
+    this.alloc.release(r.start, r.len);
+  }
+
+  private writeSlot(inode: Inode): void {
+    if (inode.forkLen === undefined) this.writeFork(inode);
+    const rec: InodeRecord = {
+      ino: inode.ino, mode: inode.mode, uid: inode.uid, gid: inode.gid, nlink: inode.nlink, size: inode.size,
+      atime: inode.atime, mtime: inode.mtime, ctime: inode.ctime, btime: inode.btime, flags: inode.flags,
+      generation: inode.generation, rdev: inode.rdev, forkLen: inode.forkLen!, forkCrc: inode.forkCrc!,
+      forkBlock: inode.forkBlock, forkBlocks: inode.forkBlocks,
+      recIndex: inode.records?.firstIndexBlock ?? 0, recBlocks: inode.records?.blocks.length ?? 0, recCount: inode.records?.count ?? 0,
+    };
+    const slot = encodeInode(rec, inode.forkBlock ? null : inode.inlineFork ?? null);
+    const off = this.slotOffInBlock(inode.ino);
+    this.journal.modify(this.slotBlock(inode.ino), (img) => slot.copy(img, off));
+  }
+
+  /** The inode is gone: zero its slot, free its metadata blocks. */
+  private clearInode(inode: Inode, op: StoreOp): void {
+    const off = this.slotOffInBlock(inode.ino);
+    this.journal.modify(this.slotBlock(inode.ino), (img) => img.fill(0, off, off + INODE_SIZE));
+    for (const r of InodeStore.metaRuns(inode)) this.freeMeta(r);
+    inode.forkBlock = 0; inode.forkBlocks = 0; inode.records = null;
+    this.inodes.delete(inode.ino);
+    this.freeSlots.push(inode.ino);
+    op.slotOps.push(['push', inode.ino]);
+  }
+
+  /** fsck: zero the slot of an inode that could not be loaded (its blocks become unreferenced). */
+  clearSlot(ino: number): void {
+    const op = this.needOp();
+    const off = this.slotOffInBlock(ino);
+    this.journal.modify(this.slotBlock(ino), (img) => img.fill(0, off, off + INODE_SIZE));
+    this.freeSlots.push(ino);
+    op.slotOps.push(['push', ino]);
+  }
+
+  /** Put the superblock into the running transaction (block 0). */
+  writeSuperblockImage(): void {
+    const enc = encodeSuperblock(this.sb);
+    this.journal.modify(0, (img) => enc.copy(img, 0));
+  }
+
+  /** Write the superblock in place and flush it (mount state changes; never inside a transaction). */
+  persistSuperblock(): void {
+    this.region.write(regionOff(0), encodeSuperblock(this.sb), 0, SB_SIZE);
+    this.region.persist('superblock', regionOff(0), SB_SIZE);
+  }
+
+  /** Write the backup superblock (last block) in place and flush it. */
+  persistBackupSuperblock(): void {
+    const off = (this.sb.totalBlocks - 1) * this.bs;
+    this.region.write(regionOff(off), encodeSuperblock(this.sb), 0, SB_SIZE);
+    this.region.persist('superblock', regionOff(off), SB_SIZE);
+  }
+
+  /** Size of a directory entry record (for callers checking limits). */
+  static direntSize(name: string): number { return direntRecSize(name); }
+}

@@ -1,0 +1,225 @@
+/**
+ * @file Consistency check and repair of an unmounted region (fsck.pmemfs).
+ *
+ * Check (`repair` false) never writes: the region is opened read-only and
+ * the journal is replayed into memory, so what is checked is the region as
+ * the next mount will see it. Checks: superblock (and the backup when the
+ * primary is damaged); bitmap block checksums; every inode slot, fork,
+ * record-index and record block below the high-water mark; extents inside
+ * the data area, no block claimed twice, claimed blocks marked in use and
+ * no leaked blocks; directory entries naming live inodes; the tree rooted
+ * and acyclic; link counts; orphans.
+ *
+ * Repair (`repair` true): the primary superblock restored from the backup;
+ * the journal replayed; damaged inodes cleared (their entries removed, their
+ * blocks freed); of two claims on a block, the later inode loses its extent
+ * (a hole) or, for a metadata block, is cleared; dangling and duplicate
+ * directory entries removed; unreachable inodes linked into /lost+found;
+ * orphans freed; link counts set; the bitmap rebuilt from what is
+ * referenced. Namespace repairs go through the journal; the rebuilt bitmap
+ * is then written home directly, so an interrupted repair is finished by
+ * running fsck.pmemfs -y again.
+ */
+import { decodeSuperblock, encodeSuperblock, FormatError, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock } from '../format/layout.js';
+import { Inode, S_IFDIR } from '../inode/inode.js';
+import { InodeStore } from '../inode/store.js';
+import { allClaims, validate } from '../inode/validate.js';
+import { Region } from '../region/region.js';
+import { regionBlock, blockCount, regionOff } from '../types.js';
+import { engine, type Engine } from '../vfs/mount.js';
+
+export interface CheckResult {
+  problems: string[];     // everything found
+  repaired: string[];     // what was fixed (subset, when repairing)
+  uncorrected: string[];  // what remains
+}
+
+export interface CheckOptions {
+  /** Called now and then on large regions: (stage, done, total). */
+  progress?: (stage: string, done: number, total: number) => void;
+}
+
+/**
+ * Check a region; with `repair`, fix what can be fixed.
+ * @throws FormatError when neither superblock is usable (nothing to check)
+ */
+export function checkRegion(path: string, repair: boolean, o: CheckOptions = {}): CheckResult {
+  const region = Region.open(path, { readOnly: !repair });
+  const res: CheckResult = { problems: [], repaired: [], uncorrected: [] };
+  const found = (msg: string, fixable: boolean) => {
+    res.problems.push(msg);
+    (fixable && repair ? res.repaired : res.uncorrected).push(msg);
+  };
+  try {
+    const sb = readSuperblocks(region, found, repair);
+    const e = engine(sb, region);
+    if (sb.state !== SB_STATE_CLEAN) {
+      const scan = e.journal.recover(!repair);
+      found(`region was not unmounted cleanly${scan.state === 'committed' ? ` (journal transaction ${scan.tx.seq}, ${scan.tx.homes.length} blocks, ${repair ? 'replayed' : 'to replay'})` : ''}`, true);
+      if (scan.state === 'committed') Object.assign(sb, decodeSuperblock(e.journal.read(0)), { state: sb.state });
+    }
+    let bitmapOk = true;
+    try { e.alloc.loadBitmap((i) => e.journal.read(sb.bitmapStart + i)); } catch (err) {
+      if (!(err instanceof FormatError)) throw err;
+      bitmapOk = false;
+      found(`${err.message}: the bitmap is rebuilt from the block maps`, true);
+    }
+    const damaged = new Set<number>();
+    for (const msg of e.store.loadAll((d, t) => o.progress?.('inodes', d, t))) {
+      const m = /inode (\d+)/.exec(msg) ?? /directory (\d+)/.exec(msg);
+      if (m) damaged.add(Number(m[1]));
+      found(`damaged inode: ${msg}${repair ? ' (cleared)' : ''}`, true);
+    }
+    const root = e.store.inodes.get(ROOT_INO);
+    if (!root || !root.isDir) {
+      found('root directory missing or damaged', false);
+      return res;
+    }
+    checkAndRepair(e, damaged, found, repair, bitmapOk);
+  } finally {
+    region.close();
+  }
+  return res;
+}
+
+type Found = (msg: string, fixable: boolean) => void;
+
+/** The primary superblock, or the backup when the primary is unusable. */
+function readSuperblocks(region: Region, found: Found, repair: boolean): Superblock {
+  try {
+    const sb = decodeSuperblock(region.readBuf(regionOff(0), SB_SIZE));
+    if (region.size < sb.regionSize) throw new FormatError(`region file is ${region.size} bytes, the superblock says ${sb.regionSize}`);
+    return sb;
+  } catch (err) {
+    if (!(err instanceof FormatError)) throw err;
+    const backup = findBackup(region);
+    if (!backup) throw new FormatError(`${err.message}; no usable backup superblock either`);
+    found(`primary superblock unusable (${err.message}): ${repair ? 'restored' : 'restorable'} from the backup`, true);
+    // The backup is as of the last clean unmount: look at every slot, and replay the journal.
+    backup.inodeHwm = backup.inodeCount;
+    backup.state = SB_STATE_DIRTY;
+    if (repair) {
+      region.write(regionOff(0), encodeSuperblock(backup), 0, SB_SIZE);
+      region.persist('superblock', regionOff(0), SB_SIZE);
+    }
+    return backup;
+  }
+}
+
+function findBackup(region: Region): Superblock | null {
+  for (let bs = MIN_BLOCK_SIZE; bs <= MAX_BLOCK_SIZE; bs *= 2) {
+    const blocks = Math.floor(region.size / bs);
+    if (blocks < 2) continue;
+    try {
+      const sb = decodeSuperblock(region.readBuf(regionOff((blocks - 1) * bs), SB_SIZE));
+      if (sb.blockSize === bs && sb.totalBlocks === blocks) return sb;
+    } catch { /* not at this block size */ }
+  }
+  return null;
+}
+
+function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: boolean, bitmapOk: boolean): void {
+  const { store, alloc, tx } = e;
+  let v = validate(store, alloc);
+  const dropExtent = new Map<number, Array<{ start: number; len: number }>>();
+  const clear = new Set<number>(damaged);
+  for (const [a, b] of v.overlaps) {
+    found(`block ${a.start} claimed by inode ${b.ino} and inode ${a.ino}${repair ? `: taken from inode ${a.ino}` : ''}`, true);
+    const inode = store.inodes.get(a.ino)!;
+    const isData = inode.bmap.extents.some((x) => x.regionBlock === a.start && x.len === a.len);
+    if (isData) dropExtent.set(a.ino, [...(dropExtent.get(a.ino) ?? []), a]); else clear.add(a.ino);
+  }
+  if (bitmapOk && v.markedFree.length) found(`free-space bitmap: ${v.markedFree.length} extent(s) in use but marked free`, true);
+  if (bitmapOk && v.leaked) found(`free-space bitmap: ${v.leaked} block(s) marked in use but referenced by nothing (leaked)`, true);
+  for (const d of v.danglingEntries) found(`directory ${d.dir}: entry '${d.name}' names ${damaged.has(d.ino) ? 'damaged' : 'missing'} inode ${d.ino}`, true);
+  for (const d of v.multiLinkedDirs) found(`directory ${d.ino} has a second name '${d.name}' in directory ${d.dir}${repair ? ' (removed)' : ''}`, true);
+  const orphans = [...store.inodes.values()].filter((i) => i.nlink === 0 && i.ino !== ROOT_INO);
+  for (const i of orphans) found(`orphan inode ${i.ino} (unlinked, never freed)`, true);
+  for (const ino of v.unreachable) if (!clear.has(ino)) found(`inode ${ino} is not reachable from the root${repair ? ': linked into /lost+found' : ''}`, true);
+  if (!repair) { reportLinkCounts(store, v, found); return; }
+
+  // Make allocations safe before anything is written: free space from what is referenced.
+  alloc.loadFromUsage(allClaims(store).map((c) => ({ start: regionBlock(c.start), len: blockCount(c.len) })));
+  alloc.takeDirtyBitmap();
+  for (const ino of damaged) tx.run(() => store.clearSlot(ino));
+  for (const ino of clear) {
+    const inode = store.inodes.get(ino);
+    if (inode && ino !== ROOT_INO) tx.run((t) => { t.markDirty(inode); inode.bmap.reset([]); inode.records = null; store.inodes.delete(ino); store.clearSlot(ino); });
+  }
+  for (const [ino, runs] of dropExtent) {
+    const inode = store.inodes.get(ino);
+    if (!inode) continue;
+    tx.run((t) => { t.markDirty(inode); inode.bmap.reset(inode.bmap.extents.filter((x) => !runs.some((r) => r.start === x.regionBlock))); markAll(inode); });
+  }
+  for (const d of [...v.danglingEntries, ...v.multiLinkedDirs]) {
+    const dir = store.inodes.get(d.dir);
+    if (dir) tx.run((t) => { t.markDirty(dir); dir.dirents!.delete(d.name); });
+  }
+  for (const i of orphans) if (store.inodes.has(i.ino)) tx.run((t) => { for (const x of i.bmap.extents) t.deferFree({ start: regionBlock(x.regionBlock), len: blockCount(x.len) }); i.bmap.reset([]); t.drop(i); });
+  v = validate(store, alloc);
+  for (const ino of v.unreachable) {
+    const inode = store.inodes.get(ino);
+    if (!inode) continue;
+    tx.run((t) => { const lf = lostAndFound(e, t.markDirty.bind(t)); t.markDirty(lf); t.markDirty(inode); lf.dirents!.set(`#${ino}`, ino); });
+  }
+  v = validate(store, alloc);
+  fixLinkCounts(e, v, found);
+  tx.commit('fsck');
+  // The bitmap, rebuilt from what is referenced now, written home.
+  alloc.loadFromUsage(allClaims(store).map((c) => ({ start: regionBlock(c.start), len: blockCount(c.len) })));
+  for (const { index, image } of alloc.takeDirtyBitmap()) e.region.write(regionOff((e.sb.bitmapStart + index) * e.sb.blockSize), image, 0, image.length);
+  e.region.persistDirty('data');
+  e.sb.state = SB_STATE_CLEAN;
+  e.sb.journalSeq = e.journal.seq - 1;
+  if (e.sb.inodeHwm === e.sb.inodeCount) e.sb.inodeHwm = highestIno(store);
+  store.persistSuperblock();
+  store.persistBackupSuperblock();
+}
+
+function highestIno(store: InodeStore): number {
+  let m = ROOT_INO;
+  for (const k of store.inodes.keys()) if (k > m) m = k;
+  return m;
+}
+
+/** Every record of the inode is rewritten (its map was replaced wholesale). */
+function markAll(inode: Inode): void {
+  for (const x of inode.bmap.extents) inode.bmap.changed.add(x.fileBlock);
+  if (inode.records) for (const rb of inode.records.blocks) for (const k of rb.items.keys()) inode.bmap.changed.add(k as number);
+}
+
+function wantLinks(inode: Inode, v: ReturnType<typeof validate>): number {
+  return inode.isDir ? 2 + (v.subdirs.get(inode.ino) ?? 0) : v.links.get(inode.ino) ?? 0;
+}
+
+function reportLinkCounts(store: InodeStore, v: ReturnType<typeof validate>, found: Found): void {
+  for (const inode of store.inodes.values()) {
+    if (inode.nlink === 0 || v.unreachable.includes(inode.ino)) continue;
+    const want = wantLinks(inode, v);
+    if (inode.nlink !== want) found(`inode ${inode.ino}: link count ${inode.nlink}, should be ${want}`, true);
+  }
+}
+
+function fixLinkCounts(e: Engine, v: ReturnType<typeof validate>, found: Found): void {
+  for (const inode of e.store.inodes.values()) {
+    const want = wantLinks(inode, v);
+    if (inode.nlink === want) continue;
+    found(`inode ${inode.ino}: link count ${inode.nlink}, should be ${want}`, true);
+    e.tx.run((t) => { t.markDirty(inode); inode.nlink = want; });
+  }
+}
+
+function lostAndFound(e: Engine, markDirty: (i: Inode) => void): Inode {
+  const root = e.store.inodes.get(ROOT_INO)!;
+  const ino = root.dirents!.get('lost+found');
+  const existing = ino === undefined ? undefined : e.store.inodes.get(ino);
+  if (existing?.isDir) return existing;
+  const lf = new Inode(e.store.allocIno(), S_IFDIR | 0o700, 0, 0);
+  lf.nlink = 2;
+  e.store.add(lf);
+  markDirty(root);
+  root.dirents!.set('lost+found', lf.ino);
+  root.nlink++;
+  return lf;
+}
+
