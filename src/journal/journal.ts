@@ -45,6 +45,8 @@ export class Journal {
   /** Sequence number the next commit gets. */
   seq: number;
   readonly stats: JournalStats = { commits: 0, imagesLogged: 0, emptyCommits: 0, replayed: 0 };
+  /** Test hook: called before every block-image change of an operation; may throw (failure injection). */
+  failpoint: ((block: number) => void) | null = null;
 
   constructor(region: Region, geo: JournalGeometry, nextSeq = 1) {
     this.region = region; this.geo = geo; this.seq = nextSeq;
@@ -64,6 +66,7 @@ export class Journal {
   }
 
   private keepPre(block: number): void {
+    this.failpoint?.(block);
     if (this.pre && !this.pre.has(block)) {
       const cur = this.images.get(block);
       this.pre.set(block, cur ? Buffer.from(cur) : null);

@@ -1,12 +1,16 @@
 /**
- * The extent allocator (src/alloc/allocator.ts) in core only (region = null):
- * building free space from used runs, next-fit from a goal with one
- * wrap-around, multi-run allocations over fragmented space, all-or-nothing
- * ENOSPC, the metadata reserve, and release with neighbour merging.
+ * The extent allocator (src/alloc/allocator.ts), in core: building free space
+ * from used runs, next-fit from a goal with one wrap-around, multi-run
+ * allocations over fragmented space, all-or-nothing ENOSPC, the metadata
+ * reserve, release with neighbour merging; and the journal-era semantics:
+ * busy extents (released blocks not reusable before commitDone, TxNeedsCommit),
+ * immediate unalloc, mark/rollback undo, dirty bitmap images (checksummed v2
+ * bitmap blocks) and loadBitmap refusing a damaged block.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Allocator, type BlockRun } from '../../src/alloc/allocator.js';
+import { Allocator, TxNeedsCommit, type BlockRun } from '../../src/alloc/allocator.js';
 import { FsError } from '../../src/errors.js';
+import { bitsPerBitmapBlock, decodeBitmapBlock, FormatError } from '../../src/format/layout.js';
 import { blockCount, regionBlock } from '../../src/types.js';
 
 const GEO = { totalBlocks: 1000, dataStart: 10, bitmapStart: 1, blockSize: 4096 };
@@ -22,16 +26,39 @@ function enospc(fn: () => unknown): FsError {
   throw new Error('expected ENOSPC');
 }
 
+function needsCommit(fn: () => unknown): TxNeedsCommit {
+  try { fn(); } catch (e) {
+    expect(e).toBeInstanceOf(TxNeedsCommit);
+    return e as TxNeedsCommit;
+  }
+  throw new Error('expected TxNeedsCommit');
+}
+
+/** Free space, busy count and every bitmap image: what rollback must restore. */
+function snapshot(x: Allocator) {
+  const images: string[] = [];
+  for (let i = 0; i < x.bitmapBlocks; i++) images.push(x.bitmapImage(i).toString('hex'));
+  return { runs: runs(x), free: x.freeBlocks, busy: x.busyBlocks, avail: x.availableBlocks, images };
+}
+
+/** Whether bit `b` is set in the decoded bitmap images (block i covers [i*per, (i+1)*per)). */
+function bitIn(images: Map<number, Buffer>, b: number, per: number): boolean {
+  const bits = decodeBitmapBlock(images.get(Math.floor(b / per))!, Math.floor(b / per));
+  const o = b % per;
+  return (bits[o >> 3] & (1 << (o & 7))) !== 0;
+}
+
 let a: Allocator;
 beforeEach(() => {
-  a = new Allocator(GEO, null);
+  a = new Allocator(GEO);
 });
 
 describe('Allocator', () => {
   it('sizes the metadata reserve at 1% of the data blocks, at least 8', () => {
     expect(a.reserve).toBe(9);                                   // floor(990 / 100)
-    expect(new Allocator({ ...GEO, totalBlocks: 100 }, null).reserve).toBe(8);
-    expect(new Allocator({ ...GEO, totalBlocks: 10_000_000 }, null).reserve).toBe(1024);
+    expect(new Allocator({ ...GEO, totalBlocks: 100 }).reserve).toBe(8);
+    expect(new Allocator({ ...GEO, totalBlocks: 10_000_000 }).reserve).toBe(1024);
+    expect(new Allocator({ ...GEO, dataEnd: 510 }).reserve).toBe(8);  // floor(500 / 100) → 8
   });
 
   it('loadFromUsage frees everything in the data area not used, tolerating overlaps', () => {
@@ -128,11 +155,14 @@ describe('Allocator', () => {
     a.alloc(30, 100);                           // used [100,130)
     expect(a.freeExtentCount).toBe(2);
     a.release(regionBlock(110), blockCount(10)); // free [110,120): no neighbour free
+    a.commitDone();
     expect(a.freeExtentCount).toBe(3);
     a.release(regionBlock(100), blockCount(10)); // touches [10,100) and [110,120)
+    a.commitDone();
     expect(a.freeExtentCount).toBe(2);
     expect(runs(a)).toEqual([[10, 110], [130, 870]]);
     a.release(regionBlock(120), blockCount(10)); // joins everything
+    a.commitDone();
     expect(runs(a)).toEqual([[10, 990]]);
     expect(a.freeExtentCount).toBe(1);
     expect(a.freeBlocks).toBe(990);
@@ -141,8 +171,10 @@ describe('Allocator', () => {
   it('release merges with only the lower or only the higher neighbour', () => {
     a.loadFromUsage([run(100, 30)]);
     a.release(regionBlock(100), blockCount(5));
+    a.commitDone();
     expect(runs(a)).toEqual([[10, 95], [130, 870]]);
     a.release(regionBlock(125), blockCount(5));
+    a.commitDone();
     expect(runs(a)).toEqual([[10, 95], [125, 875]]);
     expect(a.freeBlocks).toBe(970);
   });
@@ -155,12 +187,35 @@ describe('Allocator', () => {
     expect(() => a.release(regionBlock(95), blockCount(10))).toThrow(/double free/);
     expect(runs(a)).toEqual(before);
     expect(a.freeBlocks).toBe(980);
+    expect(a.busyBlocks).toBe(0);
+    expect(a.isAllocated(100, 10)).toBe(true);
+  });
+
+  it('throws on freeing a busy run again, before or after commitDone', () => {
+    a.loadFromUsage([run(100, 10)]);
+    a.release(regionBlock(100), blockCount(4));
+    expect(() => a.release(regionBlock(100), blockCount(4))).toThrow(/double free of block 100/);
+    expect(() => a.unalloc(regionBlock(102), blockCount(4))).toThrow(/double free of block 102/);
+    expect(a.busyBlocks).toBe(4);
+    a.commitDone();
+    expect(() => a.release(regionBlock(103), blockCount(2))).toThrow(/double free of block 103/);
+    expect(a.freeBlocks).toBe(984);
   });
 
   it('refuses to free outside the data area', () => {
     a.loadFromUsage([]);
     expect(() => a.release(regionBlock(5), blockCount(2))).toThrow(/outside the data area/);
     expect(() => a.release(regionBlock(999), blockCount(2))).toThrow(/outside the data area/);
+    expect(() => a.unalloc(regionBlock(9), blockCount(1))).toThrow(/outside the data area/);
+  });
+
+  it('keeps the blocks from dataEnd on (the backup superblock) out of free space', () => {
+    const b = new Allocator({ ...GEO, dataEnd: 999 });
+    b.loadFromUsage([]);
+    expect(runs(b)).toEqual([[10, 989]]);
+    expect(b.bitmapSays(999)).toBe(true);
+    expect(() => b.release(regionBlock(999), blockCount(1))).toThrow(/outside the data area/);
+    expect(b.alloc(5, 997)).toEqual([run(997, 2), run(10, 3)]);
   });
 
   it('alloc and release are inverse: the free tree returns to one extent', () => {
@@ -171,6 +226,247 @@ describe('Allocator', () => {
     expect(a.freeBlocks).toBe(990 - taken);
     for (const r of got) expect(a.isAllocated(r.start, r.len)).toBe(true);
     for (const r of got.reverse()) a.release(r.start, r.len);
+    expect(a.freeBlocks).toBe(990);
+    expect(a.busyBlocks).toBe(taken);
+    a.commitDone();
+    expect(a.busyBlocks).toBe(0);
     expect(runs(a)).toEqual([[10, 990]]);
+  });
+});
+
+describe('busy extents', () => {
+  it('clears released blocks in the bitmap at once but keeps them out of free space until commitDone', () => {
+    a.loadFromUsage([]);
+    expect(a.alloc(30, 100)).toEqual([run(100, 30)]);
+    a.release(regionBlock(100), blockCount(30));
+    expect(a.busyBlocks).toBe(30);
+    expect(a.freeBlocks).toBe(990);                      // statfs counts them
+    expect(a.availableBlocks).toBe(960 - a.reserve);     // allocation does not
+    expect(a.isAllocated(100, 1)).toBe(false);
+    expect(a.bitmapSays(100)).toBe(false);
+    expect(runs(a)).toEqual([[10, 90], [130, 870]]);
+    // Free space elsewhere suffices, so the busy run is skipped, not reused.
+    expect(a.alloc(30, 100)).toEqual([run(130, 30)]);
+    expect(a.allocContig(5, 95)).toEqual(run(95, 5));    // ends where the busy run starts
+    expect(a.allocContig(10, 100)).toEqual(run(160, 10));
+    expect(a.alloc(3, 90)).toEqual([run(90, 3)]);
+    a.commitDone();
+    expect(a.busyBlocks).toBe(0);
+    expect(a.alloc(30, 100)).toEqual([run(100, 30)]);
+  });
+
+  it('throws TxNeedsCommit for an allocation only busy blocks could satisfy, ENOSPC for a bigger one', () => {
+    a.loadFromUsage([]);
+    a.alloc(a.availableBlocks, 10);                       // everything but the reserve: [10, 991)
+    a.release(regionBlock(100), blockCount(20));
+    expect(a.availableBlocks).toBe(0);
+    expect(a.freeBlocks).toBe(a.reserve + 20);
+    const before = runs(a);
+    expect(needsCommit(() => a.alloc(5, 100)).message).toMatch(/5 blocks/);
+    needsCommit(() => a.alloc(20, 10));
+    needsCommit(() => a.allocContig(20, 100));
+    expect(enospc(() => a.alloc(21, 100)).message).toMatch(/21 blocks wanted, 0 available/);
+    enospc(() => a.allocContig(21, 100));
+    // Metadata may use the reserve: 9 + 20 busy.
+    needsCommit(() => a.alloc(a.reserve + 20, 10, true));
+    enospc(() => a.alloc(a.reserve + 21, 10, true));
+    // Nothing was taken by the refused calls.
+    expect(runs(a)).toEqual(before);
+    expect(a.busyBlocks).toBe(20);
+    a.commitDone();
+    expect(a.alloc(20, 0)).toEqual([run(100, 20)]);
+  });
+
+  it('throws TxNeedsCommit from allocContig when only a busy run is long enough', () => {
+    // Free: odd blocks outside [200, 250); [200, 250) in use.
+    const used: BlockRun[] = [run(200, 50)];
+    for (let b = 10; b < 1000; b += 2) if (b < 200 || b >= 250) used.push(run(b, 1));
+    a.loadFromUsage(used);
+    a.release(regionBlock(200), blockCount(50));
+    expect(a.availableBlocks).toBeGreaterThan(400);      // plenty of space, none of it contiguous
+    needsCommit(() => a.allocContig(20, 10));
+    expect(enospc(() => a.allocContig(51, 10)).message).toMatch(/no free extent of 51 contiguous blocks/);
+    a.commitDone();
+    expect(a.allocContig(20, 10)).toEqual(run(199, 20)); // the freed run merged with free block 199
+  });
+
+  it('consults the failpoint before every allocation and changes nothing when it throws', () => {
+    a.loadFromUsage([]);
+    const seen: number[] = [];
+    a.failpoint = (n) => { seen.push(n); if (n === 7) throw new FsError('ENOSPC', 'alloc'); };
+    expect(a.alloc(3, 100)).toEqual([run(100, 3)]);
+    const before = runs(a);
+    enospc(() => a.alloc(7, 100));
+    enospc(() => a.allocContig(7, 100));
+    expect(seen).toEqual([3, 7, 7]);
+    expect(runs(a)).toEqual(before);
+    a.failpoint = null;
+    expect(a.alloc(7, 103)).toEqual([run(103, 7)]);
+  });
+});
+
+describe('unalloc', () => {
+  it('gives blocks back at once: reusable, merged, not busy', () => {
+    a.loadFromUsage([]);
+    a.alloc(10, 100);
+    a.unalloc(regionBlock(100), blockCount(10));
+    expect(a.busyBlocks).toBe(0);
+    expect(runs(a)).toEqual([[10, 990]]);
+    expect(a.freeBlocks).toBe(990);
+    expect(a.alloc(10, 100)).toEqual([run(100, 10)]);
+    a.unalloc(regionBlock(104), blockCount(2));
+    expect(runs(a)).toEqual([[10, 90], [104, 2], [110, 890]]);
+    expect(a.allocContig(2, 104)).toEqual(run(104, 2));
+    expect(() => a.unalloc(regionBlock(50), blockCount(1))).toThrow(/double free of block 50/);
+  });
+
+  it('is not held back by busy blocks released in the same transaction', () => {
+    a.loadFromUsage([]);
+    a.alloc(20, 100);
+    a.release(regionBlock(100), blockCount(10));
+    a.unalloc(regionBlock(110), blockCount(10));
+    expect(a.busyBlocks).toBe(10);
+    expect(runs(a)).toEqual([[10, 90], [110, 890]]);
+    a.commitDone();
+    expect(runs(a)).toEqual([[10, 990]]);
+  });
+});
+
+describe('mark / rollback', () => {
+  it('restores free runs, busy list and bitmap exactly after a mix of alloc, allocContig, release and unalloc', () => {
+    a.loadFromUsage([run(500, 100), run(700, 3)]);
+    a.release(regionBlock(700), blockCount(3));          // busy from an earlier operation: stays busy
+    a.takeDirtyBitmap();
+    const before = snapshot(a);
+    a.mark();
+    expect(a.alloc(20, 100)).toEqual([run(100, 20)]);
+    a.release(regionBlock(520), blockCount(10));
+    a.unalloc(regionBlock(105), blockCount(5));
+    expect(a.alloc(5, 0)).toEqual([run(10, 5)]);
+    expect(a.allocContig(7, 300)).toEqual(run(300, 7));
+    a.release(regionBlock(100), blockCount(5));
+    a.unalloc(regionBlock(590), blockCount(10));
+    a.alloc(12, 585);                                     // takes the unalloc'd [590,600) and [600,602)
+    expect(snapshot(a)).not.toEqual(before);
+    a.rollback();
+    expect(snapshot(a)).toEqual(before);
+    expect(a.busyBlocks).toBe(3);
+    // The bitmap blocks touched are dirty again (their images must be rewritten).
+    expect(a.takeDirtyBitmap().map((d) => d.index)).toEqual([0]);
+    a.commitDone();
+    expect(runs(a)).toEqual([[10, 490], [600, 400]]);   // [700,703) no longer busy
+  });
+
+  it('rollback without changes, or after unmark, changes nothing', () => {
+    a.loadFromUsage([run(100, 10)]);
+    const before = snapshot(a);
+    a.mark();
+    a.rollback();
+    expect(snapshot(a)).toEqual(before);
+    a.mark();
+    a.alloc(4, 200);
+    a.release(regionBlock(100), blockCount(2));
+    a.unmark();
+    const after = snapshot(a);
+    a.rollback();
+    expect(snapshot(a)).toEqual(after);
+    expect(a.busyBlocks).toBe(2);
+  });
+
+  it('survives many random operations: rollback always returns to the marked state', () => {
+    let seed = 12345;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    a.loadFromUsage([run(300, 200)]);
+    for (let round = 0; round < 20; round++) {
+      const before = snapshot(a);
+      const mine: BlockRun[] = [];
+      a.mark();
+      for (let k = 0; k < 15; k++) {
+        const op = rnd(4);
+        if (op === 0 || mine.length === 0) {
+          try { mine.push(...a.alloc(1 + rnd(20), 10 + rnd(990))); } catch (e) { if (!(e instanceof TxNeedsCommit) && !(e instanceof FsError)) throw e; }
+        } else {
+          const r = mine.splice(rnd(mine.length), 1)[0];
+          if (op === 1) a.release(r.start, r.len); else a.unalloc(r.start, r.len);
+        }
+      }
+      a.rollback();
+      expect(snapshot(a), `round ${round}`).toEqual(before);
+      // Commit something between rounds so the busy list and free tree keep changing.
+      a.alloc(1 + rnd(5), 10 + rnd(990));
+      if (round % 3 === 0) a.commitDone();
+    }
+  });
+});
+
+describe('bitmap images', () => {
+  const BIG = { totalBlocks: 100_000, dataStart: 10, bitmapStart: 1, blockSize: 4096 };
+  const PER = bitsPerBitmapBlock(4096);                  // 32640 blocks per bitmap block
+
+  it('sizes the bitmap in v2 bitmap blocks', () => {
+    expect(a.bitmapBlocks).toBe(1);
+    expect(new Allocator(BIG).bitmapBlocks).toBe(4);
+    expect(new Allocator({ ...BIG, totalBlocks: PER }).bitmapBlocks).toBe(1);
+    expect(new Allocator({ ...BIG, totalBlocks: PER + 1 }).bitmapBlocks).toBe(2);
+  });
+
+  it('takeDirtyBitmap returns the changed blocks once, as images that decode and carry the bits', () => {
+    const b = new Allocator(BIG);
+    b.loadFromUsage([run(40_000, 5)]);
+    const all = b.takeDirtyBitmap();
+    expect(all.map((d) => d.index)).toEqual([0, 1, 2, 3]);
+    const imgs = new Map(all.map((d) => [d.index, d.image]));
+    for (const d of all) {
+      expect(d.image.length).toBe(4096);
+      expect(() => decodeBitmapBlock(d.image, d.index)).not.toThrow();
+    }
+    for (const blk of [0, 9, 40_000, 40_004, 99_999 + 1, 4 * PER - 1]) expect(bitIn(imgs, blk, PER), `block ${blk}`).toBe(true);
+    for (const blk of [10, 39_999, 40_005, PER - 1, PER, 99_999]) expect(bitIn(imgs, blk, PER), `block ${blk}`).toBe(false);
+    expect(b.takeDirtyBitmap()).toEqual([]);
+
+    // One allocation inside bitmap block 1 dirties only block 1.
+    expect(b.alloc(5, 50_000)).toEqual([run(50_000, 5)]);
+    const d1 = b.takeDirtyBitmap();
+    expect(d1.map((d) => d.index)).toEqual([1]);
+    imgs.set(1, d1[0].image);
+    expect(bitIn(imgs, 50_004, PER)).toBe(true);
+    expect(bitIn(imgs, 50_005, PER)).toBe(false);
+
+    // A run across the boundary of blocks 1 and 2 dirties both; a release shows as clear bits.
+    expect(b.allocContig(10, 2 * PER - 5)).toEqual(run(2 * PER - 5, 10));
+    b.release(regionBlock(50_000), blockCount(5));
+    const d2 = b.takeDirtyBitmap();
+    expect(d2.map((d) => d.index)).toEqual([1, 2]);
+    for (const d of d2) imgs.set(d.index, d.image);
+    for (let blk = 2 * PER - 5; blk < 2 * PER + 5; blk++) expect(bitIn(imgs, blk, PER)).toBe(true);
+    expect(bitIn(imgs, 50_000, PER)).toBe(false);
+    expect(d2[0].image.equals(b.bitmapImage(1))).toBe(true);
+  });
+
+  it('loadBitmap rebuilds the same free space from the images (busy blocks read as free)', () => {
+    const b = new Allocator(BIG);
+    b.loadFromUsage([run(10, 100), run(40_000, 5), run(65_270, 20)]);
+    b.alloc(300, 70_000);
+    b.release(regionBlock(65_275), blockCount(5));
+    const images = Array.from({ length: b.bitmapBlocks }, (_, i) => b.bitmapImage(i));
+    const c = new Allocator(BIG);
+    c.loadBitmap((i) => images[i]);
+    b.commitDone();
+    expect(runs(c)).toEqual(runs(b));
+    expect(c.freeBlocks).toBe(b.freeBlocks);
+    expect(c.busyBlocks).toBe(0);
+    for (let i = 0; i < 4; i++) expect(c.bitmapImage(i).equals(images[i])).toBe(true);
+  });
+
+  it('loadBitmap of a damaged block throws FormatError', () => {
+    const b = new Allocator(BIG);
+    b.loadFromUsage([]);
+    const images = Array.from({ length: b.bitmapBlocks }, (_, i) => b.bitmapImage(i));
+    const flipped = images.map((x) => Buffer.from(x));
+    flipped[2][1000] ^= 0x01;
+    expect(() => new Allocator(BIG).loadBitmap((i) => flipped[i])).toThrow(FormatError);
+    expect(() => new Allocator(BIG).loadBitmap((i) => flipped[i])).toThrow(/bitmap block 2: checksum mismatch/);
+    expect(() => new Allocator(BIG).loadBitmap(() => images[0])).toThrow(/bitmap block 1: holds index 0/);
+    expect(() => new Allocator(BIG).loadBitmap(() => Buffer.alloc(4096))).toThrow(/bitmap block 0: bad magic/);
   });
 });

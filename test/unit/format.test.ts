@@ -1,7 +1,9 @@
 /**
- * The on-media format (src/format/): record sizes and field offsets pinned the
- * way XFS's xfs_ondisk.h pins its structures, encode→decode round trips, and
- * the decoders' refusals (checksum, magic, version, geometry, truncation).
+ * The on-media format v2 (src/format/layout.ts, src/format/fork.ts): record
+ * sizes and field offsets pinned the way XFS's xfs_ondisk.h pins its
+ * structures, encode→decode round trips, free-space bitmap blocks, the
+ * journal and backup-superblock geometry, and the decoders' refusals
+ * (checksum, magic, version 1 and unknown versions, geometry, truncation).
  * A failure in the pins is a format change: bump FORMAT_VERSION rather than
  * editing the expected numbers.
  */
@@ -10,10 +12,12 @@ import {
   decodeFork, emptyFork, encodeFork, EXT_SHARED, EXT_UNWRITTEN, EXTENT_REC_SIZE, FORK_VERSION, forkSize, type Fork,
 } from '../../src/format/fork.js';
 import {
-  computeGeometry, decodeInode, decodeSuperblock, encodeInode, encodeSuperblock, FORMAT_VERSION, FormatError,
-  hasSuperblockMagic, IFLAG_ORPHAN, IFLAG_SEALED, INLINE_FORK_MAX, INO, INODE_MAGIC, INODE_SIZE, isFreeSlot,
-  LABEL_MAX, readI64, readU64, ROOT_INO, SB, SB_MAGIC, SB_SIZE, SB_STATE_DIRTY, writeI64, writeU64, type InodeRecord,
-  type Superblock,
+  BITMAP_HDR, BITMAP_MAGIC, bitsPerBitmapBlock, computeGeometry, dataEnd, decodeBitmapBlock, decodeInode,
+  decodeSuperblock, encodeBitmapBlock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_JOURNAL, FEAT_INCOMPAT_REFCOUNT,
+  FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FORMAT_VERSION, FormatError, hasSuperblockMagic, IFLAG_ORPHAN,
+  IFLAG_SEALED, INLINE_FORK_MAX, INO, INODE_MAGIC, INODE_SIZE, isFreeSlot, LABEL_MAX, MAX_INODES, MAX_JOURNAL_BLOCKS,
+  MIN_JOURNAL_BLOCKS, readI64, readU64, recordChecksum, ROOT_INO, SB, SB_MAGIC, SB_SIZE, SB_STATE_DIRTY, writeI64,
+  writeU64, type InodeRecord, type Superblock,
 } from '../../src/format/layout.js';
 
 /** The FormatError a call throws (fails the test if it throws nothing or something else). */
@@ -35,7 +39,8 @@ function sampleSuperblock(): Superblock {
     label: 'unit-label-é',
     mkfsTime: 1_700_000_000, lastMountTime: 1_700_000_123, mountCount: 7,
     generation: 4242, state: SB_STATE_DIRTY, flags: 0x5, inodeHwm: 37,
-    featuresCompat: 0x8000_0000_01,
+    featuresCompat: 0x8000_0000_01, featuresIncompat: FEAT_INCOMPAT_JOURNAL,
+    journalSeq: 2 ** 40 + 3, refcountRoot: 0,
   };
 }
 
@@ -46,6 +51,7 @@ function sampleInode(over: Partial<InodeRecord> = {}): InodeRecord {
     ctime: { sec: 2 ** 33, nsec: 500 }, btime: { sec: 0, nsec: 0 },
     flags: IFLAG_SEALED | IFLAG_ORPHAN, generation: 0xfffffffe, rdev: 0x0801,
     forkLen: 0, forkCrc: 0xdeadbeef, forkBlock: 0, forkBlocks: 0,
+    recIndex: 2 ** 36 + 9, recBlocks: 0xfffffff0, recCount: 123_456,
     ...over,
   };
 }
@@ -73,13 +79,28 @@ describe('on-media sizes and offsets', () => {
     expect(SB_SIZE).toBe(512);
     expect(INODE_SIZE).toBe(512);
     expect(EXTENT_REC_SIZE).toBe(24);
-    expect(INLINE_FORK_MAX).toBe(384);
+    expect(INLINE_FORK_MAX).toBe(368);
     expect(LABEL_MAX).toBe(64);
     expect(SB_MAGIC.toString('hex')).toBe('504d454d46530001');
     expect(INODE_MAGIC).toBe(0x4e494d50);
-    expect(FORMAT_VERSION).toBe(1);
+    expect(FORMAT_VERSION).toBe(2);
     expect(FORK_VERSION).toBe(1);
     expect(ROOT_INO).toBe(1);
+    expect(BITMAP_HDR).toBe(16);
+    expect(BITMAP_MAGIC).toBe(0x4d424d50);
+    expect(bitsPerBitmapBlock(4096)).toBe(32640);
+    expect(bitsPerBitmapBlock(65536)).toBe((65536 - 16) * 8);
+    expect(MIN_JOURNAL_BLOCKS).toBe(64);
+    expect(MAX_JOURNAL_BLOCKS).toBe(8192);
+    expect(MAX_INODES).toBe(1 << 24);
+  });
+
+  it('pins the feature bits: v2 requires the journal, refcounts are reserved', () => {
+    expect(FEAT_INCOMPAT_JOURNAL).toBe(0x1);
+    expect(FEAT_INCOMPAT_REFCOUNT).toBe(0x2);
+    expect(FEAT_INCOMPAT_SUPPORTED).toBe(FEAT_INCOMPAT_JOURNAL);
+    expect(FEAT_INCOMPAT_SUPPORTED & FEAT_INCOMPAT_REFCOUNT).toBe(0);
+    expect(FEAT_RO_COMPAT_SUPPORTED).toBe(0);
   });
 
   it('pins every superblock field offset', () => {
@@ -90,7 +111,7 @@ describe('on-media sizes and offsets', () => {
       rootIno: 104, featuresCompat: 112, featuresIncompat: 120, featuresRoCompat: 128,
       state: 136, flags: 140, mkfsTime: 144, lastMountTime: 152, mountCount: 160,
       journalStart: 168, journalBlocks: 176, generation: 184, label: 192,
-      inodeHwm: 256, end: 264,
+      inodeHwm: 256, journalSeq: 264, refcountRoot: 272, end: 280,
     });
   });
 
@@ -99,7 +120,8 @@ describe('on-media sizes and offsets', () => {
       magic: 0, crc: 4, ino: 8, mode: 16, uid: 20, gid: 24, nlink: 28, size: 32,
       atimeSec: 40, atimeNsec: 48, flags: 52, mtimeSec: 56, mtimeNsec: 64, generation: 68,
       ctimeSec: 72, ctimeNsec: 80, forkLen: 84, btimeSec: 88, btimeNsec: 96, forkCrc: 100,
-      rdev: 104, forkBlock: 112, forkBlocks: 120, inlineFork: 128,
+      rdev: 104, forkBlock: 112, forkBlocks: 120, recIndex: 128, recBlocks: 136, recCount: 140,
+      inlineFork: 144,
     });
   });
 
@@ -116,7 +138,7 @@ describe('on-media sizes and offsets', () => {
   });
 
   it('inode fields, at their widths, tile [0, INO.inlineFork) without overlap', () => {
-    const w8 = new Set(['ino', 'size', 'atimeSec', 'mtimeSec', 'ctimeSec', 'btimeSec', 'rdev', 'forkBlock', 'forkBlocks']);
+    const w8 = new Set(['ino', 'size', 'atimeSec', 'mtimeSec', 'ctimeSec', 'btimeSec', 'rdev', 'forkBlock', 'forkBlocks', 'recIndex']);
     const fields = Object.entries(INO).filter(([k]) => k !== 'inlineFork').sort((a, b) => a[1] - b[1]);
     let next = 0;
     for (const [k, off] of fields) {
@@ -132,7 +154,7 @@ describe('on-media sizes and offsets', () => {
     const b = encodeSuperblock(sb);
     expect(b.length).toBe(SB_SIZE);
     expect(b.subarray(0, 8).equals(SB_MAGIC)).toBe(true);
-    expect(b.readUInt32LE(SB.version)).toBe(1);
+    expect(b.readUInt32LE(SB.version)).toBe(2);
     expect(b.subarray(SB.uuid, SB.uuid + 16).equals(sb.uuid)).toBe(true);
     expect(b.readUInt32LE(SB.blockSize)).toBe(4096);
     expect(b.readUInt32LE(SB.inodeSize)).toBe(512);
@@ -144,6 +166,14 @@ describe('on-media sizes and offsets', () => {
     expect(Number(b.readBigUInt64LE(SB.mountCount))).toBe(7);
     expect(Number(b.readBigUInt64LE(SB.generation))).toBe(4242);
     expect(Number(b.readBigUInt64LE(SB.inodeHwm))).toBe(37);
+    expect(Number(b.readBigUInt64LE(SB.featuresIncompat))).toBe(FEAT_INCOMPAT_JOURNAL);
+    expect(Number(b.readBigUInt64LE(SB.journalStart))).toBe(514);
+    expect(Number(b.readBigUInt64LE(SB.journalBlocks))).toBe(512);
+    expect(Number(b.readBigUInt64LE(SB.dataStart))).toBe(1026);
+    expect(Number(b.readBigUInt64LE(SB.journalSeq))).toBe(2 ** 40 + 3);
+    expect(Number(b.readBigUInt64LE(SB.refcountRoot))).toBe(0);
+    const withRoot = encodeSuperblock({ ...sb, refcountRoot: 0x1_2345_6789 });
+    expect(Number(withRoot.readBigUInt64LE(SB.refcountRoot))).toBe(0x1_2345_6789);
     expect(b.subarray(SB.label, SB.label + Buffer.byteLength(sb.label)).toString('utf8')).toBe(sb.label);
     expect(b.subarray(SB.end).every((x) => x === 0)).toBe(true);
   });
@@ -166,6 +196,9 @@ describe('on-media sizes and offsets', () => {
     expect(b.readUInt32LE(INO.forkLen)).toBe(fork.length);
     expect(b.readUInt32LE(INO.forkCrc)).toBe(0xdeadbeef);
     expect(Number(b.readBigUInt64LE(INO.rdev))).toBe(0x0801);
+    expect(Number(b.readBigUInt64LE(INO.recIndex))).toBe(2 ** 36 + 9);
+    expect(b.readUInt32LE(INO.recBlocks)).toBe(0xfffffff0);
+    expect(b.readUInt32LE(INO.recCount)).toBe(123_456);
     expect(b.subarray(INO.inlineFork, INO.inlineFork + fork.length).equals(fork)).toBe(true);
   });
 });
@@ -206,7 +239,24 @@ describe('superblock', () => {
   });
 
   it('refuses an unknown format version', () => {
-    expect(formatError(() => decodeSuperblock(encodeSuperblock({ ...sampleSuperblock(), version: 2 }))).message).toMatch(/version 2 is not supported/);
+    for (const v of [0, 3, 0xffffffff]) {
+      expect(formatError(() => decodeSuperblock(encodeSuperblock({ ...sampleSuperblock(), version: v }))).message)
+        .toMatch(new RegExp(`version ${v} is not supported.*reads version 2`));
+    }
+  });
+
+  it('refuses a version 1 region with a message that says so and what to do', () => {
+    const msg = formatError(() => decodeSuperblock(encodeSuperblock({ ...sampleSuperblock(), version: 1 }))).message;
+    expect(msg).toMatch(/format version 1/);
+    expect(msg).toMatch(/mkfs\.pmemfs/);
+    // Refused for its version before its (v1-shaped) geometry is looked at.
+    const v1 = { ...sampleSuperblock(), version: 1, journalBlocks: 0, journalStart: 514, dataStart: 514, journalSeq: 0, featuresIncompat: 0 };
+    expect(formatError(() => decodeSuperblock(encodeSuperblock(v1))).message).toMatch(/format version 1/);
+  });
+
+  it('round-trips the journal sequence and refcount root at full width', () => {
+    const sb = { ...sampleSuperblock(), journalSeq: Number.MAX_SAFE_INTEGER, refcountRoot: 2 ** 52 + 1 };
+    expect(decodeSuperblock(encodeSuperblock(sb))).toEqual(sb);
   });
 
   it.each<[string, Partial<Superblock>]>([
@@ -219,28 +269,157 @@ describe('superblock', () => {
     ['inode table placement', { itableStart: 3 }],
     ['inode table size', { inodeCount: 1 << 20 }],
     ['data area placement', { dataStart: 9999 }],
+    ['data area placement', { journalStart: 513 }],
+    ['data area placement', { journalBlocks: 511 }],
+    ['journal', { journalBlocks: 63, dataStart: 514 + 63 }],
+    ['journal', { journalBlocks: 0, dataStart: 514 }],
+    ['no data blocks', { journalBlocks: 16383 - 514, dataStart: 16383 }],
     ['root inode', { rootIno: 2 }],
     ['high-water', { inodeHwm: 0 }],
   ])('refuses inconsistent geometry (%s)', (what, over) => {
     const msg = formatError(() => decodeSuperblock(encodeSuperblock({ ...sampleSuperblock(), ...over }))).message;
     expect(msg).toMatch(/geometry is inconsistent/);
-    expect(msg.toLowerCase()).toContain(what.split(' ')[0]);
+    expect(msg.toLowerCase()).toContain(what);
+  });
+
+  it('refuses a bitmap too small for the v2 bitmap block (16-byte header)', () => {
+    // 32768 blocks fit one headerless 4 KiB bitmap block but not one with a header.
+    const bs = 4096, totalBlocks = 32768, itableBlocks = 512;
+    const sb: Superblock = {
+      ...sampleSuperblock(), regionSize: totalBlocks * bs, totalBlocks, bitmapBlocks: 1,
+      itableStart: 2, itableBlocks, journalStart: 2 + itableBlocks, journalBlocks: 64, dataStart: 2 + itableBlocks + 64,
+    };
+    expect(formatError(() => decodeSuperblock(encodeSuperblock(sb))).message).toMatch(/geometry is inconsistent: free-space bitmap/);
+    expect(decodeSuperblock(encodeSuperblock({ ...sb, totalBlocks: 32640, regionSize: 32640 * bs })).totalBlocks).toBe(32640);
+  });
+
+  it('refuses an inode count beyond MAX_INODES even with a table to hold it', () => {
+    const bs = 4096, inodeCount = MAX_INODES + 1, totalBlocks = 2_200_000;
+    const itableBlocks = Math.ceil(inodeCount * INODE_SIZE / bs);
+    const bitmapBlocks = Math.ceil(totalBlocks / bitsPerBitmapBlock(bs));
+    const itableStart = 1 + bitmapBlocks, journalStart = itableStart + itableBlocks;
+    const sb: Superblock = {
+      ...sampleSuperblock(), regionSize: totalBlocks * bs, totalBlocks, bitmapBlocks, itableStart, itableBlocks,
+      inodeCount, journalStart, journalBlocks: 64, dataStart: journalStart + 64,
+    };
+    expect(formatError(() => decodeSuperblock(encodeSuperblock(sb))).message).toMatch(/inode count 16777217/);
+    expect(decodeSuperblock(encodeSuperblock({ ...sb, inodeCount: MAX_INODES })).inodeCount).toBe(MAX_INODES);
+  });
+});
+
+describe('free-space bitmap block', () => {
+  const bs = 4096;
+  const sampleBits = (): Buffer => {
+    const bits = Buffer.alloc(bs - BITMAP_HDR);
+    for (let i = 0; i < bits.length; i++) bits[i] = (i * 37 + 11) & 0xff;
+    return bits;
+  };
+
+  it('lays out magic, CRC32C and u64 index in a 16-byte header, then the bits', () => {
+    const bits = sampleBits();
+    const b = encodeBitmapBlock(bs, 2 ** 33 + 5, bits);
+    expect(b.length).toBe(bs);
+    expect(b.subarray(0, 4).toString('latin1')).toBe('PMBM');
+    expect(b.readUInt32LE(0)).toBe(BITMAP_MAGIC);
+    expect(b.readUInt32LE(4)).toBe(recordChecksum(b, 4));
+    expect(Number(b.readBigUInt64LE(8))).toBe(2 ** 33 + 5);
+    expect(b.subarray(BITMAP_HDR).equals(bits)).toBe(true);
+  });
+
+  it('round-trips encode → decode, and zero-fills bits not supplied', () => {
+    const bits = sampleBits();
+    expect(decodeBitmapBlock(encodeBitmapBlock(bs, 3, bits), 3).equals(bits)).toBe(true);
+    const short = decodeBitmapBlock(encodeBitmapBlock(bs, 0, Buffer.from([0xff, 0x01])), 0);
+    expect(short.length).toBe(bs - BITMAP_HDR);
+    expect(short[0]).toBe(0xff);
+    expect(short[1]).toBe(0x01);
+    expect(short.subarray(2).every((x) => x === 0)).toBe(true);
+    // Bits beyond one block's worth are not written.
+    const long = Buffer.concat([Buffer.alloc(bs - BITMAP_HDR), Buffer.alloc(64, 0xff)]);
+    expect(decodeBitmapBlock(encodeBitmapBlock(bs, 0, long), 0).every((x) => x === 0)).toBe(true);
+  });
+
+  it('round-trips at the largest block size', () => {
+    const bits = Buffer.alloc(65536 - BITMAP_HDR, 0xa5);
+    expect(decodeBitmapBlock(encodeBitmapBlock(65536, 1, bits), 1).equals(bits)).toBe(true);
+  });
+
+  it('detects any single flipped byte (bad magic, wrong index or checksum)', () => {
+    const good = encodeBitmapBlock(bs, 6, sampleBits());
+    for (let i = 0; i < bs; i++) {
+      const bad = Buffer.from(good);
+      bad[i] ^= 0x04;
+      const msg = formatError(() => decodeBitmapBlock(bad, 6)).message;
+      expect(msg, `byte ${i}`).toMatch(i < 4 ? /bad magic/ : i >= 8 && i < 16 ? /holds index|beyond 2\^53/ : /checksum mismatch/);
+    }
+  });
+
+  it('refuses a block that holds another index, and a zeroed block', () => {
+    const b = encodeBitmapBlock(bs, 1, sampleBits());
+    expect(formatError(() => decodeBitmapBlock(b, 2)).message).toMatch(/bitmap block 2: holds index 1/);
+    expect(formatError(() => decodeBitmapBlock(Buffer.alloc(bs), 0)).message).toMatch(/bitmap block 0: bad magic/);
   });
 });
 
 describe('computeGeometry', () => {
-  it('lays out superblock, bitmap, inode table and data in order', () => {
+  it('lays out superblock, bitmap, inode table, journal and data in order', () => {
     const g = computeGeometry({ regionSize: 64 << 20, blockSize: 4096 });
+    expect(g.version).toBe(2);
     expect(g.totalBlocks).toBe(16384);
     expect(g.bitmapStart).toBe(1);
     expect(g.bitmapBlocks).toBe(1);
     expect(g.inodeCount).toBe(4096);
     expect(g.itableStart).toBe(2);
     expect(g.itableBlocks).toBe(512);
-    expect(g.dataStart).toBe(514);
     expect(g.journalStart).toBe(514);
-    expect(g.journalBlocks).toBe(0);
+    expect(g.journalBlocks).toBe(512);            // 16384 / 32
+    expect(g.dataStart).toBe(1026);
     expect(g.regionSize).toBe(64 << 20);
+    expect(g.featuresIncompat).toBe(FEAT_INCOMPAT_JOURNAL);
+    expect(g.featuresCompat).toBe(0);
+    expect(g.featuresRoCompat).toBe(0);
+  });
+
+  it('leaves the last block of the region for the backup superblock', () => {
+    for (const [size, bs] of [[64 << 20, 4096], [91 * 4096, 4096], [1 << 30, 65536]]) {
+      const g = computeGeometry({ regionSize: size, blockSize: bs });
+      expect(dataEnd(g)).toBe(g.totalBlocks - 1);
+      expect(dataEnd(g)).toBeGreaterThan(g.dataStart);
+      // Everything but block 0 and the backup is bitmap, table, journal or data, in order, without gaps.
+      expect(g.bitmapStart).toBe(1);
+      expect(g.itableStart).toBe(g.bitmapStart + g.bitmapBlocks);
+      expect(g.journalStart).toBe(g.itableStart + g.itableBlocks);
+      expect(g.dataStart).toBe(g.journalStart + g.journalBlocks);
+    }
+  });
+
+  it('sizes the bitmap by the v2 bitmap block payload, covering every region block', () => {
+    // 32640 blocks fit one 4 KiB bitmap block; 32641 need two.
+    expect(computeGeometry({ regionSize: 32640 * 4096, blockSize: 4096 }).bitmapBlocks).toBe(1);
+    expect(computeGeometry({ regionSize: 32641 * 4096, blockSize: 4096 }).bitmapBlocks).toBe(2);
+    const g = computeGeometry({ regionSize: 8 * 2 ** 30, blockSize: 4096 });
+    expect(g.bitmapBlocks * bitsPerBitmapBlock(4096)).toBeGreaterThanOrEqual(g.totalBlocks);
+    expect((g.bitmapBlocks - 1) * bitsPerBitmapBlock(4096)).toBeLessThan(g.totalBlocks);
+  });
+
+  it('sizes the journal at 1/32 of the region, clamped to 64..8192 blocks, or as asked', () => {
+    const j = (size: number, bs = 4096, journalBlocks?: number) => computeGeometry({ regionSize: size, blockSize: bs, journalBlocks }).journalBlocks;
+    expect(j(91 * 4096)).toBe(64);                 // tiny region: the minimum
+    expect(j(64 << 20)).toBe(512);
+    expect(j(1 << 30)).toBe(8192);                 // 262144 / 32
+    expect(j(4 * 2 ** 30)).toBe(8192);             // clamped
+    expect(j(64 << 20, 65536)).toBe(64);           // 1024 blocks / 32 = 32 → 64
+    expect(j(64 << 20, 4096, 100)).toBe(100);
+    expect(j(1 << 30, 4096, 20000)).toBe(20000);   // an explicit size is not clamped above
+    expect(formatError(() => j(64 << 20, 4096, 63)).message).toMatch(/journal of 63 blocks.*at least 64/);
+    expect(formatError(() => j(64 << 20, 4096, 0)).message).toMatch(/journal of 0 blocks/);
+  });
+
+  it('produces geometry that decodeSuperblock accepts, for several sizes', () => {
+    for (const [size, bs] of [[91 * 4096, 4096], [64 << 20, 4096], [(1 << 30) + 12345, 8192], [1 << 30, 65536]]) {
+      const sb: Superblock = { ...sampleSuperblock(), ...computeGeometry({ regionSize: size, blockSize: bs }), inodeHwm: 1 };
+      expect(decodeSuperblock(encodeSuperblock(sb))).toEqual(sb);
+    }
   });
 
   it('rounds the region down to whole blocks', () => {
@@ -248,10 +427,13 @@ describe('computeGeometry', () => {
     expect(g.regionSize).toBe(64 << 20);
   });
 
-  it('refuses a region too small for the metadata plus 16 data blocks', () => {
-    // 64 inodes → 8 table blocks; dataStart 10; minimum 26 blocks.
-    expect(computeGeometry({ regionSize: 26 * 4096, blockSize: 4096 }).dataStart).toBe(10);
-    expect(formatError(() => computeGeometry({ regionSize: 25 * 4096, blockSize: 4096 })).message).toMatch(/too small/);
+  it('refuses a region too small for the metadata, the journal, 16 data blocks and the backup superblock', () => {
+    // 64 inodes → 8 table blocks; journal 64 at 10; dataStart 74; minimum 74 + 16 + 1 = 91 blocks.
+    const g = computeGeometry({ regionSize: 91 * 4096, blockSize: 4096 });
+    expect(g.journalStart).toBe(10);
+    expect(g.dataStart).toBe(74);
+    expect(dataEnd(g) - g.dataStart).toBe(16);
+    expect(formatError(() => computeGeometry({ regionSize: 90 * 4096, blockSize: 4096 })).message).toMatch(/too small: needs at least 372736 bytes/);
     expect(formatError(() => computeGeometry({ regionSize: 0, blockSize: 4096 })).message).toMatch(/too small/);
   });
 
@@ -271,6 +453,11 @@ describe('inode record', () => {
     const { rec: back, inlineFork } = decodeInode(encodeInode(rec, fork), 17);
     expect(back).toEqual(rec);
     expect(inlineFork!.equals(fork)).toBe(true);
+  });
+
+  it('round-trips an inode without records (recIndex 0)', () => {
+    const rec = sampleInode({ recIndex: 0, recBlocks: 0, recCount: 0 });
+    expect(decodeInode(encodeInode(rec, null), 17).rec).toEqual(rec);
   });
 
   it('round-trips an out-of-line fork reference (no inline bytes)', () => {
