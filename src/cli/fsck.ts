@@ -40,7 +40,13 @@ export async function main(argv: string[]): Promise<void> {
         lockRegion(fd, region, 'exclusive', FSCK_OPERATIONAL);
       }
       let res;
-      try { res = checkRegion(region, !readOnly); } catch (e) {
+      let last = 0;
+      const progress = (stage: string, done: number, total: number) => {
+        if (total < 65536 || Date.now() - last < 1000) return;
+        last = Date.now();
+        process.stderr.write(`${PROG}: ${stage} ${done}/${total} (${Math.floor((100 * done) / total)}%)\n`);
+      };
+      try { res = checkRegion(region, !readOnly, { progress }); } catch (e) {
         if (e instanceof FormatError) throw new CliError(`${region}: ${e.message}`, FSCK_UNCORRECTED);
         throw new CliError(`${region}: ${(e as Error).message}`, FSCK_OPERATIONAL);
       }

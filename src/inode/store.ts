@@ -73,10 +73,10 @@ export class InodeStore {
   /**
    * Load every used slot below the high-water mark (as the running
    * transaction sees it: after a dry-run replay, fsck -n sees the replayed state).
-   * @returns the problems found (an inode that does not decode is reported, not loaded)
+   * @returns the inodes that do not decode, with why (they are not loaded)
    */
-  loadAll(onProgress?: (done: number, total: number) => void): string[] {
-    const problems: string[] = [];
+  loadAll(onProgress?: (done: number, total: number) => void): Array<{ ino: number; message: string }> {
+    const problems: Array<{ ino: number; message: string }> = [];
     const n = this.sb.inodeHwm;
     const perBlock = this.bs / INODE_SIZE;
     for (let first = 1; first <= n; first += perBlock) {
@@ -88,7 +88,7 @@ export class InodeStore {
           this.inodes.set(ino, this.decode(Buffer.from(raw), ino, new Inode(ino, 0, 0, 0)));
         } catch (e) {
           if (!(e instanceof FormatError)) throw e;
-          problems.push(e.message);
+          problems.push({ ino, message: e.message });
         }
       }
       if (onProgress && (first - 1) % (perBlock * 4096) === 0) onProgress(first - 1, n);

@@ -51,6 +51,7 @@ export function checkRegion(path: string, repair: boolean, o: CheckOptions = {})
     (fixable && repair ? res.repaired : res.uncorrected).push(msg);
   };
   try {
+    if (region.size < SB_SIZE) throw new FormatError(`${path} is ${region.size} bytes: too short to be a pmemfs region`);
     const sb = readSuperblocks(region, found, repair);
     const e = engine(sb, region);
     if (sb.state !== SB_STATE_CLEAN) {
@@ -65,10 +66,9 @@ export function checkRegion(path: string, repair: boolean, o: CheckOptions = {})
       found(`${err.message}: the bitmap is rebuilt from the block maps`, true);
     }
     const damaged = new Set<number>();
-    for (const msg of e.store.loadAll((d, t) => o.progress?.('inodes', d, t))) {
-      const m = /inode (\d+)/.exec(msg) ?? /directory (\d+)/.exec(msg);
-      if (m) damaged.add(Number(m[1]));
-      found(`damaged inode: ${msg}${repair ? ' (cleared)' : ''}`, true);
+    for (const { ino, message } of e.store.loadAll((d, t) => o.progress?.('inodes', d, t))) {
+      damaged.add(ino);
+      found(`damaged inode ${ino}: ${message}${repair ? ' (cleared)' : ''}`, true);
     }
     const root = e.store.inodes.get(ROOT_INO);
     if (!root || !root.isDir) {
@@ -123,10 +123,12 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   let v = validate(store, alloc);
   const dropExtent = new Map<number, Array<{ start: number; len: number }>>();
   const clear = new Set<number>(damaged);
-  for (const [a, b] of v.overlaps) {
-    found(`block ${a.start} claimed by inode ${b.ino} and inode ${a.ino}${repair ? `: taken from inode ${a.ino}` : ''}`, true);
+  for (const [x, y] of v.overlaps) {
+    // Nothing says which claim is right: the newer inode (higher number) loses.
+    const [a, b] = x.ino >= y.ino ? [x, y] : [y, x];
+    found(`block ${Math.max(a.start, b.start)} claimed by inode ${b.ino} and inode ${a.ino}${repair ? `: taken from inode ${a.ino}` : ''}`, true);
     const inode = store.inodes.get(a.ino)!;
-    const isData = inode.bmap.extents.some((x) => x.regionBlock === a.start && x.len === a.len);
+    const isData = inode.bmap.extents.some((e) => e.regionBlock === a.start && e.len === a.len);
     if (isData) dropExtent.set(a.ino, [...(dropExtent.get(a.ino) ?? []), a]); else clear.add(a.ino);
   }
   if (bitmapOk && v.markedFree.length) found(`free-space bitmap: ${v.markedFree.length} extent(s) in use but marked free`, true);
@@ -149,7 +151,14 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   for (const [ino, runs] of dropExtent) {
     const inode = store.inodes.get(ino);
     if (!inode) continue;
-    tx.run((t) => { t.markDirty(inode); inode.bmap.reset(inode.bmap.extents.filter((x) => !runs.some((r) => r.start === x.regionBlock))); markAll(inode); });
+    tx.run((t) => {
+      t.markDirty(inode);
+      const gone = inode.bmap.extents.filter((x) => runs.some((r) => r.start === x.regionBlock));
+      inode.bmap.reset(inode.bmap.extents.filter((x) => !gone.includes(x)));
+      markAll(inode);
+      for (const g of gone) inode.bmap.changed.add(g.fileBlock);
+      inode.forkDirty = true;
+    });
   }
   for (const d of [...v.danglingEntries, ...v.multiLinkedDirs]) {
     const dir = store.inodes.get(d.dir);

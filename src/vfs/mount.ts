@@ -145,7 +145,7 @@ export function loadEngine(e: Engine, dryRun: boolean, log: Logger): { recovered
     if (scan.state === 'committed') e.journal.seq = Math.max(e.journal.seq, scan.tx.seq + 1);
   }
   e.alloc.loadBitmap((i) => e.journal.read(e.sb.bitmapStart + i));
-  const problems = e.store.loadAll();
+  const problems = e.store.loadAll().map((p) => p.message);
   return { recovered, replayed, problems };
 }
 
