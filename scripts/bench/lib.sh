@@ -87,14 +87,28 @@ wait_mounted() {  # wait_mounted MNT PID LOG
 # mount_pmemfs MNT REGION_MB [OPTS]: format $TMPFS/region.img and mount it
 # at MNT (created) in the foreground; default options dax=always,log=warn.
 mount_pmemfs() {
-  local mnt=$1 opts=${3:-dax=always,log=warn} pid
-  mkdir -p "$mnt"
-  log "pmemfs: mkfs.pmemfs -s ${2}m on the tmpfs, mount -o $opts"
+  log "pmemfs: mkfs.pmemfs -s ${2}m on the tmpfs"
   "$MKFS_PMEMFS" -s "${2}m" "$TMPFS/region.img" >/dev/null
-  "$PMEMFS" "$TMPFS/region.img" "$mnt" -f -o "$opts" >"$WORK/pmemfs.log" 2>&1 </dev/null &
+  mount_pmemfs_existing "$1" "${3:-}"
+}
+
+# mount_pmemfs_existing MNT [OPTS]: mount $TMPFS/region.img as it is.
+mount_pmemfs_existing() {
+  local mnt=$1 opts=${2:-dax=always,log=warn} pid
+  [[ -n $opts ]] || opts=dax=always,log=warn
+  mkdir -p "$mnt"
+  log "pmemfs: mount -o $opts"
+  "$PMEMFS" "$TMPFS/region.img" "$mnt" -f -o "$opts" >>"$WORK/pmemfs.log" 2>&1 </dev/null &
   pid=$!
   BENCH_DAEMONS+=("$mnt $pid")
   wait_mounted "$mnt" "$pid" "$WORK/pmemfs.log"
+}
+
+# unmount_last: unmount the newest mount and stop its daemon.
+unmount_last() {
+  local last=${BENCH_DAEMONS[-1]}
+  stop_daemon ${last% *} ${last#* }
+  unset 'BENCH_DAEMONS[-1]'
 }
 
 # mount_bindfs DIR MNT OPTS...: bindfs (libfuse 2, C) of DIR at MNT (created).

@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import * as fs from 'node:fs';
-import { decodeSuperblock, FormatError, hasSuperblockMagic, SB_SIZE, type Superblock } from '../format/layout.js';
+import { dataEnd, decodeSuperblock, FormatError, hasSuperblockMagic, SB_SIZE, type Superblock } from '../format/layout.js';
 import { formatRegion } from '../vfs/mount.js';
 import { CliError, lockRegion, parseSize, runMain, version } from './common.js';
 
@@ -81,9 +81,11 @@ function describe(region: string, sb: Superblock): string {
   return [
     `region=${region} size=${sb.regionSize} bytes (${(sb.regionSize / 2 ** 30).toFixed(2)} GiB), blocks=${sb.totalBlocks}, bsize=${bs}`,
     `superblock  block 0, uuid=${fmtUuid(sb.uuid)}, label='${sb.label}', version=${sb.version}`,
-    `bitmap      blocks ${r(sb.bitmapStart, sb.bitmapBlocks)} (one bit per block)`,
+    `bitmap      blocks ${r(sb.bitmapStart, sb.bitmapBlocks)} (one bit per block, checksummed)`,
     `inodes      blocks ${r(sb.itableStart, sb.itableBlocks)}, count=${sb.inodeCount}, isize=${sb.inodeSize}`,
-    `data        blocks ${r(sb.dataStart, sb.totalBlocks - sb.dataStart)}, ${((sb.totalBlocks - sb.dataStart) * bs / 2 ** 20).toFixed(1)} MiB`,
+    `journal     blocks ${r(sb.journalStart, sb.journalBlocks)} (${(sb.journalBlocks * bs / 2 ** 20).toFixed(1)} MiB write-ahead log)`,
+    `data        blocks ${r(sb.dataStart, dataEnd(sb) - sb.dataStart)}, ${((dataEnd(sb) - sb.dataStart) * bs / 2 ** 20).toFixed(1)} MiB`,
+    `backup sb   block ${sb.totalBlocks - 1}`,
     '',
   ].join('\n');
 }
