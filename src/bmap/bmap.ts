@@ -1,8 +1,8 @@
 /**
- * @file The per-file block map: file block → region block, as a sorted array
- * of flat extent records (the form the native data path will later receive;
- * design/direction.md step 3). Units are blocks throughout; callers convert
- * bytes at the edge.
+ * @file The per-file block map: file block → region block, as flat extent
+ * records in a B+tree keyed by first file block (sorted-btree), so a lookup,
+ * insert or removal costs O(log n) whatever the number of extents. Units are
+ * blocks throughout; callers convert bytes at the edge.
  *
  * Every mutating method takes a LayoutPermit, which only the layout guard
  * (src/seal/guard.ts, assertLayoutMutable) hands out: like the single check
@@ -14,7 +14,13 @@
  * store rewrites just those records on media (src/vfs/records.ts), so one
  * change costs O(1) record blocks whatever the map's size.
  */
+import { createRequire } from 'node:module';
+import type * as SortedBTree from 'sorted-btree';
 import { EXT_UNWRITTEN, type ExtentRec } from '../format/fork.js';
+
+const require = createRequire(import.meta.url);
+type BTree<K, V> = SortedBTree.default<K, V>;
+const BTree: new <K, V>() => BTree<K, V> = require('sorted-btree').default;
 
 /** Proof that the layout guard approved a change of this block map. */
 export interface LayoutPermit { readonly __layoutPermit: true; readonly ino: number }
@@ -24,34 +30,55 @@ export interface MapSeg { fileBlock: number; len: number; regionBlock: number; f
 export const HOLE = -1;
 
 export class BlockMap {
-  private ext: ExtentRec[];
+  private tree = new BTree<number, ExtentRec>();
+  private mapped = 0;
   /** Keys (first file blocks) of records added, removed or changed since the store last synced. */
   readonly changed = new Set<number>();
 
   constructor(extents: ExtentRec[] = []) {
-    this.ext = extents.map((e) => ({ ...e })).sort((a, b) => a.fileBlock - b.fileBlock);
+    this.reset(extents);
   }
 
-  /** The records, in file order (read-only view; copy before keeping). */
-  get extents(): readonly ExtentRec[] { return this.ext; }
-  get count(): number { return this.ext.length; }
+  private put(e: ExtentRec): void {
+    const old = this.tree.get(e.fileBlock);
+    if (old) this.mapped -= old.len;
+    this.tree.set(e.fileBlock, e);
+    this.mapped += e.len;
+    this.changed.add(e.fileBlock);
+  }
+
+  private del(fileBlock: number): void {
+    const old = this.tree.get(fileBlock);
+    if (!old) return;
+    this.tree.delete(fileBlock);
+    this.mapped -= old.len;
+    this.changed.add(fileBlock);
+  }
+
+  /** The records, in file order (a fresh array: O(n); for listing, not for hot paths). */
+  get extents(): readonly ExtentRec[] { return [...this.tree.values()]; }
+  get count(): number { return this.tree.size; }
 
   /** Blocks mapped (written or unwritten). */
-  mappedBlocks(): number {
-    let n = 0;
-    for (const e of this.ext) n += e.len;
-    return n;
+  mappedBlocks(): number { return this.mapped; }
+
+  /** The last record in file order, if any. */
+  lastExtent(): ExtentRec | undefined { const k = this.tree.maxKey(); return k === undefined ? undefined : this.tree.get(k); }
+  /** The first record in file order, if any. */
+  firstExtent(): ExtentRec | undefined { const k = this.tree.minKey(); return k === undefined ? undefined : this.tree.get(k); }
+
+  /** The record containing fileBlock, or else the first one after it. */
+  private firstEndingAfter(fileBlock: number): ExtentRec | undefined {
+    const lo = this.tree.getPairOrNextLower(fileBlock);
+    if (lo && lo[1].fileBlock + lo[1].len > fileBlock) return lo[1];
+    return this.tree.getPairOrNextHigher(fileBlock)?.[1];
   }
 
-  /** Index of the first extent ending after fileBlock (binary search). */
-  private firstEndingAfter(fileBlock: number): number {
-    let lo = 0, hi = this.ext.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const e = this.ext[mid];
-      if (e.fileBlock + e.len <= fileBlock) lo = mid + 1; else hi = mid;
-    }
-    return lo;
+  /** Records from the one containing (or following) fileBlock on, in order. */
+  private *from(fileBlock: number): IterableIterator<ExtentRec> {
+    const first = this.firstEndingAfter(fileBlock);
+    if (!first) return;
+    for (const [, e] of this.tree.entries(first.fileBlock)) yield e;
   }
 
   /** Describe [start, start+count) as mapped pieces and holes, in order. */
@@ -59,9 +86,8 @@ export class BlockMap {
     const out: MapSeg[] = [];
     const end = start + count;
     let pos = start;
-    for (let i = this.firstEndingAfter(start); i < this.ext.length && pos < end; i++) {
-      const e = this.ext[i];
-      if (e.fileBlock >= end) break;
+    for (const e of this.from(start)) {
+      if (pos >= end || e.fileBlock >= end) break;
       if (e.fileBlock > pos) { out.push({ fileBlock: pos, len: e.fileBlock - pos, regionBlock: HOLE, flags: 0 }); pos = e.fileBlock; }
       const n = Math.min(end, e.fileBlock + e.len) - pos;
       out.push({ fileBlock: pos, len: n, regionBlock: e.regionBlock + (pos - e.fileBlock), flags: e.flags });
@@ -78,33 +104,48 @@ export class BlockMap {
    * for a file with nothing mapped before it.
    */
   goalFor(fileBlock: number): number {
-    const i = this.firstEndingAfter(fileBlock);
-    const cur = this.ext[i];
-    if (cur && cur.fileBlock <= fileBlock) return cur.regionBlock + (fileBlock - cur.fileBlock);
-    const prev = this.ext[i - 1];
-    return prev ? prev.regionBlock + prev.len : 0;
+    const lo = this.tree.getPairOrNextLower(fileBlock)?.[1];
+    if (!lo) return 0;
+    if (lo.fileBlock + lo.len > fileBlock) return lo.regionBlock + (fileBlock - lo.fileBlock);
+    return lo.regionBlock + lo.len;
   }
 
   /** Split the extent containing block b so that an extent boundary falls at b. */
   private splitAt(b: number): void {
-    const i = this.firstEndingAfter(b);
-    const e = this.ext[i];
-    if (!e || e.fileBlock >= b) return;
+    const e = this.tree.getPairOrNextLower(b)?.[1];
+    if (!e || e.fileBlock >= b || e.fileBlock + e.len <= b) return;
     const head = b - e.fileBlock;
-    this.ext.splice(i, 1, { ...e, len: head }, { fileBlock: b, regionBlock: e.regionBlock + head, len: e.len - head, flags: e.flags });
-    this.changed.add(e.fileBlock).add(b);
+    this.put({ ...e, len: head });
+    this.put({ fileBlock: b, regionBlock: e.regionBlock + head, len: e.len - head, flags: e.flags });
   }
 
-  /** Merge neighbours contiguous in file and region with equal flags, around index range [lo, hi]. */
+  /** Merge neighbours contiguous in file and region with equal flags, over file blocks [lo, hi]. */
   private mergeAround(lo: number, hi: number): void {
-    for (let i = Math.min(hi, this.ext.length - 1); i > Math.max(lo, 0) - 1 && i > 0; i--) {
-      const a = this.ext[i - 1], b = this.ext[i];
+    const start = this.tree.getPairOrNextLower(lo - 1)?.[1] ?? this.firstEndingAfter(lo);
+    if (!start) return;
+    const run: ExtentRec[] = [];
+    for (const [, e] of this.tree.entries(start.fileBlock)) {
+      run.push(e);
+      if (e.fileBlock > hi) break;
+    }
+    let a = run[0];
+    for (let i = 1; i < run.length; i++) {
+      const b = run[i];
       if (a.fileBlock + a.len === b.fileBlock && a.regionBlock + a.len === b.regionBlock && a.flags === b.flags && a.len + b.len <= 0xffffffff) {
-        a.len += b.len;
-        this.ext.splice(i, 1);
-        this.changed.add(a.fileBlock).add(b.fileBlock);
+        this.del(b.fileBlock);
+        this.put({ ...a, len: a.len + b.len });
+        a = this.tree.get(a.fileBlock)!;
+      } else {
+        a = b;
       }
     }
+  }
+
+  /** Records starting inside [start, end), in order (a copy, safe to change the tree after). */
+  private within(start: number, end: number): ExtentRec[] {
+    const out: ExtentRec[] = [];
+    for (const [k, e] of this.tree.entries(start)) { if (k >= end) break; out.push(e); }
+    return out;
   }
 
   /**
@@ -112,12 +153,10 @@ export class BlockMap {
    * @throws Error if any of the file range is already mapped (caller bug)
    */
   insert(_p: LayoutPermit, rec: ExtentRec): void {
-    const i = this.firstEndingAfter(rec.fileBlock);
-    const next = this.ext[i];
+    const next = this.firstEndingAfter(rec.fileBlock);
     if (next && next.fileBlock < rec.fileBlock + rec.len) throw new Error(`bmap: insert over mapped block ${next.fileBlock}`);
-    this.ext.splice(i, 0, { ...rec });
-    this.changed.add(rec.fileBlock);
-    this.mergeAround(i, i + 1);
+    this.put({ ...rec });
+    this.mergeAround(rec.fileBlock, rec.fileBlock + rec.len);
   }
 
   /**
@@ -128,66 +167,52 @@ export class BlockMap {
     if (count <= 0) return [];
     this.splitAt(start);
     this.splitAt(start + count);
-    const i = this.firstEndingAfter(start);
-    let j = i;
-    while (j < this.ext.length && this.ext[j].fileBlock < start + count) j++;
-    const gone = this.ext.splice(i, j - i);
-    for (const e of gone) this.changed.add(e.fileBlock);
+    const gone = this.within(start, start + count);
+    for (const e of gone) this.del(e.fileBlock);
     return gone;
   }
 
-  /** Mark [start, start+count) written (clear UNWRITTEN), splitting and merging as needed. */
-  convertWritten(_p: LayoutPermit, start: number, count: number): void {
+  private setFlags(start: number, count: number, fn: (flags: number) => number): void {
     this.splitAt(start);
     this.splitAt(start + count);
-    const i = this.firstEndingAfter(start);
-    let j = i;
-    for (; j < this.ext.length && this.ext[j].fileBlock < start + count; j++) { this.ext[j].flags &= ~EXT_UNWRITTEN; this.changed.add(this.ext[j].fileBlock); }
-    this.mergeAround(i, j);
+    for (const e of this.within(start, start + count)) this.put({ ...e, flags: fn(e.flags) });
+    this.mergeAround(start, start + count);
   }
+
+  /** Mark [start, start+count) written (clear UNWRITTEN), splitting and merging as needed. */
+  convertWritten(_p: LayoutPermit, start: number, count: number): void { this.setFlags(start, count, (f) => f & ~EXT_UNWRITTEN); }
 
   /** Mark [start, start+count) unwritten (ZERO_RANGE over mapped blocks). */
-  convertUnwritten(_p: LayoutPermit, start: number, count: number): void {
-    this.splitAt(start);
-    this.splitAt(start + count);
-    const i = this.firstEndingAfter(start);
-    let j = i;
-    for (; j < this.ext.length && this.ext[j].fileBlock < start + count; j++) { this.ext[j].flags |= EXT_UNWRITTEN; this.changed.add(this.ext[j].fileBlock); }
-    this.mergeAround(i, j);
-  }
+  convertUnwritten(_p: LayoutPermit, start: number, count: number): void { this.setFlags(start, count, (f) => f | EXT_UNWRITTEN); }
 
-  /** Shift every extent at or after fileBlock by delta blocks (collapse: negative, insert: positive). */
+  /** Shift every extent at or after fileBlock by delta blocks (collapse: negative, insert: positive). O(n): every record moves. */
   shift(_p: LayoutPermit, fileBlock: number, delta: number): void {
     this.splitAt(fileBlock);
-    for (const e of this.ext) {
-      if (e.fileBlock < fileBlock) continue;
-      this.changed.add(e.fileBlock);
-      e.fileBlock += delta;
-      this.changed.add(e.fileBlock);
-    }
-    this.ext.sort((a, b) => a.fileBlock - b.fileBlock);
-    this.mergeAround(0, this.ext.length);
+    const moved = this.within(fileBlock, Infinity);
+    for (const e of moved) this.del(e.fileBlock);
+    for (const e of moved) this.put({ ...e, fileBlock: e.fileBlock + delta });
+    if (moved.length) this.mergeAround(fileBlock + delta - 1, moved[moved.length - 1].fileBlock + delta);
   }
 
   /** Copy of the records (for encoding). */
-  toRecords(): ExtentRec[] { return this.ext.map((e) => ({ ...e })); }
+  toRecords(): ExtentRec[] { return [...this.tree.values()].map((e) => ({ ...e })); }
 
-  /** The record that begins at fileBlock, if any (binary search). */
-  recordAt(fileBlock: number): ExtentRec | undefined {
-    const e = this.ext[this.firstEndingAfter(fileBlock)];
-    return e && e.fileBlock === fileBlock ? e : undefined;
-  }
+  /** The record that begins at fileBlock, if any. */
+  recordAt(fileBlock: number): ExtentRec | undefined { return this.tree.get(fileBlock); }
 
   /**
    * Replace every record (store reload after a failed operation, fsck).
    * @throws Error when records overlap
    */
   reset(extents: ExtentRec[]): void {
-    this.ext = extents.map((e) => ({ ...e })).sort((a, b) => a.fileBlock - b.fileBlock);
-    for (let i = 1; i < this.ext.length; i++) {
-      const a = this.ext[i - 1];
-      if (a.fileBlock + a.len > this.ext[i].fileBlock) throw new Error(`bmap: records overlap at file block ${this.ext[i].fileBlock}`);
+    const sorted = extents.map((e) => ({ ...e })).sort((a, b) => a.fileBlock - b.fileBlock);
+    for (let i = 1; i < sorted.length; i++) {
+      const a = sorted[i - 1];
+      if (a.fileBlock + a.len > sorted[i].fileBlock) throw new Error(`bmap: records overlap at file block ${sorted[i].fileBlock}`);
     }
+    this.tree = new BTree<number, ExtentRec>();
+    this.mapped = 0;
+    for (const e of sorted) this.put(e);
     this.changed.clear();
   }
 }

@@ -165,8 +165,7 @@ export async function truncateData(c: DataContext, run: RunTx, inode: Inode, pat
 }
 
 function lastMappedBlock(inode: Inode): number {
-  const ext = inode.bmap.extents;
-  const e = ext[ext.length - 1];
+  const e = inode.bmap.lastExtent();
   return e ? e.fileBlock + e.len : 0;
 }
 
@@ -237,9 +236,9 @@ function allocUnwritten(c: DataContext, tx: Transaction, inode: Inode, permit: L
 
 /** Free every block of an inode that is going away (no names, handles, leases or pins left). */
 export function releaseAllBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit): void {
-  const ext = inode.bmap.extents;
-  if (ext.length === 0) return;
-  unmapBlocks(tx, inode, permit, ext[0].fileBlock, lastMappedBlock(inode) - ext[0].fileBlock);
+  const first = inode.bmap.firstExtent();
+  if (!first) return;
+  unmapBlocks(tx, inode, permit, first.fileBlock, lastMappedBlock(inode) - first.fileBlock);
 }
 
 /**
