@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { FsError } from './errors.js';
 import { PinManager } from './pin/pin.js';
-import { MAX_PINS_PER_HOLDER } from './pin/registry.js';
+import { MAX_PINS_PER_HOLDER } from './layout/busy.js';
 import { HolderWatch } from './seal/holders.js';
 import { SealManager } from './seal/seal.js';
 import * as uapi from './uapi.js';

@@ -22,8 +22,30 @@ const require = createRequire(import.meta.url);
 type BTree<K, V> = SortedBTree.default<K, V>;
 const BTree: new <K, V>() => BTree<K, V> = require('sorted-btree').default;
 
-/** Proof that the layout guard approved a change of this block map. */
-export interface LayoutPermit { readonly __layoutPermit: true; readonly ino: number }
+/**
+ * Proof that the layout guard approved a change of inode `ino`'s block map.
+ * Only the mint handed out once by takePermitMint() makes them, and the
+ * mutators below refuse any other object: a permit cannot be forged.
+ */
+export interface LayoutPermit { readonly ino: number }
+
+const minted = new WeakSet<LayoutPermit>();
+let mintTaken = false;
+
+/**
+ * The one function that makes LayoutPermits, for the layout guard
+ * (src/layout/guard.ts takes it when it loads).
+ * @throws Error on a second call
+ */
+export function takePermitMint(): (ino: number) => LayoutPermit {
+  if (mintTaken) throw new Error('bmap: the layout permit mint was already taken (only the layout guard makes permits)');
+  mintTaken = true;
+  return (ino) => { const p = Object.freeze({ ino }); minted.add(p); return p; };
+}
+
+function checkPermit(p: LayoutPermit): void {
+  if (!minted.has(p)) throw new Error('bmap: block-map change without a permit from the layout guard');
+}
 
 /** A piece of a mapping query: a mapped extent piece or a hole (regionBlock -1). */
 export interface MapSeg { fileBlock: number; len: number; regionBlock: number; flags: number }
@@ -153,6 +175,7 @@ export class BlockMap {
    * @throws Error if any of the file range is already mapped (caller bug)
    */
   insert(_p: LayoutPermit, rec: ExtentRec): void {
+    checkPermit(_p);
     const next = this.firstEndingAfter(rec.fileBlock);
     if (next && next.fileBlock < rec.fileBlock + rec.len) throw new Error(`bmap: insert over mapped block ${next.fileBlock}`);
     this.put({ ...rec });
@@ -164,6 +187,7 @@ export class BlockMap {
    * (the caller frees them once the new map is committed).
    */
   remove(_p: LayoutPermit, start: number, count: number): ExtentRec[] {
+    checkPermit(_p);
     if (count <= 0) return [];
     this.splitAt(start);
     this.splitAt(start + count);
@@ -180,13 +204,14 @@ export class BlockMap {
   }
 
   /** Mark [start, start+count) written (clear UNWRITTEN), splitting and merging as needed. */
-  convertWritten(_p: LayoutPermit, start: number, count: number): void { this.setFlags(start, count, (f) => f & ~EXT_UNWRITTEN); }
+  convertWritten(_p: LayoutPermit, start: number, count: number): void { checkPermit(_p); this.setFlags(start, count, (f) => f & ~EXT_UNWRITTEN); }
 
   /** Mark [start, start+count) unwritten (ZERO_RANGE over mapped blocks). */
-  convertUnwritten(_p: LayoutPermit, start: number, count: number): void { this.setFlags(start, count, (f) => f | EXT_UNWRITTEN); }
+  convertUnwritten(_p: LayoutPermit, start: number, count: number): void { checkPermit(_p); this.setFlags(start, count, (f) => f | EXT_UNWRITTEN); }
 
   /** Shift every extent at or after fileBlock by delta blocks (collapse: negative, insert: positive). O(n): every record moves. */
   shift(_p: LayoutPermit, fileBlock: number, delta: number): void {
+    checkPermit(_p);
     this.splitAt(fileBlock);
     const moved = this.within(fileBlock, Infinity);
     for (const e of moved) this.del(e.fileBlock);

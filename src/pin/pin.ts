@@ -9,10 +9,10 @@ import type { Logger } from 'pino';
 import { HOLE } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
-import { makeMapped } from '../vfs/data.js';
+import { makeMapped } from '../layout/mapping.js';
 import type { Caller, PmemFs } from '../vfs/fs.js';
 import type { Inode } from '../inode/inode.js';
-import type { Pin, PinHolder, PinRegistry } from './registry.js';
+import type { Pin, PinHolder, PinRegistry } from '../layout/busy.js';
 
 export interface PinStats { pinned: number; unpinned: number; holderDeaths: number }
 

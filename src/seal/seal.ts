@@ -18,7 +18,7 @@ import { FsError } from '../errors.js';
 import { EXT_SHARED } from '../format/fork.js';
 import { IFLAG_SEALED } from '../format/layout.js';
 import type { Transaction } from '../journal/tx.js';
-import { makeMapped } from '../vfs/data.js';
+import { makeMapped } from '../layout/mapping.js';
 import type { Caller, PmemFs } from '../vfs/fs.js';
 import type { Inode, Lease } from '../inode/inode.js';
 

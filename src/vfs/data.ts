@@ -9,16 +9,13 @@
  * file never shows stale data of a freed block. Unwritten extents read as
  * zeroes and are converted when written (XFS semantics).
  */
-import type { Allocator } from '../alloc/allocator.js';
 import { HOLE, type LayoutPermit } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
 import type { Transaction } from '../journal/tx.js';
+import { lastMappedBlock, unmapBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
 
-/** Runs a synchronous change as one transaction (TxManager.run). */
-export type RunTx = <T>(fn: (tx: Transaction) => T) => T;
-import type { LayoutGuard } from '../seal/guard.js';
-import type { Region } from '../region/region.js';
+export { makeMapped, releaseAllBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import * as uapi from '../uapi.js';
 import type { Inode } from '../inode/inode.js';
@@ -27,13 +24,6 @@ import type { Inode } from '../inode/inode.js';
 export const MAX_FILE_SIZE = 2 ** 52;
 /** Block index past any file's last block (for open-ended ranges); MIN_BLOCK_SIZE is 4096. */
 const MAX_FILE_BLOCKS = MAX_FILE_SIZE / 4096;
-
-export interface DataContext {
-  region: Region;
-  alloc: Allocator;
-  guard: LayoutGuard;
-  blockSize: number;
-}
 
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 
@@ -133,11 +123,6 @@ function zeroMapped(c: DataContext, inode: Inode, s: number, e: number): void {
   }
 }
 
-/** Unmap whole file blocks [start, start+count) and queue their region blocks for freeing. */
-function unmapBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit, start: number, count: number): void {
-  for (const r of inode.bmap.remove(permit, start, count)) tx.deferFree({ start: regionBlock(r.regionBlock), len: blockCount(r.len) });
-}
-
 /**
  * Change the file size. Shrinking frees blocks past the new EOF (a layout
  * change: guarded, may wait for pins); growing only changes the size.
@@ -164,10 +149,6 @@ export async function truncateData(c: DataContext, run: RunTx, inode: Inode, pat
   });
 }
 
-function lastMappedBlock(inode: Inode): number {
-  const e = inode.bmap.lastExtent();
-  return e ? e.fileBlock + e.len : 0;
-}
 
 /**
  * fallocate(2): default and KEEP_SIZE allocate unwritten extents over holes;
@@ -232,49 +213,6 @@ function allocUnwritten(c: DataContext, tx: Transaction, inode: Inode, permit: L
   } finally {
     for (const r of runs) c.alloc.unalloc(r.start, r.len);
   }
-}
-
-/** Free every block of an inode that is going away (no names, handles, leases or pins left). */
-export function releaseAllBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit): void {
-  const first = inode.bmap.firstExtent();
-  if (!first) return;
-  unmapBlocks(tx, inode, permit, first.fileBlock, lastMappedBlock(inode) - first.fileBlock);
-}
-
-/**
- * Make file blocks [b0, b1) mapped and written: holes get zeroed blocks
- * (one all-or-nothing allocation), unwritten extents are zeroed and
- * converted. What seals (fully mapped up to EOF) and pins (a write fault's
- * effect) need before handing out region addresses.
- * @throws FsError ENOSPC (nothing changed)
- */
-export function makeMapped(c: DataContext, tx: Transaction, inode: Inode, permit: LayoutPermit, b0: number, b1: number): void {
-  const bs = c.blockSize;
-  const segs = inode.bmap.map(b0, b1 - b0);
-  const holes = segs.filter((s) => s.regionBlock === HOLE);
-  tx.markDirty(inode);
-  const runs = tx.alloc.alloc(holes.reduce((a, s) => a + s.len, 0), inode.bmap.goalFor(b0));
-  try {
-    for (const h of holes) {
-      let fb = h.fileBlock;
-      while (fb < h.fileBlock + h.len) {
-        const n = Math.min(runs[0].len, h.fileBlock + h.len - fb);
-        c.region.zero(regionOff(runs[0].start * bs), n * bs);
-        inode.bmap.insert(permit, { fileBlock: fb, regionBlock: runs[0].start, len: n, flags: 0 });
-        if (n === runs[0].len) runs.shift(); else runs[0] = { start: regionBlock(runs[0].start + n), len: blockCount(runs[0].len - n) };
-        fb += n;
-      }
-    }
-  } finally {
-    for (const r of runs) c.alloc.unalloc(r.start, r.len);
-  }
-  for (const s of segs) {
-    if (s.regionBlock !== HOLE && s.flags & EXT_UNWRITTEN) {
-      c.region.zero(regionOff(s.regionBlock * bs), s.len * bs);
-      inode.bmap.convertWritten(permit, s.fileBlock, s.len);
-    }
-  }
-  tx.markDirty(inode);
 }
 
 /**

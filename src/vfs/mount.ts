@@ -17,9 +17,9 @@ import {
 } from '../format/layout.js';
 import { Journal } from '../journal/journal.js';
 import { TxManager } from '../journal/tx.js';
-import { PinRegistry } from '../pin/registry.js';
+import { PinRegistry } from '../layout/busy.js';
 import { Region } from '../region/region.js';
-import { LayoutGuard, type GuardOptions } from '../seal/guard.js';
+import { LayoutGuard, type GuardOptions } from '../layout/guard.js';
 import { PmemFs, type FsOptions } from './fs.js';
 import { Inode, S_IFDIR } from '../inode/inode.js';
 import { InodeStore } from '../inode/store.js';

@@ -5,10 +5,14 @@
  * layout guard hands out; the test forges one.
  */
 import { describe, expect, it } from 'vitest';
-import { BlockMap, HOLE, type LayoutPermit } from '../../src/bmap/bmap.js';
+import pino from 'pino';
+import { BlockMap, HOLE } from '../../src/bmap/bmap.js';
+import { PinRegistry } from '../../src/layout/busy.js';
+import { LayoutGuard } from '../../src/layout/guard.js';
+import { Inode } from '../../src/inode/inode.js';
 import { EXT_UNWRITTEN, type ExtentRec } from '../../src/format/fork.js';
 
-const P = { __layoutPermit: true, ino: 1 } as LayoutPermit;
+const P = new LayoutGuard(new PinRegistry(), { busy: 'refuse', busyTimeoutMs: 0 }, pino({ level: 'silent' })).internalPermit(new Inode(1, 0o100644, 0, 0));
 const U = EXT_UNWRITTEN;
 const e = (fileBlock: number, regionBlock: number, len: number, flags = 0): ExtentRec => ({ fileBlock, regionBlock, len, flags });
 const recs = (m: BlockMap) => m.extents.map((x) => [x.fileBlock, x.regionBlock, x.len, x.flags]);
@@ -179,5 +183,16 @@ describe('BlockMap.shift', () => {
     const m = new BlockMap([e(0, 100, 2), e(10, 200, 2)]);
     m.shift(P, 10, 100);
     expect(recs(m)).toEqual([[0, 100, 2, 0], [110, 200, 2, 0]]);
+  });
+});
+
+describe('layout permits', () => {
+  it('cannot be forged: a look-alike object is refused, and the mint cannot be taken twice', async () => {
+    const m = new BlockMap();
+    expect(() => m.insert({ ino: 1 }, { fileBlock: 0, regionBlock: 100, len: 1, flags: 0 })).toThrow(/without a permit/);
+    const { takePermitMint } = await import('../../src/bmap/bmap.js');
+    expect(() => takePermitMint()).toThrow(/already taken/);
+    m.insert(P, { fileBlock: 0, regionBlock: 100, len: 1, flags: 0 });
+    expect(m.count).toBe(1);
   });
 });

@@ -10,14 +10,14 @@
  *     without blocking other requests, re-check (a new pin may have come),
  *     and give up with ETXTBSY after busy_timeout.
  *
- * Only this module creates LayoutPermit values, and BlockMap's mutators
- * demand one, so no path can change a block map without passing here.
+ * Only this module can create LayoutPermit values (it holds the one mint,
+ * src/bmap/bmap.ts), and BlockMap's mutators refuse anything else, so no
+ * path can change a block map without passing here.
  */
 import type { Logger } from 'pino';
-import type { LayoutPermit } from '../bmap/bmap.js';
-import { HOLE } from '../bmap/bmap.js';
+import { HOLE, takePermitMint, type LayoutPermit } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
-import type { PinRegistry } from '../pin/registry.js';
+import type { PinRegistry } from './busy.js';
 import type { Inode } from '../inode/inode.js';
 
 export type BusyPolicy = 'refuse' | 'wait';
@@ -111,6 +111,7 @@ export class LayoutGuard {
   internalPermit(inode: Inode): LayoutPermit { return permit(inode); }
 }
 
+const mint = takePermitMint();
 function permit(inode: Inode): LayoutPermit {
-  return { __layoutPermit: true, ino: inode.ino };
+  return mint(inode.ino);
 }

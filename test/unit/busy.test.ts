@@ -5,7 +5,7 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FsError } from '../../src/errors.js';
-import { holderKey, MAX_PINS, MAX_PINS_PER_HOLDER, PinRegistry, type Pin, type PinHolder } from '../../src/pin/registry.js';
+import { holderKey, MAX_PINS, MAX_PINS_PER_HOLDER, PinRegistry, type Pin, type PinHolder } from '../../src/layout/busy.js';
 
 const BS = 4096;
 const pid = (n: number): PinHolder => ({ kind: 'pid', pid: n });
