@@ -219,7 +219,8 @@ async function serve(a: DaemonArgs): Promise<number> {
       if (unmount) await session.unmount();
       try { svc.close(); } catch (e) { fatalSync('flushing the region at unmount failed', e); resolve(1); return; }
       fs.closeSync(lockFd);
-      log.info('unmounted cleanly');
+      if (svc.fs.tx.halted) log.warn('stopped after an emulated power failure: not unmounted cleanly (the next mount recovers)');
+      else log.info('unmounted cleanly');
       log.flush();
       resolve(0);
     };
