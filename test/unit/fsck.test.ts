@@ -77,6 +77,21 @@ function flipByte(p: string, off: number): void {
   fs.closeSync(fd);
 }
 
+describe('fsck on a clean region', () => {
+  it('-y on a clean region with a directory of 50 files finds nothing and changes no file', () => {
+    const { p, m } = base();
+    for (let i = 0; i < 50; i++) put(m.fs, `/d/file-${i}`, Buffer.alloc(BS + i, i));
+    const snap = JSON.stringify([...snapshot(m.fs)].sort());
+    unmountRegion(m);
+    expect(checkRegion(p, true)).toEqual({ problems: [], repaired: [], uncorrected: [] });
+    expect(checkRegion(p, false)).toEqual({ problems: [], repaired: [], uncorrected: [] });
+    const m2 = mountRegion(p, OPTS, LOG);
+    expect(JSON.stringify([...snapshot(m2.fs)].sort())).toBe(snap);
+    expect(readAll(m2.fs, m2.fs.resolve('/d/file-49').ino).equals(Buffer.alloc(BS + 49, 49))).toBe(true);
+    unmountRegion(m2);
+  });
+});
+
 describe('fsck: each corruption class is found by -n and repaired by -y', () => {
   it('a wrong link count', () => {
     const { p, m } = base();
