@@ -26,6 +26,8 @@ export interface CallerContext {
   gid: number;
   /** Only meaningful for create-like requests; 0 where the kernel sends none. */
   umask: number;
+  /** The open flags of a create request (fuse-native's create does not pass them); 0 otherwise. */
+  flags?: number;
 }
 
 /**

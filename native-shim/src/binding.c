@@ -108,7 +108,8 @@ napi_value shim_caller_object(napi_env env, const struct shim_caller *c)
 	if (napi_create_int32(env, c->pid, &v) != napi_ok || napi_set_named_property(env, o, "pid", v) != napi_ok ||
 	    napi_create_uint32(env, c->uid, &v) != napi_ok || napi_set_named_property(env, o, "uid", v) != napi_ok ||
 	    napi_create_uint32(env, c->gid, &v) != napi_ok || napi_set_named_property(env, o, "gid", v) != napi_ok ||
-	    napi_create_uint32(env, c->umask, &v) != napi_ok || napi_set_named_property(env, o, "umask", v) != napi_ok)
+	    napi_create_uint32(env, c->umask, &v) != napi_ok || napi_set_named_property(env, o, "umask", v) != napi_ok ||
+	    napi_create_int32(env, c->flags, &v) != napi_ok || napi_set_named_property(env, o, "flags", v) != napi_ok)
 		return NULL;
 	return o;
 }

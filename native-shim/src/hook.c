@@ -48,6 +48,7 @@ void shim_caller_now(struct shim_caller *c)
 	c->uid = fc ? fc->uid : 0;
 	c->gid = fc ? fc->gid : 0;
 	c->umask = fc ? fc->umask : 0;
+	c->flags = 0;
 }
 
 static void stash_push(struct stash *s, const char *path)
@@ -230,6 +231,7 @@ static int w_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	struct stash s;
 
 	stash_push(&s, path);
+	s.caller.flags = fi->flags;	/* fuse-native's create drops them: O_SYNC and O_APPEND must reach the handle */
 	int rc = g_orig.create(path, mode, fi);
 	stash_drop(&s);
 	if (rc == 0)

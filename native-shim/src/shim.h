@@ -24,6 +24,7 @@
 struct shim_caller {
 	int32_t pid;
 	uint32_t uid, gid, umask;
+	int32_t flags;		/* open flags of a create (O_SYNC, O_APPEND...); 0 for other ops */
 };
 
 enum shim_kind { SHIM_IOCTL, SHIM_FALLOCATE, SHIM_UTIMENS, SHIM_GETATTR };

@@ -145,3 +145,18 @@ _run find "$MNT" -type f -exec cat {} +
 (( LAST_RC == 0 )) || _fail "reading every file after the seeded power failure: $LAST_ERR"
 _unmount
 _assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"
+
+_log "O_SYNC writes are durable on return, on create and on open (dax=always: no FSYNC from the kernel)"
+_mount "powerfail,commit=3600"
+xfs_io -f -s -c "pwrite -S 0x5a 0 12k" "$MNT/S" >/dev/null       # created with O_SYNC
+put "$MNT/T" 0x11 8k fsync
+xfs_io -s -c "pwrite -S 0x22 4k 4k" "$MNT/T" >/dev/null            # opened with O_SYNC
+s_sha=$(sha "$MNT/S"); t_sha=$(sha "$MNT/T")
+put "$MNT/U" 0x33 4k                                               # neither: lost
+powerfail "powerfail"
+remount_recovered
+_assert_eq "$s_sha" "$(sha "$MNT/S")" "sha of S, written with O_SYNC at create"
+_assert_eq "$t_sha" "$(sha "$MNT/T")" "sha of T, overwritten through an O_SYNC open"
+[[ -e $MNT/U ]] && _fail "U exists: it was neither fsync'd nor written with O_SYNC"
+_unmount
+_assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"

@@ -76,7 +76,10 @@ export class FuseAdapter {
       mknod: (path: string, mode: number, dev: number, cb: Cb) => this.run('mknod', path, cb,
         () => this.noCtl(path, 'mknod') ?? fs.mknod(path, mode, dev, this.d.takeCaller(path)), done(cb)),
       create: (path: string, mode: number, cb: Cb) => this.run('create', path, cb,
-        () => this.noCtl(path, 'create') ?? fs.create(path, mode, 2 /* O_RDWR */, this.d.takeCaller(path)).fh, (fh: number) => cb(0, fh)),
+        () => {
+          const caller = this.d.takeCaller(path);
+          return this.noCtl(path, 'create') ?? fs.create(path, mode, caller.flags || 2 /* O_RDWR */, caller).fh;
+        }, (fh: number) => cb(0, fh)),
       symlink: (target: string, path: string, cb: Cb) => this.run('symlink', path, cb,
         () => this.noCtl(path, 'symlink') ?? fs.symlink(target, path, this.d.takeCaller(path)), done(cb)),
       link: (src: string, dst: string, cb: Cb) => this.run('link', dst, cb,

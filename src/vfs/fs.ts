@@ -25,7 +25,8 @@ import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../inode/inode.js';
 import type { InodeStore } from '../inode/store.js';
 import { dataEnd, IFLAG_ORPHAN } from '../format/layout.js';
 
-export interface Caller { pid: number; uid: number; gid: number }
+/** Who asked: process and credentials; `flags` are the open flags of a create (0 or absent otherwise). */
+export interface Caller { pid: number; uid: number; gid: number; flags?: number }
 export const ROOT_CALLER: Caller = { pid: 0, uid: 0, gid: 0 };
 
 export interface FsOptions {
