@@ -19,23 +19,12 @@ import { HOLE } from './bmap/bmap.js';
 import { EXT_SHARED, EXT_UNWRITTEN } from './format/fork.js';
 import type { CtlFile } from './uapi.js';
 import { dataEnd } from './format/layout.js';
+import { seededRandom } from './region/prng.js';
 
 export interface ServiceOptions extends MountOptions {
   leaseBreakMs: number;
   /** Background commit interval (commit=SECONDS), in ms. */
   commitMs?: number;
-}
-
-/** Deterministic PRNG (mulberry32) for the powerfail subset: the same SEED loses the same pages. */
-export function seededCoin(seed: number): () => boolean {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) & 1) === 1;
-  };
 }
 
 export class PmemService {
@@ -96,7 +85,8 @@ export class PmemService {
     const region = this.mounted.region;
     if (!region.recording) throw new FsError('EOPNOTSUPP', 'powerfail', undefined, 'mount with -o powerfail to record unflushed stores');
     this.fs.tx.halt();
-    const coin = seed === null ? () => true : seededCoin(seed);
+    const rand = seed === null ? null : seededRandom(seed);
+    const coin = rand ? () => rand() < 0.5 : () => true;
     const lost = region.powerFail(() => coin());
     this.log.warn({ lostPages: lost, seed }, 'power failure emulated: the daemon stops now');
     this.onPowerFail?.(lost);

@@ -18,23 +18,15 @@ import { checkRegion } from '../../src/repair/check.js';
 import { SealManager } from '../../src/seal/seal.js';
 import * as uapi from '../../src/uapi.js';
 import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
+import { seededRandom } from '../../src/region/prng.js';
 import { mountRegion, unmountRegion, type MountOptions } from '../../src/vfs/mount.js';
 
 export const LOG = pino({ level: 'silent' });
 export const OPTS: MountOptions = { dax: 'always', readOnly: false, busy: 'refuse', busyTimeoutMs: 200 };
 const BS = 4096;
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (the one `powerfail SEED` uses). */
+export const rng = seededRandom;
 
 export interface NodeSnap { type: string; ino: number; nlink: number; size: number; link?: string; xattrs: string }
 export type Snap = Map<string, NodeSnap>;
