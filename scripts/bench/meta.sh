@@ -11,6 +11,8 @@
 #   cp -a    TREE (default /usr/share/doc) copied in: data, modes, times,
 #            xattrs, hard links, symlinks
 #   find -ls the copy walked, every entry stat'ed
+#   scaling  then scripts/bench/dirscale.sh: creates, lookups and unlinks in
+#            one directory of 1k, 10k and 100k entries (skip: DIRSCALE=0)
 #
 # pmemfs runs with its default options (dax=never: the page cache serves
 # data; attr_timeout=0, so every stat reaches the daemon). bindfs runs with
@@ -90,3 +92,8 @@ for b in tmpfs bindfs; do
     "$(ratio "${UNLINK[pmemfs]}" "${UNLINK[$b]}")" "$(ratio "${CP[pmemfs]}" "${CP[$b]}")" "$(ratio "${WALK[pmemfs]}" "${WALK[$b]}")"
 done
 echo '(ratios are pmemfs time over the baseline time: above 1 means pmemfs is slower)'
+
+if [[ ${DIRSCALE:-1} != 0 ]]; then
+  echo
+  bash "$(dirname "${BASH_SOURCE[0]}")/dirscale.sh"
+fi
