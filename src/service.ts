@@ -23,6 +23,10 @@ import { seededRandom } from './region/prng.js';
 
 export interface ServiceOptions extends MountOptions {
   leaseBreakMs: number;
+  /** powerfail_at=N: emulate a power failure at the Nth persistence point since the region was opened (needs powerfail). */
+  powerfailAt?: number;
+  /** powerfail_seed=S: with powerfail_at, a reproducible random half of the unflushed pages reaches the media. */
+  powerfailSeed?: number;
   /** Background commit interval (commit=SECONDS), in ms. */
   commitMs?: number;
 }
@@ -54,9 +58,27 @@ export class PmemService {
     this.holders.start();
     this.ctl = new CtlDir({ render: (f) => this.render(f), command: (line, caller) => this.command(line, caller) });
     this.registerIoctls();
+    if (opts.powerfailAt) this.armPowerFail(opts.powerfailAt, opts.powerfailSeed ?? null);
     const every = opts.commitMs ?? 5000;
     this.commitTimer = opts.readOnly ? null : setInterval(() => this.backgroundCommit(), every);
     this.commitTimer?.unref();
+  }
+
+  /**
+   * Crash injection: the power fails at the start of persistence point `n`
+   * (before it flushes anything). The operation that reached it fails with
+   * EIO, and the daemon stops.
+   */
+  private armPowerFail(n: number, seed: number | null): void {
+    const region = this.mounted.region;
+    if (region.persistSeq >= n) { this.log.warn({ at: n, now: region.persistSeq }, 'powerfail_at: that persistence point has passed (the mount made it)'); }
+    region.onPersist = (point, seq) => {
+      if (seq !== n) return;
+      region.onPersist = null;
+      this.log.warn({ point, seq }, 'powerfail_at: the power fails now');
+      this.powerFail(seed);
+      throw new FsError('EIO', 'persist', undefined, `emulated power failure at persistence point ${seq} (${point})`);
+    };
   }
 
   /** The commit=SECONDS timer: bounds what a power failure can take. */
@@ -129,7 +151,7 @@ export class PmemService {
       `subsystem=inodes ${kv({ total: sb.inodeCount, used: f.store.inodes.size, high_water: sb.inodeHwm })}`,
       `subsystem=tx ${kv(f.tx.stats)}`,
       `subsystem=journal ${kv({ ...f.tx.journal.stats, next_seq: f.tx.journal.seq, running_blocks: f.tx.journal.dirtyBlocks, log_blocks: sb.journalBlocks, busy_blocks: a.busyBlocks, commit_ms: this.opts.commitMs ?? 5000 })}`,
-      `subsystem=persist ${kv({ data: 0, log: 0, commit: 0, superblock: 0, all: 0, ...persist, unflushed_pages: f.store.region.unflushedPages, recording: f.store.region.recording ? 1 : 0 })}`,
+      `subsystem=persist ${kv({ data: 0, log: 0, commit: 0, superblock: 0, all: 0, ...persist, seq: f.store.region.persistSeq, unflushed_pages: f.store.region.unflushedPages, recording: f.store.region.recording ? 1 : 0 })}`,
       `subsystem=guard ${kv({ ...f.guard.stats, busy_policy: this.opts.busy, busy_timeout_ms: this.opts.busyTimeoutMs })}`,
       `subsystem=seal ${kv(this.seals.stats)}`,
       `subsystem=pin ${kv({ active: f.pins.size, ...this.pinMgr.stats, max_per_holder: MAX_PINS_PER_HOLDER })}`,

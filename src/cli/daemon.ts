@@ -40,6 +40,9 @@ Serve the pmemfs region file REGION at MOUNTPOINT.
      commit=SECONDS       background journal commit interval (default 5; 0 means 5)
      powerfail            record unflushed stores so 'echo powerfail [SEED] > MNT/.pmemfs/ctl'
                           can emulate a power failure (costs memory and write speed)
+     powerfail_at=N       (implies powerfail) the power fails at the Nth persistence point since the
+                          region was opened (seq= in .pmemfs/stats counts them); powerfail_seed=S
+                          keeps a reproducible random half of the unflushed pages
      allow_other          let other users access the mount
      default_permissions  kernel permission checks (always on)
      ro                   read-only
@@ -93,6 +96,8 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
       case 'lease_break': r.svc.leaseBreakMs = int(k, v, 0, 86_400) * 1000; break;
       case 'commit': r.svc.commitMs = (int(k, v, 0, 86_400) || 5) * 1000; break;
       case 'powerfail': if (o.includes('=')) throw new CliError('mount option powerfail takes no value'); r.svc.powerfail = true; break;
+      case 'powerfail_at': r.svc.powerfailAt = int(k, v, 1, 2 ** 31); r.svc.powerfail = true; break;
+      case 'powerfail_seed': r.svc.powerfailSeed = int(k, v, 0, 2 ** 32 - 1); break;
       case 'allow_other': r.allowOther = true; break;
       case 'ro': r.svc.readOnly = true; break;
       case 'log':

@@ -49,6 +49,8 @@ export class Region {
   onPersist: ((point: PersistPoint, seq: number) => void) | null = null;
   /** Persistence points so far (the N of "crash at the Nth persistence point"). */
   persistSeq = 0;
+  /** Set by powerFail(): the media is gone; every further store or flush throws. */
+  halted = false;
 
   private constructor(path: string, fd: number, size: number, readOnly: boolean) {
     this.path = path; this.fd = fd; this.size = size; this.readOnly = readOnly;
@@ -124,6 +126,7 @@ export class Region {
 
   /** Remember the pages of a store (and, recording, their flushed content) before it happens. */
   private noteStore(off: number, len: number): void {
+    if (this.halted) throw new Error('region: store after an emulated power failure');
     if (len <= 0) return;
     const last = Math.floor((off + len - 1) / PAGE_SIZE);
     for (let p = Math.floor(off / PAGE_SIZE); p <= last; p++) {
@@ -179,6 +182,7 @@ export class Region {
     this.preImages.clear(); this.dirtyPages.clear();
     for (const w of this.windows) if (w) loadShim().msync(w, 0, w.length);
     fs.fsyncSync(this.fd);
+    this.halted = true;
     return n;
   }
 
@@ -191,6 +195,7 @@ export class Region {
   }
 
   private point(point: PersistPoint): void {
+    if (this.halted) throw new Error('region: flush after an emulated power failure');
     this.persistCounts.set(point, (this.persistCounts.get(point) ?? 0) + 1);
     this.persistSeq++;
     this.onPersist?.(point, this.persistSeq);
@@ -261,7 +266,7 @@ export class Region {
 
   /** Flush and drop the mappings; the fd is closed. The Region is unusable afterwards. */
   close(): void {
-    if (!this.readOnly) this.persistAll();
+    if (!this.readOnly && !this.halted) this.persistAll();
     this.windows.fill(undefined);
     fs.closeSync(this.fd);
   }
