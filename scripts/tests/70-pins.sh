@@ -17,7 +17,6 @@ IO=pmemfs-io
 F=$MNT/f
 BUSY=$MNT/.pmemfs/busy
 CTL=$MNT/.pmemfs/ctl
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 ctl() { _run bash -c "echo '$1' > '$CTL'"; }
 
 xfs_io -f -c "pwrite -S 0x11 0 256k" "$F" >/dev/null
@@ -48,9 +47,9 @@ _assert_exit 0 fallocate -p -o 128k -l 64k "$F"
 _assert_exit 0 truncate -s 128k "$F"
 
 _log "holder death releases its pins within a second"
-kill -KILL "$holder"; t0=$(now_ms); _reap "$holder" || true
-while [[ -s $BUSY ]]; do (( $(now_ms) - t0 < 3000 )) || _fail "pins of a killed holder still busy after 3 s"; sleep 0.02; done
-_log "pins released $(( $(now_ms) - t0 )) ms after kill -9"
+kill -KILL "$holder"; t0=$(_now_ms); _reap "$holder" || true
+while [[ -s $BUSY ]]; do (( $(_now_ms) - t0 < 3000 )) || _fail "pins of a killed holder still busy after 3 s"; sleep 0.02; done
+_log "pins released $(( $(_now_ms) - t0 )) ms after kill -9"
 _assert_exit 0 truncate -s 64k "$F"
 
 _log "admin pins through .pmemfs/ctl; malformed commands are EINVAL and change nothing"
@@ -94,28 +93,28 @@ _assert_eq "" "$(cat "$BUSY")" "busy file after dma (it unpins)"
 _log "busy=wait: the truncate waits, other requests are served, it resumes at unpin"
 _remount "dax=always,busy=wait,busy_timeout=20000"
 ctl "pin /f 0 4096"; id=$(sed -n 's/^id=\([0-9]*\) .*/\1/p' "$BUSY")
-t0=$(now_ms)
+t0=$(_now_ms)
 truncate -s 0 "$F" 2>"$SCRATCH/trunc.err" &
 waiter=$!; _PIDS+=("$waiter")
 sleep 0.5
 _pid_alive "$waiter" || _fail "truncate did not wait for the pin"
-t1=$(now_ms)
+t1=$(_now_ms)
 ls -la "$MNT" >/dev/null; cat "$MNT/sparse" >/dev/null
 xfs_io -f -c "pwrite 0 64k" "$MNT/other" >/dev/null
-(( $(now_ms) - t1 < 2000 )) || _fail "ls/read/write took $(( $(now_ms) - t1 )) ms while a truncate waited"
+(( $(_now_ms) - t1 < 2000 )) || _fail "ls/read/write took $(( $(_now_ms) - t1 )) ms while a truncate waited"
 _pid_alive "$waiter" || _fail "truncate finished while still pinned"
-t2=$(now_ms); ctl "unpin $id"
+t2=$(_now_ms); ctl "unpin $id"
 _reap "$waiter" || _fail "truncate failed after unpin: $(cat "$SCRATCH/trunc.err")"
-_log "truncate waited $(( $(now_ms) - t0 )) ms; the pin was dropped at $(( t2 - t0 )) ms; ls/read/write meanwhile took $(( t2 - t1 )) ms"
+_log "truncate waited $(( $(_now_ms) - t0 )) ms; the pin was dropped at $(( t2 - t0 )) ms; ls/read/write meanwhile took $(( t2 - t1 )) ms"
 _assert_eq 0 "$(stat -c %s "$F")" "size after the waited truncate"
 
 _log "busy=wait with busy_timeout=1000: ETXTBSY after the timeout"
 _remount "dax=always,busy=wait,busy_timeout=1000"
 xfs_io -f -c "pwrite 0 64k" "$F" >/dev/null
 ctl "pin /f 0 4096"
-t0=$(now_ms)
+t0=$(_now_ms)
 _assert_errno "Text file busy" truncate -s 0 "$F"
-waited=$(( $(now_ms) - t0 ))
+waited=$(( $(_now_ms) - t0 ))
 _log "busy_timeout=1000: refused after ${waited} ms"
 (( waited >= 900 && waited < 5000 )) || _fail "timed-out truncate returned after ${waited} ms"
 _unmount

@@ -17,10 +17,6 @@ _require_cmd xfs_io sha256sum fsck.pmemfs
 _scratch_setup
 _mkfs -s 64m
 CTL=$MNT/.pmemfs/ctl
-sha() { sha256sum <"$1" | cut -d' ' -f1; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-log_mark() { wc -l <"$DAEMON_LOG"; }
-log_since() { tail -n +"$(( $1 + 1 ))" "$DAEMON_LOG"; }
 # put FILE PATTERN LEN [fsync]: FILE holds LEN bytes of PATTERN (fsync'd if asked).
 put() { xfs_io -f -c "pwrite -S $2 0 $3" ${4:+-c fsync} "$1" >/dev/null; }
 
@@ -28,14 +24,14 @@ put() { xfs_io -f -c "pwrite -S $2 0 $3" ${4:+-c fsync} "$1" >/dev/null; }
 # 5 s and the mount go away (it unmounts itself lazily; if it did not, we do).
 powerfail() {
   local cmd=$1 pid=${_MOUNT_PID[$MNT]} i rc=0 t0
-  t0=$(now_ms)
+  t0=$(_now_ms)
   _run bash -c "echo '$cmd' > '$CTL'"
   (( LAST_RC == 0 )) || _fail "echo '$cmd' > ctl failed (exit $LAST_RC): $LAST_ERR"
   for ((i = 0; i < 100; i++)); do _pid_alive "$pid" || break; sleep 0.05; done
   _pid_alive "$pid" && _fail "pmemfs (pid $pid) still running 5 s after '$cmd'"
   _reap "$pid" || rc=$?
   (( rc == 0 )) || _fail "pmemfs (pid $pid) exited with status $rc after '$cmd', expected 0"
-  _log "'$cmd': daemon exited 0 after $(( $(now_ms) - t0 )) ms"
+  _log "'$cmd': daemon exited 0 after $(( $(_now_ms) - t0 )) ms"
   for ((i = 0; i < 40; i++)); do mountpoint -q "$MNT" || break; sleep 0.05; done
   if mountpoint -q "$MNT"; then
     _log "NOTE: $MNT still mounted 2 s after the daemon exited; unmounting it lazily"
@@ -43,7 +39,7 @@ powerfail() {
   fi
   _MOUNT_PID[$MNT]=''   # no daemon of ours any more; cleanup still unmounts MNT if need be
   ! mountpoint -q "$MNT" || _fail "$MNT is still mounted after '$cmd'"
-  grep -q '"msg":"power failure emulated' <<<"$(log_since "$mark")" || _fail "no 'power failure emulated' line in the daemon log"
+  grep -q '"msg":"power failure emulated' <<<"$(_log_since "$mark")" || _fail "no 'power failure emulated' line in the daemon log"
 }
 
 # fsck -n right after the failure: not clean, and it says why.
@@ -58,29 +54,25 @@ fsck_unclean() {
 # remount_recovered [OPTS]: mount; the 'mounted' line must say recovered.
 # (The log is written asynchronously: wait for the line.)
 remount_recovered() {
-  local i mounted=''
-  mark=$(log_mark)
+  local mounted
+  mark=$(_log_mark)
   _mount "${1:-}"
-  for ((i = 0; i < 40; i++)); do
-    mounted=$(log_since "$mark" | grep "\"pid\":${_MOUNT_PID[$MNT]}," | grep '"msg":"mounted"' || true)
-    [[ -n $mounted ]] && break
-    sleep 0.05
-  done
+  mounted=$(_mounted_line "$mark" "${_MOUNT_PID[$MNT]}")
   [[ -n $mounted ]] || _fail "no 'mounted' line in the daemon log"
   grep -q '"recovered":true' <<<"$mounted" || _fail "the mount after the power failure does not say recovered: $mounted"
-  _log "recovered; $(log_since "$mark" | grep -o '"msg":"journal: [^"]*"' || echo 'no journal replay logged')"
+  _log "recovered; $(_log_since "$mark" | grep -o '"msg":"journal: [^"]*"' || echo 'no journal replay logged')"
 }
 
 _log "without -o powerfail: EOPNOTSUPP, and the mount keeps working"
 _mount
 put "$MNT/keep" 0x5a 64k
-keep_sha=$(sha "$MNT/keep")
+keep_sha=$(_sha "$MNT/keep")
 _assert_errno "Operation not supported" bash -c "echo powerfail > '$CTL'"
 _assert_errno "Operation not supported" bash -c "echo 'powerfail 7' > '$CTL'"
 sleep 0.5
 _pid_alive "${_MOUNT_PID[$MNT]}" || _fail "the daemon is gone after a refused powerfail"
 mountpoint -q "$MNT" || _fail "$MNT is no longer mounted after a refused powerfail"
-_assert_eq "$keep_sha" "$(sha "$MNT/keep")" "keep after the refused powerfail"
+_assert_eq "$keep_sha" "$(_sha "$MNT/keep")" "keep after the refused powerfail"
 echo after >"$MNT/after"
 _assert_eq after "$(cat "$MNT/after")" "a file written after the refused powerfail"
 _unmount
@@ -95,25 +87,25 @@ _pid_alive "${_MOUNT_PID[$MNT]}" || _fail "the daemon is gone after a malformed 
 _log "fsync'd A and A2; then, not fsync'd: B, A2 → A3, link, mkdir, overwrite of A"
 put "$MNT/A" 0xa1 300k fsync
 put "$MNT/A2" 0xa2 40000 fsync
-a_sha=$(sha "$MNT/A"); a2_sha=$(sha "$MNT/A2")
+a_sha=$(_sha "$MNT/A"); a2_sha=$(_sha "$MNT/A2")
 head -c 200000 /dev/urandom >"$MNT/B"
 mv "$MNT/A2" "$MNT/A3"
 ln "$MNT/A" "$MNT/L"
 mkdir "$MNT/D"
 xfs_io -c "pwrite -S 0xee 4096 8192" "$MNT/A" >/dev/null
-[[ $(sha "$MNT/A") != "$a_sha" ]] || _fail "the overwrite of A changed nothing"
-mark=$(log_mark)
+[[ $(_sha "$MNT/A") != "$a_sha" ]] || _fail "the overwrite of A changed nothing"
+mark=$(_log_mark)
 powerfail powerfail
 fsck_unclean
 remount_recovered
-_assert_eq "$a_sha" "$(sha "$MNT/A")" "sha of fsync'd A (the unflushed overwrite must be lost)"
+_assert_eq "$a_sha" "$(_sha "$MNT/A")" "sha of fsync'd A (the unflushed overwrite must be lost)"
 [[ -e $MNT/A2 ]] || _fail "A2 (fsync'd, renamed after) is gone: $(ls -la "$MNT")"
-_assert_eq "$a2_sha" "$(sha "$MNT/A2")" "sha of fsync'd A2"
+_assert_eq "$a2_sha" "$(_sha "$MNT/A2")" "sha of fsync'd A2"
 for gone in B A3 L D; do
   [[ -e $MNT/$gone ]] && _fail "$gone exists after the power failure, but was never committed"
 done
 _assert_eq 1 "$(stat -c %h "$MNT/A")" "link count of A (the link was never committed)"
-_assert_eq "$keep_sha" "$(sha "$MNT/keep")" "keep (from the first mount)"
+_assert_eq "$keep_sha" "$(_sha "$MNT/keep")" "keep (from the first mount)"
 _assert_exit 0 ls -lR "$MNT"
 _unmount
 _assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"
@@ -121,7 +113,7 @@ _assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"
 _log "powerfail 7: a seeded half of the unflushed pages reaches the media"
 _mount "powerfail,commit=3600"
 put "$MNT/C" 0xc1 200k fsync
-c_sha=$(sha "$MNT/C")
+c_sha=$(_sha "$MNT/C")
 mkdir "$MNT/E"
 for i in 1 2 3 4 5 6; do head -c $(( i * 37000 )) /dev/urandom >"$MNT/E/f$i"; done
 mv "$MNT/E/f1" "$MNT/E/g1"
@@ -129,15 +121,15 @@ mv "$MNT/C" "$MNT/C2"
 ln "$MNT/A" "$MNT/E/A"
 rm "$MNT/A2"
 xfs_io -c "pwrite -S 0xee 0 64k" "$MNT/keep" >/dev/null
-mark=$(log_mark)
+mark=$(_log_mark)
 powerfail "powerfail 7"
-grep -q '"seed":7' <<<"$(log_since "$mark")" || _fail "the daemon log does not show seed 7"
+grep -q '"seed":7' <<<"$(_log_since "$mark")" || _fail "the daemon log does not show seed 7"
 fsck_unclean
 remount_recovered
-_assert_eq "$c_sha" "$(sha "$MNT/C")" "sha of fsync'd C (renamed after, never committed)"
+_assert_eq "$c_sha" "$(_sha "$MNT/C")" "sha of fsync'd C (renamed after, never committed)"
 [[ -e $MNT/C2 ]] && _fail "C2 exists: the rename was never committed"
-_assert_eq "$a_sha" "$(sha "$MNT/A")" "sha of A"
-_assert_eq "$a2_sha" "$(sha "$MNT/A2")" "sha of A2 (its unlink was never committed)"
+_assert_eq "$a_sha" "$(_sha "$MNT/A")" "sha of A"
+_assert_eq "$a2_sha" "$(_sha "$MNT/A2")" "sha of A2 (its unlink was never committed)"
 [[ -e $MNT/E ]] && _fail "E exists: the mkdir was never committed"
 _run ls -lR "$MNT"
 (( LAST_RC == 0 )) || _fail "ls -lR after the seeded power failure: $LAST_ERR"
@@ -151,12 +143,12 @@ _mount "powerfail,commit=3600"
 xfs_io -f -s -c "pwrite -S 0x5a 0 12k" "$MNT/S" >/dev/null       # created with O_SYNC
 put "$MNT/T" 0x11 8k fsync
 xfs_io -s -c "pwrite -S 0x22 4k 4k" "$MNT/T" >/dev/null            # opened with O_SYNC
-s_sha=$(sha "$MNT/S"); t_sha=$(sha "$MNT/T")
+s_sha=$(_sha "$MNT/S"); t_sha=$(_sha "$MNT/T")
 put "$MNT/U" 0x33 4k                                               # neither: lost
 powerfail "powerfail"
 remount_recovered
-_assert_eq "$s_sha" "$(sha "$MNT/S")" "sha of S, written with O_SYNC at create"
-_assert_eq "$t_sha" "$(sha "$MNT/T")" "sha of T, overwritten through an O_SYNC open"
+_assert_eq "$s_sha" "$(_sha "$MNT/S")" "sha of S, written with O_SYNC at create"
+_assert_eq "$t_sha" "$(_sha "$MNT/T")" "sha of T, overwritten through an O_SYNC open"
 [[ -e $MNT/U ]] && _fail "U exists: it was neither fsync'd nor written with O_SYNC"
 _unmount
 _assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"

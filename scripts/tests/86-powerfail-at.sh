@@ -18,7 +18,6 @@ _require_cmd xfs_io sha256sum fsck.pmemfs setfattr
 POINTS=${PMEMFS_POWERFAIL_POINTS:-48}
 _scratch_setup
 DURABLE=$SCRATCH/durable   # "name sha" of every marker whose fsync returned
-sha() { sha256sum <"$1" | cut -d' ' -f1; }
 seq_now() { sed -n 's/^subsystem=persist .*seq=\([0-9]*\).*/\1/p' "$MNT/.pmemfs/stats"; }
 
 # The workload; stops quietly at the first failure (the power went).
@@ -27,11 +26,11 @@ workload() {
   : >"$DURABLE"
   mkdir "$MNT/a" "$MNT/b" || return 0
   xfs_io -f -c "pwrite -S 0x77 0 20k" -c fsync "$MNT/pair.A" >/dev/null || return 0
-  echo "pair $(sha "$MNT/pair.A")" >>"$DURABLE"
+  echo "pair $(_sha "$MNT/pair.A")" >>"$DURABLE"
   for i in 1 2 3 4 5 6; do
     m=$MNT/m$i
     xfs_io -f -c "pwrite -S 0x$((40 + i)) 0 $((i * 7))k" -c fsync "$m" >/dev/null || return 0
-    echo "m$i $(sha "$m")" >>"$DURABLE"
+    echo "m$i $(_sha "$m")" >>"$DURABLE"
     head -c $((i * 3000)) /dev/urandom >"$MNT/a/c$i" || return 0
     cat "$MNT/a/c$i" >>"$MNT/b/log" || return 0
     mv "$MNT/a/c$i" "$MNT/b/c$i" || return 0
@@ -49,10 +48,10 @@ check() {  # check WHAT
   while read -r name want; do
     if [[ $name == pair ]]; then
       if [[ -e $MNT/pair.A && -e $MNT/pair.B ]]; then _fail "$1: both pair.A and pair.B exist"; fi
-      if [[ -e $MNT/pair.A ]]; then got=$(sha "$MNT/pair.A"); elif [[ -e $MNT/pair.B ]]; then got=$(sha "$MNT/pair.B"); else _fail "$1: neither pair.A nor pair.B exists"; fi
+      if [[ -e $MNT/pair.A ]]; then got=$(_sha "$MNT/pair.A"); elif [[ -e $MNT/pair.B ]]; then got=$(_sha "$MNT/pair.B"); else _fail "$1: neither pair.A nor pair.B exists"; fi
     else
       [[ -e $MNT/$name ]] || _fail "$1: fsync'd $name is missing"
-      got=$(sha "$MNT/$name")
+      got=$(_sha "$MNT/$name")
     fi
     [[ $got == "$want" ]] || _fail "$1: fsync'd $name has the wrong content"
   done <"$DURABLE"

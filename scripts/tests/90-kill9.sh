@@ -29,23 +29,20 @@ _mkfs -s 64m
 MANIFEST=$SCRATCH/markers.sha256   # "sha  path" (relative to MNT) of every marker whose fsync returned
 : >"$MANIFEST"
 
-now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $(( t / 1000 )); }
-log_mark() { wc -l <"$DAEMON_LOG"; }
-log_since() { tail -n +"$(( $1 + 1 ))" "$DAEMON_LOG"; }
 
 # The daemon log of the failing round goes with the verdict (the cleanup
 # prints the last lines too).
 round_fail() {
   printf 'FAIL: round %s of %s (PMEMFS_KILL9_SEED=%s): %s\n' "$round" "$ROUNDS" "$SEED" "$*" >&2
   echo "daemon log since round $round started:" >&2
-  log_since "$round_mark" | tail -n 40 | sed 's/^/    | /' >&2
+  _log_since "$round_mark" | tail -n 40 | sed 's/^/    | /' >&2
   exit 1
 }
 
 # marker PATH SRC: write SRC to MNT/PATH and fsync it; on success, record it.
 marker() {
   local sum
-  sum=$(sha256sum <"$2" | cut -d' ' -f1)
+  sum=$(_sha "$2")
   xfs_io -f -c "pwrite -i $2 0 $(stat -c %s "$2")" -c fsync "$MNT/$1" >/dev/null 2>&1 || return 1
   echo "$sum  $1" >>"$MANIFEST"
 }
@@ -118,10 +115,10 @@ mkdir "$MNT/w1" "$MNT/w2" "$MNT/m" "$MNT/pair"
 _unmount
 
 _log "$ROUNDS rounds, PMEMFS_KILL9_SEED=$SEED"
-t_start=$(now_ms)
+t_start=$(_now_ms)
 replays=0 total_ops=0 pair_b=0 used=
 for ((round = 1; round <= ROUNDS; round++)); do
-  round_mark=$(log_mark)
+  round_mark=$(_log_mark)
   _mount
   dpid=${_MOUNT_PID[$MNT]}
   delay=$(( RANDOM % 401 ))
@@ -129,7 +126,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   # Two fsync'd markers and the pair, before the workload starts.
   for i in 1 2; do random_src "$SCRATCH/src.$i"; done
   random_src "$SCRATCH/pair.src"
-  pair_sum=$(sha256sum <"$SCRATCH/pair.src" | cut -d' ' -f1)
+  pair_sum=$(_sha "$SCRATCH/pair.src")
 
   for i in 1 2; do
     marker "m/r$round.$i" "$SCRATCH/src.$i" || round_fail "fsync'd marker m/r$round.$i could not be written (daemon alive)"
@@ -138,16 +135,16 @@ for ((round = 1; round <= ROUNDS; round++)); do
     || round_fail "pair.A could not be written and fsync'd"
 
   bg_group wpid workload $(( RANDOM )) >"$SCRATCH/ops" 2>/dev/null
-  t0=$(now_ms)
+  t0=$(_now_ms)
   bg_group spid marker_stream "$round" $(( RANDOM )) >/dev/null 2>&1
 
-  left=$(( delay - ($(now_ms) - t0) ))
+  left=$(( delay - ($(_now_ms) - t0) ))
   (( left > 0 )) && sleep "$(printf '0.%03d' "$left")"
   mv "$MNT/pair/pair.A" "$MNT/pair/pair.B" 2>/dev/null &
   mvpid=$!; _PIDS+=("$mvpid")
   # Right away, or after the workload had a chance to commit the rename.
   case $(( RANDOM % 4 )) in 1) sleep 0.001 ;; 2) sleep 0.005 ;; 3) sleep 0.05 ;; esac
-  killed_at=$(( $(now_ms) - t0 ))
+  killed_at=$(( $(_now_ms) - t0 ))
   { kill -KILL "$dpid"; _reap "$dpid"; } 2>/dev/null || true   # (no "Killed" job notice)
 
   stop_group "$wpid"
@@ -160,18 +157,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
   ops=$(wc -c <"$SCRATCH/ops")
 
   # Recovery.
-  mark=$(log_mark)
+  mark=$(_log_mark)
   _mount
   pid=${_MOUNT_PID[$MNT]}
-  for ((i = 0; i < 40; i++)); do
-    mounted=$(log_since "$mark" | grep "\"pid\":$pid," | grep '"msg":"mounted"' || true)
-    [[ -n $mounted ]] && break
-    sleep 0.05
-  done
+  mounted=$(_mounted_line "$mark" "$pid")
   [[ -n $mounted ]] || round_fail "no 'mounted' line from pid $pid in the daemon log"
   grep -q '"recovered":true' <<<"$mounted" || round_fail "the mount after kill -9 did not recover: $mounted"
   replayed=no
-  if log_since "$mark" | grep "\"pid\":$pid," | grep -q '"msg":"journal: replayed'; then replayed=yes; replays=$(( replays + 1 )); fi
+  if _log_since "$mark" | grep "\"pid\":$pid," | grep -q '"msg":"journal: replayed'; then replayed=yes; replays=$(( replays + 1 )); fi
 
   sums=$(cd "$MNT" && sha256sum --quiet -c "$MANIFEST" 2>&1) \
     || round_fail "fsync'd markers lost or damaged: $(tr '\n' ';' <<<"$sums")"
@@ -180,7 +173,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   [[ -e $MNT/pair/pair.B ]] && b=1
   (( a + b == 1 )) || round_fail "pair: expected exactly one of pair.A/pair.B, found pair.A=$a pair.B=$b"
   if (( a )); then p=pair.A; else p=pair.B; pair_b=$(( pair_b + 1 )); fi
-  got=$(sha256sum <"$MNT/pair/$p" | cut -d' ' -f1)
+  got=$(_sha "$MNT/pair/$p")
   [[ $got == "$pair_sum" ]] || round_fail "$p survived with the wrong content (sha $got, expected $pair_sum)"
 
   _run ls -lR "$MNT"
@@ -201,4 +194,4 @@ for ((round = 1; round <= ROUNDS; round++)); do
   _log "round $round: kill -9 at ${killed_at} ms (delay ${delay}), ${ops} ops, ${n} markers checked, ${p} survived, journal replay: ${replayed}"
 done
 
-_log "$ROUNDS rounds in $(( ($(now_ms) - t_start) / 1000 )) s: ${total_ops} workload ops, $(wc -l <"$MANIFEST") fsync'd markers, pair.B survived ${pair_b} times, journal replayed ${replays} times; ${used} of the region used at the end"
+_log "$ROUNDS rounds in $(( ($(_now_ms) - t_start) / 1000 )) s: ${total_ops} workload ops, $(wc -l <"$MANIFEST") fsync'd markers, pair.B survived ${pair_b} times, journal replayed ${replays} times; ${used} of the region used at the end"

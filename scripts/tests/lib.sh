@@ -49,6 +49,24 @@ declare -a _PIDS=()       # every process this test started in the background
 
 _log() { printf '[%s] %s\n' "$TEST_NAME" "$*"; }
 
+# Small shared tools: content hash, milliseconds, and the daemon log since a mark.
+_sha() { sha256sum <"$1" | cut -d' ' -f1; }
+_now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $(( t / 1000 )); }
+_log_mark() { wc -l <"$DAEMON_LOG"; }
+_log_since() { tail -n +"$(( $1 + 1 ))" "$DAEMON_LOG"; }
+
+# _mounted_line MARK PID: the 'mounted' log line daemon PID wrote after MARK
+# (the log is written asynchronously: waits up to 2 s; empty if none came).
+_mounted_line() {
+  local i line=''
+  for ((i = 0; i < 40; i++)); do
+    line=$(_log_since "$1" | grep "\"pid\":$2," | grep '"msg":"mounted"' || true)
+    [[ -n $line ]] && break
+    sleep 0.05
+  done
+  printf '%s' "$line"
+}
+
 # _skip REASON: not run (exit 77); the runner prints REASON.
 _skip() {
   printf 'SKIP: %s\n' "$*"

@@ -8,6 +8,7 @@
  * editing the expected numbers.
  */
 import { describe, expect, it } from 'vitest';
+import { formatError } from './helpers.js';
 import {
   decodeFork, emptyFork, encodeFork, EXT_SHARED, EXT_UNWRITTEN, EXTENT_REC_SIZE, FORK_VERSION, forkSize, type Fork,
 } from '../../src/format/fork.js';
@@ -20,16 +21,6 @@ import {
   writeU64, type InodeRecord, type Superblock,
 } from '../../src/format/layout.js';
 
-/** The FormatError a call throws (fails the test if it throws nothing or something else). */
-function formatError(fn: () => unknown): FormatError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FormatError);
-    return e as FormatError;
-  }
-  throw new Error('expected a FormatError, nothing was thrown');
-}
 
 function sampleSuperblock(): Superblock {
   const geo = computeGeometry({ regionSize: 64 << 20, blockSize: 4096 });

@@ -10,6 +10,7 @@
  * what it holds encodes into blocks that decode back to the same records.
  */
 import { describe, expect, it } from 'vitest';
+import { formatError } from './helpers.js';
 import { EXT_SHARED, EXT_UNWRITTEN, EXTENT_REC_SIZE, type ExtentRec } from '../../src/format/fork.js';
 import { FormatError, recordChecksum } from '../../src/format/layout.js';
 import {
@@ -22,16 +23,6 @@ import { RecordSet, type RecTouched } from '../../src/inode/records.js';
 const BS = 4096;
 const INO = 4242;
 
-/** The FormatError a call throws (fails the test if it throws nothing or something else). */
-function formatError(fn: () => unknown): FormatError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FormatError);
-    return e as FormatError;
-  }
-  throw new Error('expected a FormatError, nothing was thrown');
-}
 
 /** Recompute the CRC of a block changed on purpose, so a structural check (not the checksum) must refuse it. */
 function reseal(b: Buffer): Buffer {
