@@ -25,7 +25,7 @@ import {
   isFreeSlot, SB_SIZE, type InodeRecord, type Superblock,
 } from '../format/layout.js';
 import {
-  decodeIndexBlock, decodeRecordBlock, direntRecSize, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
+  decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
   encodeRecordBlock, REC_KIND_DIRENT, REC_KIND_EXTENT, type RecKind,
 } from '../format/records.js';
 import type { Journal } from '../journal/journal.js';
@@ -438,7 +438,4 @@ export class InodeStore {
     this.region.write(regionOff(off), encodeSuperblock(this.sb), 0, SB_SIZE);
     this.region.persist('superblock', regionOff(off), SB_SIZE);
   }
-
-  /** Size of a directory entry record (for callers checking limits). */
-  static direntSize(name: string): number { return direntRecSize(name); }
 }

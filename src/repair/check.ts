@@ -146,7 +146,8 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   for (const ino of damaged) tx.run(() => store.clearSlot(ino));
   for (const ino of clear) {
     const inode = store.inodes.get(ino);
-    if (inode && ino !== ROOT_INO) tx.run((t) => { t.markDirty(inode); inode.bmap.reset([]); inode.records = null; store.inodes.delete(ino); store.clearSlot(ino); });
+    // Its blocks become unreferenced; the bitmap rebuilt at the end frees them.
+    if (inode && ino !== ROOT_INO) tx.run(() => { store.inodes.delete(ino); store.clearSlot(ino); });
   }
   for (const [ino, runs] of dropExtent) {
     const inode = store.inodes.get(ino);
@@ -160,6 +161,10 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
       inode.forkDirty = true;
     });
   }
+  // Again, now that inodes were cleared: entries naming them dangle too, and must go before a
+  // cleared slot is reused (by /lost+found, say).
+  v = validate(store, alloc);
+  for (const d of v.danglingEntries) if (clear.has(d.ino)) found(`directory ${d.dir}: entry '${d.name}' names cleared inode ${d.ino} (removed)`, true);
   for (const d of [...v.danglingEntries, ...v.multiLinkedDirs]) {
     const dir = store.inodes.get(d.dir);
     if (dir) tx.run((t) => { t.markDirty(dir); dir.dirents!.delete(d.name); });

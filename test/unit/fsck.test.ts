@@ -125,6 +125,24 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     unmountRegion(m2);
   });
 
+  it('a metadata block claimed by two inodes: the newer inode is cleared, its children go to /lost+found', () => {
+    const { p, m } = base();
+    m.fs.mkdir('/z', 0o755, ROOT_CALLER);
+    for (let i = 0; i < 30; i++) m.fs.mknod(`/z/${'z'.repeat(60)}-${i}`, 0o644, 0, ROOT_CALLER);
+    const z = ino(m, '/z'), f = ino(m, '/f');
+    expect(z.ino).toBeGreaterThan(f.ino);
+    const recBlock = z.records!.blocks[0].block;
+    // The older /f gets a data extent on the newer /z's record block.
+    m.engine.tx.run((t) => { t.markDirty(f); f.bmap.insert(m.fs.guard.internalPermit(f), { fileBlock: 9, regionBlock: recBlock, len: 1, flags: 0 }); f.size = 10 * BS; });
+    unmountRegion(m);
+    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/claimed by inode/);
+    const m2 = expectRepaired(p, new RegExp(`claimed by inode ${f.ino} and inode ${z.ino}`));
+    expect(m2.fs.readdir('/')).not.toContain('z');
+    expect(m2.fs.readdir('/lost+found').length).toBe(2 + 30);
+    expect(m2.fs.getattr('/f').size).toBe(10 * BS);
+    unmountRegion(m2);
+  });
+
   it('an orphan (no name, never freed) left by a crash', () => {
     const { p, m } = base();
     const d = ino(m, '/'), f = ino(m, '/f');
