@@ -66,6 +66,8 @@ export class PmemFs {
   seals: { sealInode(inode: Inode, path: string): void; unsealInode(inode: Inode, path: string): void } | null = null;
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
+  /** Directory ino → parent ino, built on first use and kept by mkdir, rmdir and rename. */
+  private parents: Map<number, number> | null = null;
 
   constructor(p: { store: InodeStore; tx: TxManager; guard: LayoutGuard; pins: PinRegistry; opts: FsOptions; log: Logger }) {
     this.store = p.store; this.tx = p.tx; this.guard = p.guard; this.pins = p.pins; this.opts = p.opts; this.log = p.log;
@@ -78,16 +80,40 @@ export class PmemFs {
 
   inodeOf(ino: number): Inode | undefined { return this.store.inodes.get(ino); }
 
+  /**
+   * One name in one directory (FUSE LOOKUP: node ids are inode numbers).
+   * @throws FsError ENOTDIR, ENOENT, ENAMETOOLONG
+   */
+  lookup(dir: Inode, name: string, path: string = name): Inode {
+    if (!dir.isDir) throw new FsError('ENOTDIR', 'lookup', path);
+    if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'lookup', path);
+    const next = dir.dirents!.get(name);
+    if (next === undefined) throw new FsError('ENOENT', 'lookup', path);
+    return this.mustInode(next);
+  }
+
   /** Resolve an absolute path. @throws FsError ENOENT, ENOTDIR, ENAMETOOLONG */
   resolve(path: string): Inode {
     let cur = this.root();
-    for (const name of splitPath(path)) {
-      if (!cur.isDir) throw new FsError('ENOTDIR', 'lookup', path);
-      const next = cur.dirents!.get(name);
-      if (next === undefined) throw new FsError('ENOENT', 'lookup', path);
-      cur = this.mustInode(next);
-    }
+    for (const name of splitPath(path)) cur = this.lookup(cur, name, path);
     return cur;
+  }
+
+  /** The parent directory of a directory (the root is its own parent). */
+  parentOf(dir: Inode): Inode {
+    if (!this.parents) this.parents = buildParents(this.root(), (ino) => this.inodeOf(ino));
+    return this.inodeOf(this.parents.get(dir.ino) ?? this.store.sb.rootIno) ?? this.root();
+  }
+
+  /** Whether `a` is `d` or one of its ancestors (rename of a directory into itself). */
+  private isAncestor(a: Inode, d: Inode): boolean {
+    const root = this.root();
+    for (let cur = d, steps = 0; steps <= this.store.inodes.size; steps++) {
+      if (cur === a) return true;
+      if (cur === root) return false;
+      cur = this.parentOf(cur);
+    }
+    throw new FsError('EIO', 'rename', undefined, 'the directory tree has a cycle (run fsck.pmemfs)');
   }
 
   /** Parent directory and final name of a path. */
@@ -197,30 +223,42 @@ export class PmemFs {
     inode.nlink++;
     if (inode.isDir) { dir.nlink++; inode.nlink++; }
     dir.touchMtime();
-    tx.markDirty(dir);
-    tx.markDirty(inode);
   }
 
-  private prepareCreate(path: string, op: string): { dir: Inode; name: string } {
+  private prepareCreate(dir: Inode, name: string, op: string, path: string): void {
     this.writable(op, path);
-    const p = this.resolveParent(path, op);
-    if (p.dir.dirents!.has(p.name)) throw new FsError('EEXIST', op, path);
-    if (p.dir.nlink === 0) throw new FsError('ENOENT', op, path, 'directory was removed');
-    return p;
+    if (!dir.isDir) throw new FsError('ENOTDIR', op, path);
+    if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', op, path);
+    if (dir.dirents!.has(name)) throw new FsError('EEXIST', op, path);
+    if (dir.nlink === 0) throw new FsError('ENOENT', op, path, 'directory was removed');
   }
 
   mkdir(path: string, mode: number, caller: Caller): Inode {
-    const { dir, name } = this.prepareCreate(path, 'mkdir');
-    return this.run((tx) => {
-      const inode = this.newInode(tx, dir, S_IFDIR | (mode & 0o7777), caller);
-      this.addEntry(tx, dir, name, inode);
-      return inode;
+    const { dir, name } = this.resolveParent(path, 'mkdir');
+    return this.mkdirAt(dir, name, mode, caller, path);
+  }
+
+  /** mkdir of `name` in `dir`. @throws FsError EEXIST, ENOENT, ENOTDIR, ENAMETOOLONG, EROFS, ENOSPC */
+  mkdirAt(dir: Inode, name: string, mode: number, caller: Caller, path = name): Inode {
+    this.prepareCreate(dir, name, 'mkdir', path);
+    const inode = this.run((tx) => {
+      const i = this.newInode(tx, dir, S_IFDIR | (mode & 0o7777), caller);
+      this.addEntry(tx, dir, name, i);
+      return i;
     });
+    this.parents?.set(inode.ino, dir.ino);
+    return inode;
   }
 
   /** Create a regular file (or a device/FIFO node via mknod). */
   mknod(path: string, mode: number, rdev: number, caller: Caller): Inode {
-    const { dir, name } = this.prepareCreate(path, 'mknod');
+    const { dir, name } = this.resolveParent(path, 'mknod');
+    return this.mknodAt(dir, name, mode, rdev, caller, path);
+  }
+
+  /** mknod of `name` in `dir` (regular file, FIFO, socket or device). @throws FsError as mkdirAt, EINVAL for another type */
+  mknodAt(dir: Inode, name: string, mode: number, rdev: number, caller: Caller, path = name): Inode {
+    this.prepareCreate(dir, name, 'mknod', path);
     const type = mode & S_IFMT || S_IFREG;
     if (![S_IFREG, C.S_IFIFO, C.S_IFCHR, C.S_IFBLK, C.S_IFSOCK].includes(type)) throw new FsError('EINVAL', 'mknod', path);
     return this.run((tx) => {
@@ -232,7 +270,13 @@ export class PmemFs {
   }
 
   symlink(target: string, path: string, caller: Caller): Inode {
-    const { dir, name } = this.prepareCreate(path, 'symlink');
+    const { dir, name } = this.resolveParent(path, 'symlink');
+    return this.symlinkAt(dir, name, target, caller, path);
+  }
+
+  /** symlink `name` → `target` in `dir`. @throws FsError as mkdirAt, ENOENT (empty target), ENAMETOOLONG */
+  symlinkAt(dir: Inode, name: string, target: string, caller: Caller, path = name): Inode {
+    this.prepareCreate(dir, name, 'symlink', path);
     const t = Buffer.from(target, 'utf8');
     if (t.length === 0) throw new FsError('ENOENT', 'symlink', path);
     if (t.length >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', path);
@@ -254,9 +298,16 @@ export class PmemFs {
   link(src: string, dst: string): void {
     const inode = this.resolve(src);
     if (inode.isDir) throw new FsError('EPERM', 'link', src, 'hard links to directories are not allowed');
-    const { dir, name } = this.prepareCreate(dst, 'link');
-    if (inode.nlink === 0) throw new FsError('ENOENT', 'link', src);
-    if (inode.nlink >= 0xffffffff - 1) throw new FsError('EMLINK', 'link', src);
+    const { dir, name } = this.resolveParent(dst, 'link');
+    this.linkAt(inode, dir, name, dst);
+  }
+
+  /** A new name `name` in `dir` for `inode`. @throws FsError EPERM (directory), EEXIST, ENOENT, EMLINK, EROFS, ENOSPC */
+  linkAt(inode: Inode, dir: Inode, name: string, path = name): void {
+    if (inode.isDir) throw new FsError('EPERM', 'link', path, 'hard links to directories are not allowed');
+    this.prepareCreate(dir, name, 'link', path);
+    if (inode.nlink === 0) throw new FsError('ENOENT', 'link', path);
+    if (inode.nlink >= 0xffffffff - 1) throw new FsError('EMLINK', 'link', path);
     this.run((tx) => {
       this.addEntry(tx, dir, name, inode);
       inode.touchCtime();
@@ -266,9 +317,13 @@ export class PmemFs {
   unlink(path: string): void {
     this.writable('unlink', path);
     const { dir, name } = this.resolveParent(path, 'unlink');
-    const ino = dir.dirents!.get(name);
-    if (ino === undefined) throw new FsError('ENOENT', 'unlink', path);
-    const inode = this.mustInode(ino);
+    this.unlinkAt(dir, name, path);
+  }
+
+  /** Remove the non-directory `name` from `dir`. @throws FsError ENOENT, ENOTDIR, EISDIR, EROFS */
+  unlinkAt(dir: Inode, name: string, path = name): void {
+    this.writable('unlink', path);
+    const inode = this.lookup(dir, name, path);
     if (inode.isDir) throw new FsError('EISDIR', 'unlink', path);
     this.run((tx) => this.removeEntry(tx, dir, name, inode));
   }
@@ -276,13 +331,18 @@ export class PmemFs {
   rmdir(path: string): void {
     this.writable('rmdir', path);
     const { dir, name } = this.resolveParent(path, 'rmdir');
+    this.rmdirAt(dir, name, path);
+  }
+
+  /** Remove the empty directory `name` from `dir`. @throws FsError EINVAL ('.'), ENOENT, ENOTDIR, ENOTEMPTY, EROFS */
+  rmdirAt(dir: Inode, name: string, path = name): void {
+    this.writable('rmdir', path);
     if (name === '.') throw new FsError('EINVAL', 'rmdir', path);
-    const ino = dir.dirents!.get(name);
-    if (ino === undefined) throw new FsError('ENOENT', 'rmdir', path);
-    const inode = this.mustInode(ino);
+    const inode = this.lookup(dir, name, path);
     if (!inode.isDir) throw new FsError('ENOTDIR', 'rmdir', path);
     if (inode.dirents!.size) throw new FsError('ENOTEMPTY', 'rmdir', path);
     this.run((tx) => this.removeEntry(tx, dir, name, inode));
+    this.parents?.delete(inode.ino);
   }
 
   /** Drop one name; the inode goes when no name, handle, lease or pin is left. */
@@ -293,8 +353,6 @@ export class PmemFs {
     if (inode.isDir) { dir.nlink--; inode.nlink = 0; } else inode.nlink--;
     dir.touchMtime();
     inode.touchCtime();
-    tx.markDirty(dir);
-    tx.markDirty(inode);
     if (inode.nlink === 0) this.maybeReap(tx, inode);
   }
 
@@ -314,30 +372,41 @@ export class PmemFs {
     this.writable('rename', src);
     const s = this.resolveParent(src, 'rename');
     const d = this.resolveParent(dst, 'rename');
-    const ino = s.dir.dirents!.get(s.name);
-    if (ino === undefined) throw new FsError('ENOENT', 'rename', src);
-    const inode = this.mustInode(ino);
-    if (inode.isDir && (dst + '/').startsWith(src.replace(/\/+$/, '') + '/')) {
-      throw new FsError('EINVAL', 'rename', src, 'cannot move a directory into itself');
-    }
-    const targetIno = d.dir.dirents!.get(d.name);
+    this.renameAt(s.dir, s.name, d.dir, d.name, src, dst);
+  }
+
+  /**
+   * Move `sname` of `sdir` to `dname` of `ddir`, replacing what is there
+   * (rename(2) semantics; one transaction, so all or nothing).
+   * @throws FsError ENOENT, EINVAL (a directory into itself), ENOTDIR, EISDIR, ENOTEMPTY, ENAMETOOLONG, EROFS, ENOSPC
+   */
+  renameAt(sdir: Inode, sname: string, ddir: Inode, dname: string, src = sname, dst = dname): void {
+    this.writable('rename', src);
+    if (!ddir.isDir) throw new FsError('ENOTDIR', 'rename', dst);
+    if (Buffer.byteLength(dname) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'rename', dst);
+    const inode = this.lookup(sdir, sname, src);
+    if (inode.isDir && this.isAncestor(inode, ddir)) throw new FsError('EINVAL', 'rename', src, 'cannot move a directory into itself');
+    const targetIno = ddir.dirents!.get(dname);
     const target = targetIno === undefined ? undefined : this.mustInode(targetIno);
     if (target === inode) return;
     if (target) {
       if (inode.isDir && !target.isDir) throw new FsError('ENOTDIR', 'rename', dst);
       if (!inode.isDir && target.isDir) throw new FsError('EISDIR', 'rename', dst);
       if (target.isDir && target.dirents!.size) throw new FsError('ENOTEMPTY', 'rename', dst);
+    } else if (ddir.nlink === 0) {
+      throw new FsError('ENOENT', 'rename', dst, 'directory was removed');
     }
     this.run((tx) => {
-      tx.markDirty(s.dir); tx.markDirty(d.dir); tx.markDirty(inode);
-      if (target) this.removeEntry(tx, d.dir, d.name, target);
-      s.dir.dirents!.delete(s.name);
-      d.dir.dirents!.set(d.name, inode.ino);
-      if (inode.isDir && s.dir !== d.dir) { s.dir.nlink--; d.dir.nlink++; }
-      s.dir.touchMtime(); d.dir.touchMtime();
+      tx.markDirty(sdir); tx.markDirty(ddir); tx.markDirty(inode);
+      if (target) this.removeEntry(tx, ddir, dname, target);
+      sdir.dirents!.delete(sname);
+      ddir.dirents!.set(dname, inode.ino);
+      if (inode.isDir && sdir !== ddir) { sdir.nlink--; ddir.nlink++; }
+      sdir.touchMtime(); ddir.touchMtime();
       inode.touchCtime();
-      tx.markDirty(s.dir); tx.markDirty(d.dir); tx.markDirty(inode);
     });
+    if (target?.isDir) this.parents?.delete(target.ino);
+    if (inode.isDir) this.parents?.set(inode.ino, ddir.ino);
   }
 
   // --- handles and data ------------------------------------------------------
@@ -542,6 +611,20 @@ export class PmemFs {
       }
     });
   }
+}
+
+/** Directory ino → parent ino for every directory reachable from the root (iterative walk). */
+function buildParents(root: Inode, get: (ino: number) => Inode | undefined): Map<number, number> {
+  const parents = new Map<number, number>([[root.ino, root.ino]]);
+  const stack = [root];
+  while (stack.length) {
+    const dir = stack.pop()!;
+    for (const ino of dir.dirents!.values()) {
+      const child = get(ino);
+      if (child?.isDir && !parents.has(ino)) { parents.set(ino, dir.ino); stack.push(child); }
+    }
+  }
+  return parents;
 }
 
 /** Split "/a/b" into ["a","b"]; rejects over-long components. */

@@ -419,6 +419,23 @@ describe('namespace', () => {
     expect(f.readdir('/').sort()).toEqual(['.', '..', 'd', 'file', 'full']);
   });
 
+  it('by inode: the ancestry check follows renames, a rename onto itself is a no-op, a failed rename moves nothing', () => {
+    f.mkdir('/a', 0o755, ROOT_CALLER);
+    f.mkdir('/a/b', 0o755, ROOT_CALLER);
+    f.mkdir('/c', 0o755, ROOT_CALLER);
+    const a = f.resolve('/a'), b = f.resolve('/a/b'), c = f.resolve('/c'), root = f.root();
+    f.renameAt(a, 'b', c, 'b');                                        // /c/b now
+    expect(f.parentOf(b)).toBe(c);
+    expect(code(() => f.renameAt(root, 'c', b, 'x'))).toBe('EINVAL');  // /c into /c/b
+    expect(f.readdir('/').sort()).toEqual(['.', '..', 'a', 'c']);       // nothing moved
+    f.renameAt(c, 'b', c, 'b');                                        // onto itself
+    expect(f.readdir('/c')).toEqual(['.', '..', 'b']);
+    f.renameAt(root, 'a', b, 'a');                                     // /a into /c/b: fine now
+    expect(f.readdir('/c/b')).toEqual(['.', '..', 'a']);
+    expect(f.parentOf(f.resolve('/c/b/a'))).toBe(b);
+    expect(code(() => f.lookup(b, 'x'))).toBe('ENOENT');
+  });
+
   it('rmdir of a non-empty directory is ENOTEMPTY; unlink/rmdir type errors', () => {
     f.mkdir('/d', 0o755, ROOT_CALLER);
     put(f, '/d/f', Buffer.from('x'));
