@@ -101,11 +101,11 @@ export class PmemService {
    * had the power gone now — every store not yet flushed by a persistence
    * point lost, or with SEED a reproducible random half of those pages kept —
    * and the daemon stops without flushing anything more.
-   * @throws FsError EOPNOTSUPP unless mounted with -o powerfail (stores must be recorded from mount on)
+   * @throws FsError EOPNOTSUPP on a mount with -o nopowerfail (stores must be recorded from mount on)
    */
   powerFail(seed: number | null): number {
     const region = this.mounted.region;
-    if (!region.recording) throw new FsError('EOPNOTSUPP', 'powerfail', undefined, 'mount with -o powerfail to record unflushed stores');
+    if (!region.recording) throw new FsError('EOPNOTSUPP', 'powerfail', undefined, 'this mount was made with -o nopowerfail: unflushed stores are not recorded');
     this.fs.tx.halt();
     const rand = seed === null ? null : seededRandom(seed);
     const coin = rand ? () => rand() < 0.5 : () => true;

@@ -16,7 +16,8 @@
 # the same FUSE settings). tmpfs takes O_DIRECT on kernels >= 6.6. The daemon's
 # RSS (VmRSS, VmHWM) is printed at the end.
 #
-# Environment: REPS (3), SIZE_MB (1024), FIO_SECONDS (5), FIO_SIZE_MB (256),
+# Environment: REPS (3), SIZE_MB (1024), FIO_SECONDS (5), FIO_SIZE_MB (256), PMEMFS_OPTS
+# (dax=always,log=warn; e.g. add nopowerfail),
 # NFILES (10000), TREE (/usr/share/doc), BINDFS_OPTS, and those of lib.sh.
 set -euo pipefail
 
@@ -27,6 +28,7 @@ FIO_SIZE_MB=${FIO_SIZE_MB:-256}
 NFILES=${NFILES:-10000}
 TREE=${TREE:-/usr/share/doc}
 BINDFS_OPTS=${BINDFS_OPTS:--o direct_io,big_writes,attr_timeout=0}
+PMEMFS_OPTS=${PMEMFS_OPTS:-dax=always,log=warn}
 # shellcheck source=scripts/bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 for v in REPS SIZE_MB FIO_SECONDS FIO_SIZE_MB NFILES; do
@@ -80,7 +82,7 @@ rep() {
 
 bench_init $((REGION_MB + SIZE_MB + FIO_SIZE_MB + TREE_MB + 512))
 mkdir "$TMPFS/plain"
-mount_pmemfs "$WORK/pmemfs" "$REGION_MB" dax=always,log=warn
+mount_pmemfs "$WORK/pmemfs" "$REGION_MB" "$PMEMFS_OPTS"
 PMEMFS_PID=${BENCH_DAEMONS[-1]#* }
 # shellcheck disable=SC2086  # BINDFS_OPTS is a list of options
 mount_bindfs "$TMPFS/plain" "$WORK/bindfs" $BINDFS_OPTS
@@ -100,7 +102,7 @@ METRICS=(
   "create_us µs/op 0" "stat_us µs/op 0" "unlink_us µs/op 0" "cp_s s 0"
 )
 echo
-echo "pmemfs (dax=always) vs tmpfs vs bindfs $BINDFS_OPTS, median of $REPS; $(nproc) CPUs, $(uname -r)"
+echo "pmemfs -o $PMEMFS_OPTS vs tmpfs vs bindfs $BINDFS_OPTS, median of $REPS; $(nproc) CPUs, $(uname -r)"
 printf '%-16s %-7s %10s %10s %10s %12s %12s\n' metric unit pmemfs tmpfs bindfs 'vs tmpfs' 'vs bindfs'
 for m in "${METRICS[@]}"; do
   read -r name unit up <<<"$m"

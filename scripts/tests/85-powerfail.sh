@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Emulated power failure through the real daemon: without -o powerfail the
-# ctl command is EOPNOTSUPP and the mount keeps working; with
-# -o powerfail,commit=3600 (only fsync commits), `echo powerfail > ctl`
+# Emulated power failure through the real daemon: with -o nopowerfail the
+# ctl command is EOPNOTSUPP and the mount keeps working; by default (with
+# commit=3600: only fsync commits), `echo powerfail > ctl`
 # stops the daemon (exit 0, mount gone) leaving a region that fsck -n calls
 # not unmounted cleanly; the next mount recovers it: what was fsync'd is
 # intact, what came after the last fsync (a new file, a rename, a link, a
@@ -63,8 +63,8 @@ remount_recovered() {
   _log "recovered; $(_log_since "$mark" | grep -o '"msg":"journal: [^"]*"' || echo 'no journal replay logged')"
 }
 
-_log "without -o powerfail: EOPNOTSUPP, and the mount keeps working"
-_mount
+_log "-o nopowerfail: EOPNOTSUPP, and the mount keeps working"
+_mount nopowerfail
 put "$MNT/keep" 0x5a 64k
 keep_sha=$(_sha "$MNT/keep")
 _assert_errno "Operation not supported" bash -c "echo powerfail > '$CTL'"
@@ -78,8 +78,10 @@ _assert_eq after "$(cat "$MNT/after")" "a file written after the refused powerfa
 _unmount
 _assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"
 
-_log "-o powerfail,commit=3600: a malformed command is EINVAL and stops nothing"
-_mount "powerfail,commit=3600"
+_log "a malformed command is EINVAL and stops nothing; powerfail_at with nopowerfail is refused"
+_run "$PMEMFS" "$REGION" "$MNT" -f -o nopowerfail,powerfail_at=3
+(( LAST_RC != 0 )) && grep -q "powerfail_at needs the recording" <<<"$LAST_ERR" || _fail "nopowerfail,powerfail_at=3 was not refused with a message (exit $LAST_RC): $LAST_ERR"
+_mount "commit=3600"
 _assert_errno "Invalid argument" bash -c "echo 'powerfail 1 2' > '$CTL'"
 _assert_errno "Invalid argument" bash -c "echo 'powerfail x' > '$CTL'"
 _pid_alive "${_MOUNT_PID[$MNT]}" || _fail "the daemon is gone after a malformed powerfail"
@@ -111,7 +113,7 @@ _unmount
 _assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"
 
 _log "powerfail 7: a seeded half of the unflushed pages reaches the media"
-_mount "powerfail,commit=3600"
+_mount "commit=3600"
 put "$MNT/C" 0xc1 200k fsync
 c_sha=$(_sha "$MNT/C")
 mkdir "$MNT/E"
@@ -139,7 +141,7 @@ _unmount
 _assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"
 
 _log "O_SYNC writes are durable on return, on create and on open (dax=always: no FSYNC from the kernel)"
-_mount "powerfail,commit=3600"
+_mount "commit=3600"
 xfs_io -f -s -c "pwrite -S 0x5a 0 12k" "$MNT/S" >/dev/null       # created with O_SYNC
 put "$MNT/T" 0x11 8k fsync
 xfs_io -s -c "pwrite -S 0x22 4k 4k" "$MNT/T" >/dev/null            # opened with O_SYNC

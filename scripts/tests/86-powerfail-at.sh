@@ -63,7 +63,7 @@ check() {  # check WHAT
 
 _log "counting the workload's persistence points"
 _mkfs -s 64m
-_mount "powerfail,commit=3600"
+_mount "commit=3600"
 first=$(( $(seq_now) + 1 ))
 workload
 last=$(seq_now)

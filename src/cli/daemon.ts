@@ -38,9 +38,10 @@ Serve the pmemfs region file REGION at MOUNTPOINT.
      busy_timeout=MS      with busy=wait, give up after MS ms with ETXTBSY (default 30000)
      lease_break=SECONDS  grace before a broken lease is revoked (default 45)
      commit=SECONDS       background journal commit interval (default 5; 0 means 5)
-     powerfail            record unflushed stores so 'echo powerfail [SEED] > MNT/.pmemfs/ctl'
-                          can emulate a power failure (costs memory and write speed)
-     powerfail_at=N       (implies powerfail) the power fails at the Nth persistence point since the
+     nopowerfail          do not record unflushed stores (the default records them, so that
+                          'echo powerfail [SEED] > MNT/.pmemfs/ctl' can emulate a power failure;
+                          recording costs a page copy per first store between commits)
+     powerfail_at=N       (needs recording: not with nopowerfail) the power fails at the Nth persistence point since the
                           region was opened (seq= in .pmemfs/stats counts them); powerfail_seed=S
                           keeps a reproducible random half of the unflushed pages
      allow_other          let other users access the mount
@@ -80,7 +81,7 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
   if (pos.length !== 2) throw new CliError(`expected REGION and MOUNTPOINT, got ${pos.length} operand(s) (see pmemfs --help)`);
   const r: DaemonArgs = {
     region: resolvePath(pos[0]), mnt: resolvePath(pos[1]), foreground, allowOther: false, logLevel: 'info',
-    svc: { dax: 'always', busy: 'refuse', busyTimeoutMs: 30000, leaseBreakMs: 45000, readOnly: false, commitMs: 5000, powerfail: false },
+    svc: { dax: 'always', busy: 'refuse', busyTimeoutMs: 30000, leaseBreakMs: 45000, readOnly: false, commitMs: 5000, powerfail: true },
   };
   const int = (k: string, v: string, min: number, max: number) => {
     if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new CliError(`mount option ${k}=${v}: expected an integer from ${min} to ${max}`);
@@ -95,8 +96,10 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
       case 'busy_timeout': r.svc.busyTimeoutMs = int(k, v, 0, 86_400_000); break;
       case 'lease_break': r.svc.leaseBreakMs = int(k, v, 0, 86_400) * 1000; break;
       case 'commit': r.svc.commitMs = (int(k, v, 0, 86_400) || 5) * 1000; break;
-      case 'powerfail': if (o.includes('=')) throw new CliError('mount option powerfail takes no value'); r.svc.powerfail = true; break;
-      case 'powerfail_at': r.svc.powerfailAt = int(k, v, 1, 2 ** 31); r.svc.powerfail = true; break;
+      case 'powerfail': case 'nopowerfail':
+        if (o.includes('=')) throw new CliError(`mount option ${k} takes no value`);
+        r.svc.powerfail = k === 'powerfail'; break;
+      case 'powerfail_at': r.svc.powerfailAt = int(k, v, 1, 2 ** 31); break;
       case 'powerfail_seed': r.svc.powerfailSeed = int(k, v, 0, 2 ** 32 - 1); break;
       case 'allow_other': r.allowOther = true; break;
       case 'ro': r.svc.readOnly = true; break;
@@ -107,6 +110,7 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
       default: throw new CliError(`unknown mount option '${k}' (see pmemfs --help for the list)`);
     }
   }
+  if (r.svc.powerfailAt && !r.svc.powerfail) throw new CliError('mount option powerfail_at needs the recording that nopowerfail turns off: drop one of them');
   return r;
 }
 

@@ -34,6 +34,45 @@ export type PersistPoint = 'data' | 'log' | 'commit' | 'superblock' | 'all';
 
 export { PAGE_SIZE };
 
+/**
+ * Pre-images of unflushed pages, kept in 16 MiB slabs (no allocation per
+ * page: a page's first store costs one 4 KiB copy). Slabs stay for reuse.
+ */
+class PreImages {
+  private static readonly PER_SLAB = 4096;
+  private readonly slot = new Map<number, number>();   // page → slot
+  private readonly free: number[] = [];
+  private readonly slabs: Buffer[] = [];
+  private next = 0;
+
+  get size(): number { return this.slot.size; }
+
+  private view(s: number): Buffer {
+    const i = Math.floor(s / PreImages.PER_SLAB);
+    while (this.slabs.length <= i) this.slabs.push(Buffer.allocUnsafe(PreImages.PER_SLAB * PAGE_SIZE));
+    const off = (s % PreImages.PER_SLAB) * PAGE_SIZE;
+    return this.slabs[i].subarray(off, off + PAGE_SIZE);
+  }
+
+  /** The 4 KiB buffer that will hold page p's pre-image. */
+  take(p: number): Buffer {
+    const s = this.free.pop() ?? this.next++;
+    this.slot.set(p, s);
+    return this.view(s);
+  }
+
+  delete(p: number): void {
+    const s = this.slot.get(p);
+    if (s === undefined) return;
+    this.slot.delete(p);
+    this.free.push(s);
+  }
+
+  clear(): void { this.slot.clear(); this.free.length = 0; this.next = 0; }
+
+  *entries(): IterableIterator<[number, Buffer]> { for (const [p, s] of this.slot) yield [p, this.view(s)]; }
+}
+
 export class Region {
   readonly path: string;
   readonly size: number;
@@ -44,7 +83,7 @@ export class Region {
   /** Pages stored to since their last flush. */
   private readonly dirtyPages = new Set<number>();
   /** With recording on: each unflushed page's content as of its last flush. */
-  private preImages: Map<number, Buffer> | null = null;
+  private preImages: PreImages | null = null;
   /** Called at the start of every persistence point, before anything is flushed (crash harnesses). */
   onPersist: ((point: PersistPoint, seq: number) => void) | null = null;
   /** Persistence points so far (the N of "crash at the Nth persistence point"). */
@@ -132,11 +171,7 @@ export class Region {
     for (let p = Math.floor(off / PAGE_SIZE); p <= last; p++) {
       if (this.dirtyPages.has(p)) continue;
       this.dirtyPages.add(p);
-      if (this.preImages) {
-        const n = Math.min(PAGE_SIZE, this.size - p * PAGE_SIZE);
-        this.check(p * PAGE_SIZE, n);
-        this.preImages.set(p, this.readBuf(regionOff(p * PAGE_SIZE), n));
-      }
+      if (this.preImages) this.read(regionOff(p * PAGE_SIZE), this.preImages.take(p), 0, PAGE_SIZE);
     }
   }
 
@@ -144,7 +179,7 @@ export class Region {
   get unflushedPages(): number { return this.dirtyPages.size; }
 
   /** Start keeping pre-images of unflushed pages (power-failure emulation). */
-  recordUnflushed(): void { if (!this.preImages) this.preImages = new Map(); }
+  recordUnflushed(): void { if (!this.preImages) this.preImages = new PreImages(); }
   get recording(): boolean { return this.preImages !== null; }
 
   /**
@@ -159,7 +194,7 @@ export class Region {
     const fd = fs.openSync(dst, 'r+');
     const gone: number[] = [];
     try {
-      for (const [p, img] of this.preImages) if (lost(p)) { fs.writeSync(fd, img, 0, img.length, p * PAGE_SIZE); gone.push(p); }
+      for (const [p, img] of this.preImages.entries()) if (lost(p)) { fs.writeSync(fd, img, 0, img.length, p * PAGE_SIZE); gone.push(p); }
     } finally { fs.closeSync(fd); }
     return gone;
   }
@@ -174,7 +209,7 @@ export class Region {
   powerFail(lost: (page: number) => boolean): number {
     if (!this.preImages) throw new Error('powerFail needs recordUnflushed() from the start');
     let n = 0;
-    for (const [p, img] of this.preImages) {
+    for (const [p, img] of this.preImages.entries()) {
       if (!lost(p)) continue;
       this.each(p * PAGE_SIZE, img.length, (w, wOff, done, len) => { img.copy(w, wOff, done, done + len); });
       n++;
