@@ -293,6 +293,7 @@ export class Allocator {
 
   /** Bitmap blocks changed since the last call, with their encoded images. */
   takeDirtyBitmap(): Array<{ index: number; image: Buffer }> {
+    if (this.dirtyBitmap.size === 0) return [];   // most operations: every operation's end asks
     const out = [...this.dirtyBitmap].sort((a, b) => a - b).map((i) => ({ index: i, image: this.bitmapImage(i) }));
     this.dirtyBitmap.clear();
     return out;

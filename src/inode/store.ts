@@ -233,10 +233,8 @@ export class InodeStore {
 
   /** Runs of region blocks an inode references: data extents, fork extent, record and index blocks. */
   static usedRuns(inode: Inode): BlockRun[] {
-    const runs: BlockRun[] = inode.bmap.extents.map((e) => ({ start: regionBlock(e.regionBlock), len: blockCount(e.len) }));
-    if (inode.forkBlock) runs.push({ start: regionBlock(inode.forkBlock), len: blockCount(inode.forkBlocks) });
-    if (inode.records) for (const b of inode.records.allBlocks()) runs.push({ start: regionBlock(b), len: blockCount(1) });
-    return runs;
+    const data: BlockRun[] = inode.bmap.extents.map((e) => ({ start: regionBlock(e.regionBlock), len: blockCount(e.len) }));
+    return data.concat(InodeStore.metaRuns(inode));
   }
 
   /** Metadata blocks of an inode (fork extent, record and index blocks). */

@@ -42,18 +42,15 @@ export function allClaims(store: InodeStore): BlockClaim[] {
 export function validate(store: InodeStore, alloc: Allocator): Validation {
   const v: Validation = { overlaps: [], markedFree: [], leaked: 0, danglingEntries: [], multiLinkedDirs: [], unreachable: [], links: new Map(), subdirs: new Map() };
   const claims = allClaims(store);
+  // One pass in start order: `reach` is the claim reaching furthest so far, so a claim
+  // starting before its end overlaps it; distinct claimed blocks are what lies past that end.
   let reach: BlockClaim | null = null;
   let claimed = 0;
   for (const c of claims) {
-    if (reach && c.start < reach.start + reach.len) v.overlaps.push([c, reach]);
-    if (!reach || c.start + c.len > reach.start + reach.len) reach = c;
+    const reachEnd = reach ? reach.start + reach.len : -1;
+    if (c.start < reachEnd) v.overlaps.push([c, reach!]);
+    if (c.start + c.len > reachEnd) { claimed += c.start + c.len - Math.max(c.start, reachEnd); reach = c; }
     if (!alloc.isAllocated(c.start, c.len)) v.markedFree.push(c);
-  }
-  // Count distinct claimed blocks once to compare with the bitmap.
-  let end = -1;
-  for (const c of claims) {
-    const s = Math.max(c.start, end);
-    if (c.start + c.len > s) { claimed += c.start + c.len - s; end = c.start + c.len; }
   }
   const { dataStart, dataEnd } = alloc.geo;
   const inUse = dataEnd - dataStart - alloc.freeBlocks;

@@ -15,7 +15,6 @@ import { EXT_UNWRITTEN } from '../format/fork.js';
 import type { Transaction } from '../journal/tx.js';
 import { lastMappedBlock, unmapBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
 
-export { makeMapped, releaseAllBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import * as uapi from '../uapi.js';
 import type { Inode } from '../inode/inode.js';
