@@ -11,13 +11,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-# Runtime tools: libfuse 2 (fuse-native and the shim link against it), the
-# FUSE 2 helpers (fusermount, mount.fuse), xfs_io, getfattr/setfattr, fio, and
-# bindfs for the benchmark. Build tools: node-gyp needs python3, make and a
-# C/C++ compiler (the shim is C; it takes libfuse's headers
-# from fuse-shared-library-linux and links libfuse.so.2 from libfuse2).
-RUNTIME_PKGS=(libfuse2 fuse xfsprogs attr fio bindfs)
-BUILD_PKGS=(python3 make g++)
+# Runtime tools: fuse3 (libfuse3 and the FUSE 3 helpers: the setuid
+# fusermount3 for non-root mounts, mount.fuse3 for mount -t and fstab),
+# xfs_io, getfattr/setfattr, fio, and bindfs for the benchmark (bindfs keeps
+# working with fuse3 installed: fuse3 provides the fuse package it needs).
+# Build tools: node-gyp needs python3, make and a C compiler; the addon
+# (native/) includes libfuse3-dev's headers and links libfuse3.so.3.
+RUNTIME_PKGS=(fuse3 xfsprogs attr fio bindfs)
+BUILD_PKGS=(python3 make g++ pkg-config libfuse3-dev)
 COMMANDS=(pmemfs mkfs.pmemfs fsck.pmemfs pmemfs-io)
 LINK_DIR=/usr/local/bin
 # Any C++ addon built from source must use C++17 with Node 20's headers (mmap-io
@@ -25,7 +26,6 @@ LINK_DIR=/usr/local/bin
 # map offsets to a C int, so the shim maps the region itself). gyp's Makefile
 # puts $CXXFLAGS after the target's flags, so this one wins.
 NPM_CXXFLAGS=-std=gnu++17
-NATIVE_DEPS=(fuse-native)
 STAMP=node_modules/.pmemfs-setup.stamp
 
 step() { printf '==> %s\n' "$*"; }
@@ -61,12 +61,13 @@ install_packages() {
     return
   fi
   step "installing missing packages: ${missing[*]}"
-  if [[ " ${missing[*]} " == *" fuse "* ]] && pkg_installed fuse3; then
-    note "warning: Debian's fuse (FUSE 2 tools) conflicts with fuse3; apt-get will replace fuse3"
+  if [[ " ${missing[*]} " == *" fuse3 "* ]] && pkg_installed fuse; then
+    note "fuse3 replaces Debian's fuse (FUSE 2 tools); fusermount becomes a link to fusermount3 and libfuse2 programs (bindfs) keep working"
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update failed: check network access and /etc/apt/sources.list, then re-run"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null \
+  # force-confold: keep an /etc/fuse.conf edited before (else dpkg stops at a conffile prompt and leaves fuse3 unconfigured).
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null \
     || die "apt-get install ${missing[*]} failed (see above): fix the apt error and re-run"
   for p in "${missing[@]}"; do
     pkg_installed "$p" || die "package $p is still not installed after apt-get install"
@@ -116,28 +117,20 @@ install_node_modules() {
     note "up to date, skipping npm ci"
     return
   fi
-  # npm >= 11 runs dependency install scripts only when allowed; package.json's
-  # "allowScripts" allows fuse-native. The --allow-scripts flag is
-  # not an alternative: npm 11 rejects it in a project (EALLOWSCRIPTS) and
-  # accepts it only for global installs. The load check below catches a
-  # skipped script.
+  # No dependency needs an install script: the only native code is our own
+  # addon, built by npm run build below.
   local args=(ci --no-audit --no-fund)
   step "installing dependencies: CXXFLAGS=$NPM_CXXFLAGS npm ${args[*]}"
   CXXFLAGS=$NPM_CXXFLAGS npm "${args[@]}" </dev/null \
     || die "npm ci failed (see above): a network error means the npm registry is unreachable"
-  local d
-  for d in "${NATIVE_DEPS[@]}"; do
-    node -e "require('$d')" 2>/dev/null \
-      || die "$d was installed but its native binding does not load: npm skipped its install script; check 'allowScripts' in package.json and run 'npm rebuild $d'"
-  done
   echo "$want" >"$STAMP"
   note "installed"
 }
 
 build() {
-  step "building: npm run build (native shim + TypeScript)"
+  step "building: npm run build (native addon + TypeScript)"
   npm run build </dev/null \
-    || die "npm run build failed (see above): fix the native-shim or TypeScript errors, then re-run npm run setup"
+    || die "npm run build failed (see above): fix the native/ or TypeScript errors, then re-run npm run setup"
 }
 
 # A link we own is replaced freely; anything else in the way is left alone.
@@ -169,21 +162,21 @@ link_commands() {
 
 # `mount -t fuse.pmemfs REGION MNT -o OPTS`: mount(8) finds no
 # /sbin/mount.fuse.pmemfs and falls back to /sbin/mount.fuse (type minus its
-# subtype). Debian's mount.fuse (libfuse 2) strips "fuse." from the type and
+# subtype), which fuse3 links to mount.fuse3. It strips "fuse." from the type and
 # runs `/bin/sh -c "pmemfs REGION MNT -o OPTS"` with the caller's environment
 # (execl of /bin/sh, no PATH of its own), so `pmemfs` is found through PATH:
 # /usr/local/bin is on root's PATH in login shells, sudo and systemd.
 check_mount_helper() {
   step "checking mount -t fuse.pmemfs support"
   local helper='' h
-  for h in "$(command -v mount.fuse || true)" /sbin/mount.fuse /usr/sbin/mount.fuse; do
+  for h in "$(command -v mount.fuse3 || true)" /sbin/mount.fuse3 /usr/sbin/mount.fuse3; do
     if [[ -n $h && -x $h ]]; then helper=$h; break; fi
   done
-  [[ -n $helper ]] || die "mount.fuse not found: install Debian's fuse package (apt-get install fuse)"
+  [[ -n $helper ]] || die "mount.fuse3 not found: install Debian's fuse3 package (apt-get install fuse3)"
   local found
   found=$(command -v pmemfs || true)
   if [[ -z $found ]]; then
-    note "warning: $LINK_DIR is not on this PATH, so mount.fuse will not find 'pmemfs' from here"
+    note "warning: $LINK_DIR is not on this PATH, so mount.fuse3 will not find 'pmemfs' from here"
   elif [[ $found != "$LINK_DIR/pmemfs" ]]; then
     die "'pmemfs' on PATH is $found, not $LINK_DIR/pmemfs: remove $found or put $LINK_DIR first in PATH"
   else

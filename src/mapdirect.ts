@@ -17,7 +17,7 @@
  */
 import * as fs from 'node:fs';
 import { getBmap, regionInfo, errnoError, type IoShim, type RegionInfo } from './cli/io/ioctls.js';
-import { loadShim } from './native.js';
+import { loadNative } from './native.js';
 import { fileOff, regionOff, type FileOff, type RegionOff } from './types.js';
 import * as uapi from './uapi.js';
 
@@ -36,7 +36,7 @@ export interface DirectMapping {
 }
 
 export interface MapDirectOptions {
-  /** the native binding (tests inject a fake); default loadShim() */
+  /** the native binding (tests inject a fake); default loadNative() */
   shim?: IoShim;
   /** called on SIGIO (lease break); without it SIGIO keeps its default action */
   onBreak?: () => void;
@@ -52,7 +52,7 @@ export async function mapDirect(path: string, off: number, len: number, opts: Ma
   if (!Number.isSafeInteger(off) || !Number.isSafeInteger(len) || off < 0 || len < 0) {
     throw errnoError('EINVAL', 'mapdirect', `bad range offset ${off} length ${len}`);
   }
-  const sys = opts.shim ?? loadShim();
+  const sys = opts.shim ?? loadNative();
   const fd = fs.openSync(path, fs.constants.O_RDWR);
   let leased = false;
   const onSigio = () => opts.onBreak?.();
@@ -126,7 +126,7 @@ function mapExtents(regionPath: string, extents: readonly DirectExtent[]): Buffe
     return extents.map((x) => {
       const base = x.phys - (x.phys % PAGE_SIZE);
       const lead = x.phys - base;
-      const whole = loadShim().mmap(rfd, base, lead + x.len, true);
+      const whole = loadNative().mmap(rfd, base, lead + x.len, true);
       return whole.subarray(lead, lead + x.len);
     });
   } finally {

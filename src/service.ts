@@ -196,12 +196,12 @@ export class PmemService {
 
   private registerIoctls(): void {
     const d = this.ioctls, fs = this.fs;
-    const inodeOf = (r: IoctlRequest) => (r.fh && fs.hasHandle(r.fh) ? fs.handle(r.fh).inode : fs.resolve(r.path));
-    d.register(uapi.PMEMFS_IOC_SEAL, 'seal', (r) => { this.seals.seal(r.path, r.caller); return null; });
-    d.register(uapi.PMEMFS_IOC_UNSEAL, 'unseal', (r) => { this.seals.unseal(r.path, r.caller); return null; });
+    const inodeOf = (r: IoctlRequest) => r.inode;
+    d.register(uapi.PMEMFS_IOC_SEAL, 'seal', (r) => { this.seals.seal(r.inode, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_UNSEAL, 'unseal', (r) => { this.seals.unseal(r.inode, r.caller); return null; });
     d.register(uapi.PMEMFS_IOC_LEASE, 'lease', (r) => { this.seals.lease(r.fh, r.path, r.caller); return null; });
     d.register(uapi.PMEMFS_IOC_UNLEASE, 'unlease', (r) => { this.seals.unlease(r.fh, r.path, r.caller); return null; });
-    d.register(uapi.PMEMFS_IOC_BREAK, 'break', (r) => { this.seals.breakLeases(r.path, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_BREAK, 'break', (r) => { this.seals.breakLeases(r.inode, r.caller); return null; });
     d.register(uapi.FS_IOC_FSGETXATTR, 'fsgetxattr', (r) => {
       const inode = inodeOf(r);
       const out = Buffer.alloc(uapi.FSXATTR.size);
@@ -223,13 +223,14 @@ export class PmemService {
       if ((x & uapi.FS_XFLAG_DAX) && fs.opts.dax !== 'always') throw new FsError('EOPNOTSUPP', 'fssetxattr', r.path, 'per-file DAX needs a dax=always mount');
       const wantSeal = (x & uapi.PMEMFS_XFLAG_SEALED) !== 0;
       if (wantSeal !== (inode.sealKind !== 'none')) {
-        if (wantSeal) this.seals.seal(r.path, r.caller); else this.seals.unseal(r.path, r.caller);
+        if (wantSeal) this.seals.seal(inode, r.caller); else this.seals.unseal(inode, r.caller);
       }
       return null;
     });
     for (const [cmd, mode] of [[uapi.PMEMFS_IOC_FCOLLAPSE, 'collapse'], [uapi.PMEMFS_IOC_FINSERT, 'insert']] as const) {
       d.register(cmd, mode, async (r) => {
-        await fs.shift(r.path, mode, u64Field(r.input!, uapi.RANGE.off, 'offset', mode), u64Field(r.input!, uapi.RANGE.len, 'length', mode), r.fh);
+        await fs.shift(r.inode, mode, u64Field(r.input!, uapi.RANGE.off, 'offset', mode), u64Field(r.input!, uapi.RANGE.len, 'length', mode), r.fh);
+        fs.externalChange(r.inode, true);   // the data moved under the page cache
         return null;
       });
     }

@@ -1,7 +1,7 @@
 /**
  * @file The user-visible ABI of pmemfs, in one place: ioctl numbers, the
  * byte layouts of their payloads, xattr names, flag bits and control-file
- * paths. Its C twin is native-shim/include/pmemfs_uapi.h; test/unit/uapi.test.ts
+ * paths. Its C twin is native/include/pmemfs_uapi.h; test/unit/uapi.test.ts
  * compiles the header and checks that every number and offset agrees.
  *
  * All payloads are little-endian, naturally aligned, with u64 for every offset

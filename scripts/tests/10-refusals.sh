@@ -112,8 +112,8 @@ else
   _log "skipped this case: cannot make a private tmpfs /dev here (unshare -m or mknod not permitted)"
 fi
 
-_log "pmemfs: no libfuse (an empty file bound over libfuse.so.2 in a private mount namespace)"
-LIBFUSE=$(readlink -f "$(ldconfig -p | sed -n 's/.*libfuse\.so\.2 (libc6,x86-64) => //p' | head -n1)" 2>/dev/null || true)
+_log "pmemfs: no libfuse (an empty file bound over libfuse3.so.3 in a private mount namespace)"
+LIBFUSE=$(readlink -f "$(ldconfig -p | sed -n 's/.*libfuse3\.so\.3 (libc6,x86-64) => //p' | head -n1)" 2>/dev/null || true)
 NOLIB_SH='mount --bind /dev/null "$0" || exit 99
 exec "$@"'
 if [[ -f $LIBFUSE ]] && unshare -m --propagation private sh -c "$NOLIB_SH" "$LIBFUSE" true >/dev/null 2>&1; then
@@ -121,7 +121,7 @@ if [[ -f $LIBFUSE ]] && unshare -m --propagation private sh -c "$NOLIB_SH" "$LIB
     unshare -m --propagation private sh -c "$NOLIB_SH" "$LIBFUSE" "$PMEMFS" "$REGION" "$MNT" -f
   (( LAST_RC != 99 )) || _fail "libfuse could not be hidden from the daemon"
 else
-  _log "skipped this case: cannot hide libfuse.so.2 here (not found, or no private mount namespace)"
+  _log "skipped this case: cannot hide libfuse3.so.3 here (not found, or no private mount namespace)"
 fi
 
 _log "pmemfs: a busy mount point"

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadShim } from '../native.js';
+import { loadNative } from '../native.js';
 
 /** Package root, found from this file whether it runs from src/ or dist/src/. */
 export function packageRoot(): string {
@@ -74,7 +74,7 @@ export const LOCK_NB = 4;
  */
 export function lockRegion(fd: number, path: string, mode: 'exclusive' | 'shared', code = 1): void {
   try {
-    loadShim().flock(fd, (mode === 'exclusive' ? LOCK_EX : LOCK_SH) | LOCK_NB);
+    loadNative().flock(fd, (mode === 'exclusive' ? LOCK_EX : LOCK_SH) | LOCK_NB);
   } catch (e) {
     const c = (e as NodeJS.ErrnoException).code;
     if (c === 'EWOULDBLOCK' || c === 'EAGAIN') {

@@ -20,7 +20,7 @@ import type { LevelWithSilent } from 'pino';
 import { FormatError } from '../format/layout.js';
 import { FuseSession } from '../fuse/session.js';
 import { configureLog, fatalSync } from '../log.js';
-import { loadFuse, loadShim } from '../native.js';
+import { loadNative } from '../native.js';
 import { PmemService, type ServiceOptions } from '../service.js';
 import { readSuperblock } from '../vfs/mount.js';
 import { CliError, lockRegion, runMain, version } from './common.js';
@@ -52,7 +52,8 @@ Serve the pmemfs region file REGION at MOUNTPOINT.
   -h, --help       this text
   -V, --version    the version
 
-Unmount with 'umount MOUNTPOINT' or 'fusermount -u MOUNTPOINT'.
+Unmount with 'umount MOUNTPOINT' or 'fusermount3 -u MOUNTPOINT'.
+A non-root user mounts a region they own through the setuid fusermount3.
 `;
 
 const IGNORED = new Set(['rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'atime', 'noatime', 'relatime',
@@ -131,12 +132,15 @@ function mountsAt(dir: string): string[] {
 
 /** Everything that can be checked before forking; each failure is one clear CliError. */
 function preflight(a: DaemonArgs): void {
-  try { fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK); } catch (e) {
-    throw new CliError(`cannot open /dev/fuse (${(e as NodeJS.ErrnoException).code}): load the fuse module (modprobe fuse) or give this process access to /dev/fuse`);
+  if (!fs.existsSync('/dev/fuse')) throw new CliError('/dev/fuse is missing: load the fuse module (modprobe fuse)');
+  if (process.getuid?.() !== 0) {
+    // libfuse mounts through the setuid fusermount3 when it cannot open /dev/fuse itself.
+    const helper = ['/usr/bin/fusermount3', '/bin/fusermount3'].find((p) => fs.existsSync(p));
+    if (!helper) throw new CliError('fusermount3 not found: a non-root mount needs it (install the fuse3 package; npm run setup does)');
   }
-  try { loadShim(); loadFuse(); } catch (e) {
+  try { loadNative(); } catch (e) {
     const msg = (e as Error).message;
-    if (/libfuse/.test(msg)) throw new CliError('libfuse.so.2 cannot be loaded: install the libfuse2 package (npm run setup does)');
+    if (/libfuse3/.test(msg)) throw new CliError('libfuse3.so.3 cannot be loaded: install the libfuse3-3 package (npm run setup does)');
     throw new CliError(`the native parts cannot be loaded (${msg.split('\n')[0]}): run npm run setup`);
   }
   let st: fs.Stats;
@@ -200,7 +204,7 @@ async function serve(a: DaemonArgs): Promise<number> {
   }
   const session = new FuseSession(svc, a.mnt, { allowOther: a.allowOther, fsname: a.region }, log.child({ module: 'fuse' }));
   try {
-    await session.mount();
+    session.mount();
   } catch (e) {
     svc.close();
     throw new CliError(`mounting ${a.mnt} failed: ${(e as Error).message}`);
@@ -211,21 +215,18 @@ async function serve(a: DaemonArgs): Promise<number> {
     // Answer the ctl write, detach the mount (never synchronously: this thread serves it), and stop
     // without any unmount-time flush: the region file already is the post-failure image.
     setTimeout(() => {
-      const child = spawn('fusermount', ['-u', '-z', real], { detached: true, stdio: 'ignore' });
-      child.on('error', () => { /* the mount stays until the admin unmounts it */ });
-      child.unref();
+      session.unmount();
       log.flush();
       setTimeout(() => process.exit(0), 200);
     }, 50);
   };
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = async (why: string, unmount: boolean) => {
+    const stop = async (why: string) => {
       if (stopping) return;
       stopping = true;
-      clearInterval(watch);
       log.info({ why }, 'unmounting');
-      if (unmount) await session.unmount();
+      session.unmount();   // unmounts unless the kernel already ended the session
       try { svc.close(); } catch (e) { fatalSync('flushing the region at unmount failed', e); resolve(1); return; }
       fs.closeSync(lockFd);
       if (svc.fs.tx.halted) log.warn('stopped after an emulated power failure: not unmounted cleanly (the next mount recovers)');
@@ -233,9 +234,9 @@ async function serve(a: DaemonArgs): Promise<number> {
       log.flush();
       resolve(0);
     };
-    // umount/fusermount -u from outside ends the session without telling fuse-native; notice it.
-    const watch = setInterval(() => { if (!mountsAt(real).some((m) => m.startsWith('fuse.pmemfs') || m.startsWith('fuse '))) void stop('unmounted externally', false); }, 300);
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig, true));
+    // umount/fusermount3 -u from outside: the device read fails with ENODEV and the session says so.
+    session.onEnded = (why) => void stop(why);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
   });
 }
 

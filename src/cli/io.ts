@@ -14,7 +14,7 @@
 import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
-import { loadShim } from '../native.js';
+import { loadNative } from '../native.js';
 import { defaultContext, helpText, runCommand, type IoContext } from './io/commands.js';
 import { errorLine } from './io/format.js';
 import { version } from './common.js';
@@ -56,7 +56,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
   }
-  const ctx = defaultContext({ fd, path: path ?? '', readOnly: !!o.read, sys: loadShim() });
+  const ctx = defaultContext({ fd, path: path ?? '', readOnly: !!o.read, sys: loadNative() });
   const ok = o.command ? await runBatch(ctx, o.command) : await runPrompt(ctx);
   process.exitCode = ok ? 0 : 1;
 }

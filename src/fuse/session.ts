@@ -1,21 +1,18 @@
 /**
- * @file One FUSE session: the native shim's hook configured (extra mount
- * args, direct_io for control files, ioctl/fallocate/utimens handlers),
- * fuse-native mounted with the adapter's op table, and a clean stop.
+ * @file One FUSE session: libfuse3's low-level API driven from the Node
+ * event loop (native/src/session.c), with FuseTransport's handlers.
  *
- * Mount arguments (libfuse 2 high-level): big_writes (128 KiB writes instead
- * of 4 KiB: ~10× write throughput), use_ino (our inode numbers in st_ino, so
- * hard links show one inode), default_permissions (the kernel checks access
- * from mode/uid/gid; fuse-native gives no caller context on most ops), and
- * attr_timeout=0 (hard links: see mount()), and direct_io on dax=always mounts (no page cache: every read/write reaches the
- * region, like fsdax; client mmap then fails with ENODEV).
+ * Mount options: default_permissions (the kernel checks access from
+ * mode/uid/gid), allow_other when asked, ro on read-only mounts, and
+ * fsname/subtype so mount(8) shows `REGION on MNT type fuse.pmemfs`. As a
+ * non-root user libfuse mounts through the setuid fusermount3. Requests
+ * of up to 1 MiB (init sets max_write; the kernel derives max_pages);
+ * dax=always files are opened FOPEN_DIRECT_IO (no page cache, like fsdax).
  */
 import type { Logger } from 'pino';
-import { loadFuse, loadShim } from '../native.js';
+import { loadNative } from '../native.js';
 import type { PmemService } from '../service.js';
-import { CTL_DIR } from '../uapi.js';
-import { ROOT_CALLER, type Caller } from '../vfs/fs.js';
-import { FuseAdapter } from './adapter.js';
+import { FuseTransport } from './lowlevel.js';
 
 export interface SessionOptions {
   allowOther: boolean;
@@ -23,43 +20,45 @@ export interface SessionOptions {
 }
 
 export class FuseSession {
-  private fuse: { mount(cb: (err?: Error) => void): void; unmount(cb: (err?: Error) => void): void } | null = null;
+  private transport: FuseTransport | null = null;
+  private live = false;
+  /** Called once if the kernel ends the session (umount or fusermount3 -u from outside). */
+  onEnded: ((why: string) => void) | null = null;
 
   constructor(private readonly svc: PmemService, private readonly mnt: string, private readonly o: SessionOptions, private readonly log: Logger) {}
 
-  /** Mount; resolves once the kernel has the mount. @throws Error from libfuse/fuse-native */
-  async mount(): Promise<void> {
-    const shim = loadShim();
-    const Fuse = loadFuse();
-    // fuse_new (library) options go through the shim; kernel mount options through fuse-native.
-    // attr_timeout=0: libfuse 2's high-level API gives every *name* its own
-    // kernel inode, so a hard link's other names would show a stale nlink
-    // (and ctime) for attr_timeout seconds after link/unlink.
-    const args = ['-obig_writes', '-ouse_ino', '-oattr_timeout=0'];
-    if (this.svc.opts.dax === 'always') args.push('-odirect_io');
-    shim.setMountArgs(args);
-    shim.setDirectIoPrefix('/' + CTL_DIR + '/');
-    const adapter = new FuseAdapter({
-      fs: this.svc.fs, ctl: this.svc.ctl, ioctl: this.svc.ioctls, log: this.log,
-      takeCaller: (path: string): Caller => shim.takeCallerContext(path) ?? ROOT_CALLER,
+  /** The request handlers (stats for .pmemfs/stats). */
+  get handlers(): FuseTransport | null { return this.transport; }
+
+  /** Mount; returns once the kernel has the mount. @throws Error from libfuse (its reason is on stderr) */
+  mount(): void {
+    const native = loadNative();
+    const region = this.svc.mounted.region;
+    native.setRegion(region.fd, region.size);
+    this.transport = new FuseTransport({
+      fs: this.svc.fs, ctl: this.svc.ctl, ioctl: this.svc.ioctls, native, log: this.log,
+      onEnded: (why) => {
+        if (!this.live) return;
+        this.live = false;
+        this.log.info({ why }, 'FUSE session ended');
+        // Never from inside the poll callback: the stop path destroys the session.
+        setImmediate(() => this.onEnded?.(why));
+      },
     });
-    shim.setHandlers(adapter.shimHandlers());
-    const fuse = new Fuse(this.mnt, adapter.ops(), {
-      timeout: false, mkdir: false, force: false, defaultPermissions: true, allowOther: this.o.allowOther,
-      fsname: this.o.fsname.replace(/[,\\]/g, '_'), subtype: 'pmemfs',
-    });
-    await new Promise<void>((resolve, reject) => fuse.mount((err?: Error) => (err ? reject(err) : resolve())));
-    this.fuse = fuse;
+    // libfuse's option parser takes commas and backslashes as syntax.
+    const opts = [`fsname=${this.o.fsname.replace(/[,\\]/g, '_')}`, 'subtype=pmemfs', 'default_permissions'];
+    if (this.o.allowOther) opts.push('allow_other');
+    if (this.svc.opts.readOnly) opts.push('ro');
+    native.sessionStart(this.mnt, opts.join(','), this.transport.handlers());
+    this.live = true;
   }
 
-  /** Ask the kernel to unmount (lazy, so a busy mount still detaches); resolves when done. */
-  unmount(): Promise<void> {
-    const f = this.fuse;
-    this.fuse = null;
-    if (!f) return Promise.resolve();
-    return new Promise((resolve) => f.unmount((err?: Error) => {
-      if (err) this.log.warn({ err }, 'unmount reported an error');
-      resolve();
-    }));
+  /** Stop serving: unmount (lazily, so a busy mount still detaches) unless the kernel already ended it. */
+  unmount(): void {
+    const wasLive = this.live;
+    this.live = false;
+    if (!this.transport) return;
+    loadNative().sessionStop(wasLive);
+    this.transport = null;
   }
 }

@@ -54,6 +54,8 @@ export class InodeStore {
   readonly alloc: Allocator;
   readonly journal: Journal;
   readonly inodes = new Map<number, Inode>();
+  /** Set by the FUSE transport: whether the kernel still holds this inode number. */
+  referenced: ((ino: number) => boolean) | null = null;
   private freeSlots: number[] = [];   // inode numbers below the high-water mark, unused
   private op: StoreOp | null = null;
 
@@ -209,8 +211,15 @@ export class InodeStore {
    */
   allocIno(): number {
     const op = this.needOp();
-    const slot = this.freeSlots.pop();
-    if (slot !== undefined) { op.slotOps.push(['pop', slot]); return slot; }
+    // A number the kernel still references (FUSE lookup count) is skipped, so a
+    // node id names one inode until the kernel forgets it (fuse_lowlevel.h, forget).
+    for (let i = this.freeSlots.length - 1; i >= 0 && i >= this.freeSlots.length - 64; i--) {
+      const slot = this.freeSlots[i];
+      if (this.referenced?.(slot)) continue;
+      this.freeSlots.splice(i, 1);
+      op.slotOps.push(['pop', slot]);
+      return slot;
+    }
     if (this.sb.inodeHwm >= this.sb.inodeCount) throw new FsError('ENOSPC', 'create', undefined, `all ${this.sb.inodeCount} inodes in use`);
     this.sb.inodeHwm += 1;
     op.sbDirty = true;

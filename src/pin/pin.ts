@@ -59,6 +59,7 @@ export class PinManager {
     if (!inode.bmap.map(fb0, fb1 - fb0).some((s) => s.regionBlock === HOLE || s.flags & EXT_UNWRITTEN)) return;
     const permit = this.fs.guard.allocPermit({ op: 'pin', path, inode });
     this.fs.tx.run((tx) => makeMapped(this.fs.data, tx, inode, permit, fb0, fb1));
+    this.fs.externalChange(inode, false);   // st_blocks grew
   }
 
   /**
@@ -93,6 +94,12 @@ export class PinManager {
         if (inode && inode.nlink === 0) this.fs.maybeReap(tx, inode);
       }
     });
+    // A device (the DMA emulator) may have stored into the pinned pages behind the
+    // kernel's back: a dax=never page cache must read them again.
+    for (const ino of inos) {
+      const inode = this.fs.inodeOf(ino);
+      if (inode) this.fs.externalChange(inode, true);
+    }
   }
 
   /** Lines for MNT/.pmemfs/busy, in the contract's format. */

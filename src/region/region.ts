@@ -21,7 +21,7 @@
  * MAP_DIRECT client) bypass this and count as flushed.
  */
 import * as fs from 'node:fs';
-import { loadShim } from '../native.js';
+import { loadNative } from '../native.js';
 import { regionOff, type RegionOff } from '../types.js';
 
 const PAGE_SIZE = 4096;
@@ -118,7 +118,7 @@ export class Region {
     if (!w) {
       const base = i * WINDOW_SIZE;
       const len = Math.min(WINDOW_SIZE, this.size - base);
-      w = loadShim().mmap(this.fd, base, len, !this.readOnly);
+      w = loadNative().mmap(this.fd, base, len, !this.readOnly);
       this.windows[i] = w;
     }
     return w;
@@ -215,7 +215,7 @@ export class Region {
       n++;
     }
     this.preImages.clear(); this.dirtyPages.clear();
-    for (const w of this.windows) if (w) loadShim().msync(w, 0, w.length);
+    for (const w of this.windows) if (w) loadNative().msync(w, 0, w.length);
     fs.fsyncSync(this.fd);
     this.halted = true;
     return n;
@@ -263,7 +263,7 @@ export class Region {
     const page = PAGE_SIZE;
     const start = Math.floor(off / page) * page;
     const end = Math.min(this.size, Math.ceil((off + len) / page) * page);
-    this.each(start, end - start, (w, wOff, _d, n) => { loadShim().msync(w, wOff, n); });
+    this.each(start, end - start, (w, wOff, _d, n) => { loadNative().msync(w, wOff, n); });
     this.flushed(start / page, end / page - 1);
   }
 
@@ -281,7 +281,7 @@ export class Region {
       while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
       const start = pages[i] * PAGE_SIZE;
       const end = Math.min(this.size, (pages[j - 1] + 1) * PAGE_SIZE);
-      this.each(start, end - start, (w, wOff, _d, n) => { loadShim().msync(w, wOff, n); });
+      this.each(start, end - start, (w, wOff, _d, n) => { loadNative().msync(w, wOff, n); });
       i = j;
     }
     fs.fdatasyncSync(this.fd);
@@ -293,7 +293,7 @@ export class Region {
   persistAll(): void {
     if (this.readOnly) return;
     this.point('all');
-    for (const w of this.windows) if (w) loadShim().msync(w, 0, w.length);
+    for (const w of this.windows) if (w) loadNative().msync(w, 0, w.length);
     fs.fsyncSync(this.fd);
     this.dirtyPages.clear();
     this.preImages?.clear();

@@ -49,10 +49,10 @@ export class SealManager {
   }
 
   /** Persistent seal. Idempotent. @throws FsError EPERM, EINVAL, ENOSPC, EROFS */
-  seal(path: string, caller: Caller): void {
+  seal(t: Inode | string, caller: Caller): void {
+    const { inode, path } = this.fs.target(t);
     this.requireRoot(caller, 'seal', path);
     if (this.fs.opts.readOnly) throw new FsError('EROFS', 'seal', path);
-    const inode = this.fs.resolve(path);
     this.sealInode(inode, path);
   }
 
@@ -70,9 +70,9 @@ export class SealManager {
   }
 
   /** Clear the persistent seal. Idempotent. @throws FsError EPERM, ETXTBSY while leased or pinned */
-  unseal(path: string, caller: Caller): void {
+  unseal(t: Inode | string, caller: Caller): void {
+    const { inode, path } = this.fs.target(t);
     this.requireRoot(caller, 'unseal', path);
-    const inode = this.fs.resolve(path);
     this.unsealInode(inode, path);
   }
 
@@ -130,9 +130,9 @@ export class SealManager {
    * Break every lease on the file: SIGIO to each holder now, revocation
    * after lease_break. @throws FsError EPERM for non-root
    */
-  breakLeases(path: string, caller: Caller): number {
+  breakLeases(t: Inode | string, caller: Caller): number {
+    const { inode, path } = this.fs.target(t);
     this.requireRoot(caller, 'break', path);
-    const inode = this.fs.resolve(path);
     const deadline = Date.now() + this.leaseBreakMs;
     let n = 0;
     for (const l of inode.leases) {

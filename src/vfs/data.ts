@@ -41,6 +41,53 @@ export function readData(c: DataContext, inode: Inode, dst: Buffer, len: number,
 }
 
 /**
+ * Where file bytes [off, off+len) live, for a read answered straight from
+ * the region (the FUSE transport sends these ranges with one writev): pairs
+ * (region byte offset, or -1 for zeroes; length in bytes) stored in
+ * out[base..], neighbours merged. Short at EOF, like readData.
+ * @returns the number of pairs, or -1 when more than maxSegs are needed (use readData)
+ */
+export function mapRead(c: DataContext, inode: Inode, len: number, off: number, out: Float64Array, base: number, maxSegs: number): number {
+  if (off >= inode.size || len <= 0) return 0;
+  const n = Math.min(len, inode.size - off);
+  const bs = c.blockSize;
+  const fb0 = Math.floor(off / bs);
+  let k = 0;
+  for (const seg of inode.bmap.map(fb0, ceilDiv(off + n, bs) - fb0)) {
+    const s = Math.max(off, seg.fileBlock * bs), e = Math.min(off + n, (seg.fileBlock + seg.len) * bs);
+    const at = seg.regionBlock === HOLE || (seg.flags & EXT_UNWRITTEN) ? -1 : seg.regionBlock * bs + (s - seg.fileBlock * bs);
+    const prev = base + 2 * (k - 1);
+    if (k > 0 && ((at === -1 && out[prev] === -1) || (at !== -1 && out[prev] !== -1 && out[prev] + out[prev + 1] === at))) {
+      out[prev + 1] += e - s;
+      continue;
+    }
+    if (k === maxSegs) return -1;
+    out[base + 2 * k] = at;
+    out[base + 2 * k + 1] = e - s;
+    k++;
+  }
+  return k;
+}
+
+/**
+ * lseek SEEK_DATA / SEEK_HOLE (Linux semantics, as XFS without dirty page
+ * cache: unwritten extents count as holes; the end of file is a hole).
+ * @returns the byte offset found
+ * @throws FsError ENXIO when off is at or past EOF, or (SEEK_DATA) no data follows
+ */
+export function seekData(c: DataContext, inode: Inode, off: number, what: 'data' | 'hole'): number {
+  if (off < 0 || off >= inode.size) throw new FsError('ENXIO', 'lseek');
+  const bs = c.blockSize;
+  const fb0 = Math.floor(off / bs);
+  const isData = (seg: { regionBlock: number; flags: number }) => seg.regionBlock !== HOLE && !(seg.flags & EXT_UNWRITTEN);
+  for (const seg of inode.bmap.map(fb0, ceilDiv(inode.size, bs) - fb0)) {
+    if (isData(seg) === (what === 'data')) return Math.min(inode.size, Math.max(off, seg.fileBlock * bs));
+  }
+  if (what === 'hole') return inode.size;
+  throw new FsError('ENXIO', 'lseek', undefined, 'no data at or after the offset');
+}
+
+/**
  * Write src[0, len) at file offset off. Sealed files take in-place writes
  * within EOF only. Allocates holes (one all-or-nothing allocation) and
  * converts unwritten extents.

@@ -65,6 +65,16 @@ export class PmemFs {
   readonly data: DataContext;
   /** Set by the service: persistent seals are also reachable as the trusted.pmemfs.sealed xattr. */
   seals: { sealInode(inode: Inode, path: string): void; unsealInode(inode: Inode, path: string): void } | null = null;
+  /**
+   * Kernel references per inode number (FUSE lookup counts, kept by the
+   * transport): a referenced number is not reused for a new inode.
+   */
+  readonly kernelRefs = new Map<number, number>();
+  /**
+   * Set by the FUSE transport: something changed an inode's attributes
+   * (and with `data`, its contents) without a kernel request saying so.
+   */
+  onExternalChange: ((inode: Inode, data: boolean) => void) | null = null;
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
   /** Directory ino → parent ino, built on first use and kept by mkdir, rmdir and rename. */
@@ -73,6 +83,12 @@ export class PmemFs {
   constructor(p: { store: InodeStore; tx: TxManager; guard: LayoutGuard; pins: PinRegistry; opts: FsOptions; log: Logger }) {
     this.store = p.store; this.tx = p.tx; this.guard = p.guard; this.pins = p.pins; this.opts = p.opts; this.log = p.log;
     this.data = { region: p.store.region, alloc: p.store.alloc, guard: p.guard, blockSize: p.store.sb.blockSize };
+    p.store.referenced = (ino) => this.kernelRefs.has(ino);
+  }
+
+  /** Report a change the kernel did not make (seal fill, pins, collapse, DMA writes): its caches drop it. */
+  externalChange(inode: Inode, data: boolean): void {
+    this.onExternalChange?.(inode, data);
   }
 
   get blockSize(): number { return this.store.sb.blockSize; }
@@ -98,6 +114,16 @@ export class PmemFs {
     let cur = this.root();
     for (const name of splitPath(path)) cur = this.lookup(cur, name, path);
     return cur;
+  }
+
+  /**
+   * The inode an attribute or data operation names: an Inode as is (the
+   * FUSE transport works by node id), or an absolute path to resolve.
+   * @returns the inode and a label for messages (the path, or "inode N")
+   * @throws FsError ENOENT, ENOTDIR, ENAMETOOLONG for a path that does not resolve
+   */
+  target(t: Inode | string): { inode: Inode; path: string } {
+    return typeof t === 'string' ? { inode: this.resolve(t), path: t } : { inode: t, path: `inode ${t.ino}` };
   }
 
   /** The parent directory of a directory (the root is its own parent). */
@@ -157,9 +183,9 @@ export class PmemFs {
 
   getattr(path: string): Stat { return this.stat(this.resolve(path)); }
 
-  chmod(path: string, mode: number): void {
+  chmod(t: Inode | string, mode: number): void {
+    const { inode, path } = this.target(t);
     this.writable('chmod', path);
-    const inode = this.resolve(path);
     this.run((tx) => {
       inode.mode = (inode.mode & S_IFMT) | (mode & 0o7777);
       inode.touchCtime();
@@ -167,9 +193,9 @@ export class PmemFs {
     });
   }
 
-  chown(path: string, uid: number, gid: number): void {
+  chown(t: Inode | string, uid: number, gid: number): void {
+    const { inode, path } = this.target(t);
     this.writable('chown', path);
-    const inode = this.resolve(path);
     this.run((tx) => {
       if (uid !== -1 && uid !== 0xffffffff) inode.uid = uid;
       if (gid !== -1 && gid !== 0xffffffff) inode.gid = gid;
@@ -183,9 +209,9 @@ export class PmemFs {
     });
   }
 
-  utimens(path: string, atime: TimeSpec, mtime: TimeSpec): void {
+  utimens(t: Inode | string, atime: TimeSpec, mtime: TimeSpec): void {
+    const { inode, path } = this.target(t);
     this.writable('utimens', path);
-    const inode = this.resolve(path);
     const now = nowTimespec();
     const pick = (t: TimeSpec, cur: Timespec) => (t === 'now' ? now : t === 'omit' ? cur : t);
     this.run((tx) => {
@@ -198,8 +224,8 @@ export class PmemFs {
 
   // --- namespace -------------------------------------------------------------
 
-  readdir(path: string): string[] {
-    const inode = this.resolve(path);
+  readdir(t: Inode | string): string[] {
+    const { inode, path } = this.target(t);
     if (!inode.isDir) throw new FsError('ENOTDIR', 'readdir', path);
     return ['.', '..', ...inode.dirents!.keys()];
   }
@@ -290,8 +316,8 @@ export class PmemFs {
     });
   }
 
-  readlink(path: string): string {
-    const inode = this.resolve(path);
+  readlink(t: Inode | string): string {
+    const { inode, path } = this.target(t);
     if (!inode.isSymlink) throw new FsError('EINVAL', 'readlink', path);
     return inode.symlink!.toString('utf8');
   }
@@ -412,8 +438,8 @@ export class PmemFs {
 
   // --- handles and data ------------------------------------------------------
 
-  open(path: string, flags: number, caller: Caller): Handle {
-    const inode = this.resolve(path);
+  open(t: Inode | string, flags: number, caller: Caller): Handle {
+    const { inode, path } = this.target(t);
     if ((flags & O_ACCMODE) !== C.O_RDONLY) {
       this.writable('open', path);
       if (inode.isDir) throw new FsError('EISDIR', 'open', path);
@@ -475,24 +501,24 @@ export class PmemFs {
     });
   }
 
-  async truncate(path: string, size: number, fh?: number): Promise<void> {
+  async truncate(t: Inode | string, size: number, fh?: number): Promise<void> {
+    const { inode, path } = fh !== undefined ? { inode: this.handle(fh).inode, path: typeof t === 'string' ? t : `inode ${t.ino}` } : this.target(t);
     this.writable('truncate', path);
-    const inode = fh !== undefined ? this.handle(fh).inode : this.resolve(path);
     if (inode.isDir) throw new FsError('EISDIR', 'truncate', path);
     if (!inode.isReg) throw new FsError('EINVAL', 'truncate', path);
     await truncateData(this.data, this.runTx, inode, path, size);
   }
 
-  async fallocate(path: string, mode: number, off: number, len: number, fh?: number): Promise<void> {
+  async fallocate(t: Inode | string, mode: number, off: number, len: number, fh?: number): Promise<void> {
+    const { inode, path } = fh !== undefined && this.handles.has(fh) ? { inode: this.handle(fh).inode, path: typeof t === 'string' ? t : `inode ${t.ino}` } : this.target(t);
     this.writable('fallocate', path);
-    const inode = fh !== undefined && this.handles.has(fh) ? this.handle(fh).inode : this.resolve(path);
     await fallocateData(this.data, this.runTx, inode, path, mode, off, len);
   }
 
   /** Collapse or insert a block-aligned range (the pmemfs fcollapse/finsert ioctls). */
-  async shift(path: string, mode: 'collapse' | 'insert', off: number, len: number, fh?: number): Promise<void> {
+  async shift(t: Inode | string, mode: 'collapse' | 'insert', off: number, len: number, fh?: number): Promise<void> {
+    const { inode, path } = fh !== undefined && this.handles.has(fh) ? { inode: this.handle(fh).inode, path: typeof t === 'string' ? t : `inode ${t.ino}` } : this.target(t);
     this.writable(mode, path);
-    const inode = fh !== undefined && this.handles.has(fh) ? this.handle(fh).inode : this.resolve(path);
     await shiftRange(this.data, this.runTx, inode, path, mode, off, len);
   }
 
@@ -527,24 +553,24 @@ export class PmemFs {
   }
 
   /** @returns the value, or null when absent (ENODATA to the caller) */
-  getxattr(path: string, name: string): Buffer | null {
-    const inode = this.resolve(path);
+  getxattr(t: Inode | string, name: string): Buffer | null {
+    const { inode, path } = this.target(t);
     if (name === uapi.XATTR_STATE) return Buffer.from(this.stateLine(inode));
     if (name === uapi.XATTR_SEALED) return inode.persistentSeal ? Buffer.from('1') : null;
     this.checkXattrName(name, 'getxattr', path);
     return inode.xattrs.get(name) ?? null;
   }
 
-  listxattr(path: string): string[] {
-    const inode = this.resolve(path);
+  listxattr(t: Inode | string): string[] {
+    const { inode } = this.target(t);
     const names = [...inode.xattrs.keys()];
     if (inode.persistentSeal) names.push(uapi.XATTR_SEALED);
     return names;
   }
 
-  setxattr(path: string, name: string, value: Buffer, flags: number): void {
+  setxattr(t: Inode | string, name: string, value: Buffer, flags: number): void {
+    const { inode, path } = this.target(t);
     this.writable('setxattr', path);
-    const inode = this.resolve(path);
     if (name === uapi.XATTR_STATE) throw new FsError('EPERM', 'setxattr', path, `${name} is read-only`);
     if (name === uapi.XATTR_SEALED) {
       if (value.toString('utf8').trim() !== '1') throw new FsError('EINVAL', 'setxattr', path, `${name} takes the value 1 (remove it to unseal)`);
@@ -568,9 +594,9 @@ export class PmemFs {
     });
   }
 
-  removexattr(path: string, name: string): void {
+  removexattr(t: Inode | string, name: string): void {
+    const { inode, path } = this.target(t);
     this.writable('removexattr', path);
-    const inode = this.resolve(path);
     if (name === uapi.XATTR_STATE) throw new FsError('EPERM', 'removexattr', path, `${name} is read-only`);
     if (name === uapi.XATTR_SEALED) {
       if (!inode.persistentSeal) throw new FsError('ENODATA', 'removexattr', path);

@@ -7,10 +7,14 @@
  */
 import { FsError } from '../errors.js';
 import * as uapi from '../uapi.js';
+import type { Inode } from '../inode/inode.js';
 import type { Caller } from './fs.js';
 
 export interface IoctlRequest {
   caller: Caller;
+  /** The inode the ioctl was issued on (the FUSE node id). */
+  inode: Inode;
+  /** A label for messages and logs ("inode N"). */
   path: string;
   cmd: number;
   fh: number;

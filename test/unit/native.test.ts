@@ -1,15 +1,15 @@
 /**
  * The native binding without a mount: the client syscalls (ioctl, fallocate,
  * flock) on plain temp files, their errno-shaped errors, argument checks, the
- * hook's setters, and the loader (package root, injection, load order).
- * The FUSE side (ioctl/fallocate/utimens reaching the handlers) needs a mount
- * and is exercised by the integration tests.
+ * session functions' refusals without a session, and the loader (package
+ * root, injection). The FUSE side needs a mount and is exercised by the
+ * shell tests.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadFuse, loadShim, packageRoot, setNativeBinding, shimPath, type ShimBinding } from '../../src/native.js';
+import { loadNative, nativePath, packageRoot, setNativeBinding, type NativeBinding } from '../../src/native.js';
 import * as uapi from '../../src/uapi.js';
 
 const LOCK_EX = 2;
@@ -17,11 +17,11 @@ const LOCK_NB = 4;
 const LOCK_UN = 8;
 
 let dir = '';
-let shim: ShimBinding;
+let shim: NativeBinding;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmemfs-native-'));
-  shim = loadShim();
+  shim = loadNative();
 });
 
 afterAll(() => {
@@ -49,25 +49,17 @@ describe('loader', () => {
   it('finds the package root and the built addon', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { name: string };
     expect(pkg.name).toBe('pmemfs');
-    expect(fs.existsSync(shimPath())).toBe(true);
+    expect(fs.existsSync(nativePath())).toBe(true);
   });
 
   it('returns the same binding every time, and an injected fake while set', () => {
-    expect(loadShim()).toBe(shim);
-    const fake = { ...shim, ioctl: () => 42 } as ShimBinding;
+    expect(loadNative()).toBe(shim);
+    const fake = { ...shim, ioctl: () => 42 } as NativeBinding;
     setNativeBinding(fake);
-    expect(loadShim()).toBe(fake);
-    expect(loadShim().ioctl(0, 0, null)).toBe(42);
+    expect(loadNative()).toBe(fake);
+    expect(loadNative().ioctl(0, 0, null)).toBe(42);
     setNativeBinding(null);
-    expect(loadShim()).toBe(shim);
-  });
-
-  it('loads fuse-native after the shim, without mounting', () => {
-    const Fuse = loadFuse();
-    expect(typeof Fuse).toBe('function');
-    expect(typeof Fuse.unmount).toBe('function');
-    expect(loadFuse()).toBe(Fuse);
-    expect(shim.hookInstalled()).toBe(false);
+    expect(loadNative()).toBe(shim);
   });
 });
 
@@ -177,25 +169,28 @@ describe('flock', () => {
   });
 });
 
-describe('hook setters', () => {
-  it('validate their arguments', () => {
-    expect(caught(() => shim.setMountArgs('-obig_writes' as unknown as string[]))).toBeInstanceOf(TypeError);
-    expect(caught(() => shim.setMountArgs([1 as unknown as string]))).toBeInstanceOf(TypeError);
-    expect(caught(() => shim.setDirectIoPrefix(1 as unknown as string))).toBeInstanceOf(TypeError);
-    expect(caught(() => shim.takeCallerContext(undefined as unknown as string))).toBeInstanceOf(TypeError);
-    expect(caught(() => shim.setHandlers(null as unknown as never))).toBeInstanceOf(TypeError);
-    expect(caught(() => shim.setHandlers({ ioctl() {}, fallocate() {} } as unknown as never))).toBeInstanceOf(TypeError);
-    expect(caught(() => shim.setHandlers({ ioctl() {}, fallocate() {}, utimens() {} } as unknown as never))).toBeInstanceOf(TypeError);
+describe('session functions without a session', () => {
+  it('refuse a reply to a request that is not pending', () => {
+    expect(shim.pendingRequests()).toBe(0);
+    const e = caught(() => shim.replyErr(0, 0));
+    expect((e as { code?: string }).code).toBe('ERR_FUSE_SLOT');
+    expect(caught(() => shim.replyEntry(5))).toBeInstanceOf(Error);
   });
 
-  it('accept good arguments without a mount', () => {
-    shim.setMountArgs(['-obig_writes', '-ouse_ino']);
-    shim.setMountArgs([]);
-    shim.setDirectIoPrefix('/.pmemfs/');
-    expect(shim.takeCallerContext('/nothing')).toBeNull();
-    const reply = () => {};
-    shim.setHandlers({ ioctl: reply, fallocate: reply, utimens: reply, getattr: reply });
-    shim.setHandlers({ ioctl: reply, fallocate: reply, utimens: reply, getattr: reply }); // replacing is allowed
-    expect(shim.hookInstalled()).toBe(false);
+  it('validate notification arguments, and queue nothing while no session runs', () => {
+    expect(caught(() => shim.notifyInvalInode(0, -1, 0))).toBeInstanceOf(RangeError);
+    expect(caught(() => shim.notifyInvalEntry(1, 5 as unknown as string))).toBeInstanceOf(TypeError);
+    shim.notifyInvalInode(1, -1, 0);
+    shim.notifyInvalEntry(1, 'x');
+  });
+
+  it('share a scratch array and a receive buffer of the documented sizes', () => {
+    expect(shim.scratch).toBeInstanceOf(Float64Array);
+    expect(shim.scratch.length).toBe(1024);
+    expect(shim.recvBuffer.length).toBeGreaterThanOrEqual((1 << 20) + 4096);
+  });
+
+  it('sessionStart refuses a bad mount point type', () => {
+    expect(caught(() => shim.sessionStart(1 as unknown as string, '', {} as never))).toBeInstanceOf(TypeError);
   });
 });

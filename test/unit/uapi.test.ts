@@ -1,5 +1,5 @@
 /**
- * src/uapi.ts against its C twin native-shim/include/pmemfs_uapi.h: compile a
+ * src/uapi.ts against its C twin native/include/pmemfs_uapi.h: compile a
  * tiny program against the header (with -Werror, so its _Static_asserts run
  * too), print every constant, struct size, field offset and string, and
  * compare with the TypeScript module. Every export of src/uapi.ts must be
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as uapi from '../../src/uapi.js';
 import { packageRoot } from '../../src/native.js';
 
-const include = path.join(packageRoot(), 'native-shim', 'include');
+const include = path.join(packageRoot(), 'native', 'include');
 
 /** C macro for a TS export: PMEMFS_/FS_/FALLOC_ names as they are, others get PMEMFS_. */
 const cName = (name: string) => (/^(PMEMFS_|FS_|FALLOC_)/.test(name) ? name : `PMEMFS_${name}`);

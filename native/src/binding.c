@@ -1,10 +1,11 @@
 /*
- * binding.c - the pmemfs_shim module: argument checks, errno errors shaped
- * like Node's ({ code, errno, syscall }), the hook's setters, and the
- * client-side syscalls Node lacks (ioctl, fallocate, flock). One function
- * per syscall, no logic: validation of meaning lives in TypeScript.
+ * binding.c - the pmemfs_native module: argument checks, errno errors shaped
+ * like Node's ({ code, errno, syscall }), the client-side syscalls Node
+ * lacks (ioctl, fallocate, flock, mmap, msync), and the export table (the
+ * FUSE session's functions come from session.c). One function per syscall,
+ * no logic: validation of meaning lives in TypeScript.
  */
-#include "shim.h"
+#include "native.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,16 +20,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define MAX_SAFE 9007199254740991.0
-
-/* Fetch exactly n arguments (missing ones are undefined). */
-#define ARGS(n)                                                               \
-	size_t argc = (n);                                                    \
-	napi_value argv[(n) > 0 ? (n) : 1];                                   \
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok)  \
-		return NULL;
-
-static napi_value throw_errno(napi_env env, int err, const char *syscall)
+napi_value throw_errno(napi_env env, int err, const char *syscall)
 {
 	const char *code = uv_err_name(-err);
 	char msg[256];
@@ -46,7 +38,7 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall)
 	return NULL;
 }
 
-static bool type_error(napi_env env, const char *fn, const char *name, const char *want)
+bool type_error(napi_env env, const char *fn, const char *name, const char *want)
 {
 	char msg[160];
 
@@ -56,7 +48,7 @@ static bool type_error(napi_env env, const char *fn, const char *name, const cha
 }
 
 /* An integral number in [lo, hi]: TypeError if not an integer, RangeError if outside. */
-static bool arg_int(napi_env env, napi_value v, const char *fn, const char *name,
+bool arg_int(napi_env env, napi_value v, const char *fn, const char *name,
 		    double lo, double hi, double *out)
 {
 	napi_valuetype ty;
@@ -74,7 +66,7 @@ static bool arg_int(napi_env env, napi_value v, const char *fn, const char *name
 }
 
 /* A string, copied into a malloc'd C string. */
-static bool arg_string(napi_env env, napi_value v, const char *fn, const char *name, char **out)
+bool arg_string(napi_env env, napi_value v, const char *fn, const char *name, char **out)
 {
 	napi_valuetype ty;
 	size_t len;
@@ -91,96 +83,12 @@ static bool arg_string(napi_env env, napi_value v, const char *fn, const char *n
 	return true;
 }
 
-static napi_value undefined(napi_env env)
+napi_value undefined(napi_env env)
 {
 	napi_value u;
 
 	napi_get_undefined(env, &u);
 	return u;
-}
-
-napi_value shim_caller_object(napi_env env, const struct shim_caller *c)
-{
-	napi_value o, v;
-
-	if (napi_create_object(env, &o) != napi_ok)
-		return NULL;
-	if (napi_create_int32(env, c->pid, &v) != napi_ok || napi_set_named_property(env, o, "pid", v) != napi_ok ||
-	    napi_create_uint32(env, c->uid, &v) != napi_ok || napi_set_named_property(env, o, "uid", v) != napi_ok ||
-	    napi_create_uint32(env, c->gid, &v) != napi_ok || napi_set_named_property(env, o, "gid", v) != napi_ok ||
-	    napi_create_uint32(env, c->umask, &v) != napi_ok || napi_set_named_property(env, o, "umask", v) != napi_ok ||
-	    napi_create_int32(env, c->flags, &v) != napi_ok || napi_set_named_property(env, o, "flags", v) != napi_ok)
-		return NULL;
-	return o;
-}
-
-/* ------------------------------------------------------------ hook setters */
-
-/* setMountArgs(args: string[]) */
-static napi_value set_mount_args(napi_env env, napi_callback_info info)
-{
-	ARGS(1)
-	bool is_arr = false;
-	uint32_t n = 0;
-	char **v;
-
-	if (napi_is_array(env, argv[0], &is_arr) != napi_ok || !is_arr ||
-	    napi_get_array_length(env, argv[0], &n) != napi_ok)
-		return type_error(env, "setMountArgs", "args", "an array of strings"), NULL;
-	v = calloc(n ? n : 1, sizeof *v);
-	if (!v)
-		return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
-	for (uint32_t i = 0; i < n; i++) {
-		napi_value e;
-		if (napi_get_element(env, argv[0], i, &e) != napi_ok ||
-		    !arg_string(env, e, "setMountArgs", "args[i]", &v[i])) {
-			while (i > 0)
-				free(v[--i]);
-			free(v);
-			return NULL;
-		}
-	}
-	shim_set_extra_args(v, n);
-	return undefined(env);
-}
-
-/* setDirectIoPrefix(prefix: string) */
-static napi_value set_direct_io_prefix(napi_env env, napi_callback_info info)
-{
-	ARGS(1)
-	char *p;
-
-	if (!arg_string(env, argv[0], "setDirectIoPrefix", "prefix", &p))
-		return NULL;
-	shim_set_prefix(p);
-	free(p);
-	return undefined(env);
-}
-
-/* takeCallerContext(path: string): CallerContext | null */
-static napi_value take_caller_context(napi_env env, napi_callback_info info)
-{
-	ARGS(1)
-	struct shim_caller c;
-	char *path;
-	napi_value out;
-
-	if (!arg_string(env, argv[0], "takeCallerContext", "path", &path))
-		return NULL;
-	int found = shim_take_caller(path, &c);
-	free(path);
-	if (!found)
-		return napi_get_null(env, &out) == napi_ok ? out : NULL;
-	return shim_caller_object(env, &c);
-}
-
-/* hookInstalled(): boolean */
-static napi_value hook_installed(napi_env env, napi_callback_info info)
-{
-	napi_value out;
-
-	(void)info;
-	return napi_get_boolean(env, shim_hook_installed(), &out) == napi_ok ? out : NULL;
 }
 
 /* ------------------------------------------------------- client syscalls */
@@ -317,11 +225,6 @@ static napi_value do_msync(napi_env env, napi_callback_info info)
 NAPI_MODULE_INIT()
 {
 	napi_property_descriptor props[] = {
-		{ "setHandlers", NULL, shim_set_handlers, NULL, NULL, NULL, napi_enumerable, NULL },
-		{ "setMountArgs", NULL, set_mount_args, NULL, NULL, NULL, napi_enumerable, NULL },
-		{ "setDirectIoPrefix", NULL, set_direct_io_prefix, NULL, NULL, NULL, napi_enumerable, NULL },
-		{ "takeCallerContext", NULL, take_caller_context, NULL, NULL, NULL, napi_enumerable, NULL },
-		{ "hookInstalled", NULL, hook_installed, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "ioctl", NULL, do_ioctl, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "fallocate", NULL, do_fallocate, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "flock", NULL, do_flock, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -329,7 +232,8 @@ NAPI_MODULE_INIT()
 		{ "msync", NULL, do_msync, NULL, NULL, NULL, napi_enumerable, NULL },
 	};
 
-	if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
+	if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
+	    !session_register(env, exports))
 		return NULL;
 	return exports;
 }

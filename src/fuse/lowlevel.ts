@@ -1,0 +1,486 @@
+/**
+ * @file The FUSE transport's request handlers: libfuse3 low-level requests
+ * (by node id) translated into PmemFs calls. Node id = inode number (1 is
+ * the root, FUSE_ROOT_ID); the generation comes from the inode. The control
+ * directory lives at node ids CTL_NODE_BASE and up.
+ *
+ * It decides nothing about the filesystem: it resolves node ids, converts
+ * shapes, answers through the native reply functions and turns thrown
+ * errors into errnos. A throw other than FsError is a bug: logged with its
+ * stack, answered EIO, and the daemon keeps serving.
+ *
+ * Caching (kernel side): entries, negative entries and attributes are
+ * cached for ENTRY_TIMEOUT/ATTR_TIMEOUT seconds. Every change that does not
+ * come through the kernel's own request (seal fill, pins, collapse/insert,
+ * DMA writes seen at unpin) is pushed with notifyInvalInode through
+ * PmemFs.onExternalChange. Hard links share one node id, so a link count or
+ * ctime change is seen through every name.
+ *
+ * Lookup counts (fuse_lowlevel.h: "forget"): every entry handed to the
+ * kernel (lookup, create, mknod, mkdir, symlink, link, readdirplus) counts
+ * one; forget drops them. An inode number the kernel still references is
+ * not given to a new inode (PmemFs.kernelRefs), so a node id always names
+ * one inode until the kernel forgets it.
+ */
+import type { Logger } from 'pino';
+import { FsError, toNegErrno } from '../errors.js';
+import type { Inode } from '../inode/inode.js';
+import type { NativeBinding, SessionHandlers } from '../native.js';
+import { CTL_DIR } from '../uapi.js';
+import { CtlDir } from '../vfs/ctl.js';
+import { mapRead, readData, seekData } from '../vfs/data.js';
+import type { Caller, PmemFs, Stat, TimeSpec } from '../vfs/fs.js';
+import type { IoctlDispatcher } from '../vfs/ioctl.js';
+
+/** Indices into the native scratch Float64Array (session.c's SCR_* enum). */
+export const SCRATCH = { CTX: 0, ATTR: 8, SETATTR: 32, STATFS: 48, SEGS: 64, MAX_SEGS: 480 } as const;
+/** openFlags bits of replyOpen/replyCreate (session.c fill_open). */
+export const OPEN_REPLY = { DIRECT_IO: 1, KEEP_CACHE: 2, NONSEEKABLE: 4 } as const;
+
+/** Seconds the kernel may trust an entry, a negative entry and attributes. */
+export const ENTRY_TIMEOUT = 1;
+export const NEGATIVE_TIMEOUT = 1;
+export const ATTR_TIMEOUT = 1;
+
+const ROOT_ID = 1;
+/** Node ids of the control directory and its files (CtlDir's st_ino values). */
+const CTL_NODE_BASE = 0xfffff000;
+/** Directory handles live above file handles and below CtlDir's. */
+const DIR_FH_BASE = 0x40000000;
+
+// FUSE_SET_ATTR_* (fuse_lowlevel.h)
+const SET_MODE = 1 << 0, SET_UID = 1 << 1, SET_GID = 1 << 2, SET_SIZE = 1 << 3, SET_ATIME = 1 << 4,
+  SET_MTIME = 1 << 5, SET_ATIME_NOW = 1 << 7, SET_MTIME_NOW = 1 << 8;
+const SEEK_DATA = 3, SEEK_HOLE = 4;
+const RENAME_NOREPLACE = 1;
+
+interface DirHandle { ino: number; entries: [name: string, ino: number][] }
+
+export interface TransportDeps {
+  fs: PmemFs;
+  ctl: CtlDir;
+  ioctl: IoctlDispatcher;
+  native: NativeBinding;
+  log: Logger;
+  /** Called once when the kernel ends the session (unmounted from outside). */
+  onEnded(why: string): void;
+}
+
+export class FuseTransport {
+  private readonly fs: PmemFs;
+  private readonly n: NativeBinding;
+  private readonly sc: Float64Array;
+  private readonly recv: Buffer;
+  private readonly ctlPaths = new Map<number, string>();
+  private readonly dirs = new Map<number, DirHandle>();
+  private nextDirFh = DIR_FH_BASE;
+  /** Staging buffer for reads too fragmented for one writev, and for copy_file_range. */
+  private staging: Buffer | null = null;
+  readonly stats = { requests: 0, forgets: 0, invalidations: 0 };
+
+  constructor(private readonly d: TransportDeps) {
+    this.fs = d.fs;
+    this.n = d.native;
+    this.sc = d.native.scratch;
+    this.recv = d.native.recvBuffer;
+    const dirPath = '/' + CTL_DIR;
+    this.ctlPaths.set(d.ctl.getattr(dirPath).ino, dirPath);
+    for (const name of d.ctl.readdir()) {
+      if (name === '.' || name === '..') continue;
+      this.ctlPaths.set(d.ctl.getattr(`${dirPath}/${name}`).ino, `${dirPath}/${name}`);
+    }
+    this.fs.onExternalChange = (inode, data) => this.invalidate(inode.ino, data);
+  }
+
+  /** Inode numbers the kernel holds (lookup counts above zero). */
+  get kernelRefs(): number { return this.fs.kernelRefs.size; }
+
+  /**
+   * Tell the kernel to drop what it cached of an inode: attributes only, or
+   * with `data` its page cache too (a no-op on dax=always, which caches none).
+   */
+  invalidate(ino: number, data: boolean): void {
+    this.stats.invalidations++;
+    this.n.notifyInvalInode(ino, data ? 0 : -1, 0);
+  }
+
+  // --- plumbing ----------------------------------------------------------------
+
+  private caller(): Caller {
+    const c = this.sc;
+    return { uid: c[SCRATCH.CTX], gid: c[SCRATCH.CTX + 1], pid: c[SCRATCH.CTX + 2] };
+  }
+
+  /** Run one request: `fn` answers on success; any throw (or rejection) answers its errno. */
+  private run(slot: number, op: string, fn: () => void | Promise<void>): void {
+    this.stats.requests++;
+    const fail = (e: unknown) => {
+      if (e instanceof FsError) {
+        if (e.code !== 'ENOENT' && e.code !== 'ENODATA') this.d.log.debug({ op, code: e.code, reason: e.message }, 'request refused');
+      } else {
+        this.d.log.error({ op, err: e }, 'request failed unexpectedly');
+      }
+      this.n.replyErr(slot, -toNegErrno(e));
+    };
+    try {
+      const r = fn();
+      if (r instanceof Promise) r.catch(fail);
+    } catch (e) { fail(e); }
+  }
+
+  private inode(ino: number, op: string): Inode {
+    const i = this.fs.inodeOf(ino);
+    if (!i) throw new FsError('ESTALE', op, undefined, `node id ${ino} names no inode`);
+    return i;
+  }
+
+  private isCtl(ino: number): boolean { return ino >= CTL_NODE_BASE; }
+
+  private ctlPath(ino: number): string {
+    const p = this.ctlPaths.get(ino);
+    if (!p) throw new FsError('ESTALE', 'ctl');
+    return p;
+  }
+
+  /** Attributes (and entry parameters) into scratch for replyAttr/replyEntry/dirAddPlus. */
+  private putAttr(s: Stat, generation: number, entryTimeout: number): void {
+    const a = this.sc, o = SCRATCH.ATTR;
+    a[o] = s.ino; a[o + 1] = s.mode; a[o + 2] = s.nlink; a[o + 3] = s.uid; a[o + 4] = s.gid; a[o + 5] = s.rdev;
+    a[o + 6] = s.size; a[o + 7] = s.blksize; a[o + 8] = s.blocks;
+    a[o + 9] = s.atime.sec; a[o + 10] = s.atime.nsec; a[o + 11] = s.mtime.sec; a[o + 12] = s.mtime.nsec;
+    a[o + 13] = s.ctime.sec; a[o + 14] = s.ctime.nsec;
+    a[o + 15] = generation; a[o + 16] = ATTR_TIMEOUT; a[o + 17] = entryTimeout; a[o + 18] = s.ino;
+  }
+
+  /** Entry for an inode; counts one kernel reference. */
+  private putEntry(inode: Inode): void {
+    this.putAttr(this.fs.stat(inode), inode.generation, ENTRY_TIMEOUT);
+    this.fs.kernelRefs.set(inode.ino, (this.fs.kernelRefs.get(inode.ino) ?? 0) + 1);
+  }
+
+  private replyEntryFor(slot: number, inode: Inode): void {
+    this.putEntry(inode);
+    this.n.replyEntry(slot);
+  }
+
+  private noCtlChange(ino: number, op: string): void {
+    if (this.isCtl(ino)) throw new FsError('EPERM', op, undefined, 'control files cannot be changed');
+  }
+
+  private dirOf(ino: number, op: string): Inode {
+    this.noCtlChange(ino, op);
+    return this.inode(ino, op);
+  }
+
+  private openReply(inode: Inode | null): number {
+    // dax=always: no page cache, every read and write reaches the region (fsdax).
+    if (!inode) return OPEN_REPLY.DIRECT_IO;
+    return this.fs.opts.dax === 'always' && inode.isReg ? OPEN_REPLY.DIRECT_IO : 0;
+  }
+
+  // --- the handlers --------------------------------------------------------------
+
+  handlers(): SessionHandlers {
+    const fs = this.fs, n = this.n, ctl = this.d.ctl;
+    return {
+      lookup: (slot, parent, name) => this.run(slot, 'lookup', () => {
+        if (parent === ROOT_ID && name === CTL_DIR) { this.ctlEntry(slot, '/' + CTL_DIR); return; }
+        if (this.isCtl(parent)) { this.ctlEntry(slot, `${this.ctlPath(parent)}/${name}`); return; }
+        const dir = this.inode(parent, 'lookup');
+        let child: Inode;
+        try { child = fs.lookup(dir, name); } catch (e) {
+          if (e instanceof FsError && e.code === 'ENOENT') {
+            // A negative entry: the kernel remembers the name is absent.
+            this.sc.fill(0, SCRATCH.ATTR, SCRATCH.ATTR + 19);
+            this.sc[SCRATCH.ATTR + 17] = NEGATIVE_TIMEOUT;
+            n.replyEntry(slot);
+            return;
+          }
+          throw e;
+        }
+        this.replyEntryFor(slot, child);
+      }),
+
+      forget: (ino, nlookup) => {
+        this.stats.forgets++;
+        const left = (fs.kernelRefs.get(ino) ?? 0) - nlookup;
+        if (left > 0) fs.kernelRefs.set(ino, left); else fs.kernelRefs.delete(ino);
+      },
+
+      getattr: (slot, ino) => this.run(slot, 'getattr', () => {
+        const s = this.isCtl(ino) ? ctl.getattr(this.ctlPath(ino)) : fs.stat(this.inode(ino, 'getattr'));
+        this.putAttr(s, 0, 0);
+        n.replyAttr(slot);
+      }),
+
+      setattr: (slot, ino, fh, valid) => this.run(slot, 'setattr', () => this.setattr(slot, ino, fh, valid)),
+
+      readlink: (slot, ino) => this.run(slot, 'readlink', () => n.replyReadlink(slot, fs.readlink(this.inode(ino, 'readlink')))),
+
+      mknod: (slot, parent, name, mode, rdev) => this.run(slot, 'mknod', () =>
+        this.replyEntryFor(slot, fs.mknodAt(this.dirOf(parent, 'mknod'), name, mode, rdev, this.caller()))),
+
+      mkdir: (slot, parent, name, mode) => this.run(slot, 'mkdir', () =>
+        this.replyEntryFor(slot, fs.mkdirAt(this.dirOf(parent, 'mkdir'), name, mode, this.caller()))),
+
+      symlink: (slot, target, parent, name) => this.run(slot, 'symlink', () =>
+        this.replyEntryFor(slot, fs.symlinkAt(this.dirOf(parent, 'symlink'), name, target, this.caller()))),
+
+      link: (slot, ino, newParent, newName) => this.run(slot, 'link', () => {
+        this.noCtlChange(ino, 'link');
+        const inode = this.inode(ino, 'link');
+        fs.linkAt(inode, this.dirOf(newParent, 'link'), newName);
+        this.replyEntryFor(slot, inode);
+      }),
+
+      unlink: (slot, parent, name) => this.run(slot, 'unlink', () => {
+        fs.unlinkAt(this.dirOf(parent, 'unlink'), name);
+        n.replyErr(slot, 0);
+      }),
+
+      rmdir: (slot, parent, name) => this.run(slot, 'rmdir', () => {
+        fs.rmdirAt(this.dirOf(parent, 'rmdir'), name);
+        n.replyErr(slot, 0);
+      }),
+
+      rename: (slot, parent, name, newParent, newName, flags) => this.run(slot, 'rename', () => {
+        const sdir = this.dirOf(parent, 'rename'), ddir = this.dirOf(newParent, 'rename');
+        if (flags & ~RENAME_NOREPLACE) throw new FsError('EINVAL', 'rename', undefined, 'only RENAME_NOREPLACE is supported');
+        if (flags & RENAME_NOREPLACE && ddir.dirents?.has(newName)) throw new FsError('EEXIST', 'rename', newName);
+        fs.renameAt(sdir, name, ddir, newName);
+        n.replyErr(slot, 0);
+      }),
+
+      open: (slot, ino, flags) => this.run(slot, 'open', () => {
+        if (this.isCtl(ino)) {
+          n.replyOpen(slot, ctl.open(this.ctlPath(ino), flags, this.caller()), OPEN_REPLY.DIRECT_IO);
+          return;
+        }
+        const inode = this.inode(ino, 'open');
+        n.replyOpen(slot, fs.open(inode, flags, this.caller()).fh, this.openReply(inode));
+      }),
+
+      create: (slot, parent, name, mode, flags) => this.run(slot, 'create', () => {
+        const caller = { ...this.caller(), flags };
+        const inode = fs.mknodAt(this.dirOf(parent, 'create'), name, mode, 0, caller);
+        const h = fs.openInode(inode, flags, caller);
+        this.putEntry(inode);
+        n.replyCreate(slot, h.fh, this.openReply(inode));
+      }),
+
+      read: (slot, _ino, fh, size, off) => this.run(slot, 'read', () => {
+        if (CtlDir.ownsFh(fh)) {
+          const buf = this.stage(size);
+          n.replyBuf(slot, buf, ctl.read(fh, buf, size, off));
+          return;
+        }
+        const h = fs.handle(fh);
+        if (h.inode.isDir) throw new FsError('EISDIR', 'read');
+        const k = mapRead(fs.data, h.inode, size, off, this.sc, SCRATCH.SEGS, SCRATCH.MAX_SEGS);
+        if (k >= 0) { n.replyRead(slot, k); return; }
+        const buf = this.stage(size);
+        n.replyBuf(slot, buf, readData(fs.data, h.inode, buf, size, off));
+      }),
+
+      write: (slot, _ino, fh, dataOff, size, off) => this.run(slot, 'write', () => {
+        const src = this.recv.subarray(dataOff, dataOff + size);
+        if (CtlDir.ownsFh(fh)) {
+          // The command text is taken before the first await: recvBuffer is reused by the next request.
+          return ctl.write(fh, src, size).then((w) => n.replyWrite(slot, w));
+        }
+        n.replyWrite(slot, fs.write(fh, `fh ${fh}`, src, size, off, this.caller()));
+      }),
+
+      flush: (slot) => n.replyErr(slot, 0),
+
+      release: (slot, _ino, fh) => this.run(slot, 'release', () => {
+        if (CtlDir.ownsFh(fh)) ctl.release(fh); else fs.release(fh);
+        n.replyErr(slot, 0);
+      }),
+
+      fsync: (slot) => this.run(slot, 'fsync', () => { fs.fsync(); n.replyErr(slot, 0); }),
+      fsyncdir: (slot) => this.run(slot, 'fsyncdir', () => { fs.fsync(); n.replyErr(slot, 0); }),
+
+      opendir: (slot, ino) => this.run(slot, 'opendir', () => {
+        let entries: [string, number][];
+        if (this.isCtl(ino)) {
+          entries = ctl.readdir().map((name) => [name, name === '..' ? ROOT_ID : name === '.' ? ino : ctl.getattr(`${this.ctlPath(ino)}/${name}`).ino]);
+        } else {
+          const dir = this.inode(ino, 'opendir');
+          if (!dir.isDir) throw new FsError('ENOTDIR', 'opendir');
+          entries = [['.', dir.ino], ['..', fs.parentOf(dir).ino], ...dir.dirents!];
+        }
+        const fh = this.nextDirFh++;
+        if (this.nextDirFh >= 0x7fffffff) this.nextDirFh = DIR_FH_BASE;
+        this.dirs.set(fh, { ino, entries });
+        n.replyOpen(slot, fh, 0);
+      }),
+
+      readdir: (slot, _ino, fh, _size, off, plus) => this.run(slot, 'readdir', () => {
+        const d = this.dirs.get(fh);
+        if (!d) throw new FsError('EBADF', 'readdir');
+        for (let i = off; i < d.entries.length; i++) {
+          const [name, ino] = d.entries[i];
+          if (!plus || this.isCtl(ino)) {
+            const mode = this.isCtl(ino) ? ctl.getattr(this.ctlPath(ino)).mode : (fs.inodeOf(ino)?.mode ?? 0);
+            if (!plus) { if (!n.dirAdd(slot, name, ino, mode, i + 1)) break; continue; }
+            // Control entries are listed without an entry: the kernel looks them up.
+            this.sc.fill(0, SCRATCH.ATTR, SCRATCH.ATTR + 19);
+            this.sc[SCRATCH.ATTR] = ino; this.sc[SCRATCH.ATTR + 1] = mode;
+            if (!n.dirAddPlus(slot, name, i + 1)) break;
+            continue;
+          }
+          const inode = fs.inodeOf(ino);
+          if (!inode) continue;   // removed since opendir
+          if (name === '.' || name === '..') {
+            // No entry for these (the kernel ignores them): no lookup count.
+            this.putAttr(fs.stat(inode), 0, 0);
+            this.sc[SCRATCH.ATTR + 18] = 0;
+            const ok = n.dirAddPlus(slot, name, i + 1);
+            if (!ok) break;
+            continue;
+          }
+          this.putAttr(fs.stat(inode), inode.generation, ENTRY_TIMEOUT);
+          if (!n.dirAddPlus(slot, name, i + 1)) break;
+          fs.kernelRefs.set(ino, (fs.kernelRefs.get(ino) ?? 0) + 1);
+        }
+        n.replyDir(slot);
+      }),
+
+      releasedir: (slot, _ino, fh) => { this.dirs.delete(fh); n.replyErr(slot, 0); },
+
+      statfs: (slot) => this.run(slot, 'statfs', () => {
+        const s = fs.statfs(), a = this.sc, o = SCRATCH.STATFS;
+        a[o] = s.bsize; a[o + 1] = s.frsize; a[o + 2] = s.blocks; a[o + 3] = s.bfree; a[o + 4] = s.bavail;
+        a[o + 5] = s.files; a[o + 6] = s.ffree; a[o + 7] = s.favail; a[o + 8] = s.namemax;
+        n.replyStatfs(slot);
+      }),
+
+      setxattr: (slot, ino, name, value, flags) => this.run(slot, 'setxattr', () => {
+        this.noCtlChange(ino, 'setxattr');
+        fs.setxattr(this.inode(ino, 'setxattr'), name, value, flags);
+        n.replyErr(slot, 0);
+      }),
+
+      getxattr: (slot, ino, name, size) => this.run(slot, 'getxattr', () => {
+        const v = this.isCtl(ino) ? null : fs.getxattr(this.inode(ino, 'getxattr'), name);
+        if (!v) throw new FsError('ENODATA', 'getxattr');
+        this.replyXattr(slot, v, size);
+      }),
+
+      listxattr: (slot, ino, size) => this.run(slot, 'listxattr', () => {
+        const names = this.isCtl(ino) ? [] : fs.listxattr(this.inode(ino, 'listxattr'));
+        this.replyXattr(slot, Buffer.from(names.map((x) => x + '\0').join('')), size);
+      }),
+
+      removexattr: (slot, ino, name) => this.run(slot, 'removexattr', () => {
+        this.noCtlChange(ino, 'removexattr');
+        fs.removexattr(this.inode(ino, 'removexattr'), name);
+        n.replyErr(slot, 0);
+      }),
+
+      ioctl: (slot, ino, cmd, fh, _flags, input, outSize) => this.run(slot, 'ioctl', () => {
+        if (this.isCtl(ino)) throw new FsError('ENOTTY', 'ioctl', undefined, 'control files take no ioctls');
+        const inode = this.inode(ino, 'ioctl');
+        const done = (out: Buffer | null) => {
+          n.replyIoctl(slot, 0, out);
+          // Seals fill holes, pins allocate, collapse/insert move data: the kernel's copy is stale.
+          this.invalidate(ino, false);
+        };
+        const r = this.d.ioctl.dispatch({ caller: this.caller(), inode, path: `inode ${ino}`, cmd, fh: Math.max(fh, 0), input, outSize });
+        if (r instanceof Promise) return r.then(done);
+        done(r);
+      }),
+
+      fallocate: (slot, ino, fh, mode, off, len) => this.run(slot, 'fallocate', () => {
+        this.noCtlChange(ino, 'fallocate');
+        return fs.fallocate(this.inode(ino, 'fallocate'), mode, off, len, fh >= 0 ? fh : undefined).then(() => n.replyErr(slot, 0));
+      }),
+
+      lseek: (slot, ino, _fh, off, whence) => this.run(slot, 'lseek', () => {
+        if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError('EINVAL', 'lseek');
+        n.replyLseek(slot, seekData(fs.data, this.inode(ino, 'lseek'), off, whence === SEEK_DATA ? 'data' : 'hole'));
+      }),
+
+      copyFileRange: (slot, inoIn, fhIn, offIn, inoOut, fhOut, offOut, len, flags) => this.run(slot, 'copy_file_range', () => {
+        if (flags !== 0) throw new FsError('EINVAL', 'copy_file_range', undefined, 'flags must be 0');
+        if (this.isCtl(inoIn) || this.isCtl(inoOut)) throw new FsError('EOPNOTSUPP', 'copy_file_range');
+        n.replyWrite(slot, this.copyRange(fhIn, offIn, fhOut, offOut, len));
+      }),
+
+      ended: (why) => this.d.onEnded(why),
+    };
+  }
+
+  private ctlEntry(slot: number, path: string): void {
+    const s = this.d.ctl.getattr(path);
+    this.putAttr(s, 0, ENTRY_TIMEOUT);
+    this.n.replyEntry(slot);
+  }
+
+  private replyXattr(slot: number, v: Buffer, size: number): void {
+    if (size === 0) { this.n.replyXattrSize(slot, v.length); return; }
+    if (v.length > size) throw new FsError('ERANGE', 'getxattr');
+    this.n.replyBuf(slot, v, v.length);
+  }
+
+  private stage(size: number): Buffer {
+    if (!this.staging || this.staging.length < size) this.staging = Buffer.allocUnsafe(Math.max(size, 1 << 20));
+    return this.staging;
+  }
+
+  private setattr(slot: number, ino: number, fh: number, valid: number): void | Promise<void> {
+    const a = this.sc, o = SCRATCH.SETATTR;
+    if (this.isCtl(ino)) {
+      // `echo cmd > ctl` opens with O_TRUNC: truncating ctl is a no-op; anything else is refused.
+      const path = this.ctlPath(ino);
+      if (valid !== SET_SIZE || CtlDir.classify(path) !== 'ctl') throw new FsError('EPERM', 'setattr', path, 'control files cannot be changed');
+      this.putAttr(this.d.ctl.getattr(path), 0, 0);
+      this.n.replyAttr(slot);
+      return;
+    }
+    const inode = this.inode(ino, 'setattr');
+    const fs = this.fs;
+    // Everything is read from scratch now: after an await it belongs to the next request.
+    const [mode, uid, gid, size, at, atn, mt, mtn] = a.subarray(o, o + 8);
+    if (valid & SET_MODE) fs.chmod(inode, mode);
+    if (valid & (SET_UID | SET_GID)) fs.chown(inode, valid & SET_UID ? uid : -1, valid & SET_GID ? gid : -1);
+    const finish = () => {
+      if (valid & (SET_ATIME | SET_MTIME)) {
+        const t = (set: number, now: number, s: number, ns: number): TimeSpec =>
+          !(valid & set) ? 'omit' : valid & now ? 'now' : { sec: s, nsec: ns };
+        fs.utimens(inode, t(SET_ATIME, SET_ATIME_NOW, at, atn), t(SET_MTIME, SET_MTIME_NOW, mt, mtn));
+      }
+      this.putAttr(fs.stat(inode), 0, 0);
+      this.n.replyAttr(slot);
+    };
+    if (valid & SET_SIZE) {
+      return fs.truncate(inode, size, fh >= 0 && fs.hasHandle(fh) ? fh : undefined).then(finish);
+    }
+    finish();
+  }
+
+  /**
+   * copy_file_range within the mount: the daemon copies region to region in
+   * 1 MiB steps (no round trip through the client), each step one write
+   * transaction with write(2)'s checks (seals, O_APPEND refused by the kernel).
+   * @returns bytes copied (short at the source's EOF)
+   */
+  private copyRange(fhIn: number, offIn: number, fhOut: number, offOut: number, len: number): number {
+    const fs = this.fs;
+    const src = fs.handle(fhIn);
+    if (src.inode.isDir) throw new FsError('EISDIR', 'copy_file_range');
+    const caller = this.caller();
+    const end = Math.min(offIn + len, src.inode.size);
+    let done = 0;
+    while (offIn + done < end) {
+      const step = Math.min(1 << 20, end - offIn - done);
+      const buf = this.stage(step);
+      const got = readData(fs.data, src.inode, buf, step, offIn + done);
+      if (got <= 0) break;
+      fs.write(fhOut, `fh ${fhOut}`, buf, got, offOut + done, caller);
+      done += got;
+    }
+    return done;
+  }
+}
