@@ -87,6 +87,15 @@ check_dev_fuse() {
   # Opening the device only allocates a connection that closing drops again.
   ( exec 3<>/dev/fuse ) 2>/dev/null \
     || die "/dev/fuse exists but cannot be opened: in a container allow the device (docker: --device /dev/fuse --cap-add SYS_ADMIN; or --privileged)"
+  # Non-root mounts: fusermount3 (setuid root) opens /dev/fuse with the caller's
+  # filesystem uid, so the node must be world read-write, as Debian's udev rule
+  # (KERNEL=="fuse", MODE="0666") makes it. Containers often create it 0600.
+  local mode
+  mode=$(stat -c %a /dev/fuse)
+  if [[ $mode != 666 ]]; then
+    chmod 0666 /dev/fuse || die "cannot chmod /dev/fuse to 0666: non-root mounts will fail (fusermount3: failed to open /dev/fuse)"
+    note "/dev/fuse was mode $mode: set to 0666 (Debian's udev default) so non-root users can mount through fusermount3"
+  fi
   note "ok"
 }
 

@@ -12,7 +12,7 @@
 #   cp -a           TREE copied in (s)
 #
 # pmemfs runs -o dax=always (direct_io: every byte reaches the daemon);
-# bindfs runs with BINDFS_OPTS (default "-o direct_io,big_writes,attr_timeout=0",
+# bindfs runs with BINDFS_OPTS (default "-o direct_io,big_writes": libfuse 2 caches entries and attributes for 1 s, as pmemfs does,
 # the same FUSE settings). tmpfs takes O_DIRECT on kernels >= 6.6. The daemon's
 # RSS (VmRSS, VmHWM) is printed at the end.
 #
@@ -27,7 +27,7 @@ FIO_SECONDS=${FIO_SECONDS:-5}
 FIO_SIZE_MB=${FIO_SIZE_MB:-256}
 NFILES=${NFILES:-10000}
 TREE=${TREE:-/usr/share/doc}
-BINDFS_OPTS=${BINDFS_OPTS:--o direct_io,big_writes,attr_timeout=0}
+BINDFS_OPTS=${BINDFS_OPTS:--o direct_io,big_writes}
 PMEMFS_OPTS=${PMEMFS_OPTS:-dax=always,log=warn}
 # shellcheck source=scripts/bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

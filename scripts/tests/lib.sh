@@ -248,6 +248,15 @@ _mount_at() {
 # _mount [OPTS]: mount the scratch REGION at MNT.
 _mount() { _mount_at "$REGION" "$MNT" "${1:-}"; }
 
+# _is_mounted MNT: something is mounted at MNT (from /proc/self/mountinfo:
+# unlike mountpoint(1) this needs no access to the mount, which root lacks
+# on another user's FUSE mount made without allow_other).
+_is_mounted() {
+  local m
+  m=$(realpath -m "$1")
+  awk -v m="$m" '{ gsub(/\\040/, " ", $5) } $5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo
+}
+
 # _fusermount_u MNT [-z]: unmount a FUSE mount (lazily with -z).
 _fusermount_u() {
   if [[ -n $FUSERMOUNT ]]; then
@@ -296,9 +305,9 @@ _cleanup() {
   trap - ERR
   set +e
   for mnt in "${!_MOUNT_PID[@]}"; do
-    if mountpoint -q "$mnt" 2>/dev/null; then
+    if _is_mounted "$mnt"; then
       _fusermount_u "$mnt" -z 2>/dev/null || umount -l "$mnt" 2>/dev/null
-      mountpoint -q "$mnt" 2>/dev/null && { echo "cleanup: cannot unmount $mnt" >&2; busy=1; }
+      _is_mounted "$mnt" && { echo "cleanup: cannot unmount $mnt" >&2; busy=1; }
     fi
   done
   # Only unreaped children are left in _PIDS: their PIDs cannot have been reused.

@@ -209,6 +209,7 @@ async function serve(a: DaemonArgs): Promise<number> {
     svc.close();
     throw new CliError(`mounting ${a.mnt} failed: ${(e as Error).message}`);
   }
+  svc.transportStats = () => session.handlers?.statsLine() ?? {};
   log.info({ untrusted: { region: a.region, mnt: a.mnt }, opts: a.svc, recovered: svc.mounted.recovered, replayed: svc.mounted.replayed }, 'mounted');
   notify('ready');
   svc.onPowerFail = () => {

@@ -31,7 +31,8 @@ export async function main(argv: string[]): Promise<void> {
     const blockSize = parseSize(o.blockSize, 'block size');
     checkTarget(region, !!o.force, size);
     try {
-      const sb = formatRegion(region, { size, blockSize, label: o.label });
+      // The root directory belongs to whoever made the region (mke2fs's root_owner default): a user's own mount is writable.
+      const sb = formatRegion(region, { size, blockSize, label: o.label, rootUid: process.getuid?.() ?? 0, rootGid: process.getgid?.() ?? 0 });
       process.stdout.write(describe(region, sb));
     } catch (e) {
       if (e instanceof FormatError) throw new CliError(e.message);

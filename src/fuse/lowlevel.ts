@@ -76,7 +76,13 @@ export class FuseTransport {
   private nextDirFh = DIR_FH_BASE;
   /** Staging buffer for reads too fragmented for one writev, and for copy_file_range. */
   private staging: Buffer | null = null;
-  readonly stats = { requests: 0, forgets: 0, invalidations: 0 };
+  readonly stats = { requests: 0, forgets: 0, invalidations: 0, max_write_bytes: 0, max_read_bytes: 0 };
+
+  /** The counters for .pmemfs/stats: requests, forgets, invalidations, largest read/write seen, kernel references, timeouts. */
+  statsLine(): Record<string, number> {
+    return { ...this.stats, kernel_refs: this.fs.kernelRefs.size, pending: this.n.pendingRequests(),
+      entry_timeout_s: ENTRY_TIMEOUT, attr_timeout_s: ATTR_TIMEOUT };
+  }
 
   constructor(private readonly d: TransportDeps) {
     this.fs = d.fs;
@@ -269,6 +275,7 @@ export class FuseTransport {
       }),
 
       read: (slot, _ino, fh, size, off) => this.run(slot, 'read', () => {
+        if (size > this.stats.max_read_bytes) this.stats.max_read_bytes = size;
         if (CtlDir.ownsFh(fh)) {
           const buf = this.stage(size);
           n.replyBuf(slot, buf, ctl.read(fh, buf, size, off));
@@ -283,6 +290,7 @@ export class FuseTransport {
       }),
 
       write: (slot, _ino, fh, dataOff, size, off) => this.run(slot, 'write', () => {
+        if (size > this.stats.max_write_bytes) this.stats.max_write_bytes = size;
         const src = this.recv.subarray(dataOff, dataOff + size);
         if (CtlDir.ownsFh(fh)) {
           // The command text is taken before the first await: recvBuffer is reused by the next request.

@@ -5,7 +5,7 @@
  * Mount options: default_permissions (the kernel checks access from
  * mode/uid/gid), allow_other when asked, ro on read-only mounts, and
  * fsname/subtype so mount(8) shows `REGION on MNT type fuse.pmemfs`. As a
- * non-root user libfuse mounts through the setuid fusermount3. Requests
+ * non-root user libfuse mounts through the setuid fusermount3 (auto_unmount). Requests
  * of up to 1 MiB (init sets max_write; the kernel derives max_pages);
  * dax=always files are opened FOPEN_DIRECT_IO (no page cache, like fsdax).
  */
@@ -49,6 +49,10 @@ export class FuseSession {
     const opts = [`fsname=${this.o.fsname.replace(/[,\\]/g, '_')}`, 'subtype=pmemfs', 'default_permissions'];
     if (this.o.allowOther) opts.push('allow_other');
     if (this.svc.opts.readOnly) opts.push('ro');
+    // Not root: libfuse tries /dev/fuse itself and gives up on EACCES (it is 0600 on some
+    // hosts). auto_unmount sends it straight to the setuid fusermount3, which also
+    // unmounts if the daemon dies.
+    if (process.getuid?.() !== 0) opts.push('auto_unmount');
     native.sessionStart(this.mnt, opts.join(','), this.transport.handlers());
     this.live = true;
   }

@@ -27,7 +27,11 @@ import { mountBlocker, validate } from '../inode/validate.js';
 import { moduleLog } from '../log.js';
 import { regionOff } from '../types.js';
 
-export interface FormatOptions { size?: number; blockSize: number; label: string; bytesPerInode?: number; journalBlocks?: number }
+export interface FormatOptions {
+  size?: number; blockSize: number; label: string; bytesPerInode?: number; journalBlocks?: number;
+  /** Owner of the root directory (default 0:0; mkfs.pmemfs passes its caller's, as mke2fs does). */
+  rootUid?: number; rootGid?: number;
+}
 
 /** The engine objects over one mapped region (mount, mkfs and fsck build the same stack). */
 export interface Engine { sb: Superblock; region: Region; journal: Journal; alloc: Allocator; store: InodeStore; tx: TxManager }
@@ -67,7 +71,7 @@ export function formatRegion(path: string, o: FormatOptions): Superblock {
     e.alloc.loadFromUsage([]);
     for (const { index, image } of e.alloc.takeDirtyBitmap()) region.write(regionOff((sb.bitmapStart + index) * sb.blockSize), image, 0, image.length);
     e.tx.run(() => {
-      const root = new Inode(ROOT_INO, S_IFDIR | 0o755, 0, 0);
+      const root = new Inode(ROOT_INO, S_IFDIR | 0o755, o.rootUid ?? 0, o.rootGid ?? 0);
       root.nlink = 2;
       e.store.add(root);
       e.store.writeSuperblockImage();

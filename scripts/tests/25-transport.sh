@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The FUSE transport (libfuse3 low-level, inode-based) as real tools see it:
+#   - the kernel caches entries and attributes (stat of a cached file sends
+#     no request), yet hard links show the right link count and ctime
+#     through every name right after a change: all names are one node id;
+#   - an unlinked open file is an orphan (no .fuse_hidden name), readable
+#     until its last close, and its blocks come back then;
+#   - lseek SEEK_DATA / SEEK_HOLE on a sparse file (xfs_io seek);
+#   - copy_file_range (xfs_io copy_range, and cp) copies in the daemon;
+#   - flock and POSIX record locks between processes;
+#   - 1 MiB requests reach the daemon (O_DIRECT dd bs=1M);
+#   - mount -t fuse.pmemfs through fuse3's mount.fuse3.
+. "$(dirname "$0")/lib.sh"
+
+_require_fuse
+_require_cmd xfs_io stat cmp dd cp flock python3 mount
+
+KiB=1024
+MiB=$((1024 * KiB))
+
+# stat_line FILE: "nlink ctime(ns) mode size ino"
+stat_line() { stat -c '%h %.9Z %a %s %i' "$1"; }
+stat_field() { stat -c "$2" "$1"; }
+# fuse_stat KEY: a number from the subsystem=fuse line of .pmemfs/stats.
+fuse_stat() { sed -n "s/^subsystem=fuse .*\\b$1=\\([0-9]*\\).*/\\1/p" "$MNT/.pmemfs/stats"; }
+
+_scratch_setup
+_mkfs -s 256m
+_mount dax=always
+
+_log "attributes are cached: 200 stats of one file send (almost) no requests"
+echo data >"$MNT/cached"
+stat "$MNT/cached" >/dev/null
+before=$(fuse_stat requests)
+for _ in $(seq 200); do stat "$MNT/cached" >/dev/null; done
+after=$(fuse_stat requests)
+# Reading the stats file itself costs a handful (lookup, open, read, release).
+(( after - before < 40 )) || _fail "200 stats of a cached file made $((after - before)) requests: attribute caching is off"
+_assert_eq 1 "$(fuse_stat attr_timeout_s)" "attr_timeout_s in .pmemfs/stats"
+
+_log "hard links: one inode, the same nlink and ctime through every name, right after each change"
+mkdir "$MNT/d1" "$MNT/d2"
+A=$MNT/d1/a B=$MNT/d2/b C=$MNT/c
+echo hello >"$A"
+stat "$A" >/dev/null                      # cached now, with nlink 1
+ln "$A" "$B"
+_assert_eq "$(stat_line "$A")" "$(stat_line "$B")" "stat of both names after ln"
+_assert_eq 2 "$(stat_field "$A" %h)" "nlink of $A after ln"
+ln "$B" "$C"
+for n in "$A" "$B"; do _assert_eq 3 "$(stat_field "$n" %h)" "nlink of $n after the second ln"; done
+_assert_eq "$(stat_line "$A")" "$(stat_line "$C")" "stat of the first and third name"
+c0=$(stat_field "$A" %.9Z)
+sleep 0.05
+rm "$C"
+for n in "$A" "$B"; do _assert_eq 2 "$(stat_field "$n" %h)" "nlink of $n after rm of a third name"; done
+c1=$(stat_field "$A" %.9Z)
+[[ $c1 > $c0 ]] || _fail "ctime of $A did not move on after unlinking another name ($c0 then $c1)"
+_assert_eq "$c1" "$(stat_field "$B" %.9Z)" "ctime through the other name after rm"
+sleep 0.05
+chmod 600 "$B"
+_assert_eq 600 "$(stat_field "$A" %a)" "mode through $A after chmod of $B"
+_assert_eq "$(stat_line "$A")" "$(stat_line "$B")" "stat of both names after chmod"
+printf 'more data\n' >>"$B"
+_assert_eq 16 "$(stat_field "$A" %s)" "size through $A after appending through $B"
+_assert_eq "$(stat_line "$A")" "$(stat_line "$B")" "stat of both names after a write"
+mv "$B" "$MNT/d1/renamed"
+_assert_eq "$(stat_line "$A")" "$(stat_line "$MNT/d1/renamed")" "stat after renaming one name"
+[[ ! -e $B ]] || _fail "$B still exists after mv (stale entry)"
+rm "$A"
+_assert_eq 1 "$(stat_field "$MNT/d1/renamed" %h)" "nlink of the last name"
+cmp -s "$MNT/d1/renamed" <(printf 'hello\nmore data\n') || _fail "content of the last name changed"
+
+_log "an unlinked open file is an orphan until its last close"
+free0=$(stat -f -c %f "$MNT")
+head -c $((8 * MiB)) /dev/urandom >"$SCRATCH/orphan.src"
+cp "$SCRATCH/orphan.src" "$MNT/orphan"
+exec 7<"$MNT/orphan"
+rm "$MNT/orphan"
+hidden=$(find "$MNT" -name '.fuse_hidden*' | wc -l)
+_assert_eq 0 "$hidden" ".fuse_hidden files after unlinking an open file"
+cmp -s /dev/fd/7 "$SCRATCH/orphan.src" || _fail "the open, unlinked file does not read back its data"
+grep -q . <(stat -L -c %h /dev/fd/7) || _fail "fstat of the unlinked open file failed"
+_assert_eq 0 "$(stat -L -c %h /dev/fd/7)" "nlink of the unlinked open file"
+exec 7<&-
+for _ in $(seq 50); do (( $(stat -f -c %f "$MNT") >= free0 )) && break; sleep 0.1; done
+(( $(stat -f -c %f "$MNT") >= free0 )) || _fail "the orphan's blocks did not come back after its last close"
+
+_log "lseek SEEK_DATA / SEEK_HOLE on a sparse file"
+S=$MNT/sparse
+xfs_io -f -c "pwrite -q 0 4k" -c "pwrite -q 1m 8k" -c "truncate 4m" "$S"
+seek() { xfs_io -r -c "seek $1 $2" "$S" 2>&1 | awk '$1 == "DATA" || $1 == "HOLE" { print $1, $2 } /EOF/ { print "EOF" }'; }
+_assert_eq "DATA 0" "$(seek -d 0)" "seek -d 0"
+_assert_eq "HOLE 4096" "$(seek -h 0)" "seek -h 0"
+_assert_eq "DATA 1048576" "$(seek -d 4096)" "seek -d 4096"
+_assert_eq "HOLE 1056768" "$(seek -h 1048576)" "seek -h 1m"
+_assert_eq "HOLE 4194303" "$(seek -h 4194303)" "seek -h at the last byte (a hole runs to EOF)"
+out=$(xfs_io -r -c "seek -d 1056768" "$S" 2>&1)
+grep -qE 'EOF|ENXIO|No such device' <<<"$out" || _fail "seek -d past the last data should find nothing: $out"
+python3 - "$S" <<'EOF' || _fail "SEEK_DATA/SEEK_HOLE through lseek(2) disagree with the file's layout"
+import os, sys, errno
+fd = os.open(sys.argv[1], os.O_RDONLY)
+assert os.lseek(fd, 0, os.SEEK_HOLE) == 4096
+assert os.lseek(fd, 5000, os.SEEK_DATA) == 1 << 20
+assert os.lseek(fd, (1 << 20) + 100, os.SEEK_DATA) == (1 << 20) + 100
+try:
+    os.lseek(fd, 4 << 20, os.SEEK_DATA); sys.exit(1)
+except OSError as e:
+    assert e.errno == errno.ENXIO
+EOF
+
+_log "copy_file_range: xfs_io copy_range and cp"
+SRC=$MNT/copy-src DST=$MNT/copy-dst
+head -c $((3 * MiB + 123)) /dev/urandom >"$SCRATCH/copy.src"
+cp "$SCRATCH/copy.src" "$SRC"
+out=$(xfs_io -f -c "copy_range -s 4096 -d 8192 -l 1048576 $SRC" "$DST" 2>&1)
+[[ -z $out ]] || _fail "xfs_io copy_range reported: $out"
+_assert_eq $((8192 + MiB)) "$(stat -c %s "$DST")" "size after copy_range to offset 8192"
+cmp -s -n $MiB -i 4096:8192 "$SRC" "$DST" || _fail "copy_range data differs from the source range"
+cmp -s -n 8192 "$DST" /dev/zero || _fail "the bytes before the copied range are not zero"
+out=$(xfs_io -f -c "copy_range $SRC" "$MNT/copy-whole" 2>&1)
+[[ -z $out ]] || _fail "xfs_io copy_range (whole file) reported: $out"
+cmp -s "$SRC" "$MNT/copy-whole" || _fail "whole-file copy_range differs from the source"
+cp "$SRC" "$MNT/copy-cp"
+cmp -s "$SCRATCH/copy.src" "$MNT/copy-cp" || _fail "cp within the mount differs from the source"
+
+_log "flock and POSIX record locks between processes"
+L=$MNT/lockfile
+: >"$L"
+exec 8<"$L"
+flock -x 8
+if flock -n -x "$L" -c true 2>/dev/null; then _fail "a second flock -x succeeded while the first is held"; fi
+flock -u 8
+flock -n -x "$L" -c true || _fail "flock -x failed after the holder unlocked"
+exec 8<&-
+python3 - "$L" <<'EOF' || _fail "POSIX record locks (fcntl F_SETLK) do not exclude another process"
+import fcntl, os, sys
+path = sys.argv[1]
+fd = os.open(path, os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 100, 0)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    fd2 = os.open(path, os.O_RDWR)
+    try:
+        fcntl.lockf(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 50)
+        os.write(w, b"got")
+    except OSError:
+        os.write(w, b"refused")
+    try:
+        fcntl.lockf(fd2, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 200)   # outside the held range
+        os.write(w, b" free")
+    except OSError:
+        os.write(w, b" busy")
+    os._exit(0)
+os.waitpid(pid, 0)
+got = os.read(r, 100).decode()
+assert got == "refused free", got
+EOF
+
+_log "1 MiB requests reach the daemon"
+dd if=/dev/zero of="$MNT/big" bs=1M count=8 oflag=direct status=none
+dd if="$MNT/big" of=/dev/null bs=1M iflag=direct status=none
+_assert_eq $MiB "$(fuse_stat max_write_bytes)" "largest write request"
+_assert_eq $MiB "$(fuse_stat max_read_bytes)" "largest read request"
+
+_unmount
+
+_log "mount -t fuse.pmemfs (mount.fuse3) and umount"
+_run mount -t fuse.pmemfs "$REGION" "$MNT" -o dax=always
+_register_mount "$MNT"
+(( LAST_RC == 0 )) || _fail "mount -t fuse.pmemfs failed (exit $LAST_RC): $LAST_ERR"
+mountpoint -q "$MNT" || _fail "mount -t fuse.pmemfs returned 0 but $MNT is not a mount point"
+grep -q "^$REGION $MNT fuse.pmemfs " /proc/mounts || _fail "/proc/mounts does not show $REGION on $MNT as fuse.pmemfs: $(grep " $MNT " /proc/mounts)"
+cmp -s "$SCRATCH/copy.src" "$MNT/copy-cp" || _fail "data written before the remount differs"
+umount "$MNT" || _fail "umount $MNT failed"
+for _ in $(seq 100); do mountpoint -q "$MNT" || break; sleep 0.1; done
+mountpoint -q "$MNT" && _fail "$MNT still mounted after umount"
+# The detached daemon marks the region clean on its way out.
+for _ in $(seq 100); do "$FSCK_PMEMFS" -n "$REGION" >/dev/null 2>&1 && break; sleep 0.1; done
+_assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"
+
+_log "done"
