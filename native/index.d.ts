@@ -78,7 +78,7 @@ export interface NativeBinding {
    * when not root) and start polling the device from the event loop.
    * @throws Error when the options are refused or the mount fails (libfuse prints why on stderr)
    */
-  sessionStart(mountpoint: string, options: string, handlers: SessionHandlers): void;
+  sessionStart(mountpoint: string, options: string, handlers: SessionHandlers, spinUs: number): void;
   /** Stop polling; unmount (lazily) when `unmount`; answer pending requests EIO; destroy the session. */
   sessionStop(unmount: boolean): void;
   /** Map the region file read-only for read replies. @throws Error (mmap) */

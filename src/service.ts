@@ -43,7 +43,7 @@ export class PmemService {
   private readonly started = Date.now();
   private readonly commitTimer: NodeJS.Timeout | null;
   /** Set by the daemon: the FUSE transport's counters for .pmemfs/stats (absent without a mount). */
-  transportStats: (() => Record<string, number>) | null = null;
+  transportStats: (() => string[]) | null = null;
   /** Set by the daemon: stop at once, as if the power went (ctl powerfail); the region is already the post-failure image. */
   onPowerFail: ((lostPages: number) => void) | null = null;
 
@@ -157,7 +157,7 @@ export class PmemService {
       `subsystem=guard ${kv({ ...f.guard.stats, busy_policy: this.opts.busy, busy_timeout_ms: this.opts.busyTimeoutMs })}`,
       `subsystem=seal ${kv(this.seals.stats)}`,
       `subsystem=pin ${kv({ active: f.pins.size, ...this.pinMgr.stats, max_per_holder: MAX_PINS_PER_HOLDER })}`,
-      ...(this.transportStats ? [`subsystem=fuse ${kv(this.transportStats())}`] : []),
+      ...(this.transportStats?.() ?? []),
     ];
   }
 

@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #include <fuse_lowlevel.h>
@@ -123,6 +124,7 @@ static struct {
 	pthread_mutex_t nmu;
 	pthread_cond_t ncv;
 	struct notice *nhead, *ntail;
+	uint64_t spin_ns;	/* adaptive polling window after the queue runs dry */
 } g = { .free_head = -1, .nmu = PTHREAD_MUTEX_INITIALIZER, .ncv = PTHREAD_COND_INITIALIZER };
 
 /* ------------------------------------------------------------------ slots */
@@ -578,6 +580,13 @@ static const struct fuse_lowlevel_ops ll_ops = {
 
 /* ------------------------------------------------------------- the loop */
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static void session_ended(const char *why);
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -598,12 +607,30 @@ static void on_readable(uv_poll_t *h, int status, int events)
 	if (status < 0) {
 		why = "poll error";
 	} else {
+		uint64_t spin_until = 0;
 		for (int i = 0; i < POLL_BATCH; i++) {
 			int res = fuse_session_receive_buf(g.se, &g.buf);
 			if (res == -EINTR)
 				continue;
-			if (res == -EAGAIN)
-				break;
+			if (res == -EAGAIN) {
+				/*
+				 * Adaptive polling: a synchronous client sends its next
+				 * request a few microseconds after our reply. Looking again
+				 * for up to spin_us saves the sleep and wakeup in between
+				 * (tens of microseconds on a VM); an idle daemon stops
+				 * looking after that and sleeps in the event loop.
+				 */
+				uint64_t now = now_ns();
+				if (!g.spin_ns)
+					break;
+				if (!spin_until)
+					spin_until = now + g.spin_ns;
+				if (now >= spin_until)
+					break;
+				i--;
+				continue;
+			}
+			spin_until = 0;
 			if (res <= 0) {
 				why = res == 0 ? "the kernel ended the session (unmounted)" : "reading /dev/fuse failed";
 				break;
@@ -703,15 +730,16 @@ static void notice_stop(void)
 /* ------------------------------------------------------- JS: the session */
 
 /*
- * sessionStart(mountpoint, options: string, handlers: object)
+ * sessionStart(mountpoint, options: string, handlers: object, spinUs: number)
  * `options` is a -o list for libfuse (fsname, subtype, allow_other,
  * default_permissions, ro). Mounts (through fusermount3 when not root) and
  * starts polling. @throws Error when the session cannot be made or mounted
  */
 static napi_value session_start(napi_env env, napi_callback_info info)
 {
-	ARGS(3)
+	ARGS(4)
 	char *mnt = NULL, *opts = NULL;
+	double spin_us = 0;
 
 	if (g.se) {
 		napi_throw_error(env, "EBUSY", "sessionStart: a session is already running");
@@ -723,6 +751,12 @@ static napi_value session_start(napi_env env, napi_callback_info info)
 		free(mnt);
 		return NULL;
 	}
+	if (!arg_int(env, argv[3], "sessionStart", "spinUs", 0, 1000000, &spin_us)) {
+		free(mnt);
+		free(opts);
+		return NULL;
+	}
+	g.spin_ns = (uint64_t)spin_us * 1000u;
 	g.env = env;
 	for (int i = 0; i < OP_COUNT; i++) {
 		napi_value fn;
@@ -904,9 +938,10 @@ static void fill_open(struct fuse_file_info *fi, napi_env env, napi_value fh, na
 	fi->direct_io = (of & 1) != 0;
 	fi->keep_cache = (of & 2) != 0;
 	fi->nonseekable = (of & 4) != 0;
+	fi->noflush = (of & 8) != 0;
 }
 
-/* replyCreate(slot, fh, openFlags): entry from scratch; openFlags 1 direct_io, 2 keep_cache, 4 nonseekable. */
+/* replyCreate(slot, fh, openFlags): entry from scratch; openFlags 1 direct_io, 2 keep_cache, 4 nonseekable, 8 noflush. */
 static napi_value reply_create(napi_env env, napi_callback_info info)
 {
 	ARGS(3)

@@ -35,7 +35,7 @@ import type { IoctlDispatcher } from '../vfs/ioctl.js';
 /** Indices into the native scratch Float64Array (session.c's SCR_* enum). */
 export const SCRATCH = { CTX: 0, ATTR: 8, SETATTR: 32, STATFS: 48, SEGS: 64, MAX_SEGS: 480 } as const;
 /** openFlags bits of replyOpen/replyCreate (session.c fill_open). */
-export const OPEN_REPLY = { DIRECT_IO: 1, KEEP_CACHE: 2, NONSEEKABLE: 4 } as const;
+export const OPEN_REPLY = { DIRECT_IO: 1, KEEP_CACHE: 2, NONSEEKABLE: 4, NOFLUSH: 8 } as const;
 
 /** Seconds the kernel may trust an entry, a negative entry and attributes. */
 export const ENTRY_TIMEOUT = 1;
@@ -53,6 +53,7 @@ const SET_MODE = 1 << 0, SET_UID = 1 << 1, SET_GID = 1 << 2, SET_SIZE = 1 << 3, 
   SET_MTIME = 1 << 5, SET_ATIME_NOW = 1 << 7, SET_MTIME_NOW = 1 << 8;
 const SEEK_DATA = 3, SEEK_HOLE = 4;
 const RENAME_NOREPLACE = 1;
+const ENOTTY = 25;
 
 interface DirHandle { ino: number; entries: [name: string, ino: number][] }
 
@@ -76,12 +77,23 @@ export class FuseTransport {
   private nextDirFh = DIR_FH_BASE;
   /** Staging buffer for reads too fragmented for one writev, and for copy_file_range. */
   private staging: Buffer | null = null;
+  /** Requests per operation name (.pmemfs/stats, subsystem=fuse_ops). */
+  readonly ops = new Map<string, number>();
   readonly stats = { requests: 0, forgets: 0, invalidations: 0, max_write_bytes: 0, max_read_bytes: 0 };
 
-  /** The counters for .pmemfs/stats: requests, forgets, invalidations, largest read/write seen, kernel references, timeouts. */
-  statsLine(): Record<string, number> {
-    return { ...this.stats, kernel_refs: this.fs.kernelRefs.size, pending: this.n.pendingRequests(),
-      entry_timeout_s: ENTRY_TIMEOUT, attr_timeout_s: ATTR_TIMEOUT };
+  /**
+   * The .pmemfs/stats lines: `subsystem=fuse` (requests, forgets,
+   * invalidations, largest read/write request in bytes, inode numbers the
+   * kernel references, requests pending, cache timeouts in seconds) and
+   * `subsystem=fuse_ops` (requests per operation).
+   */
+  statsLines(): string[] {
+    const kv = (o: Iterable<[string, number]>) => [...o].map(([k, v]) => `${k}=${v}`).join(' ');
+    return [
+      `subsystem=fuse ${kv(Object.entries({ ...this.stats, kernel_refs: this.fs.kernelRefs.size, pending: this.n.pendingRequests(),
+        entry_timeout_s: ENTRY_TIMEOUT, attr_timeout_s: ATTR_TIMEOUT }))}`,
+      `subsystem=fuse_ops ${kv([...this.ops].sort((a, b) => b[1] - a[1]))}`,
+    ];
   }
 
   constructor(private readonly d: TransportDeps) {
@@ -120,6 +132,7 @@ export class FuseTransport {
   /** Run one request: `fn` answers on success; any throw (or rejection) answers its errno. */
   private run(slot: number, op: string, fn: () => void | Promise<void>): void {
     this.stats.requests++;
+    this.ops.set(op, (this.ops.get(op) ?? 0) + 1);
     const fail = (e: unknown) => {
       if (e instanceof FsError) {
         if (e.code !== 'ENOENT' && e.code !== 'ENODATA') this.d.log.debug({ op, code: e.code, reason: e.message }, 'request refused');
@@ -178,10 +191,14 @@ export class FuseTransport {
     return this.inode(ino, op);
   }
 
-  private openReply(inode: Inode | null): number {
-    // dax=always: no page cache, every read and write reaches the region (fsdax).
-    if (!inode) return OPEN_REPLY.DIRECT_IO;
-    return this.fs.opts.dax === 'always' && inode.isReg ? OPEN_REPLY.DIRECT_IO : 0;
+  /**
+   * open/create reply flags. dax=always: FOPEN_DIRECT_IO on regular files (no
+   * page cache, every read and write reaches the region, as fsdax). Always
+   * FOPEN_NOFLUSH: pmemfs has nothing to do at close(2) (durability is
+   * fsync's; record locks are the kernel's), so the kernel skips FLUSH.
+   */
+  private openReply(inode: Inode): number {
+    return (this.fs.opts.dax === 'always' && inode.isReg ? OPEN_REPLY.DIRECT_IO : 0) | OPEN_REPLY.NOFLUSH;
   }
 
   // --- the handlers --------------------------------------------------------------
@@ -192,19 +209,12 @@ export class FuseTransport {
       lookup: (slot, parent, name) => this.run(slot, 'lookup', () => {
         if (parent === ROOT_ID && name === CTL_DIR) { this.ctlEntry(slot, '/' + CTL_DIR); return; }
         if (this.isCtl(parent)) { this.ctlEntry(slot, `${this.ctlPath(parent)}/${name}`); return; }
-        const dir = this.inode(parent, 'lookup');
-        let child: Inode;
-        try { child = fs.lookup(dir, name); } catch (e) {
-          if (e instanceof FsError && e.code === 'ENOENT') {
-            // A negative entry: the kernel remembers the name is absent.
-            this.sc.fill(0, SCRATCH.ATTR, SCRATCH.ATTR + 19);
-            this.sc[SCRATCH.ATTR + 17] = NEGATIVE_TIMEOUT;
-            n.replyEntry(slot);
-            return;
-          }
-          throw e;
-        }
-        this.replyEntryFor(slot, child);
+        const child = fs.lookupOrNull(this.inode(parent, 'lookup'), name);
+        if (child) { this.replyEntryFor(slot, child); return; }
+        // A negative entry: the kernel remembers for a while that the name is absent.
+        this.sc.fill(0, SCRATCH.ATTR, SCRATCH.ATTR + 19);
+        this.sc[SCRATCH.ATTR + 17] = NEGATIVE_TIMEOUT;
+        n.replyEntry(slot);
       }),
 
       forget: (ino, nlookup) => {
@@ -388,7 +398,8 @@ export class FuseTransport {
       }),
 
       ioctl: (slot, ino, cmd, fh, _flags, input, outSize) => this.run(slot, 'ioctl', () => {
-        if (this.isCtl(ino)) throw new FsError('ENOTTY', 'ioctl', undefined, 'control files take no ioctls');
+        // Unknown commands (a TCGETS from isatty() on every stdio open) get ENOTTY at once.
+        if (this.isCtl(ino) || !this.d.ioctl.knows(cmd)) { n.replyErr(slot, ENOTTY); return; }
         const inode = this.inode(ino, 'ioctl');
         const done = (out: Buffer | null) => {
           n.replyIoctl(slot, 0, out);

@@ -17,6 +17,8 @@ import { FuseTransport } from './lowlevel.js';
 export interface SessionOptions {
   allowOther: boolean;
   fsname: string;
+  /** poll_us=N: after the request queue runs dry, look again for up to N µs before sleeping (0: never). */
+  pollUs: number;
 }
 
 export class FuseSession {
@@ -53,7 +55,7 @@ export class FuseSession {
     // hosts). auto_unmount sends it straight to the setuid fusermount3, which also
     // unmounts if the daemon dies.
     if (process.getuid?.() !== 0) opts.push('auto_unmount');
-    native.sessionStart(this.mnt, opts.join(','), this.transport.handlers());
+    native.sessionStart(this.mnt, opts.join(','), this.transport.handlers(), this.o.pollUs);
     this.live = true;
   }
 

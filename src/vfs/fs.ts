@@ -109,6 +109,21 @@ export class PmemFs {
     return this.mustInode(next);
   }
 
+  /**
+   * lookup() for the FUSE transport's hot path: null instead of ENOENT (a
+   * miss is an ordinary answer there, a negative entry, not an error).
+   * @throws FsError ENOTDIR, ENAMETOOLONG
+   */
+  lookupOrNull(dir: Inode, name: string): Inode | null {
+    if (!dir.isDir) throw new FsError('ENOTDIR', 'lookup', name);
+    const next = dir.dirents!.get(name);
+    if (next === undefined) {
+      if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'lookup', name);
+      return null;
+    }
+    return this.mustInode(next);
+  }
+
   /** Resolve an absolute path. @throws FsError ENOENT, ENOTDIR, ENAMETOOLONG */
   resolve(path: string): Inode {
     let cur = this.root();

@@ -33,6 +33,9 @@ export class IoctlDispatcher {
     this.table.set(cmd, { name, fn });
   }
 
+  /** Whether `cmd` is a known command (the transport answers ENOTTY to others without building a request). */
+  knows(cmd: number): boolean { return this.table.has(cmd >>> 0); }
+
   /** @throws FsError ENOTTY for an unknown command, EINVAL for a malformed payload */
   dispatch(req: IoctlRequest): Buffer | null | Promise<Buffer | null> {
     const cmd = req.cmd >>> 0;
