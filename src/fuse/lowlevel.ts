@@ -301,12 +301,12 @@ export class FuseTransport {
 
       write: (slot, _ino, fh, dataOff, size, off) => this.run(slot, 'write', () => {
         if (size > this.stats.max_write_bytes) this.stats.max_write_bytes = size;
-        const src = this.recv.subarray(dataOff, dataOff + size);
         if (CtlDir.ownsFh(fh)) {
           // The command text is taken before the first await: recvBuffer is reused by the next request.
-          return ctl.write(fh, src, size).then((w) => n.replyWrite(slot, w));
+          return ctl.write(fh, this.recv.subarray(dataOff, dataOff + size), size).then((w) => n.replyWrite(slot, w));
         }
-        n.replyWrite(slot, fs.write(fh, `fh ${fh}`, src, size, off, this.caller()));
+        // Copied once, from the receive buffer into the region.
+        n.replyWrite(slot, fs.write(fh, 'write', this.recv, size, off, this.caller(), dataOff));
       }),
 
       flush: (slot) => n.replyErr(slot, 0),
@@ -376,7 +376,7 @@ export class FuseTransport {
 
       setxattr: (slot, ino, name, value, flags) => this.run(slot, 'setxattr', () => {
         this.noCtlChange(ino, 'setxattr');
-        fs.setxattr(this.inode(ino, 'setxattr'), name, value, flags);
+        fs.setxattr(this.inode(ino, 'setxattr'), name, value, flags, this.caller());
         n.replyErr(slot, 0);
       }),
 

@@ -88,12 +88,12 @@ export function seekData(c: DataContext, inode: Inode, off: number, what: 'data'
 }
 
 /**
- * Write src[0, len) at file offset off. Sealed files take in-place writes
+ * Write src[srcOff, srcOff+len) at file offset off (bytes). Sealed files take in-place writes
  * within EOF only. Allocates holes (one all-or-nothing allocation) and
  * converts unwritten extents.
  * @throws FsError ETXTBSY (sealed, write would extend), EFBIG, ENOSPC
  */
-export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: string, src: Buffer, len: number, off: number): number {
+export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: string, src: Buffer, len: number, off: number, srcOff = 0): number {
   if (len === 0) return 0;
   const end = off + len;
   if (off < 0 || end > MAX_FILE_SIZE) throw new FsError('EFBIG', 'write', path, `end offset ${end} beyond the maximum file size`);
@@ -121,7 +121,7 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
         while (fb < seg.fileBlock + seg.len) {
           const run = runs[0];
           const n = Math.min(run.len, seg.fileBlock + seg.len - fb);
-          fillNewBlocks(c, run.start, fb, n, src, off, end);
+          fillNewBlocks(c, run.start, fb, n, src, off, end, srcOff);
           inode.bmap.insert(permit!, { fileBlock: fb, regionBlock: run.start, len: n, flags: 0 });
           if (n === run.len) runs.shift(); else runs[0] = { start: run.start + n, len: run.len - n };
           fb += n;
@@ -129,11 +129,11 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
       } else if (seg.flags & EXT_UNWRITTEN) {
         const base = seg.regionBlock * bs - segStart;
         c.region.zero(regionOff(segStart + base), s - segStart);
-        c.region.write(regionOff(s + base), src, s - off, e - s);
+        c.region.write(regionOff(s + base), src, srcOff + s - off, e - s);
         c.region.zero(regionOff(e + base), segEnd - e);
         inode.bmap.convertWritten(permit!, seg.fileBlock, seg.len);
       } else {
-        c.region.write(regionOff(seg.regionBlock * bs + (s - segStart)), src, s - off, e - s);
+        c.region.write(regionOff(seg.regionBlock * bs + (s - segStart)), src, srcOff + s - off, e - s);
       }
     }
   } finally {
@@ -147,13 +147,13 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
 }
 
 /** Write the part of [off, end) that falls in file blocks [fb, fb+n) to region blocks from rb; zero the rest of those blocks. */
-function fillNewBlocks(c: DataContext, rb: number, fb: number, n: number, src: Buffer, off: number, end: number): void {
+function fillNewBlocks(c: DataContext, rb: number, fb: number, n: number, src: Buffer, off: number, end: number, srcOff: number): void {
   const bs = c.blockSize;
   const fStart = fb * bs, fEnd = (fb + n) * bs;
   const s = Math.max(off, fStart), e = Math.min(end, fEnd);
   const base = rb * bs - fStart;
   if (s > fStart) c.region.zero(regionOff(fStart + base), s - fStart);
-  c.region.write(regionOff(s + base), src, s - off, e - s);
+  c.region.write(regionOff(s + base), src, srcOff + s - off, e - s);
   if (e < fEnd) c.region.zero(regionOff(e + base), fEnd - e);
 }
 

@@ -53,6 +53,9 @@ const XATTR_NAME_MAX = 255;
 const XATTR_SIZE_MAX = 65536;
 const XATTR_TOTAL_MAX = 256 * 1024;
 const XATTR_CREATE = 1;
+const XATTR_POSIX_ACL_ACCESS = 'system.posix_acl_access';
+const XATTR_POSIX_ACL_DEFAULT = 'system.posix_acl_default';
+const ACL_USER_OBJ = 0x01, ACL_GROUP_OBJ = 0x04, ACL_OTHER = 0x20;
 const XATTR_REPLACE = 2;
 
 export class PmemFs {
@@ -497,11 +500,11 @@ export class PmemFs {
   }
 
   /**
-   * Write through an open handle. A writer without CAP_FSETID (uid ≠ 0) drops
+   * Write buf[bufOff, bufOff+len) at `off` through an open handle. A writer without CAP_FSETID (uid ≠ 0) drops
    * set-user-ID, and set-group-ID on a group-executable file, as Linux's
    * file_remove_privs() does.
    */
-  write(fh: number, path: string, buf: Buffer, len: number, off: number, caller: Caller = ROOT_CALLER): number {
+  write(fh: number, path: string, buf: Buffer, len: number, off: number, caller: Caller = ROOT_CALLER, bufOff = 0): number {
     this.writable('write', path);
     const h = this.handle(fh);
     if ((h.flags & O_ACCMODE) === C.O_RDONLY) throw new FsError('EBADF', 'write', path);
@@ -509,7 +512,7 @@ export class PmemFs {
     return this.run((tx) => {
       // O_SYNC/O_DSYNC: durable on return (dax=always gets no FSYNC from the kernel).
       if (h.flags & C.O_DSYNC) tx.requireSync();
-      const n = writeData(this.data, tx, h.inode, path, buf, len, at);
+      const n = writeData(this.data, tx, h.inode, path, buf, len, at, bufOff);
       const kill = S_ISUID | (h.inode.mode & C.S_IXGRP ? S_ISGID : 0);
       if (caller.uid !== 0 && h.inode.mode & kill) h.inode.mode &= ~kill;
       return n;
@@ -572,6 +575,8 @@ export class PmemFs {
     const { inode, path } = this.target(t);
     if (name === uapi.XATTR_STATE) return Buffer.from(this.stateLine(inode));
     if (name === uapi.XATTR_SEALED) return inode.persistentSeal ? Buffer.from('1') : null;
+    // No ACL beyond the mode bits, and no default ACL: ENODATA, as ext4 answers then.
+    if (name === XATTR_POSIX_ACL_ACCESS || name === XATTR_POSIX_ACL_DEFAULT) return null;
     this.checkXattrName(name, 'getxattr', path);
     return inode.xattrs.get(name) ?? null;
   }
@@ -583,10 +588,11 @@ export class PmemFs {
     return names;
   }
 
-  setxattr(t: Inode | string, name: string, value: Buffer, flags: number): void {
+  setxattr(t: Inode | string, name: string, value: Buffer, flags: number, caller: Caller = ROOT_CALLER): void {
     const { inode, path } = this.target(t);
     this.writable('setxattr', path);
     if (name === uapi.XATTR_STATE) throw new FsError('EPERM', 'setxattr', path, `${name} is read-only`);
+    if (name === XATTR_POSIX_ACL_ACCESS) { this.setAccessAcl(inode, path, value, caller); return; }
     if (name === uapi.XATTR_SEALED) {
       if (value.toString('utf8').trim() !== '1') throw new FsError('EINVAL', 'setxattr', path, `${name} takes the value 1 (remove it to unseal)`);
       if (flags & XATTR_CREATE && inode.persistentSeal) throw new FsError('EEXIST', 'setxattr', path);
@@ -612,6 +618,8 @@ export class PmemFs {
   removexattr(t: Inode | string, name: string): void {
     const { inode, path } = this.target(t);
     this.writable('removexattr', path);
+    // Removing an ACL that is not there (cp -a clears a directory's default ACL): ENODATA, which libacl takes as done.
+    if (name === XATTR_POSIX_ACL_ACCESS || name === XATTR_POSIX_ACL_DEFAULT) throw new FsError('ENODATA', 'removexattr', path);
     if (name === uapi.XATTR_STATE) throw new FsError('EPERM', 'removexattr', path, `${name} is read-only`);
     if (name === uapi.XATTR_SEALED) {
       if (!inode.persistentSeal) throw new FsError('ENODATA', 'removexattr', path);
@@ -626,6 +634,30 @@ export class PmemFs {
       inode.touchCtime();
       tx.markDirty(inode);
     });
+  }
+
+  /**
+   * system.posix_acl_access: pmemfs keeps no ACLs, but an ACL equivalent to
+   * the mode bits (only the owner, group and other entries) is accepted as
+   * the chmod it means, as Linux filesystems store it (posix_acl_equiv_mode,
+   * linux fs/posix_acl.c); `cp -a` sets one on every file. Any other ACL:
+   * EOPNOTSUPP. Value: the kernel's xattr form (u32 version 2, then u16 tag,
+   * u16 perm, u32 id per entry).
+   * @throws FsError EOPNOTSUPP (an extended ACL), EINVAL (malformed), EPERM (not the owner)
+   */
+  private setAccessAcl(inode: Inode, path: string, value: Buffer, caller: Caller): void {
+    if (value.length < 4 || (value.length - 4) % 8 || value.readUInt32LE(0) !== 2) throw new FsError('EINVAL', 'setxattr', path, 'malformed POSIX ACL');
+    const perms = new Map<number, number>();
+    for (let o = 4; o < value.length; o += 8) perms.set(value.readUInt16LE(o), value.readUInt16LE(o + 2) & 7);
+    const n = (value.length - 4) / 8;
+    if (n !== 3 || !perms.has(ACL_USER_OBJ) || !perms.has(ACL_GROUP_OBJ) || !perms.has(ACL_OTHER)) {
+      throw new FsError('EOPNOTSUPP', 'setxattr', path, 'POSIX ACLs beyond the mode bits are not supported');
+    }
+    if (caller.uid !== 0 && caller.uid !== inode.uid) throw new FsError('EPERM', 'setxattr', path, 'only the owner may change the mode');
+    let mode = (inode.mode & ~0o777) | (perms.get(ACL_USER_OBJ)! << 6) | (perms.get(ACL_GROUP_OBJ)! << 3) | perms.get(ACL_OTHER)!;
+    // As chmod: a caller outside the file's group (primary group: all a request carries) drops set-group-ID.
+    if (caller.uid !== 0 && caller.gid !== inode.gid) mode &= ~S_ISGID;
+    this.chmod(inode, mode);
   }
 
   private needSeals(path: string): NonNullable<PmemFs['seals']> {

@@ -22,6 +22,7 @@ import { ROOT_CALLER, type Caller, type PmemFs } from '../../src/vfs/fs.js';
 import { engine, formatRegion, mountRegion, readSuperblock, unmountRegion, type MountOptions, type Mounted } from '../../src/vfs/mount.js';
 import { Region } from '../../src/region/region.js';
 import { regionOff } from '../../src/types.js';
+import { mapRead, seekData } from '../../src/vfs/data.js';
 
 const BS = 4096;
 const MiB = 1 << 20;
@@ -733,5 +734,119 @@ describe('orphans', () => {
     expect(f.inodeOf(ino)).toBeUndefined();
     expect(f.statfs().bfree).toBe(free0);
     unmount(m);
+  });
+});
+
+describe('what the FUSE transport asks of the engine', () => {
+  let m: Mounted, f: PmemFs;
+  beforeEach(() => { m = mount(region()); f = m.fs; });
+
+  it('mapRead gives the region ranges behind a read, merged, zeroes as -1, short at EOF', async () => {
+    const data = randomBytes(2 * BS);
+    put(f, '/s', data, 0);
+    put(f, '/s', data.subarray(0, BS), 8 * BS);         // hole in blocks 2..7
+    await f.fallocate('/s', KEEP, 10 * BS, 2 * BS);      // unwritten blocks past EOF: never read
+    const inode = f.resolve('/s');
+    const out = new Float64Array(64);
+    const k = mapRead(f.data, inode, 100 * BS, 100, out, 4, 20);
+    expect(k).toBe(3);
+    const segs = Array.from({ length: k }, (_, i) => [out[4 + 2 * i], out[5 + 2 * i]]);
+    expect(segs[0][1]).toBe(2 * BS - 100);
+    expect(segs[1]).toEqual([-1, 6 * BS]);
+    expect(segs[2][1]).toBe(BS);
+    expect(segs.reduce((a, s) => a + s[1], 0)).toBe(inode.size - 100);
+    // The bytes at those region offsets are the file's.
+    const back = Buffer.alloc(inode.size - 100);
+    let at = 0;
+    for (const [off, len] of segs) {
+      if (off === -1) back.fill(0, at, at + len); else m.region.read(regionOff(off), back, at, len);
+      at += len;
+    }
+    expect(back.equals(get(f, '/s', 100))).toBe(true);
+    expect(mapRead(f.data, inode, BS, inode.size, out, 0, 20)).toBe(0);
+    expect(mapRead(f.data, inode, 100 * BS, 0, out, 0, 2)).toBe(-1);   // needs 3 pairs: the caller copies instead
+  });
+
+  it('seekData finds data and holes as Linux SEEK_DATA/SEEK_HOLE do', async () => {
+    put(f, '/h', randomBytes(BS), 0);
+    put(f, '/h', randomBytes(2 * BS), 16 * BS);
+    await f.fallocate('/h', 0, 4 * BS, 2 * BS);          // unwritten: a hole to SEEK_DATA
+    await f.truncate('/h', 32 * BS);
+    const i = f.resolve('/h');
+    expect(seekData(f.data, i, 0, 'data')).toBe(0);
+    expect(seekData(f.data, i, 10, 'hole')).toBe(BS);
+    expect(seekData(f.data, i, BS, 'data')).toBe(16 * BS);
+    expect(seekData(f.data, i, 16 * BS + 5, 'data')).toBe(16 * BS + 5);
+    expect(seekData(f.data, i, 16 * BS, 'hole')).toBe(18 * BS);
+    expect(seekData(f.data, i, 20 * BS, 'hole')).toBe(20 * BS);
+    expect(code(() => seekData(f.data, i, 18 * BS, 'data'))).toBe('ENXIO');
+    expect(code(() => seekData(f.data, i, 32 * BS, 'hole'))).toBe('ENXIO');
+  });
+
+  it('lookupOrNull answers a miss with null, and still refuses bad names', () => {
+    f.mkdir('/d', 0o755, ROOT_CALLER);
+    const d = f.resolve('/d');
+    expect(f.lookupOrNull(d, 'nope')).toBeNull();
+    put(f, '/d/x', Buffer.from('x'));
+    expect(f.lookupOrNull(d, 'x')?.ino).toBe(f.resolve('/d/x').ino);
+    expect(code(() => f.lookupOrNull(d, 'n'.repeat(256)))).toBe('ENAMETOOLONG');
+    expect(code(() => f.lookupOrNull(f.resolve('/d/x'), 'y'))).toBe('ENOTDIR');
+  });
+
+  it('an inode number the kernel still references is not reused until it is forgotten', () => {
+    put(f, '/a', Buffer.from('a'));
+    const ino = f.resolve('/a').ino;
+    f.kernelRefs.set(ino, 1);
+    f.unlink('/a');
+    put(f, '/b', Buffer.from('b'));
+    expect(f.resolve('/b').ino).not.toBe(ino);
+    f.kernelRefs.delete(ino);
+    put(f, '/c', Buffer.from('c'));
+    expect(f.resolve('/c').ino).toBe(ino);
+  });
+
+  it('write takes its bytes from an offset in a shared buffer (the receive buffer), into holes and over data', () => {
+    const big = randomBytes(5 * BS);
+    const h = f.create('/w', 0o644, C.O_RDWR, ROOT_CALLER);
+    expect(f.write(h.fh, '/w', big, 2 * BS + 7, 100, ROOT_CALLER, 333)).toBe(2 * BS + 7);   // fills holes
+    expect(f.write(h.fh, '/w', big, 50, 200, ROOT_CALLER, 4000)).toBe(50);                  // overwrites
+    f.release(h.fh);
+    const want = Buffer.alloc(100 + 2 * BS + 7);
+    big.copy(want, 100, 333, 333 + 2 * BS + 7);
+    big.copy(want, 200, 4000, 4050);
+    expect(get(f, '/w').equals(want)).toBe(true);
+  });
+
+  it('externalChange reaches the transport hook', () => {
+    const seen: [number, boolean][] = [];
+    f.onExternalChange = (i, data) => seen.push([i.ino, data]);
+    put(f, '/e', Buffer.from('e'));
+    f.externalChange(f.resolve('/e'), true);
+    expect(seen).toEqual([[f.resolve('/e').ino, true]]);
+  });
+});
+
+describe('system.posix_acl_access', () => {
+  let m: Mounted, f: PmemFs;
+  beforeEach(() => { m = mount(region()); f = m.fs; });
+  const acl = (...e: [number, number][]) => {
+    const b = Buffer.alloc(4 + 8 * e.length);
+    b.writeUInt32LE(2, 0);
+    e.forEach(([tag, perm], i) => { b.writeUInt16LE(tag, 4 + 8 * i); b.writeUInt16LE(perm, 6 + 8 * i); b.writeUInt32LE(0xffffffff, 8 + 8 * i); });
+    return b;
+  };
+
+  it('an ACL equivalent to the mode bits is the chmod it means; others are EOPNOTSUPP; only the owner', () => {
+    put(f, '/a', Buffer.from('a'), 0, USER);
+    f.setxattr('/a', 'system.posix_acl_access', acl([1, 7], [4, 5], [0x20, 0]), 0, USER);
+    expect(f.getattr('/a').mode & 0o7777).toBe(0o750);
+    expect(code(() => f.setxattr('/a', 'system.posix_acl_access', acl([1, 7], [2, 7], [4, 5], [0x10, 7], [0x20, 0]), 0, USER))).toBe('EOPNOTSUPP');
+    expect(code(() => f.setxattr('/a', 'system.posix_acl_access', Buffer.from([1, 2, 3]), 0, USER))).toBe('EINVAL');
+    expect(code(() => f.setxattr('/a', 'system.posix_acl_access', acl([1, 6], [4, 4], [0x20, 4]), 0, { pid: 1, uid: 2000, gid: 2000 }))).toBe('EPERM');
+    expect(f.getattr('/a').mode & 0o7777).toBe(0o750);
+    expect(f.getxattr('/a', 'system.posix_acl_access')).toBeNull();   // ENODATA: the mode bits are the whole ACL
+    f.mkdir('/d', 0o755, USER);
+    expect(code(() => f.removexattr('/d', 'system.posix_acl_default'))).toBe('ENODATA');   // cp -a clears it on every directory
+    expect(f.getxattr('/d', 'system.posix_acl_default')).toBeNull();
   });
 });
