@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as uapi from '../../uapi.js';
 import type { CommandDef, IoContext } from './commands.js';
 import { runDma } from './dma.js';
-import { formatBmapShort, formatBmapVerbose, formatStat } from './format.js';
+import { formatBmapShort, formatBmapVerbose, formatLsattr, formatStat } from './format.js';
 import { fsGetXattr, getBmap, pinRange, regionInfo, unpin, type FsXattr } from './ioctls.js';
 import { parseNum, parsePattern, parseSeconds, type ParsedArgs } from './parse.js';
 
@@ -60,6 +60,16 @@ const stat: CommandDef = {
       size: Number(st.size), blocks: Number(st.blocks), fsx,
       state: ctx.readXattr(ctx.path, uapi.XATTR_STATE),
     }));
+  },
+};
+
+const lsattr: CommandDef = {
+  name: 'lsattr', usage: '', help: 'the file\'s xflags with its seal state (sealed=none|lease|persistent), which current kernels cannot pass in the xflags',
+  args: [0, 0], label: 'lsattr',
+  run(ctx) {
+    let fsx: FsXattr | null = null;
+    try { fsx = fsGetXattr(ctx.sys, ctx.fd); } catch { /* not pmemfs, or no FS_IOC_FSGETXATTR */ }
+    ctx.out(formatLsattr(ctx.path, fsx, ctx.readXattr(ctx.path, uapi.XATTR_STATE)));
   },
 };
 
@@ -130,7 +140,7 @@ const map: CommandDef = {
 };
 
 export const pmemCommands: readonly CommandDef[] = [
-  stat, bmap,
+  stat, lsattr, bmap,
   simpleIoctl('seal', uapi.PMEMFS_IOC_SEAL, 'persistently seal the block map (S_IOMAP_IMMUTABLE; root)'),
   simpleIoctl('unseal', uapi.PMEMFS_IOC_UNSEAL, 'clear the persistent seal (root; ETXTBSY while leased or pinned)'),
   simpleIoctl('lease', uapi.PMEMFS_IOC_LEASE, 'seal the block map for as long as this process holds the lease (MAP_DIRECT)', installBreakNotice),

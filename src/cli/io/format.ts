@@ -148,9 +148,18 @@ export function formatStat(s: StatInfo): string {
   let out = `fd.path = "${s.path}"\n`;
   out += `fd.flags = non-sync,non-direct,${s.readOnly ? 'read-only' : 'read-write'}\n`;
   out += `stat.ino = ${s.ino}\nstat.type = ${s.type}\nstat.size = ${s.size}\nstat.blocks = ${s.blocks}\n`;
-  if (s.fsx) out += `fsxattr.xflags = ${formatXflags(s.fsx.xflags)}\nfsxattr.nextents = ${s.fsx.nextents}\n`;
+  // The kernel's fileattr path (6.x) drops xflag bits it does not know, so the
+  // sealed bit never reaches us there: the seal comes from pmemfs's own state.
+  const seal = s.state === null ? undefined : parseStateLine(s.state).find(([k]) => k === 'sealed')?.[1];
+  if (s.fsx) out += `fsxattr.xflags = ${formatXflags(s.fsx.xflags)}${seal ? ` sealed=${seal}` : ''}\nfsxattr.nextents = ${s.fsx.nextents}\n`;
   if (s.state !== null) for (const [k, v] of parseStateLine(s.state)) out += `${k} = ${v}\n`;
   return out;
+}
+
+/** One `lsattr` line: `0x8000 [dax] sealed=persistent PATH` (the seal from the state line, as in stat). */
+export function formatLsattr(path: string, fsx: FsXattr | null, state: string | null): string {
+  const seal = state === null ? 'unknown' : parseStateLine(state).find(([k]) => k === 'sealed')?.[1] ?? 'unknown';
+  return `${fsx ? formatXflags(fsx.xflags) : '(no fsxattr)'} sealed=${seal} ${path}\n`;
 }
 
 // ---------------------------------------------------------------- errors
