@@ -976,15 +976,28 @@ static napi_value reply_open(napi_env env, napi_callback_info info)
 	return undefined(env);
 }
 
+/* The replies that carry one number: a byte count or an offset. */
+enum num_reply { NUM_WRITE, NUM_XATTR_SIZE, NUM_LSEEK };
+
+static napi_value reply_number(napi_env env, napi_callback_info info, const char *fn, enum num_reply kind)
+{
+	ARGS(2)
+	SLOT_ARG(fn)
+	double n = 0;
+	napi_get_value_double(env, argv[1], &n);
+	fuse_req_t req = slot_take(s);
+	switch (kind) {
+	case NUM_WRITE: fuse_reply_write(req, (size_t)n); break;
+	case NUM_XATTR_SIZE: fuse_reply_xattr(req, (size_t)n); break;
+	case NUM_LSEEK: fuse_reply_lseek(req, (off_t)n); break;
+	}
+	return undefined(env);
+}
+
 /* replyWrite(slot, bytes) — also copy_file_range's answer */
 static napi_value reply_write(napi_env env, napi_callback_info info)
 {
-	ARGS(2)
-	SLOT_ARG("replyWrite")
-	double n = 0;
-	napi_get_value_double(env, argv[1], &n);
-	fuse_reply_write(slot_take(s), (size_t)n);
-	return undefined(env);
+	return reply_number(env, info, "replyWrite", NUM_WRITE);
 }
 
 /*
@@ -1091,23 +1104,13 @@ static napi_value reply_statfs(napi_env env, napi_callback_info info)
 /* replyXattrSize(slot, bytes): getxattr/listxattr with size 0 */
 static napi_value reply_xattr_size(napi_env env, napi_callback_info info)
 {
-	ARGS(2)
-	SLOT_ARG("replyXattrSize")
-	double n = 0;
-	napi_get_value_double(env, argv[1], &n);
-	fuse_reply_xattr(slot_take(s), (size_t)n);
-	return undefined(env);
+	return reply_number(env, info, "replyXattrSize", NUM_XATTR_SIZE);
 }
 
 /* replyLseek(slot, offset) */
 static napi_value reply_lseek(napi_env env, napi_callback_info info)
 {
-	ARGS(2)
-	SLOT_ARG("replyLseek")
-	double off = 0;
-	napi_get_value_double(env, argv[1], &off);
-	fuse_reply_lseek(slot_take(s), (off_t)off);
-	return undefined(env);
+	return reply_number(env, info, "replyLseek", NUM_LSEEK);
 }
 
 /*
