@@ -9,7 +9,9 @@
 #   - copy_file_range (xfs_io copy_range, and cp) copies in the daemon;
 #   - flock and POSIX record locks between processes;
 #   - 1 MiB requests reach the daemon (O_DIRECT dd bs=1M);
-#   - mount -t fuse.pmemfs through fuse3's mount.fuse3.
+#   - mount -t fuse.pmemfs through fuse3's mount.fuse3;
+#   - dax=never: what a device stores under a pin reaches an open
+#     descriptor's page cache when the pin goes (notify_inval_inode).
 . "$(dirname "$0")/lib.sh"
 
 _require_fuse
@@ -178,5 +180,27 @@ mountpoint -q "$MNT" && _fail "$MNT still mounted after umount"
 # The detached daemon marks the region clean on its way out.
 for _ in $(seq 100); do "$FSCK_PMEMFS" -n "$REGION" >/dev/null 2>&1 && break; sleep 0.1; done
 _assert_exit 0 "$FSCK_PMEMFS" -n "$REGION"
+
+_log "dax=never: a device write under a pin reaches an open descriptor's page cache at unpin (notify_inval_inode)"
+_mount dax=never
+xfs_io -f -c "pwrite -q -S 0x11 0 64k" "$MNT/dma" >/dev/null
+# The descriptor stays open throughout, so no open can drop the cache: only the invalidation can.
+python3 - "$MNT/dma" "$REGION" "$MNT" <<'EOF' || _fail "the page cache kept the pre-DMA data after unpin"
+import os, re, sys, time
+path, region, mnt = sys.argv[1:4]
+fd = os.open(path, os.O_RDONLY)
+assert os.pread(fd, 4096, 4096) == b'\x11' * 4096          # cached now
+with open(os.path.join(mnt, '.pmemfs/ctl'), 'w') as c: c.write('pin /dma 4096 4096\n')
+m = re.search(r'id=(\d+) .* phys=0x([0-9a-f]+)', open(os.path.join(mnt, '.pmemfs/busy')).read())
+pin, phys = int(m.group(1)), int(m.group(2), 16)
+rfd = os.open(region, os.O_WRONLY)                            # the device writes the pinned page
+os.pwrite(rfd, b'\x5a' * 4096, phys); os.close(rfd)
+with open(os.path.join(mnt, '.pmemfs/ctl'), 'w') as c: c.write(f'unpin {pin}\n')
+for _ in range(40):                                           # the notification is asynchronous
+    if os.pread(fd, 4096, 4096) == b'\x5a' * 4096: sys.exit(0)
+    time.sleep(0.05)
+print('still the old page 2 s after unpin', file=sys.stderr); sys.exit(1)
+EOF
+_unmount
 
 _log "done"
