@@ -1,7 +1,7 @@
 /**
  * @file FsError: the one error type the engine throws. It carries a Linux
  * errno name, the operation and the path, shaped like Node's own fs errors
- * (code, syscall, path). Only the FUSE adapter turns it into a negative errno.
+ * (code, syscall, path). Only the FUSE transport turns it into a negative errno.
  */
 import { constants } from 'node:os';
 

@@ -263,6 +263,6 @@ export async function main(argv: string[]): Promise<void> {
       throw e;
     }
   });
-  // Handles (fuse-native's async, timers) may keep the loop alive after a clean stop.
+  // Handles (the uv_poll of a session, timers) may keep the loop alive after a clean stop.
   if (process.exitCode !== undefined) setTimeout(() => process.exit(), 50).unref();
 }

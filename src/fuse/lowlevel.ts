@@ -32,7 +32,15 @@ import { mapRead, readData, seekData } from '../vfs/data.js';
 import type { Caller, PmemFs, Stat, TimeSpec } from '../vfs/fs.js';
 import type { IoctlDispatcher } from '../vfs/ioctl.js';
 
-/** Indices into the native scratch Float64Array (session.c's SCR_* enum). */
+/**
+ * Indices into the native scratch Float64Array (session.c's SCR_* enum):
+ * CTX uid, gid, pid, umask of the request being dispatched; ATTR ino, mode,
+ * nlink, uid, gid, rdev, size (bytes), blksize, blocks (512 B), atime s/ns,
+ * mtime s/ns, ctime s/ns, generation, attr_timeout s, entry_timeout s, node
+ * id (0: no entry); SETATTR mode, uid, gid, size, atime s/ns, mtime s/ns;
+ * STATFS bsize, frsize, blocks, bfree, bavail, files, ffree, favail,
+ * namemax; SEGS (region byte offset or -1 for zeroes, length) pairs.
+ */
 export const SCRATCH = { CTX: 0, ATTR: 8, SETATTR: 32, STATFS: 48, SEGS: 64, MAX_SEGS: 480 } as const;
 /** openFlags bits of replyOpen/replyCreate (session.c fill_open). */
 export const OPEN_REPLY = { DIRECT_IO: 1, KEEP_CACHE: 2, NONSEEKABLE: 4, NOFLUSH: 8 } as const;

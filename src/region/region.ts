@@ -1,6 +1,6 @@
 /**
  * @file The emulated persistent-memory region: a file mapped MAP_SHARED
- * through the native shim (mmap-io 1.1.7 casts the file offset to a C int, so
+ * through the native addon (mmap-io 1.1.7 casts the file offset to a C int, so
  * it cannot map past 2 GiB). A Node Buffer holds at most 4 GiB, so the region is mapped in
  * fixed windows (1 GiB), each mapped on first touch; every accessor splits a
  * range at window boundaries.

@@ -1,7 +1,7 @@
 /**
  * @file The control directory MNT/.pmemfs/ (like ZFS's .zfs): hidden from the
  * root's readdir, reachable by path. Read-only files print one `key=value`
- * line per object and are generated afresh at every open (the shim opens them
+ * line per object and are generated afresh at every open (the transport opens them
  * direct_io, so no page cache can serve a stale copy). `ctl` takes one
  * command per write; a bad command fails the write with EINVAL and changes
  * nothing.

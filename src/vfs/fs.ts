@@ -1,12 +1,12 @@
 /**
- * @file PmemFs: the filesystem operations, by path, with Linux errno
- * semantics. The FUSE adapter translates requests to these calls and errors
+ * @file PmemFs: the filesystem operations, by inode or by path, with Linux errno
+ * semantics. The FUSE transport (src/fuse/lowlevel.ts) translates requests to these calls and errors
  * back to negative errnos; everything here is testable without a mount.
  *
  * Permission checks on access are left to the kernel (the mount always uses
  * default_permissions); what the kernel cannot know — ownership of new
  * inodes, setgid inheritance, CAP_LINUX_IMMUTABLE for seals — uses the
- * caller context the native shim supplies.
+ * caller context every FUSE request carries.
  *
  * Concurrency: one JS thread. An operation runs to completion without
  * awaiting, except at the layout guard (busy=wait); after the guard it
