@@ -118,9 +118,6 @@ export class FuseTransport {
     this.fs.onExternalChange = (inode, data) => this.invalidate(inode.ino, data);
   }
 
-  /** Inode numbers the kernel holds (lookup counts above zero). */
-  get kernelRefs(): number { return this.fs.kernelRefs.size; }
-
   /**
    * Tell the kernel to drop what it cached of an inode: attributes only, or
    * with `data` its page cache too (a no-op on dax=always, which caches none).
@@ -182,7 +179,12 @@ export class FuseTransport {
   /** Entry for an inode; counts one kernel reference. */
   private putEntry(inode: Inode): void {
     this.putAttr(this.fs.stat(inode), inode.generation, ENTRY_TIMEOUT);
-    this.fs.kernelRefs.set(inode.ino, (this.fs.kernelRefs.get(inode.ino) ?? 0) + 1);
+    this.countRef(inode.ino);
+  }
+
+  /** The kernel took one more reference to `ino` (an entry it was handed). */
+  private countRef(ino: number): void {
+    this.fs.kernelRefs.set(ino, (this.fs.kernelRefs.get(ino) ?? 0) + 1);
   }
 
   private replyEntryFor(slot: number, inode: Inode): void {
@@ -368,7 +370,7 @@ export class FuseTransport {
           }
           this.putAttr(fs.stat(inode), inode.generation, ENTRY_TIMEOUT);
           if (!n.dirAddPlus(slot, name, i + 1)) break;
-          fs.kernelRefs.set(ino, (fs.kernelRefs.get(ino) ?? 0) + 1);
+          this.countRef(ino);
         }
         n.replyDir(slot);
       }),
