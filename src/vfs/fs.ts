@@ -105,11 +105,9 @@ export class PmemFs {
    * @throws FsError ENOTDIR, ENOENT, ENAMETOOLONG
    */
   lookup(dir: Inode, name: string, path: string = name): Inode {
-    if (!dir.isDir) throw new FsError('ENOTDIR', 'lookup', path);
-    if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'lookup', path);
-    const next = dir.dirents!.get(name);
-    if (next === undefined) throw new FsError('ENOENT', 'lookup', path);
-    return this.mustInode(next);
+    const i = this.lookupOrNull(dir, name, path);
+    if (!i) throw new FsError('ENOENT', 'lookup', path);
+    return i;
   }
 
   /**
@@ -117,11 +115,11 @@ export class PmemFs {
    * miss is an ordinary answer there, a negative entry, not an error).
    * @throws FsError ENOTDIR, ENAMETOOLONG
    */
-  lookupOrNull(dir: Inode, name: string): Inode | null {
-    if (!dir.isDir) throw new FsError('ENOTDIR', 'lookup', name);
+  lookupOrNull(dir: Inode, name: string, path: string = name): Inode | null {
+    if (!dir.isDir) throw new FsError('ENOTDIR', 'lookup', path);
     const next = dir.dirents!.get(name);
     if (next === undefined) {
-      if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'lookup', name);
+      if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'lookup', path);
       return null;
     }
     return this.mustInode(next);
@@ -142,6 +140,17 @@ export class PmemFs {
    */
   target(t: Inode | string): { inode: Inode; path: string } {
     return typeof t === 'string' ? { inode: this.resolve(t), path: t } : { inode: t, path: `inode ${t.ino}` };
+  }
+
+  /**
+   * target(), or the inode behind open handle `fh` when one is given (an
+   * unlinked file is reached only through its handle). `strict`: a handle
+   * that is not open is EBADF; otherwise `t` is used instead.
+   * @throws FsError EBADF (strict), and as target()
+   */
+  private targetVia(t: Inode | string, fh: number | undefined, strict: boolean): { inode: Inode; path: string } {
+    if (fh === undefined || (!strict && !this.handles.has(fh))) return this.target(t);
+    return { inode: this.handle(fh).inode, path: typeof t === 'string' ? t : `inode ${t.ino}` };
   }
 
   /** The parent directory of a directory (the root is its own parent). */
@@ -520,7 +529,7 @@ export class PmemFs {
   }
 
   async truncate(t: Inode | string, size: number, fh?: number): Promise<void> {
-    const { inode, path } = fh !== undefined ? { inode: this.handle(fh).inode, path: typeof t === 'string' ? t : `inode ${t.ino}` } : this.target(t);
+    const { inode, path } = this.targetVia(t, fh, true);
     this.writable('truncate', path);
     if (inode.isDir) throw new FsError('EISDIR', 'truncate', path);
     if (!inode.isReg) throw new FsError('EINVAL', 'truncate', path);
@@ -528,14 +537,14 @@ export class PmemFs {
   }
 
   async fallocate(t: Inode | string, mode: number, off: number, len: number, fh?: number): Promise<void> {
-    const { inode, path } = fh !== undefined && this.handles.has(fh) ? { inode: this.handle(fh).inode, path: typeof t === 'string' ? t : `inode ${t.ino}` } : this.target(t);
+    const { inode, path } = this.targetVia(t, fh, false);
     this.writable('fallocate', path);
     await fallocateData(this.data, this.runTx, inode, path, mode, off, len);
   }
 
   /** Collapse or insert a block-aligned range (the pmemfs fcollapse/finsert ioctls). */
   async shift(t: Inode | string, mode: 'collapse' | 'insert', off: number, len: number, fh?: number): Promise<void> {
-    const { inode, path } = fh !== undefined && this.handles.has(fh) ? { inode: this.handle(fh).inode, path: typeof t === 'string' ? t : `inode ${t.ino}` } : this.target(t);
+    const { inode, path } = this.targetVia(t, fh, false);
     this.writable(mode, path);
     await shiftRange(this.data, this.runTx, inode, path, mode, off, len);
   }
