@@ -15,7 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 
 _require_fuse
-_require_cmd xfs_io stat cmp dd cp flock python3 mount
+_require_cmd xfs_io stat cmp dd cp flock python3 mount setfattr
 
 KiB=1024
 MiB=$((1024 * KiB))
@@ -71,6 +71,16 @@ _assert_eq "$(stat_line "$A")" "$(stat_line "$MNT/d1/renamed")" "stat after rena
 rm "$A"
 _assert_eq 1 "$(stat_field "$MNT/d1/renamed" %h)" "nlink of the last name"
 cmp -s "$MNT/d1/renamed" <(printf 'hello\nmore data\n') || _fail "content of the last name changed"
+
+_log "a seal fills holes behind the kernel: st_blocks is right at once, by ioctl and by xattr"
+for how in ioctl xattr; do
+  F=$MNT/sealfill-$how
+  truncate -s 1M "$F"
+  _assert_eq 0 "$(stat -c %b "$F")" "blocks of the sparse $how file (now cached)"
+  if [[ $how == ioctl ]]; then "$PMEMFS_IO" -c seal "$F" >/dev/null || _fail "pmemfs-io seal failed"
+  else setfattr -n trusted.pmemfs.sealed -v 1 "$F" || _fail "setfattr trusted.pmemfs.sealed failed"; fi
+  _assert_eq 2048 "$(stat -c %b "$F")" "blocks right after sealing by $how"
+done
 
 _log "an unlinked open file is an orphan until its last close"
 free0=$(stat -f -c %f "$MNT")

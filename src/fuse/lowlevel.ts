@@ -411,11 +411,9 @@ export class FuseTransport {
         // Unknown commands (a TCGETS from isatty() on every stdio open) get ENOTTY at once.
         if (this.isCtl(ino) || !this.d.ioctl.knows(cmd)) { n.replyErr(slot, ENOTTY); return; }
         const inode = this.inode(ino, 'ioctl');
-        const done = (out: Buffer | null) => {
-          n.replyIoctl(slot, 0, out);
-          // Seals fill holes, pins allocate, collapse/insert move data: the kernel's copy is stale.
-          this.invalidate(ino, false);
-        };
+        // What an ioctl changes behind the kernel (seal and pin fills, collapse/insert)
+        // is reported where it happens, through PmemFs.externalChange.
+        const done = (out: Buffer | null) => n.replyIoctl(slot, 0, out);
         const r = this.d.ioctl.dispatch({ caller: this.caller(), inode, path: `inode ${ino}`, cmd, fh: Math.max(fh, 0), input, outSize });
         if (r instanceof Promise) return r.then(done);
         done(r);

@@ -65,6 +65,7 @@ export class SealManager {
       inode.touchCtime();
       tx.requireSync();
     });
+    this.fs.externalChange(inode, false);   // holes filled, ctime: whichever path (ioctl, xattr) asked
     this.stats.seals++;
     this.log.info({ ino: inode.ino, untrusted: { path } }, 'sealed (persistent)');
   }
@@ -86,6 +87,7 @@ export class SealManager {
       inode.touchCtime();
       tx.requireSync();
     });
+    this.fs.externalChange(inode, false);   // ctime
     this.stats.unseals++;
     this.log.info({ ino: inode.ino, untrusted: { path } }, 'unsealed');
   }
@@ -102,6 +104,7 @@ export class SealManager {
     if (inode.leases.some((l) => l.pid === caller.pid)) return;
     if (inode.sealKind === 'none') {
       this.fs.tx.run((tx) => this.fillForSeal(tx, inode, path));
+      this.fs.externalChange(inode, false);   // holes filled
     }
     inode.leases.push({ pid: caller.pid, since: Date.now(), breakDeadline: null });
     this.stats.leases++;
