@@ -18,7 +18,11 @@ export const FORK_VERSION = 1;
 export const EXTENT_REC_SIZE = 24;
 const TAG_END = 0, TAG_EXTENTS = 1, TAG_XATTRS = 2, TAG_DIRENTS = 3, TAG_SYMLINK = 4;
 
-/** Extent flags on media (XFS's ext_state, plus room for reflink). */
+/**
+ * Extent flags on media (XFS's ext_state). EXT_SHARED is reserved and never
+ * set: whether a block is shared is the refcount index's to say (as XFS
+ * asks its refcount btree), so the other owner's COW never leaves a stale flag.
+ */
 export const EXT_UNWRITTEN = 0x1;
 export const EXT_SHARED = 0x2;
 export const EXT_KNOWN = EXT_UNWRITTEN | EXT_SHARED;

@@ -41,13 +41,14 @@ export const SB_STATE_CLEAN = 1;
 export const SB_STATE_DIRTY = 2;
 
 /**
- * Feature bits. Every v2 region has the journal; REFCOUNT (per-extent
- * reference counts for reflink, rooted at `refcountRoot`) is reserved for the
- * extent engine and refused until it exists.
+ * Feature bits. Every v2 region has the journal; REFCOUNT (reference counts
+ * of shared extents, rooted at `refcountRoot`) is set by the first reflink,
+ * so a pmemfs that cannot count owners refuses the region instead of freeing
+ * a block another file still maps.
  */
 export const FEAT_INCOMPAT_JOURNAL = 0x1;
 export const FEAT_INCOMPAT_REFCOUNT = 0x2;
-export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL;
+export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT;
 export const FEAT_RO_COMPAT_SUPPORTED = 0;
 
 /** Inode flags (inode record `flags`). */
@@ -88,7 +89,7 @@ export interface Superblock {
   generation: number;      // next inode generation
   inodeHwm: number;        // slots at or above this index have never been used
   journalSeq: number;      // sequence of the last transaction checkpointed at clean unmount
-  refcountRoot: number;    // region block of the reference-count index (0: none; reflink, later)
+  refcountRoot: number;    // region block of the reference-count index's first index block (0: none)
   label: string;
 }
 

@@ -15,6 +15,11 @@
  *                 then `count` records back to back
  *     dirent      u64 ino, u8 name length (1..255), name bytes
  *     extent      u64 fileBlock, u64 regionBlock, u32 len, u32 flags (24 bytes)
+ *     refcount    u64 regionBlock, u32 len, u32 count (16 bytes): `count` owners
+ *                 (>= 2) share region blocks [regionBlock, +len); blocks with no
+ *                 record have one owner when in use (XFS's refcountbt keeps
+ *                 records only for shared extents too). Owner id 0: the
+ *                 refcount index is the region's, not an inode's.
  *   index block   32-byte header: u32 magic 'PMRI', u32 crc, u64 ino, u64 next
  *                 index block (0: last), u32 count, u32 0; then u64 record blocks
  */
@@ -27,7 +32,14 @@ export const REC_HDR = 32;
 export const RIDX_HDR = 32;
 export const REC_KIND_DIRENT = 1;
 export const REC_KIND_EXTENT = 2;
-export type RecKind = typeof REC_KIND_DIRENT | typeof REC_KIND_EXTENT;
+export const REC_KIND_REFCOUNT = 3;
+export type RecKind = typeof REC_KIND_DIRENT | typeof REC_KIND_EXTENT | typeof REC_KIND_REFCOUNT;
+/** Owner id in the header of the refcount index's record and index blocks. */
+export const REFCOUNT_OWNER = 0;
+export const REFCOUNT_REC_SIZE = 16;
+
+/** A reference-count record: `count` (>= 2) owners share region blocks [start, start+len). */
+export interface RefcountRec { start: number; len: number; count: number }
 
 /** Record bytes one record block holds. */
 export const recBlockCapacity = (bs: number): number => bs - REC_HDR;
@@ -54,6 +66,13 @@ export function encodeExtentRec(e: ExtentRec): Buffer {
   return b;
 }
 
+export function encodeRefcountRec(r: RefcountRec): Buffer {
+  const b = Buffer.allocUnsafe(REFCOUNT_REC_SIZE);
+  writeU64(b, 0, r.start);
+  b.writeUInt32LE(r.len, 8); b.writeUInt32LE(r.count, 12);
+  return b;
+}
+
 /** Encode a record block of `bs` bytes from already-encoded records. */
 export function encodeRecordBlock(bs: number, ino: number, kind: RecKind, recs: Iterable<Buffer>): Buffer {
   const b = Buffer.alloc(bs);
@@ -71,7 +90,11 @@ export function encodeRecordBlock(bs: number, ino: number, kind: RecKind, recs: 
   return b;
 }
 
-export interface DecodedRecords { dirents: Array<[string, number, Buffer]>; extents: Array<[ExtentRec, Buffer]> }
+export interface DecodedRecords {
+  dirents: Array<[string, number, Buffer]>;
+  extents: Array<[ExtentRec, Buffer]>;
+  refcounts: Array<[RefcountRec, Buffer]>;
+}
 
 /**
  * Decode a record block owned by `ino`.
@@ -85,7 +108,7 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
   if (raw[16] !== kind) throw bad(`of kind ${raw[16]}, expected ${kind}`);
   const count = raw.readUInt16LE(18), used = raw.readUInt16LE(20);
   if (REC_HDR + used > raw.length) throw bad(`claims ${used} bytes`);
-  const out: DecodedRecords = { dirents: [], extents: [] };
+  const out: DecodedRecords = { dirents: [], extents: [], refcounts: [] };
   let p = REC_HDR;
   const end = REC_HDR + used;
   for (let i = 0; i < count; i++) {
@@ -98,6 +121,12 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
       if (name.includes('/') || name.includes('\0') || name === '.' || name === '..') throw bad(`has an invalid name`);
       out.dirents.push([name, child, Buffer.from(raw.subarray(p, p + 9 + nl))]);
       p += 9 + nl;
+    } else if (kind === REC_KIND_REFCOUNT) {
+      if (p + REFCOUNT_REC_SIZE > end) throw bad('is truncated');
+      const r = { start: readU64(raw, p, where), len: raw.readUInt32LE(p + 8), count: raw.readUInt32LE(p + 12) };
+      if (r.len === 0 || r.count < 2) throw bad(`has a bad reference-count record ${i} (len ${r.len}, count ${r.count})`);
+      out.refcounts.push([r, Buffer.from(raw.subarray(p, p + REFCOUNT_REC_SIZE))]);
+      p += REFCOUNT_REC_SIZE;
     } else {
       if (p + EXTENT_REC_SIZE > end) throw bad('is truncated');
       const e = { fileBlock: readU64(raw, p, where), regionBlock: readU64(raw, p + 8, where), len: raw.readUInt32LE(p + 16), flags: raw.readUInt32LE(p + 20) };

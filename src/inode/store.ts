@@ -12,8 +12,10 @@
  *  - the fork (xattrs, symlink target, inline records) when it changed:
  *    inline in the slot, or copied to a new extent with the old one freed
  *    (busy until the transaction is durable);
- *  - the superblock (inode high-water mark, generation) and the changed
- *    free-space bitmap blocks.
+ *  - the changed reference-count records (shared extents, src/refcount/),
+ *    in record blocks owned by the region (owner 0) under `refcountRoot`;
+ *  - the superblock (inode high-water mark, generation, refcount root) and
+ *    the changed free-space bitmap blocks.
  *
  * A failed operation is undone by restoring the block images (the journal)
  * and reloading the inodes it touched from them (`rollback`).
@@ -21,13 +23,15 @@
 import { Allocator, type BlockRun } from '../alloc/allocator.js';
 import { decodeFork, encodeFork, forkSize, type Fork } from '../format/fork.js';
 import {
-  crc32c, dataEnd, decodeInode, encodeInode, encodeSuperblock, FormatError, INLINE_FORK_MAX, INODE_SIZE,
+  crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, INLINE_FORK_MAX, INODE_SIZE,
   isFreeSlot, SB_SIZE, type InodeRecord, type Superblock,
 } from '../format/layout.js';
 import {
   decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
-  encodeRecordBlock, REC_KIND_DIRENT, REC_KIND_EXTENT, type RecKind,
+  encodeRecordBlock, encodeRefcountRec, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
+  type RecKind, type RefcountRec,
 } from '../format/records.js';
+import { RefcountIndex } from '../refcount/refcount.js';
 import type { Journal } from '../journal/journal.js';
 import type { Region } from '../region/region.js';
 import { FsError } from '../errors.js';
@@ -41,7 +45,7 @@ export interface StoreOp {
   dropped: Set<Inode>;
   created: Set<Inode>;
   slotOps: Array<['pop' | 'push', number]>;
-  sb: { inodeHwm: number; generation: number };
+  sb: { inodeHwm: number; generation: number; refcountRoot: number; featuresIncompat: number };
   sbDirty: boolean;
 }
 
@@ -54,6 +58,10 @@ export class InodeStore {
   readonly alloc: Allocator;
   readonly journal: Journal;
   readonly inodes = new Map<number, Inode>();
+  /** Owners of shared region blocks (reflink); empty on a region that never shared a block. */
+  readonly refcount = new RefcountIndex();
+  /** Where the refcount records live on media (null until the first one is written). */
+  private refSet: RecordSet | null = null;
   /** Set by the FUSE transport: whether the kernel still holds this inode number. */
   referenced: ((ino: number) => boolean) | null = null;
   private freeSlots: number[] = [];   // inode numbers below the high-water mark, unused
@@ -189,11 +197,76 @@ export class InodeStore {
     return { extents, dirents };
   }
 
+  /**
+   * Load the reference-count index from the record chain at the superblock's
+   * `refcountRoot` (as the running transaction sees it). Mount and fsck call
+   * it after the journal is replayed; rollback calls it to undo an
+   * operation's refcount changes.
+   * @throws FormatError for a damaged chain, record block or overlapping records
+   */
+  loadRefcounts(): void {
+    const where = 'refcount index';
+    const set = new RecordSet(REC_KIND_REFCOUNT, REFCOUNT_OWNER, this.bs);
+    const recs: RefcountRec[] = [];
+    const seen = new Set<number>();
+    let next = this.sb.refcountRoot;
+    while (next) {
+      if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: index chain is broken at block ${next}`);
+      seen.add(next);
+      const ix = decodeIndexBlock(this.journal.read(next), REFCOUNT_OWNER, where);
+      set.index.push({ block: next, list: ix.blocks });
+      for (const b of ix.blocks) {
+        if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
+        seen.add(b);
+        const d = decodeRecordBlock(this.journal.read(b), REFCOUNT_OWNER, REC_KIND_REFCOUNT, `${where} block ${b}`);
+        set.adopt(b, d.refcounts.map(([r, raw]) => [r.start, raw]));
+        for (const [r] of d.refcounts) {
+          if (!this.inData(r.start, r.len)) throw new FormatError(`${where}: record [${r.start}, +${r.len}) outside the data area`);
+          recs.push(r);
+        }
+      }
+      next = ix.next;
+    }
+    try { this.refcount.reset(recs); } catch (e) { throw new FormatError(`${where}: ${(e as Error).message}`); }
+    this.refSet = this.sb.refcountRoot ? set : null;
+  }
+
+  /**
+   * Replace the refcount index with `recs`, written to a fresh chain in the
+   * running operation (fsck -y, from the owners it counted). The old chain's
+   * blocks are left unreferenced (fsck rebuilds the bitmap afterwards).
+   */
+  rebuildRefcounts(recs: RefcountRec[]): void {
+    const op = this.needOp();
+    this.refSet = null;
+    this.sb.refcountRoot = 0;
+    op.sbDirty = true;
+    this.refcount.replaceAll(recs);
+  }
+
+  /** Region blocks of the refcount index itself (record and index blocks): metadata, owned by the region. */
+  refcountBlocks(): number[] { return this.refSet?.allBlocks() ?? []; }
+
+  /**
+   * Drop one owner of data blocks [run.start, +run.len): the blocks whose
+   * last owner this was are released (busy until the transaction is durable).
+   */
+  freeData(run: BlockRun): void {
+    if (run.len <= 0) return;
+    if (this.refcount.empty) { this.alloc.release(run.start, run.len); return; }
+    for (const r of this.refcount.decrement(run.start, run.len)) this.alloc.release(r.start, r.len);
+  }
+
   // --- operations ---------------------------------------------------------------
 
   /** Start an operation (the transaction layer calls this). */
   beginOp(): StoreOp {
-    this.op = { dirty: new Set(), dropped: new Set(), created: new Set(), slotOps: [], sb: { inodeHwm: this.sb.inodeHwm, generation: this.sb.generation }, sbDirty: false };
+    const sb = this.sb;
+    this.op = {
+      dirty: new Set(), dropped: new Set(), created: new Set(), slotOps: [],
+      sb: { inodeHwm: sb.inodeHwm, generation: sb.generation, refcountRoot: sb.refcountRoot, featuresIncompat: sb.featuresIncompat }, sbDirty: false,
+    };
+    this.refcount.touched = false;
     return this.op;
   }
 
@@ -263,6 +336,7 @@ export class InodeStore {
     const op = this.needOp();
     for (const inode of op.dirty) if (!op.dropped.has(inode)) this.writeInode(inode);
     for (const inode of op.dropped) this.clearInode(inode, op);
+    if (this.refcount.changed.size) this.syncRefcounts(op);
     if (op.sbDirty) this.writeSuperblockImage();
     for (const { index, image } of this.alloc.takeDirtyBitmap()) this.journal.put(this.sb.bitmapStart + index, image);
     this.op = null;
@@ -276,7 +350,7 @@ export class InodeStore {
     const op = this.op;
     this.op = null;
     if (!op) return;
-    this.sb.inodeHwm = op.sb.inodeHwm; this.sb.generation = op.sb.generation;
+    Object.assign(this.sb, op.sb);
     for (let i = op.slotOps.length - 1; i >= 0; i--) {
       const [kind, ino] = op.slotOps[i];
       if (kind === 'pop') this.freeSlots.push(ino);
@@ -288,6 +362,8 @@ export class InodeStore {
       this.reload(inode);
     }
     this.alloc.takeDirtyBitmap();
+    // The journal restored the refcount blocks and the superblock image: read the index back.
+    if (this.refcount.touched) this.loadRefcounts();
   }
 
   /** Re-read an inode from the block images (after a rollback). */
@@ -300,6 +376,30 @@ export class InodeStore {
 
   private allocMeta(goal: number): number {
     return this.alloc.allocContig(1, goal || this.sb.dataStart, true).start;
+  }
+
+  /**
+   * Write the changed refcount records into record blocks (one block per
+   * change, as for extent records), creating the chain on first use; the
+   * superblock follows when the chain's root changes, and the first shared
+   * extent sets FEAT_INCOMPAT_REFCOUNT (an older pmemfs would free shared
+   * blocks it cannot count, so it must refuse the region).
+   */
+  private syncRefcounts(op: StoreOp): void {
+    const set = this.refSet ?? new RecordSet(REC_KIND_REFCOUNT, REFCOUNT_OWNER, this.bs);
+    this.refSet = set;
+    const t: RecTouched = { recs: new Set(), index: new Set() };
+    const alloc = (g: number) => this.allocMeta(g);
+    for (const key of this.refcount.changed) {
+      const r = this.refcount.recordAt(key);
+      if (!r) set.remove(key, t);
+      else set.put(key, encodeRefcountRec(r), t, alloc);
+    }
+    this.refcount.changed.clear();
+    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, REFCOUNT_OWNER, REC_KIND_REFCOUNT, rb.items.values()));
+    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, REFCOUNT_OWNER, set.nextOf(ix), ix.list));
+    if (this.sb.refcountRoot !== set.firstIndexBlock) { this.sb.refcountRoot = set.firstIndexBlock; op.sbDirty = true; }
+    if (set.count > 0 && !(this.sb.featuresIncompat & FEAT_INCOMPAT_REFCOUNT)) { this.sb.featuresIncompat |= FEAT_INCOMPAT_REFCOUNT; op.sbDirty = true; }
   }
 
   /** Encode one inode: its changed records, its fork if changed, its slot. */

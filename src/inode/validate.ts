@@ -1,8 +1,10 @@
 /**
  * @file Cross-inode checks of a loaded region, shared by mount (which
  * refuses a region that fails them) and fsck (which reports and repairs):
- * every referenced block inside the data area, claimed once, and marked in
- * use in the free-space bitmap; every directory entry naming a live inode;
+ * every referenced block inside the data area and marked in use in the
+ * free-space bitmap; a metadata block claimed once; a data block claimed by
+ * as many block maps as its reference count says (1 without a record,
+ * reflink); every directory entry naming a live inode;
  * the directory tree rooted, without cycles or a directory under two names.
  * Iterative (no recursion) and linear in the metadata, whatever the shape.
  */
@@ -11,11 +13,17 @@ import { ROOT_INO } from '../format/layout.js';
 import type { Inode } from './inode.js';
 import { InodeStore } from './store.js';
 
-export interface BlockClaim { start: number; len: number; ino: number }
+/** A run of region blocks referenced by inode `ino` (0: the region's own refcount index). */
+export interface BlockClaim { start: number; len: number; ino: number; data?: boolean }
+
+/** Blocks whose recorded reference count differs from the number of block maps that map them. */
+export interface RefcountMismatch { start: number; len: number; recorded: number; owners: number }
 
 export interface Validation {
-  /** Blocks claimed by two inodes (or twice by one): [claim, earlier claim]. */
+  /** A metadata block claimed twice, or also mapped as data: [claim, other claim]. */
   overlaps: Array<[BlockClaim, BlockClaim]>;
+  /** Data blocks whose reference count is not their number of owners. */
+  refcounts: RefcountMismatch[];
   /** Claims of blocks the bitmap calls free. */
   markedFree: BlockClaim[];
   /** Blocks the bitmap marks in use that nothing claims. */
@@ -31,27 +39,75 @@ export interface Validation {
   subdirs: Map<number, number>;
 }
 
-/** Every block claim of every inode, sorted by start. */
+/** Every block claim of every inode and of the refcount index, sorted by start. */
 export function allClaims(store: InodeStore): BlockClaim[] {
   const claims: BlockClaim[] = [];
-  for (const inode of store.inodes.values()) for (const r of InodeStore.usedRuns(inode)) claims.push({ start: r.start, len: r.len, ino: inode.ino });
+  for (const inode of store.inodes.values()) {
+    for (const e of inode.bmap.extents) claims.push({ start: e.regionBlock, len: e.len, ino: inode.ino, data: true });
+    for (const r of InodeStore.metaRuns(inode)) claims.push({ start: r.start, len: r.len, ino: inode.ino });
+  }
+  for (const b of store.refcountBlocks()) claims.push({ start: b, len: 1, ino: 0 });
   return claims.sort((a, b) => a.start - b.start || a.len - b.len);
+}
+
+/** Owners of data blocks: the data claims cut where their number changes, in order (count >= 1). */
+export function dataOwners(claims: readonly BlockClaim[]): Array<{ start: number; len: number; count: number }> {
+  const ev: Array<[number, number]> = [];
+  for (const c of claims) if (c.data) { ev.push([c.start, 1]); ev.push([c.start + c.len, -1]); }
+  ev.sort((a, b) => a[0] - b[0]);
+  const out: Array<{ start: number; len: number; count: number }> = [];
+  let depth = 0;
+  for (let i = 0; i < ev.length;) {
+    const at = ev[i][0];
+    while (i < ev.length && ev[i][0] === at) depth += ev[i++][1];
+    const next = i < ev.length ? ev[i][0] : at;
+    if (depth > 0 && next > at) out.push({ start: at, len: next - at, count: depth });
+  }
+  return out;
+}
+
+/** Compare the refcount index with the owners of every data block. */
+function checkRefcounts(store: InodeStore, owners: ReturnType<typeof dataOwners>, v: Validation): void {
+  const add = (start: number, len: number, recorded: number, count: number) => {
+    const last = v.refcounts[v.refcounts.length - 1];
+    if (last && last.start + last.len === start && last.recorded === recorded && last.owners === count) last.len += len;
+    else v.refcounts.push({ start, len, recorded, owners: count });
+  };
+  for (const o of owners) for (const p of store.refcount.segments(o.start, o.len)) if (p.count !== o.count) add(p.start, p.len, p.count, o.count);
+  // Records over blocks nobody maps.
+  let i = 0;
+  for (const r of store.refcount.records()) {
+    while (i < owners.length && owners[i].start + owners[i].len <= r.start) i++;
+    let pos = r.start;
+    for (let j = i; j < owners.length && owners[j].start < r.start + r.len; j++) {
+      if (owners[j].start > pos) add(pos, owners[j].start - pos, r.count, 0);
+      pos = Math.max(pos, owners[j].start + owners[j].len);
+    }
+    if (pos < r.start + r.len) add(pos, r.start + r.len - pos, r.count, 0);
+  }
 }
 
 /** Run every cross-inode check (see the file comment). */
 export function validate(store: InodeStore, alloc: Allocator): Validation {
-  const v: Validation = { overlaps: [], markedFree: [], leaked: 0, danglingEntries: [], multiLinkedDirs: [], unreachable: [], links: new Map(), subdirs: new Map() };
+  const v: Validation = { overlaps: [], refcounts: [], markedFree: [], leaked: 0, danglingEntries: [], multiLinkedDirs: [], unreachable: [], links: new Map(), subdirs: new Map() };
   const claims = allClaims(store);
   // One pass in start order: `reach` is the claim reaching furthest so far, so a claim
-  // starting before its end overlaps it; distinct claimed blocks are what lies past that end.
+  // starting before its end overlaps it — an error unless both are data (shared
+  // blocks, checked against the refcounts below); distinct claimed blocks are what
+  // lies past that end. A metadata claim is also checked against the last data claim
+  // before it, which a longer data claim may have hidden from `reach`.
   let reach: BlockClaim | null = null;
+  let lastMeta: BlockClaim | null = null;
   let claimed = 0;
   for (const c of claims) {
     const reachEnd = reach ? reach.start + reach.len : -1;
-    if (c.start < reachEnd) v.overlaps.push([c, reach!]);
+    if (c.start < reachEnd && !(c.data && reach!.data)) v.overlaps.push([c, reach!]);
+    else if (c.data && lastMeta && c.start < lastMeta.start + lastMeta.len && lastMeta !== reach) v.overlaps.push([c, lastMeta]);
+    if (!c.data) lastMeta = c;
     if (c.start + c.len > reachEnd) { claimed += c.start + c.len - Math.max(c.start, reachEnd); reach = c; }
     if (!alloc.isAllocated(c.start, c.len)) v.markedFree.push(c);
   }
+  checkRefcounts(store, dataOwners(claims), v);
   const { dataStart, dataEnd } = alloc.geo;
   const inUse = dataEnd - dataStart - alloc.freeBlocks;
   v.leaked = Math.max(0, inUse - claimed);
@@ -84,6 +140,7 @@ function walkTree(store: InodeStore, v: Validation): void {
 /** The first problem that makes a region unsafe to mount, or null. */
 export function mountBlocker(v: Validation): string | null {
   if (v.overlaps.length) { const [a, b] = v.overlaps[0]; return `block ${a.start} is claimed by inode ${a.ino} and inode ${b.ino}`; }
+  if (v.refcounts.length) { const r = v.refcounts[0]; return `blocks [${r.start}, +${r.len}) are mapped by ${r.owners} file(s) but their reference count says ${r.recorded}`; }
   if (v.markedFree.length) { const c = v.markedFree[0]; return `inode ${c.ino} uses blocks [${c.start}, +${c.len}) that the free-space bitmap calls free`; }
   if (v.danglingEntries.length) { const d = v.danglingEntries[0]; return `directory ${d.dir}: entry '${d.name}' names missing inode ${d.ino}`; }
   if (v.multiLinkedDirs.length) { const d = v.multiLinkedDirs[0]; return `directory ${d.ino} is reachable twice (entry '${d.name}' in directory ${d.dir}): the tree has a cycle or a hard-linked directory`; }

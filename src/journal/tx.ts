@@ -26,6 +26,7 @@ import { FsError } from '../errors.js';
 import type { Inode } from '../inode/inode.js';
 import type { InodeStore } from '../inode/store.js';
 import type { Journal } from './journal.js';
+import type { RefcountIndex } from '../refcount/refcount.js';
 
 /** One operation's view of the running transaction. */
 export class Transaction {
@@ -34,8 +35,13 @@ export class Transaction {
 
   /** The inode's record or fork changed (call before changing it where possible). */
   markDirty(inode: Inode): void { this.mgr.ensureBegun(); this.mgr.store.markDirty(inode); }
-  /** Free these blocks (busy until the transaction is durable). */
-  deferFree(run: BlockRun): void { this.mgr.ensureBegun(); if (run.len > 0) this.mgr.store.alloc.release(run.start, run.len); }
+  /**
+   * Drop this owner of data blocks: blocks no other file shares are freed
+   * (busy until the transaction is durable), shared ones lose one reference.
+   */
+  deferFree(run: BlockRun): void { this.mgr.ensureBegun(); this.mgr.store.freeData(run); }
+  /** The reference-count index of shared blocks (reflink), with the operation begun. */
+  get refcount(): RefcountIndex { this.mgr.ensureBegun(); return this.mgr.store.refcount; }
   /** The inode is gone: its slot is cleared and its metadata blocks freed. */
   drop(inode: Inode): void { this.mgr.ensureBegun(); this.mgr.store.drop(inode); }
   /** Make the operation durable before it returns (a persistence point). */

@@ -5,9 +5,11 @@
  * the journal is replayed into memory, so what is checked is the region as
  * the next mount will see it. Checks: superblock (and the backup when the
  * primary is damaged); bitmap block checksums; every inode slot, fork,
- * record-index and record block below the high-water mark; extents inside
- * the data area, no block claimed twice, claimed blocks marked in use and
- * no leaked blocks; directory entries naming live inodes; the tree rooted
+ * record-index and record block below the high-water mark; the reference-
+ * count index (shared extents); extents inside the data area, no metadata
+ * block claimed twice, every data block's reference count equal to the
+ * number of block maps that map it, claimed blocks marked in use and no
+ * leaked blocks; directory entries naming live inodes; the tree rooted
  * and acyclic; link counts; orphans.
  *
  * Repair (`repair` true): the primary superblock restored from the backup;
@@ -15,15 +17,17 @@
  * blocks freed); of two claims on a block, the later inode loses its extent
  * (a hole) or, for a metadata block, is cleared; dangling and duplicate
  * directory entries removed; unreachable inodes linked into /lost+found;
- * orphans freed; link counts set; the bitmap rebuilt from what is
- * referenced. Namespace repairs go through the journal; the rebuilt bitmap
+ * orphans freed; link counts set; the reference counts rebuilt from the
+ * block maps (XFS's repair rebuilds its refcount btree from the owners the
+ * same way) when any is wrong or the index is damaged; the bitmap rebuilt
+ * from what is referenced. Namespace repairs go through the journal; the rebuilt bitmap
  * is then written home directly, so an interrupted repair is finished by
  * running fsck.pmemfs -y again.
  */
 import { decodeSuperblock, encodeSuperblock, FormatError, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock } from '../format/layout.js';
 import { Inode, S_IFDIR } from '../inode/inode.js';
 import { InodeStore } from '../inode/store.js';
-import { allClaims, validate } from '../inode/validate.js';
+import { allClaims, dataOwners, validate } from '../inode/validate.js';
 import { Region } from '../region/region.js';
 import { regionBlock, blockCount, regionOff } from '../types.js';
 import { engine, type Engine } from '../vfs/mount.js';
@@ -65,6 +69,12 @@ export function checkRegion(path: string, repair: boolean, o: CheckOptions = {})
       bitmapOk = false;
       found(`${err.message}: the bitmap is rebuilt from the block maps`, true);
     }
+    let refsBroken = false;
+    try { e.store.loadRefcounts(); } catch (err) {
+      if (!(err instanceof FormatError)) throw err;
+      refsBroken = true;
+      found(`${err.message}: the reference counts are rebuilt from the block maps`, true);
+    }
     const damaged = new Set<number>();
     for (const { ino, message } of e.store.loadAll((d, t) => o.progress?.('inodes', d, t))) {
       damaged.add(ino);
@@ -75,7 +85,7 @@ export function checkRegion(path: string, repair: boolean, o: CheckOptions = {})
       found('root directory missing or damaged', false);
       return res;
     }
-    checkAndRepair(e, damaged, found, repair, bitmapOk);
+    checkAndRepair(e, damaged, found, repair, bitmapOk, refsBroken);
   } finally {
     region.close();
   }
@@ -118,18 +128,30 @@ function findBackup(region: Region): Superblock | null {
   return null;
 }
 
-function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: boolean, bitmapOk: boolean): void {
+function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: boolean, bitmapOk: boolean, refsBroken: boolean): void {
   const { store, alloc, tx } = e;
   let v = validate(store, alloc);
   const dropExtent = new Map<number, Array<{ start: number; len: number }>>();
   const clear = new Set<number>(damaged);
+  let rebuildRefs = refsBroken;
   for (const [x, y] of v.overlaps) {
+    if (x.ino === 0 || y.ino === 0) {
+      // The refcount index is rebuilt in fresh blocks: the inode keeps its claim.
+      const other = x.ino === 0 ? y : x;
+      found(`block ${Math.max(x.start, y.start)} is both a refcount index block and claimed by inode ${other.ino}${repair ? ': index rebuilt' : ''}`, true);
+      rebuildRefs = true;
+      continue;
+    }
     // Nothing says which claim is right: the newer inode (higher number) loses.
     const [a, b] = x.ino >= y.ino ? [x, y] : [y, x];
     found(`block ${Math.max(a.start, b.start)} claimed by inode ${b.ino} and inode ${a.ino}${repair ? `: taken from inode ${a.ino}` : ''}`, true);
     const inode = store.inodes.get(a.ino)!;
     const isData = inode.bmap.extents.some((e) => e.regionBlock === a.start && e.len === a.len);
     if (isData) dropExtent.set(a.ino, [...(dropExtent.get(a.ino) ?? []), a]); else clear.add(a.ino);
+  }
+  for (const r of v.refcounts) {
+    found(`blocks [${r.start}, +${r.len}): reference count ${r.recorded}, mapped by ${r.owners} file(s)${repair ? ' (counts rebuilt)' : ''}`, true);
+    rebuildRefs = true;
   }
   if (bitmapOk && v.markedFree.length) found(`free-space bitmap: ${v.markedFree.length} extent(s) in use but marked free`, true);
   if (bitmapOk && v.leaked) found(`free-space bitmap: ${v.leaked} block(s) marked in use but referenced by nothing (leaked)`, true);
@@ -160,6 +182,12 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
       for (const g of gone) inode.bmap.changed.add(g.fileBlock);
       inode.forkDirty = true;
     });
+  }
+  // Reference counts from the owners left (before orphans are freed: freeing drops owners by them).
+  v = validate(store, alloc);
+  if (rebuildRefs || v.refcounts.length) {
+    const owners = dataOwners(allClaims(store)).filter((o) => o.count >= 2);
+    tx.run(() => store.rebuildRefcounts(owners));
   }
   // Again, now that inodes were cleared: entries naming them dangle too, and must go before a
   // cleared slot is reused (by /lost+found, say).

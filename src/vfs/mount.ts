@@ -149,6 +149,12 @@ export function loadEngine(e: Engine, dryRun: boolean, log: Logger): { recovered
     if (scan.state === 'committed') e.journal.seq = Math.max(e.journal.seq, scan.tx.seq + 1);
   }
   e.alloc.loadBitmap((i) => e.journal.read(e.sb.bitmapStart + i));
+  try {
+    e.store.loadRefcounts();
+  } catch (err) {
+    if (err instanceof FormatError) throw new FormatError(`${err.message} (run fsck.pmemfs -y: it rebuilds the reference counts from the block maps)`);
+    throw err;
+  }
   const problems = e.store.loadAll().map((p) => p.message);
   return { recovered, replayed, problems };
 }

@@ -86,11 +86,10 @@ describe('on-media sizes and offsets', () => {
     expect(MAX_INODES).toBe(1 << 24);
   });
 
-  it('pins the feature bits: v2 requires the journal, refcounts are reserved', () => {
+  it('pins the feature bits: v2 requires the journal; refcounts (reflink) are supported', () => {
     expect(FEAT_INCOMPAT_JOURNAL).toBe(0x1);
     expect(FEAT_INCOMPAT_REFCOUNT).toBe(0x2);
-    expect(FEAT_INCOMPAT_SUPPORTED).toBe(FEAT_INCOMPAT_JOURNAL);
-    expect(FEAT_INCOMPAT_SUPPORTED & FEAT_INCOMPAT_REFCOUNT).toBe(0);
+    expect(FEAT_INCOMPAT_SUPPORTED).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT);
     expect(FEAT_RO_COMPAT_SUPPORTED).toBe(0);
   });
 

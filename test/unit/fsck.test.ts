@@ -113,15 +113,63 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     unmountRegion(m2);
   });
 
-  it('a block claimed by two files: mount refuses, -y takes it from the newer inode', () => {
+  it('a data block mapped by two files without a reference count: mount refuses, -y counts both owners (shared)', () => {
     const { p, m } = base();
     const a = ino(m, '/f'), b = ino(m, '/x');
     const shared = a.bmap.extents[0].regionBlock;
     m.engine.tx.run((t) => { t.markDirty(b); b.bmap.insert(m.fs.guard.internalPermit(b), { fileBlock: 4, regionBlock: shared, len: 1, flags: 0 }); b.size = 5 * BS; });
     unmountRegion(m);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/claimed by inode/);
-    const m2 = expectRepaired(p, /claimed by inode/);
-    expect(readAll(m2.fs, m2.fs.resolve('/f').ino).equals(Buffer.alloc(5 * BS, 0x5a))).toBe(true);
+    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/mapped by 2 file\(s\) but their reference count says 1/);
+    const m2 = expectRepaired(p, /reference count 1, mapped by 2 file\(s\)/);
+    expect([...m2.fs.store.refcount.records()]).toEqual([{ start: shared, len: 1, count: 2 }]);
+    // Shared now: a write to /f copies the block, /x keeps the old bytes.
+    const h = m2.fs.open('/f', C.O_RDWR, ROOT_CALLER);
+    m2.fs.write(h.fh, '/f', Buffer.alloc(10, 0x77), 10, 0);
+    m2.fs.release(h.fh);
+    expect(readAll(m2.fs, m2.fs.resolve('/x').ino).subarray(4 * BS, 5 * BS).equals(Buffer.alloc(BS, 0x5a))).toBe(true);
+    expect(m2.fs.store.refcount.size).toBe(0);
+    unmountRegion(m2);
+    expect(checkRegion(p, false).problems).toEqual([]);
+  });
+
+  it('a reference count above the number of owners (a block that would never be freed): -y sets it', () => {
+    const { p, m } = base();
+    const a = ino(m, '/f');
+    const e = a.bmap.extents[0];
+    m.engine.tx.run((t) => t.refcount.increment(e.regionBlock, 2));
+    unmountRegion(m);
+    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/mapped by 1 file\(s\) but their reference count says 2/);
+    const m2 = expectRepaired(p, /reference count 2, mapped by 1 file\(s\)/);
+    expect(m2.fs.store.refcount.size).toBe(0);
+    const free0 = m2.fs.statfs().bfree;
+    m2.fs.unlink('/f', ROOT_CALLER);
+    m2.fs.fsync();
+    expect(m2.fs.statfs().bfree).toBe(free0 + 5);
+    unmountRegion(m2);
+  });
+
+  it('a damaged refcount record block: mount refuses, -y rebuilds the counts from the block maps', () => {
+    const { p, m } = base();
+    const a = ino(m, '/f');
+    const e = a.bmap.extents[0];
+    const h = m.fs.create('/g', 0o644, C.O_RDWR, ROOT_CALLER);
+    m.fs.release(h.fh);
+    m.engine.tx.run((t) => {
+      const g = ino(m, '/g');
+      t.markDirty(g);
+      t.refcount.increment(e.regionBlock, e.len);
+      g.bmap.insert(m.fs.guard.internalPermit(g), { fileBlock: 0, regionBlock: e.regionBlock, len: e.len, flags: 0 });
+      g.size = e.len * BS;
+    });
+    const root = m.engine.sb.refcountRoot;
+    expect(root).toBeGreaterThan(0);
+    unmountRegion(m);
+    expect(checkRegion(p, false).problems).toEqual([]);
+    flipByte(p, root * BS + 40);
+    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/refcount index.*fsck\.pmemfs -y/);
+    const m2 = expectRepaired(p, /refcount index/);
+    expect([...m2.fs.store.refcount.records()]).toEqual([{ start: e.regionBlock, len: e.len, count: 2 }]);
+    expect(readAll(m2.fs, m2.fs.resolve('/g').ino).equals(Buffer.alloc(5 * BS, 0x5a))).toBe(true);
     unmountRegion(m2);
   });
 
