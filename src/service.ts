@@ -16,7 +16,7 @@ import { ROOT_CALLER, type Caller, type PmemFs } from './vfs/fs.js';
 import { IoctlDispatcher, u64Field, type IoctlRequest } from './vfs/ioctl.js';
 import { mountRegion, unmountRegion, type MountOptions, type Mounted } from './vfs/mount.js';
 import { HOLE } from './bmap/bmap.js';
-import { EXT_SHARED, EXT_UNWRITTEN } from './format/fork.js';
+import { EXT_UNWRITTEN } from './format/fork.js';
 import type { CtlFile } from './uapi.js';
 import { dataEnd } from './format/layout.js';
 import { seededRandom } from './region/prng.js';
@@ -237,14 +237,35 @@ export class PmemService {
         return null;
       });
     }
-    d.register(uapi.PMEMFS_IOC_REFLINK, 'reflink', (r) => {
-      // Seals are honoured on both sides before anything else, as the contract demands.
-      const dst = inodeOf(r);
-      const src = fs.inodeOf(u64Field(r.input!, uapi.REFLINK.srcIno, "source inode", "reflink"));
-      if (!src) throw new FsError('EBADF', 'reflink', r.path, 'no such source inode');
-      fs.guard.assertNotSealed({ op: 'reflink', path: r.path, inode: dst });
-      fs.guard.assertNotSealed({ op: 'reflink', path: `(source inode ${src.ino})`, inode: src });
-      throw new FsError('EOPNOTSUPP', 'reflink', r.path, 'shared extents (reflink) are not implemented yet');
+    d.register(uapi.PMEMFS_IOC_FUNSHARE, 'unshare', async (r) => {
+      await fs.unshare(r.inode, u64Field(r.input!, uapi.RANGE.off, 'offset', 'unshare'), u64Field(r.input!, uapi.RANGE.len, 'length', 'unshare'), r.fh);
+      fs.externalChange(r.inode, false);   // st_blocks may grow (holes preallocated)
+      return null;
+    });
+    d.register(uapi.PMEMFS_IOC_REFLINK, 'reflink', async (r) => {
+      const i = r.input!;
+      const f = (off: number, what: string) => u64Field(i, off, what, 'reflink');
+      await fs.remap(r.inode, r.fh, f(uapi.REFLINK.srcIno, 'source inode'), f(uapi.REFLINK.srcOff, 'source offset'),
+        f(uapi.REFLINK.dstOff, 'destination offset'), f(uapi.REFLINK.len, 'length'), false, r.caller);
+      fs.externalChange(r.inode, true);   // the destination's data changed under its page cache
+      return null;
+    });
+    d.register(uapi.PMEMFS_IOC_DEDUPE, 'dedupe', async (r) => {
+      const i = r.input!;
+      const f = (off: number, what: string) => u64Field(i, off, what, 'dedupe');
+      const out = Buffer.from(i.subarray(0, uapi.DEDUPE.size));
+      // As FIDEDUPERANGE: a per-destination failure is reported in status, the ioctl itself succeeds.
+      try {
+        const res = await fs.remap(r.inode, r.fh, f(uapi.DEDUPE.srcIno, 'source inode'), f(uapi.DEDUPE.srcOff, 'source offset'),
+          f(uapi.DEDUPE.dstOff, 'destination offset'), f(uapi.DEDUPE.len, 'length'), true, r.caller);
+        out.writeBigUInt64LE(BigInt(res.bytes), uapi.DEDUPE.bytesDeduped);
+        out.writeInt32LE(res.differs ? uapi.FILE_DEDUPE_RANGE_DIFFERS : uapi.FILE_DEDUPE_RANGE_SAME, uapi.DEDUPE.status);
+      } catch (e) {
+        if (!(e instanceof FsError)) throw e;
+        out.writeBigUInt64LE(0n, uapi.DEDUPE.bytesDeduped);
+        out.writeInt32LE(-e.errno, uapi.DEDUPE.status);
+      }
+      return out;
     });
     d.register(uapi.PMEMFS_IOC_GETBMAP, 'getbmap', (r) => this.getbmap(inodeOf(r), r));
     d.register(uapi.PMEMFS_IOC_REGION, 'region', () => {
@@ -265,7 +286,9 @@ export class PmemService {
       if (h && (h.flags & 3) === 1 /* O_WRONLY */) throw new FsError('EACCES', 'pin', r.path, 'pinning needs read access');
       const off = u64Field(r.input!, uapi.PIN.off, 'offset', 'pin');
       const len = u64Field(r.input!, uapi.PIN.len, 'length', 'pin');
-      const { pins, done } = this.pinMgr.pin(inode, r.path, off, len, { kind: 'pid', pid: r.caller.pid }, uapi.PIN_MAX_RECS);
+      // A pin through a handle open for writing may be stored through: shared blocks are unshared first.
+      const forWrite = h !== null && (h.flags & 3) !== 0;
+      const { pins, done } = this.pinMgr.pin(inode, r.path, off, len, { kind: 'pid', pid: r.caller.pid }, uapi.PIN_MAX_RECS, forWrite);
       const out = Buffer.alloc(uapi.PIN.size);
       out.writeBigUInt64LE(BigInt(off), uapi.PIN.off);
       out.writeBigUInt64LE(BigInt(len), uapi.PIN.len);
@@ -294,13 +317,17 @@ export class PmemService {
     const out = Buffer.alloc(uapi.BMAP.size);
     let b = Math.floor(start / bs), n = 0;
     if (b < endBlock) {
-      for (const seg of inode.bmap.map(b, endBlock - b)) {
+      const refs = this.fs.store.refcount;
+      // Mapped pieces cut where their sharing changes, so `bmap -v` shows a COW split.
+      const segs = inode.bmap.map(b, endBlock - b).flatMap((seg) => seg.regionBlock === HOLE || refs.empty ? [seg]
+        : refs.segments(seg.regionBlock, seg.len).map((p) => ({ ...seg, fileBlock: seg.fileBlock + p.start - seg.regionBlock, regionBlock: p.start, len: p.len, shared: p.count > 1 })));
+      for (const seg of segs) {
         if (n === uapi.BMAP_MAX_RECS) break;
         const o = uapi.BMAP.recs + n * uapi.BMAP_REC.size;
         let flags = 0;
         if (seg.regionBlock === HOLE) flags |= uapi.BMAP_F_HOLE;
         if (seg.flags & EXT_UNWRITTEN) flags |= uapi.BMAP_F_UNWRITTEN;
-        if (seg.flags & EXT_SHARED) flags |= uapi.BMAP_F_SHARED;
+        if ('shared' in seg && seg.shared) flags |= uapi.BMAP_F_SHARED;
         if (inode.sealKind !== 'none') flags |= uapi.BMAP_F_SEALED;
         out.writeBigUInt64LE(BigInt(seg.fileBlock * bs), o + uapi.BMAP_REC.fileOff);
         out.writeBigUInt64LE(BigInt(seg.len * bs), o + uapi.BMAP_REC.len);

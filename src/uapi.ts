@@ -83,6 +83,16 @@ export const REGION_F_DAX = 0x1;
 /** struct pmemfs_reflink { u64 src_ino; u64 src_off; u64 dst_off; u64 len; } (len 0: whole file) */
 export const REFLINK = { size: 32, srcIno: 0, srcOff: 8, dstOff: 16, len: 24 } as const;
 
+/**
+ * struct pmemfs_dedupe { u64 src_ino; u64 src_off; u64 dst_off; u64 len; (in)
+ * u64 bytes_deduped; s32 status; u32 reserved; (out) }: FIDEDUPERANGE's
+ * file_dedupe_range_info for one destination (the handle the ioctl is on).
+ */
+export const DEDUPE = { size: 48, srcIno: 0, srcOff: 8, dstOff: 16, len: 24, bytesDeduped: 32, status: 40, reserved: 44 } as const;
+/** pmemfs_dedupe.status: FILE_DEDUPE_RANGE_SAME / _DIFFERS (<linux/fs.h>); a negative errno otherwise. */
+export const FILE_DEDUPE_RANGE_SAME = 0;
+export const FILE_DEDUPE_RANGE_DIFFERS = 1;
+
 /** struct fsxattr from <linux/fs.h>: 28 bytes. */
 export const FSXATTR = { size: 28, xflags: 0, extsize: 4, nextents: 8, projid: 12, cowextsize: 16 } as const;
 
@@ -98,6 +108,8 @@ export const PMEMFS_IOC_REGION = IOR('P', 9, REGION.size);
 export const PMEMFS_IOC_FCOLLAPSE = IOW('P', 10, RANGE.size);
 export const PMEMFS_IOC_FINSERT = IOW('P', 11, RANGE.size);
 export const PMEMFS_IOC_REFLINK = IOW('P', 12, REFLINK.size);
+export const PMEMFS_IOC_DEDUPE = IOWR('P', 13, DEDUPE.size);
+export const PMEMFS_IOC_FUNSHARE = IOW('P', 14, RANGE.size);
 export const FS_IOC_FSGETXATTR = IOR('X', 31, FSXATTR.size);
 export const FS_IOC_FSSETXATTR = IOW('X', 32, FSXATTR.size);
 
@@ -127,5 +139,6 @@ export const IOCTLS = {
   PMEMFS_IOC_SEAL, PMEMFS_IOC_UNSEAL, PMEMFS_IOC_LEASE, PMEMFS_IOC_UNLEASE,
   PMEMFS_IOC_BREAK, PMEMFS_IOC_PIN, PMEMFS_IOC_UNPIN, PMEMFS_IOC_GETBMAP,
   PMEMFS_IOC_REGION, PMEMFS_IOC_FCOLLAPSE, PMEMFS_IOC_FINSERT, PMEMFS_IOC_REFLINK,
+  PMEMFS_IOC_DEDUPE, PMEMFS_IOC_FUNSHARE,
   FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR,
 } as const;

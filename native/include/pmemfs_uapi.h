@@ -156,6 +156,29 @@ PMEMFS_CHECK_OFF(struct pmemfs_reflink, src_off, 8);
 PMEMFS_CHECK_OFF(struct pmemfs_reflink, dst_off, 16);
 PMEMFS_CHECK_OFF(struct pmemfs_reflink, len, 24);
 
+/* FIDEDUPERANGE for one destination (the file the ioctl is made on).
+ * status: PMEMFS_FILE_DEDUPE_RANGE_SAME / _DIFFERS, or a negative errno. */
+struct pmemfs_dedupe {
+	__u64 src_ino;
+	__u64 src_off;
+	__u64 dst_off;
+	__u64 len;
+	__u64 bytes_deduped;
+	__s32 status;
+	__u32 reserved;
+};
+PMEMFS_CHECK_SIZE(struct pmemfs_dedupe, 48);
+PMEMFS_CHECK_OFF(struct pmemfs_dedupe, src_ino, 0);
+PMEMFS_CHECK_OFF(struct pmemfs_dedupe, src_off, 8);
+PMEMFS_CHECK_OFF(struct pmemfs_dedupe, dst_off, 16);
+PMEMFS_CHECK_OFF(struct pmemfs_dedupe, len, 24);
+PMEMFS_CHECK_OFF(struct pmemfs_dedupe, bytes_deduped, 32);
+PMEMFS_CHECK_OFF(struct pmemfs_dedupe, status, 40);
+PMEMFS_CHECK_OFF(struct pmemfs_dedupe, reserved, 44);
+
+#define PMEMFS_FILE_DEDUPE_RANGE_SAME 0
+#define PMEMFS_FILE_DEDUPE_RANGE_DIFFERS 1
+
 /* struct fsxattr comes from <linux/fs.h>. */
 PMEMFS_CHECK_SIZE(struct fsxattr, 28);
 PMEMFS_CHECK_OFF(struct fsxattr, fsx_xflags, 0);
@@ -176,6 +199,8 @@ PMEMFS_CHECK_OFF(struct fsxattr, fsx_cowextsize, 16);
 #define PMEMFS_IOC_FCOLLAPSE _IOW(PMEMFS_IOC_MAGIC, 10, struct pmemfs_range)
 #define PMEMFS_IOC_FINSERT   _IOW(PMEMFS_IOC_MAGIC, 11, struct pmemfs_range)
 #define PMEMFS_IOC_REFLINK   _IOW(PMEMFS_IOC_MAGIC, 12, struct pmemfs_reflink)
+#define PMEMFS_IOC_DEDUPE    _IOWR(PMEMFS_IOC_MAGIC, 13, struct pmemfs_dedupe)
+#define PMEMFS_IOC_FUNSHARE  _IOW(PMEMFS_IOC_MAGIC, 14, struct pmemfs_range)
 /* FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR come from <linux/fs.h>. */
 
 /* fsxattr.fsx_xflags: FS_XFLAG_DAX from <linux/fs.h>, and the slot of the

@@ -22,6 +22,7 @@
  * not given to a new inode (PmemFs.kernelRefs), so a node id always names
  * one inode until the kernel forgets it.
  */
+import { constants } from 'node:fs';
 import type { Logger } from 'pino';
 import { FsError, toNegErrno } from '../errors.js';
 import type { Inode } from '../inode/inode.js';
@@ -315,8 +316,16 @@ export class FuseTransport {
           // The command text is taken before the first await: recvBuffer is reused by the next request.
           return ctl.write(fh, this.recv.subarray(dataOff, dataOff + size), size).then((w) => n.replyWrite(slot, w));
         }
+        const caller = this.caller();
+        // A copy-on-write of pinned shared blocks waits (busy=wait): the data is taken first,
+        // as recvBuffer is reused by the next request.
+        const wait = fs.cowWait(fh, off, size);
+        if (wait) {
+          const data = Buffer.from(this.recv.subarray(dataOff, dataOff + size));
+          return wait.then(() => n.replyWrite(slot, fs.write(fh, 'write', data, size, off, caller)));
+        }
         // Copied once, from the receive buffer into the region.
-        n.replyWrite(slot, fs.write(fh, 'write', this.recv, size, off, this.caller(), dataOff));
+        n.replyWrite(slot, fs.write(fh, 'write', this.recv, size, off, caller, dataOff));
       }),
 
       flush: (slot) => n.replyErr(slot, 0),
@@ -432,7 +441,9 @@ export class FuseTransport {
       copyFileRange: (slot, inoIn, fhIn, offIn, inoOut, fhOut, offOut, len, flags) => this.run(slot, 'copy_file_range', () => {
         if (flags !== 0) throw new FsError('EINVAL', 'copy_file_range', undefined, 'flags must be 0');
         if (this.isCtl(inoIn) || this.isCtl(inoOut)) throw new FsError('EOPNOTSUPP', 'copy_file_range');
-        n.replyWrite(slot, this.copyRange(fhIn, offIn, fhOut, offOut, len));
+        const r = this.copyRange(fhIn, offIn, fhOut, offOut, len);
+        if (typeof r === 'number') n.replyWrite(slot, r);
+        else return r.then((w) => n.replyWrite(slot, w));
       }),
 
       ended: (why) => this.d.onEnded(why),
@@ -488,22 +499,47 @@ export class FuseTransport {
   }
 
   /**
-   * copy_file_range within the mount: the daemon copies region to region in
-   * 1 MiB steps (no round trip through the client), each step one write
-   * transaction with write(2)'s checks (seals, O_APPEND refused by the kernel).
+   * copy_file_range within the mount. Where both offsets are block-aligned
+   * the blocks are shared (a reflink, as XFS and Btrfs do: `cp` makes an
+   * instant copy): whole blocks, plus the source's partial last block when
+   * the copy reaches its EOF and ends at or past the destination's. What
+   * cannot be shared (unaligned edges, a sealed or pinned side, the same
+   * file) is copied region to region in 1 MiB steps, each one write
+   * transaction with write(2)'s checks.
    * @returns bytes copied (short at the source's EOF)
    */
-  private copyRange(fhIn: number, offIn: number, fhOut: number, offOut: number, len: number): number {
+  private copyRange(fhIn: number, offIn: number, fhOut: number, offOut: number, len: number): number | Promise<number> {
     const fs = this.fs;
-    const src = fs.handle(fhIn);
+    const src = fs.handle(fhIn), dst = fs.handle(fhOut);
     if (src.inode.isDir) throw new FsError('EISDIR', 'copy_file_range');
     const caller = this.caller();
     const end = Math.min(offIn + len, src.inode.size);
+    if (end <= offIn) return 0;
+    const bs = fs.blockSize;
+    const shareable = src.inode !== dst.inode && offIn % bs === 0 && offOut % bs === 0 && dst.inode.isReg &&
+      src.inode.sealKind === 'none' && dst.inode.sealKind === 'none' && !(dst.flags & constants.O_APPEND);
+    if (!shareable) return this.copyBytes(src.inode, offIn, fhOut, offOut, end - offIn, caller);
+    // Whole blocks, or to the source's EOF when that lands at or past the destination's.
+    const toEof = end === src.inode.size && offOut + (end - offIn) >= dst.inode.size;
+    const share = toEof ? end - offIn : Math.floor((end - offIn) / bs) * bs;
+    if (share === 0) return this.copyBytes(src.inode, offIn, fhOut, offOut, end - offIn, caller);
+    return fs.remap(dst.inode, fhOut, src.inode.ino, offIn, offOut, share, false, caller).then(
+      (r) => {
+        fs.externalChange(dst.inode, true);
+        return r.bytes + this.copyBytes(src.inode, offIn + r.bytes, fhOut, offOut + r.bytes, end - offIn - r.bytes, caller);
+      },
+      // Busy pages, ENOSPC for metadata and the like: copy instead, with write(2)'s own errors.
+      () => this.copyBytes(src.inode, offIn, fhOut, offOut, end - offIn, caller));
+  }
+
+  /** Copy `len` bytes of src from offIn to handle fhOut at offOut, 1 MiB per write transaction. */
+  private copyBytes(src: Inode, offIn: number, fhOut: number, offOut: number, len: number, caller: Caller): number {
+    const fs = this.fs;
     let done = 0;
-    while (offIn + done < end) {
-      const step = Math.min(1 << 20, end - offIn - done);
+    while (done < len) {
+      const step = Math.min(1 << 20, len - done);
       const buf = this.stage(step);
-      const got = readData(fs.data, src.inode, buf, step, offIn + done);
+      const got = readData(fs.data, src, buf, step, offIn + done);
       if (got <= 0) break;
       fs.write(fhOut, `fh ${fhOut}`, buf, got, offOut + done, caller);
       done += got;

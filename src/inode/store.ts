@@ -381,7 +381,8 @@ export class InodeStore {
   /**
    * Write the changed refcount records into record blocks (one block per
    * change, as for extent records), creating the chain on first use; the
-   * superblock follows when the chain's root changes, and the first shared
+   * superblock follows when the chain's root changes; an index left empty
+   * frees its chain (root 0 again); and the first shared
    * extent sets FEAT_INCOMPAT_REFCOUNT (an older pmemfs would free shared
    * blocks it cannot count, so it must refuse the region).
    */
@@ -396,6 +397,13 @@ export class InodeStore {
       else set.put(key, encodeRefcountRec(r), t, alloc);
     }
     this.refcount.changed.clear();
+    if (set.count === 0) {
+      // Nothing shared any more: the chain's blocks go back too.
+      for (const b of set.allBlocks()) this.freeMeta({ start: regionBlock(b), len: blockCount(1) });
+      this.refSet = null;
+      if (this.sb.refcountRoot !== 0) { this.sb.refcountRoot = 0; op.sbDirty = true; }
+      return;
+    }
     for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, REFCOUNT_OWNER, REC_KIND_REFCOUNT, rb.items.values()));
     for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, REFCOUNT_OWNER, set.nextOf(ix), ix.list));
     if (this.sb.refcountRoot !== set.firstIndexBlock) { this.sb.refcountRoot = set.firstIndexBlock; op.sbDirty = true; }

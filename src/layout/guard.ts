@@ -33,6 +33,12 @@ export interface LayoutChange {
   breaks: { start: number; count: number } | null;
   /** Seal-time filling runs before the seal flag is set; nothing else may skip the seal check. */
   ignoreSeal?: boolean;
+  /**
+   * Region runs the change re-points or shares besides those of `breaks`:
+   * the shared blocks a copy-on-write moves away from, a reflink's source
+   * blocks (recomputed at every check).
+   */
+  runs?: () => Array<{ start: number; len: number }>;
 }
 
 export interface GuardStats { refused: number; waited: number; waitTimeouts: number; waitMsTotal: number }
@@ -54,12 +60,40 @@ export class LayoutGuard {
 
   /** Pins on the region blocks currently mapped at the file blocks of c.breaks. */
   private busyPins(c: LayoutChange): number {
-    if (!c.breaks || this.pins.size === 0) return 0;
+    if (this.pins.size === 0) return 0;
     let n = 0;
-    for (const seg of c.inode.bmap.map(c.breaks.start, c.breaks.count)) {
-      if (seg.regionBlock !== HOLE) n += this.pins.busy(seg.regionBlock, seg.len).length;
+    if (c.breaks) {
+      for (const seg of c.inode.bmap.map(c.breaks.start, c.breaks.count)) {
+        if (seg.regionBlock !== HOLE) n += this.pins.busy(seg.regionBlock, seg.len).length;
+      }
     }
+    if (c.runs) n += this.pinnedIn(c.runs());
     return n;
+  }
+
+  /** Pins on any of these region runs (blocks). */
+  pinnedIn(runs: Array<{ start: number; len: number }>): number {
+    if (this.pins.size === 0) return 0;
+    let n = 0;
+    for (const r of runs) n += this.pins.busy(r.start, r.len).length;
+    return n;
+  }
+
+  /**
+   * Permit for a copy-on-write inside a synchronous operation (a write over
+   * shared blocks): refused with ETXTBSY when any of the shared runs is
+   * pinned, whatever the busy policy — under busy=wait the caller waits with
+   * assertLayoutMutable({ cow }) first (PmemFs.cowWait), so this finds none.
+   * @throws FsError ETXTBSY (sealed, or a shared block pinned)
+   */
+  cowPermit(c: Pick<LayoutChange, 'op' | 'path' | 'inode'>, runs: Array<{ start: number; len: number }>): LayoutPermit {
+    this.assertNotSealed(c);
+    if (this.pinnedIn(runs)) {
+      this.stats.refused++;
+      this.log.info({ op: c.op, ino: c.inode.ino, untrusted: { path: c.path }, reason: 'busy pages (copy-on-write)' }, 'layout change refused');
+      throw new FsError('ETXTBSY', c.op, c.path, 'copy-on-write of pinned shared blocks');
+    }
+    return permit(c.inode);
   }
 
   /**

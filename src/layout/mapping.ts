@@ -1,15 +1,18 @@
 /**
  * @file Block-mapping helpers shared by data operations (src/vfs/data.ts),
  * seals and pins: unmapping a range into busy extents, freeing a dying
- * inode's blocks, and making a range mapped and written (what a seal needs
+ * inode's blocks, making a range mapped and written (what a seal needs
  * before it fixes the block map, and what a pin needs before it hands out
- * region addresses). Every change here takes a LayoutPermit from the guard.
+ * region addresses), and unsharing reflinked blocks (copy-on-write: the
+ * file's blocks get copies of their own, XFS's xfs_reflink_unshare). Every
+ * change here takes a LayoutPermit from the guard.
  */
 import type { Allocator } from '../alloc/allocator.js';
 import { HOLE, type LayoutPermit } from '../bmap/bmap.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
 import type { Inode } from '../inode/inode.js';
 import type { Transaction } from '../journal/tx.js';
+import type { RefcountIndex } from '../refcount/refcount.js';
 import type { Region } from '../region/region.js';
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import type { LayoutGuard } from './guard.js';
@@ -20,6 +23,8 @@ export type RunTx = <T>(fn: (tx: Transaction) => T) => T;
 export interface DataContext {
   region: Region;
   alloc: Allocator;
+  /** Owners of shared blocks (read-only use outside a transaction: pin checks before one). */
+  refs: RefcountIndex;
   guard: LayoutGuard;
   blockSize: number;
 }
@@ -33,6 +38,65 @@ export function lastMappedBlock(inode: Inode): number {
 /** Unmap whole file blocks [start, start+count) and queue their region blocks for freeing. */
 export function unmapBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit, start: number, count: number): void {
   for (const r of inode.bmap.remove(permit, start, count)) tx.deferFree({ start: regionBlock(r.regionBlock), len: blockCount(r.len) });
+}
+
+/** A mapped piece of a file whose region blocks other files share (reference count >= 2). */
+export interface SharedPiece { fileBlock: number; len: number; regionBlock: number; flags: number }
+
+/**
+ * The pieces of file blocks [b0, b1) whose region blocks are shared, in file
+ * order (empty at once when nothing in the region is shared).
+ */
+export function sharedPieces(refs: RefcountIndex, inode: Inode, b0: number, b1: number): SharedPiece[] {
+  const out: SharedPiece[] = [];
+  if (refs.empty || b1 <= b0) return out;
+  for (const seg of inode.bmap.map(b0, b1 - b0)) {
+    if (seg.regionBlock === HOLE || !refs.anyShared(seg.regionBlock, seg.len)) continue;
+    for (const p of refs.segments(seg.regionBlock, seg.len)) {
+      if (p.count >= 2) out.push({ fileBlock: seg.fileBlock + (p.start - seg.regionBlock), len: p.len, regionBlock: p.start, flags: seg.flags });
+    }
+  }
+  return out;
+}
+
+/** The region runs of sharedPieces (what a copy-on-write would re-point: the guard checks their pins). */
+export function sharedRuns(refs: RefcountIndex, inode: Inode, b0: number, b1: number): Array<{ start: number; len: number }> {
+  return sharedPieces(refs, inode, b0, b1).map((p) => ({ start: p.regionBlock, len: p.len }));
+}
+
+/**
+ * Give the shared blocks among file blocks [b0, b1) copies of their own
+ * (UNSHARE_RANGE, and what seals, write pins and partial-block stores need
+ * first): one all-or-nothing allocation, written data copied, unwritten
+ * extents stay unwritten; the old blocks lose this owner. The caller has
+ * checked pins on them (a layout change).
+ * @returns blocks unshared
+ * @throws FsError ENOSPC (nothing changed); TxNeedsCommit
+ */
+export function unshareBlocks(c: DataContext, tx: Transaction, inode: Inode, permit: LayoutPermit, b0: number, b1: number): number {
+  const pieces = sharedPieces(tx.refcount, inode, b0, b1);
+  if (!pieces.length) return 0;
+  const bs = c.blockSize;
+  const need = pieces.reduce((a, p) => a + p.len, 0);
+  tx.markDirty(inode);
+  const runs = tx.alloc.alloc(need, inode.bmap.goalFor(pieces[0].fileBlock));
+  try {
+    for (const p of pieces) {
+      let fb = p.fileBlock;
+      while (fb < p.fileBlock + p.len) {
+        const n = Math.min(runs[0].len, p.fileBlock + p.len - fb);
+        const from = p.regionBlock + (fb - p.fileBlock);
+        if (!(p.flags & EXT_UNWRITTEN)) c.region.copyWithin(regionOff(runs[0].start * bs), regionOff(from * bs), n * bs);
+        unmapBlocks(tx, inode, permit, fb, n);
+        inode.bmap.insert(permit, { fileBlock: fb, regionBlock: runs[0].start, len: n, flags: p.flags });
+        if (n === runs[0].len) runs.shift(); else runs[0] = { start: regionBlock(runs[0].start + n), len: blockCount(runs[0].len - n) };
+        fb += n;
+      }
+    }
+  } finally {
+    for (const r of runs) c.alloc.unalloc(r.start, r.len);
+  }
+  return need;
 }
 
 /** Free every block of an inode that is going away (no names, handles, leases or pins left). */

@@ -1,15 +1,19 @@
 /**
  * @file Taking and dropping pins: the DMA / get_user_pages() side of "dax:
  * fix dma vs truncate/hole-punch". Pinning a file range first fills its holes
- * inside EOF (as a write fault would), then records one pin per physical
- * extent in the registry. The layout guard consults the registry; unlinked
+ * inside EOF (as a write fault would) and, for a pin that may be written
+ * (through a handle open for writing: get_user_pages with FOLL_WRITE),
+ * unshares reflinked blocks (a DAX write fault's copy-on-write), then records
+ * one pin per physical extent in the registry. A read pin keeps shared
+ * blocks shared: while it holds them, a copy-on-write away from them (a write
+ * to either file) is a layout change over busy pages. The layout guard consults the registry; unlinked
  * files stay allocated until their last pin goes.
  */
 import type { Logger } from 'pino';
 import { HOLE } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
-import { makeMapped } from '../layout/mapping.js';
+import { makeMapped, sharedRuns, unshareBlocks } from '../layout/mapping.js';
 import type { Caller, PmemFs } from '../vfs/fs.js';
 import type { Inode } from '../inode/inode.js';
 import type { Pin, PinHolder, PinRegistry } from '../layout/busy.js';
@@ -24,16 +28,19 @@ export class PinManager {
   /**
    * Pin file bytes [off, off+len) of inode for holder; `max` caps how many
    * physical extents (= pins) one call creates (the ioctl's record array);
-   * the caller continues from off + done.
+   * the caller continues from off + done. `forWrite`: the holder may store
+   * through the pin, so shared blocks are unshared first.
    * @returns the pins made and how many bytes from off they cover
-   * @throws FsError EINVAL (bad range), ENXIO (beyond EOF), ENOSPC (filling holes), EAGAIN (limits)
+   * @throws FsError EINVAL (bad range), ENXIO (beyond EOF), ENOSPC (filling holes), EAGAIN (limits),
+   *   ETXTBSY (forWrite: a shared block to unshare is pinned already)
    */
-  pin(inode: Inode, path: string, off: number, len: number, holder: PinHolder, max = Infinity): { pins: Pin[]; done: number } {
+  pin(inode: Inode, path: string, off: number, len: number, holder: PinHolder, max = Infinity, forWrite = false): { pins: Pin[]; done: number } {
     if (!inode.isReg) throw new FsError('EINVAL', 'pin', path, 'only regular files can be pinned');
     if (!Number.isSafeInteger(off) || !Number.isSafeInteger(len) || off < 0 || len <= 0) throw new FsError('EINVAL', 'pin', path, `offset ${off} length ${len}`);
     if (off + len > inode.size) throw new FsError('ENXIO', 'pin', path, `range ends at ${off + len}, beyond EOF ${inode.size}`);
     const bs = this.fs.blockSize;
     this.fillRange(inode, path, off, len);
+    if (forWrite) this.unshareRange(inode, path, off, len);
     const fb0 = Math.floor(off / bs);
     const pins: Pin[] = [];
     let done = 0;
@@ -60,6 +67,17 @@ export class PinManager {
     const permit = this.fs.guard.allocPermit({ op: 'pin', path, inode });
     this.fs.tx.run((tx) => makeMapped(this.fs.data, tx, inode, permit, fb0, fb1));
     this.fs.externalChange(inode, false);   // st_blocks grew
+  }
+
+  /** Shared blocks in the range get copies of their own (a write pin's copy-on-write). */
+  private unshareRange(inode: Inode, path: string, off: number, len: number): void {
+    const bs = this.fs.blockSize;
+    const fb0 = Math.floor(off / bs), fb1 = Math.ceil((off + len) / bs);
+    const runs = sharedRuns(this.fs.data.refs, inode, fb0, fb1);
+    if (!runs.length) return;
+    const permit = this.fs.guard.cowPermit({ op: 'pin', path, inode }, runs);
+    this.fs.tx.run((tx) => unshareBlocks(this.fs.data, tx, inode, permit, fb0, fb1));
+    this.fs.externalChange(inode, false);
   }
 
   /**

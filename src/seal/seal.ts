@@ -10,15 +10,17 @@
  *
  * Both first make the file fully mapped up to EOF rounded up to the block
  * size: holes allocated and zeroed, unwritten extents zeroed and converted,
- * (shared extents unshared, once reflink exists). While either is held, the
+ * shared (reflinked) extents unshared — each gets blocks of its own, data
+ * unchanged, so a device writing the sealed file's blocks touches no other
+ * file. Pinned shared blocks cannot be unshared: the seal is refused with
+ * ETXTBSY. While either is held, the
  * layout guard refuses every block-map change with ETXTBSY.
  */
 import type { Logger } from 'pino';
 import { FsError } from '../errors.js';
-import { EXT_SHARED } from '../format/fork.js';
 import { IFLAG_SEALED } from '../format/layout.js';
 import type { Transaction } from '../journal/tx.js';
-import { makeMapped } from '../layout/mapping.js';
+import { makeMapped, sharedRuns, unshareBlocks } from '../layout/mapping.js';
 import type { Caller, PmemFs } from '../vfs/fs.js';
 import type { Inode, Lease } from '../inode/inode.js';
 
@@ -35,17 +37,22 @@ export class SealManager {
   }
 
   /**
-   * Make the file fully mapped up to EOF rounded up to the block size, so
-   * every byte a device may address has a fixed region block.
-   * @throws FsError ENOSPC (nothing changed), EINVAL for a non-regular file
+   * Make the file fully mapped and unshared up to EOF rounded up to the
+   * block size, so every byte a device may address has a fixed region block
+   * of its own.
+   * @throws FsError ENOSPC (nothing changed), EINVAL for a non-regular file, ETXTBSY (a shared block is pinned)
    */
   private fillForSeal(tx: Transaction, inode: Inode, path: string): void {
     if (!inode.isReg) throw new FsError('EINVAL', 'seal', path, 'only regular files can be sealed');
     const bs = this.fs.blockSize;
     const nblocks = Math.ceil(inode.size / bs);
-    const segs = inode.bmap.map(0, nblocks);
-    if (segs.some((s) => s.flags & EXT_SHARED)) throw new FsError('EOPNOTSUPP', 'seal', path, 'unsharing reflinked extents is not implemented yet');
-    makeMapped(this.fs.data, tx, inode, this.fs.guard.internalPermit(inode), 0, nblocks);
+    const permit = this.fs.guard.internalPermit(inode);
+    const shared = sharedRuns(this.fs.data.refs, inode, 0, nblocks);
+    if (shared.length) {
+      if (this.fs.guard.pinnedIn(shared)) throw new FsError('ETXTBSY', 'seal', path, 'shared blocks to unshare are pinned');
+      unshareBlocks(this.fs.data, tx, inode, permit, 0, nblocks);
+    }
+    makeMapped(this.fs.data, tx, inode, permit, 0, nblocks);
   }
 
   /** Persistent seal. Idempotent. @throws FsError EPERM, EINVAL, ENOSPC, EROFS */

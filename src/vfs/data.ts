@@ -7,13 +7,15 @@
  *
  * Newly allocated blocks are zeroed where the write does not cover them, so a
  * file never shows stale data of a freed block. Unwritten extents read as
- * zeroes and are converted when written (XFS semantics).
+ * zeroes and are converted when written (XFS semantics). A store into a
+ * block other files share (reflink) first gives this file a copy of its own
+ * (copy-on-write), so the other owners never see it.
  */
 import { HOLE, type LayoutPermit } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
 import type { Transaction } from '../journal/tx.js';
-import { lastMappedBlock, unmapBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
+import { lastMappedBlock, sharedRuns, unmapBlocks, unshareBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
 
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import * as uapi from '../uapi.js';
@@ -89,9 +91,9 @@ export function seekData(c: DataContext, inode: Inode, off: number, what: 'data'
 
 /**
  * Write src[srcOff, srcOff+len) at file offset off (bytes). Sealed files take in-place writes
- * within EOF only. Allocates holes (one all-or-nothing allocation) and
- * converts unwritten extents.
- * @throws FsError ETXTBSY (sealed, write would extend), EFBIG, ENOSPC
+ * within EOF only. Allocates holes (one all-or-nothing allocation),
+ * converts unwritten extents, and copies shared blocks first (COW).
+ * @throws FsError ETXTBSY (sealed, write would extend; a shared block to copy is pinned), EFBIG, ENOSPC
  */
 export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: string, src: Buffer, len: number, off: number, srcOff = 0): number {
   if (len === 0) return 0;
@@ -101,6 +103,7 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
   tx.markDirty(inode);
   const bs = c.blockSize;
   const fb0 = Math.floor(off / bs);
+  if (!c.refs.empty) cowForStore(c, tx, inode, path, 'write', fb0, ceilDiv(end, bs));
   const segs = inode.bmap.map(fb0, ceilDiv(end, bs) - fb0);
   const needsMapChange = segs.some((s) => s.regionBlock === HOLE || (s.flags & EXT_UNWRITTEN));
   let permit: LayoutPermit | null = null;
@@ -157,11 +160,34 @@ function fillNewBlocks(c: DataContext, rb: number, fb: number, n: number, src: B
   if (e < fEnd) c.region.zero(regionOff(e + base), fEnd - e);
 }
 
-/** Store zeroes over file bytes [s, e) where they are mapped and written (partial blocks of punch/zero/truncate). */
-function zeroMapped(c: DataContext, inode: Inode, s: number, e: number): void {
+/**
+ * Before storing into file blocks [b0, b1) in place: give the shared ones
+ * copies of their own (copy-on-write). Pinned shared blocks refuse
+ * (PmemFs.cowWait has waited first under busy=wait).
+ * @throws FsError ETXTBSY, ENOSPC
+ */
+function cowForStore(c: DataContext, tx: Transaction, inode: Inode, path: string, op: string, b0: number, b1: number): void {
+  const runs = sharedRuns(c.refs, inode, b0, b1);
+  if (!runs.length) return;
+  unshareBlocks(c, tx, inode, c.guard.cowPermit({ op, path, inode }, runs), b0, b1);
+}
+
+/**
+ * The shared region runs a store into file bytes [off, off+len) would copy
+ * away from (empty at once when the region shares nothing).
+ */
+export function cowRuns(c: DataContext, inode: Inode, off: number, len: number): Array<{ start: number; len: number }> {
+  if (c.refs.empty || len <= 0) return [];
+  const bs = c.blockSize;
+  return sharedRuns(c.refs, inode, Math.floor(off / bs), ceilDiv(off + len, bs));
+}
+
+/** Store zeroes over file bytes [s, e) where they are mapped and written (partial blocks of punch/zero/truncate); shared blocks are copied first. */
+function zeroMapped(c: DataContext, tx: Transaction, inode: Inode, path: string, s: number, e: number): void {
   if (e <= s) return;
   const bs = c.blockSize;
   const fb0 = Math.floor(s / bs);
+  if (!c.refs.empty) cowForStore(c, tx, inode, path, 'zero', fb0, ceilDiv(e, bs));
   for (const seg of inode.bmap.map(fb0, ceilDiv(e, bs) - fb0)) {
     if (seg.regionBlock === HOLE || (seg.flags & EXT_UNWRITTEN)) continue;
     const a = Math.max(s, seg.fileBlock * bs), b = Math.min(e, (seg.fileBlock + seg.len) * bs);
@@ -181,14 +207,16 @@ export async function truncateData(c: DataContext, run: RunTx, inode: Inode, pat
   const bs = c.blockSize;
   const first = ceilDiv(size, bs);
   // Open-ended: blocks mapped past EOF while the guard waits must go too.
+  // The partial block at the new EOF is zeroed past it: a copy-on-write when shared.
+  const cow = () => cowRuns(c, inode, size, first * bs - size);
   const permit = size < inode.size
-    ? await c.guard.assertLayoutMutable({ op: 'truncate', path, inode, breaks: { start: first, count: MAX_FILE_BLOCKS - first } })
+    ? await c.guard.assertLayoutMutable({ op: 'truncate', path, inode, breaks: { start: first, count: MAX_FILE_BLOCKS - first }, runs: cow })
     : null;
   run((tx) => {
     tx.markDirty(inode);
     if (permit && size < inode.size) {
       unmapBlocks(tx, inode, permit, first, Math.max(0, lastMappedBlock(inode) - first));
-      zeroMapped(c, inode, size, first * bs);
+      zeroMapped(c, tx, inode, path, size, first * bs);
     }
     inode.size = size;
     inode.touchMtime();
@@ -219,8 +247,10 @@ export async function fallocateData(c: DataContext, run: RunTx, inode: Inode, pa
   const wholeStart = ceilDiv(off, bs), wholeEnd = Math.floor(end / bs);
   const punchOrZero = kind === uapi.FALLOC_FL_PUNCH_HOLE || kind === uapi.FALLOC_FL_ZERO_RANGE;
   const breaks = punchOrZero && wholeEnd > wholeStart ? { start: wholeStart, count: wholeEnd - wholeStart } : null;
+  // Partial blocks at either end are zeroed in place: a copy-on-write when shared.
+  const cow = () => [...cowRuns(c, inode, off, Math.min(end, wholeStart * bs) - off), ...cowRuns(c, inode, Math.max(off, wholeEnd * bs), end - Math.max(off, wholeEnd * bs))];
   const permit = punchOrZero
-    ? await c.guard.assertLayoutMutable({ op: kind === uapi.FALLOC_FL_PUNCH_HOLE ? 'punch' : 'zero_range', path, inode, breaks })
+    ? await c.guard.assertLayoutMutable({ op: kind === uapi.FALLOC_FL_PUNCH_HOLE ? 'punch' : 'zero_range', path, inode, breaks, runs: cow })
     : c.guard.allocPermit({ op: 'fallocate', path, inode });
   run((tx) => {
     tx.markDirty(inode);
@@ -228,8 +258,8 @@ export async function fallocateData(c: DataContext, run: RunTx, inode: Inode, pa
       // Allocate first: ENOSPC must leave the file untouched.
       if (kind === uapi.FALLOC_FL_ZERO_RANGE) allocUnwritten(c, tx, inode, permit, Math.floor(off / bs), ceilDiv(end, bs));
       const zEnd = kind === uapi.FALLOC_FL_PUNCH_HOLE ? Math.min(end, inode.size) : end;
-      zeroMapped(c, inode, off, Math.min(zEnd, wholeStart * bs));
-      zeroMapped(c, inode, Math.max(off, wholeEnd * bs), zEnd);
+      zeroMapped(c, tx, inode, path, off, Math.min(zEnd, wholeStart * bs));
+      zeroMapped(c, tx, inode, path, Math.max(off, wholeEnd * bs), zEnd);
       if (breaks && kind === uapi.FALLOC_FL_PUNCH_HOLE) unmapBlocks(tx, inode, permit, breaks.start, breaks.count);
       if (breaks && kind === uapi.FALLOC_FL_ZERO_RANGE) inode.bmap.convertUnwritten(permit, breaks.start, breaks.count);
     } else {
@@ -289,6 +319,31 @@ export async function shiftRange(c: DataContext, run: RunTx, inode: Inode, path:
       inode.bmap.shift(permit, b0, n);
       inode.size += len;
     }
+    inode.touchMtime();
+  });
+}
+
+/**
+ * FALLOC_FL_UNSHARE_RANGE semantics (via a pmemfs ioctl: FUSE does not
+ * forward the mode): every shared block of file bytes [off, off+len) gets a
+ * copy of its own, data unchanged; like XFS, the range is then preallocated
+ * as mode 0 would (holes become unwritten extents, the size grows to
+ * off+len). Unsharing re-points blocks, so pins on them are busy pages.
+ * @throws FsError EINVAL, EFBIG, ETXTBSY (sealed or busy), ENOSPC (nothing changed)
+ */
+export async function unshareRange(c: DataContext, run: RunTx, inode: Inode, path: string, off: number, len: number): Promise<void> {
+  if (!inode.isReg) throw new FsError(inode.isDir ? 'EISDIR' : 'ENODEV', 'unshare', path);
+  if (!Number.isSafeInteger(off) || !Number.isSafeInteger(len) || off < 0 || len <= 0) throw new FsError('EINVAL', 'unshare', path, `offset ${off} length ${len}`);
+  if (off + len > MAX_FILE_SIZE) throw new FsError('EFBIG', 'unshare', path);
+  c.guard.assertNotSealed({ op: 'unshare', path, inode });
+  const bs = c.blockSize;
+  const b0 = Math.floor(off / bs), b1 = ceilDiv(off + len, bs);
+  const permit = await c.guard.assertLayoutMutable({ op: 'unshare', path, inode, breaks: null, runs: () => sharedRuns(c.refs, inode, b0, b1) });
+  run((tx) => {
+    tx.markDirty(inode);
+    unshareBlocks(c, tx, inode, c.guard.cowPermit({ op: 'unshare', path, inode }, sharedRuns(c.refs, inode, b0, b1)), b0, b1);
+    allocUnwritten(c, tx, inode, permit, b0, b1);
+    if (off + len > inode.size) inode.size = off + len;
     inode.touchMtime();
   });
 }

@@ -21,7 +21,8 @@ import type { LayoutGuard } from '../layout/guard.js';
 import { nowTimespec, type Timespec } from '../types.js';
 import * as uapi from '../uapi.js';
 import { releaseAllBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
-import { fallocateData, readData, shiftRange, truncateData, writeData } from './data.js';
+import { cowRuns, fallocateData, readData, shiftRange, truncateData, unshareRange, writeData } from './data.js';
+import { remapRange, type RemapResult } from './remap.js';
 import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../inode/inode.js';
 import type { InodeStore } from '../inode/store.js';
 import { dataEnd, IFLAG_ORPHAN } from '../format/layout.js';
@@ -85,7 +86,7 @@ export class PmemFs {
 
   constructor(p: { store: InodeStore; tx: TxManager; guard: LayoutGuard; pins: PinRegistry; opts: FsOptions; log: Logger }) {
     this.store = p.store; this.tx = p.tx; this.guard = p.guard; this.pins = p.pins; this.opts = p.opts; this.log = p.log;
-    this.data = { region: p.store.region, alloc: p.store.alloc, guard: p.guard, blockSize: p.store.sb.blockSize };
+    this.data = { region: p.store.region, alloc: p.store.alloc, refs: p.store.refcount, guard: p.guard, blockSize: p.store.sb.blockSize };
     p.store.referenced = (ino) => this.kernelRefs.has(ino);
   }
 
@@ -549,6 +550,55 @@ export class PmemFs {
     await shiftRange(this.data, this.runTx, inode, path, mode, off, len);
   }
 
+  /** UNSHARE_RANGE (the pmemfs funshare ioctl): shared blocks of the range get their own copies. */
+  async unshare(t: Inode | string, off: number, len: number, fh?: number): Promise<void> {
+    const { inode, path } = this.targetVia(t, fh, false);
+    this.writable('unshare', path);
+    await unshareRange(this.data, this.runTx, inode, path, off, len);
+  }
+
+  /**
+   * Clone (FICLONE / FICLONERANGE) or dedupe (FIDEDUPERANGE) source inode
+   * `srcIno`'s bytes [srcOff, +len) onto the target's [dstOff, +len): the
+   * pmemfs reflink and dedupe ioctls, on the destination's handle. The
+   * source comes by inode number (an ioctl payload cannot carry a file
+   * descriptor through FUSE), so its read permission is checked here.
+   * Rules and errnos: src/vfs/remap.ts.
+   * @throws FsError EBADF (destination not open for writing, or O_APPEND; no such source), EACCES (source unreadable),
+   *   EROFS, and remapRange's errors
+   */
+  async remap(t: Inode | string, fh: number | undefined, srcIno: number, srcOff: number, dstOff: number, len: number, dedupe: boolean, caller: Caller): Promise<RemapResult> {
+    const op = dedupe ? 'dedupe' : 'reflink';
+    const { inode: dst, path } = this.targetVia(t, fh, false);
+    this.writable(op, path);
+    const h = fh !== undefined && this.handles.has(fh) ? this.handles.get(fh)! : null;
+    if (h && (h.flags & O_ACCMODE) === C.O_RDONLY && !dedupe) throw new FsError('EBADF', op, path, 'the destination is not open for writing');
+    if (h && h.flags & C.O_APPEND) throw new FsError('EBADF', op, path, 'the destination is open with O_APPEND');
+    const src = this.inodeOf(srcIno);
+    if (!src) throw new FsError('EBADF', op, path, `no source inode ${srcIno}`);
+    if (!mayRead(src, caller)) throw new FsError('EACCES', op, path, `source inode ${srcIno} is not readable by uid ${caller.uid}`);
+    const res = await remapRange(this.data, this.runTx, { src, srcPath: `(inode ${srcIno})`, dst, dstPath: path, srcOff, dstOff, len, dedupe });
+    const kill = S_ISUID | (dst.mode & C.S_IXGRP ? S_ISGID : 0);
+    if (!dedupe && res.bytes > 0 && caller.uid !== 0 && dst.mode & kill) this.run((tx) => { tx.markDirty(dst); dst.mode &= ~kill; });
+    return res;
+  }
+
+  /**
+   * Before a write through handle fh: when it would copy pinned shared
+   * blocks (copy-on-write is a layout change), a promise that settles once
+   * the guard allows it (busy=wait) or rejects with ETXTBSY; null — the
+   * usual answer, at once when nothing is shared — when the write may run now.
+   */
+  cowWait(fh: number, off: number, len: number): Promise<void> | null {
+    if (this.store.refcount.empty) return null;
+    const h = this.handles.get(fh);
+    if (!h || !h.inode.isReg) return null;
+    const inode = h.inode;
+    const runs = () => cowRuns(this.data, inode, h.flags & C.O_APPEND ? inode.size : off, len);
+    if (this.guard.pinnedIn(runs()) === 0) return null;
+    return this.guard.assertLayoutMutable({ op: 'write', path: `fh ${fh}`, inode, breaks: null, runs }).then(() => undefined);
+  }
+
   /**
    * fsync/fdatasync/fsyncdir: a persistence point. The journal commits the
    * whole running transaction (every file's data and metadata so far, jbd2's
@@ -715,4 +765,12 @@ export function splitPath(path: string): string[] {
   const parts = path.split('/').filter((p) => p.length > 0 && p !== '.');
   for (const p of parts) if (Buffer.byteLength(p) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'lookup', path);
   return parts;
+}
+
+/** Whether caller may read inode by its mode bits (root may always): the check the kernel makes at open(O_RDONLY). */
+function mayRead(inode: Inode, caller: Caller): boolean {
+  if (caller.uid === 0) return true;
+  if (caller.uid === inode.uid) return (inode.mode & 0o400) !== 0;
+  if (caller.gid === inode.gid) return (inode.mode & 0o040) !== 0;   // supplementary groups are not in a FUSE request
+  return (inode.mode & 0o004) !== 0;
 }

@@ -1,15 +1,17 @@
 /**
  * @file pmemfs-io's data commands, xfs_io's subset: pwrite, pread, truncate,
- * fsync, fdatasync, falloc, fpunch, fzero, plus fcollapse, finsert and
- * reflink, which FUSE cannot forward as fallocate modes / FICLONERANGE and
- * so go through pmemfs ioctls. Error labels are xfs_io's perror() names
+ * fsync, fdatasync, falloc, fpunch, fzero, plus fcollapse, finsert,
+ * funshare, reflink and dedupe, which FUSE cannot forward as fallocate
+ * modes / FICLONERANGE / FIDEDUPERANGE and so go through pmemfs ioctls. Error labels are xfs_io's perror() names
  * (`ftruncate: Text file busy`, `fallocate: ...`).
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as uapi from '../../uapi.js';
 import type { CommandDef, IoContext } from './commands.js';
 import { hexdump, ioLine, labelled, timingLine } from './format.js';
-import { rangeIoctl, reflink } from './ioctls.js';
+import { dedupe, errnoError, rangeIoctl, reflink } from './ioctls.js';
+import { LabelledError } from './format.js';
 import { parseByte, parseNum, parseSeconds, UsageError, type ParsedArgs } from './parse.js';
 
 /** xfs_io's default I/O buffer: one op per 4 KiB, so op counts match. */
@@ -152,6 +154,33 @@ const reflinkCmd: CommandDef = {
   },
 };
 
+const funshare: CommandDef = {
+  name: 'funshare', usage: 'off len', help: 'unshares shared blocks within the range (PMEMFS_IOC_FUNSHARE, FALLOC_FL_UNSHARE_RANGE)',
+  args: [2, 2], label: 'fallocate',
+  run(ctx, a) { rangeIoctl(ctx.sys, ctx.fd, uapi.PMEMFS_IOC_FUNSHARE, ...offLen(a)); },
+};
+
+/** errno name of a positive errno number (a dedupe status). */
+function errnoName(n: number): string {
+  return Object.entries(os.constants.errno).find(([, v]) => v === n)?.[0] ?? 'EIO';
+}
+
+const dedupeCmd: CommandDef = {
+  name: 'dedupe', usage: 'infile src_off dst_off len', help: 'dedupes a number of bytes at a specified offset (PMEMFS_IOC_DEDUPE, FIDEDUPERANGE)',
+  args: [4, 4],
+  run(ctx, a) {
+    const src = a.rest[0];
+    const st = labelled(src, () => fs.statSync(src, { bigint: true }));
+    const [srcOff, dstOff, len] = [parseNum(a.rest[1], 'src offset'), parseNum(a.rest[2], 'dst offset'), parseNum(a.rest[3], 'length')];
+    const t0 = process.hrtime.bigint();
+    const r = dedupe(ctx.sys, ctx.fd, { srcIno: st.ino, srcOff, dstOff, len });
+    // xfs_io's words for the two per-range failures.
+    if (r.status === uapi.FILE_DEDUPE_RANGE_DIFFERS) throw new LabelledError('XFS_IOC_FILE_EXTENT_SAME', new Error('Extents did not match.'));
+    if (r.status < 0) throw new LabelledError('XFS_IOC_FILE_EXTENT_SAME', errnoError(errnoName(-r.status), 'ioctl', 'dedupe failed'));
+    report(ctx, a, 'deduped', r.bytes, len, dstOff, 1, t0);
+  },
+};
+
 const sleep: CommandDef = {
   name: 'sleep', usage: 'seconds', help: 'waits (fractional seconds allowed), e.g. while holding a lease or pins',
   args: [1, 1], needsFile: false,
@@ -159,5 +188,5 @@ const sleep: CommandDef = {
 };
 
 export const dataCommands: readonly CommandDef[] = [
-  pwrite, pread, truncate, fsync, fdatasync, falloc, fpunch, fzero, fcollapse, finsert, reflinkCmd, sleep,
+  pwrite, pread, truncate, fsync, fdatasync, falloc, fpunch, fzero, fcollapse, finsert, funshare, reflinkCmd, dedupeCmd, sleep,
 ];

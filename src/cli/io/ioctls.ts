@@ -178,7 +178,7 @@ export function regionInfo(sys: IoShim, fd: number): RegionInfo {
 
 // ---------------------------------------------------------------- ranges, reflink, fsxattr
 
-/** PMEMFS_IOC_FCOLLAPSE / PMEMFS_IOC_FINSERT. */
+/** PMEMFS_IOC_FCOLLAPSE / PMEMFS_IOC_FINSERT / PMEMFS_IOC_FUNSHARE. */
 export function rangeIoctl(sys: IoShim, fd: number, cmd: number, off: number, len: number): void {
   const buf = Buffer.alloc(uapi.RANGE.size);
   buf.writeBigUInt64LE(BigInt(off), uapi.RANGE.off);
@@ -199,6 +199,16 @@ export function encodeReflink(a: ReflinkArgs): Buffer {
 
 export function reflink(sys: IoShim, fd: number, a: ReflinkArgs): void {
   sys.ioctl(fd, uapi.PMEMFS_IOC_REFLINK, encodeReflink(a));
+}
+
+export interface DedupeResult { bytes: number; status: number }
+
+/** PMEMFS_IOC_DEDUPE (FIDEDUPERANGE for one destination: the file fd is open on). */
+export function dedupe(sys: IoShim, fd: number, a: ReflinkArgs): DedupeResult {
+  const buf = Buffer.alloc(uapi.DEDUPE.size);
+  encodeReflink(a).copy(buf, 0);
+  sys.ioctl(fd, uapi.PMEMFS_IOC_DEDUPE, buf);
+  return { bytes: Number(buf.readBigUInt64LE(uapi.DEDUPE.bytesDeduped)), status: buf.readInt32LE(uapi.DEDUPE.status) };
 }
 
 export interface FsXattr { xflags: number; extsize: number; nextents: number; projid: number; cowextsize: number }
