@@ -20,7 +20,8 @@
  * Pins: the destination's blocks are re-pointed and the source's become
  * shared, so pins on either range are busy pages (XFS breaks the DAX
  * layouts of both inodes before a remap): ETXTBSY, or a wait under
- * busy=wait. Seals: either side sealed is ETXTBSY.
+ * busy=wait. Seals: either side sealed is ETXTBSY, before any range rule
+ * (where the VFS refuses swap files and immutable inodes).
  */
 import { HOLE } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
@@ -119,9 +120,11 @@ function sameBytes(c: DataContext, a: Inode, aOff: number, b: Inode, bOff: numbe
  */
 export async function remapRange(c: DataContext, run: RunTx, r: RemapRequest): Promise<RemapResult> {
   const op = r.dedupe ? 'dedupe' : 'reflink';
+  // Sealed first, as the VFS checks swap files and immutable inodes before any range rule.
+  c.guard.assertNotSealed({ op, path: r.srcPath, inode: r.src });
+  c.guard.assertNotSealed({ op, path: r.dstPath, inode: r.dst });
   let p = plan(c, r);
   if (!p) return { bytes: 0, differs: false };
-  c.guard.assertNotSealed({ op, path: r.srcPath, inode: r.src });
   const first = p;
   const permit = await c.guard.assertLayoutMutable({
     op, path: r.dstPath, inode: r.dst, breaks: { start: first.dB0, count: first.nb },

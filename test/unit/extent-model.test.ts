@@ -111,9 +111,9 @@ function modelStep(m: Model, o: Op): void {
   if (o.k === 'commit') return;
   if (o.k === 'reflink' || o.k === 'dedupe') {
     const src = m.get(o.src)!, dst = m.get(o.dst)!;
+    if (src.sealed || dst.sealed) refuse('ETXTBSY');
     const count = remapPlan(src, dst, o.src === o.dst, o.srcOff, o.dstOff, o.len, o.k === 'dedupe');
     if (count === null) return;
-    if (src.sealed || dst.sealed) refuse('ETXTBSY');
     if (o.k === 'dedupe') return;   // contents equal or not: either way nothing a reader sees changes
     const d = resize(dst.data, Math.max(dst.data.length, o.dstOff + count));
     src.data.copy(d, o.dstOff, o.srcOff, o.srcOff + count);
