@@ -156,6 +156,7 @@ export class PmemService {
       `subsystem=persist ${kv({ data: 0, log: 0, commit: 0, superblock: 0, all: 0, ...persist, seq: f.store.region.persistSeq, unflushed_pages: f.store.region.unflushedPages, recording: f.store.region.recording ? 1 : 0 })}`,
       `subsystem=guard ${kv({ ...f.guard.stats, busy_policy: this.opts.busy, busy_timeout_ms: this.opts.busyTimeoutMs })}`,
       `subsystem=seal ${kv(this.seals.stats)}`,
+      `subsystem=reflink ${kv({ shared_extents: f.store.refcount.size, ...f.data.share })}`,
       `subsystem=pin ${kv({ active: f.pins.size, ...this.pinMgr.stats, max_per_holder: MAX_PINS_PER_HOLDER })}`,
       ...(this.transportStats?.() ?? []),
     ];

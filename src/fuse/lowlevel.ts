@@ -503,8 +503,8 @@ export class FuseTransport {
    * the blocks are shared (a reflink, as XFS and Btrfs do: `cp` makes an
    * instant copy): whole blocks, plus the source's partial last block when
    * the copy reaches its EOF and ends at or past the destination's. What
-   * cannot be shared (unaligned edges, a sealed or pinned side, the same
-   * file) is copied region to region in 1 MiB steps, each one write
+   * cannot be shared (unaligned edges, a sealed or pinned side, ranges
+   * overlapping in one file) is copied region to region in 1 MiB steps, each one write
    * transaction with write(2)'s checks.
    * @returns bytes copied (short at the source's EOF)
    */
@@ -516,7 +516,7 @@ export class FuseTransport {
     const end = Math.min(offIn + len, src.inode.size);
     if (end <= offIn) return 0;
     const bs = fs.blockSize;
-    const shareable = src.inode !== dst.inode && offIn % bs === 0 && offOut % bs === 0 && dst.inode.isReg &&
+    const shareable = offIn % bs === 0 && offOut % bs === 0 && dst.inode.isReg &&
       src.inode.sealKind === 'none' && dst.inode.sealKind === 'none' && !(dst.flags & constants.O_APPEND);
     if (!shareable) return this.copyBytes(src.inode, offIn, fhOut, offOut, end - offIn, caller);
     // Whole blocks, or to the source's EOF when that lands at or past the destination's.
@@ -526,6 +526,7 @@ export class FuseTransport {
     return fs.remap(dst.inode, fhOut, src.inode.ino, offIn, offOut, share, false, caller).then(
       (r) => {
         fs.externalChange(dst.inode, true);
+        fs.data.share.copy_range_shared_bytes += r.bytes;
         return r.bytes + this.copyBytes(src.inode, offIn + r.bytes, fhOut, offOut + r.bytes, end - offIn - r.bytes, caller);
       },
       // Busy pages, ENOSPC for metadata and the like: copy instead, with write(2)'s own errors.
@@ -544,6 +545,7 @@ export class FuseTransport {
       fs.write(fhOut, `fh ${fhOut}`, buf, got, offOut + done, caller);
       done += got;
     }
+    fs.data.share.copy_range_copied_bytes += done;
     return done;
   }
 }

@@ -20,8 +20,20 @@ import type { LayoutGuard } from './guard.js';
 /** Runs a synchronous change as one transaction (TxManager.run). */
 export type RunTx = <T>(fn: (tx: Transaction) => T) => T;
 
+/** Counters of block sharing (.pmemfs/stats, subsystem=reflink). */
+export interface ShareStats {
+  clones: number; dedupes: number; dedupe_differs: number;
+  /** Bytes newly shared by clones, dedupes and copy_file_range. */
+  shared_bytes: number;
+  /** Blocks copied away from shared blocks (COW, unshare, seals, write pins). */
+  cow_blocks: number;
+  copy_range_shared_bytes: number; copy_range_copied_bytes: number;
+}
+export const newShareStats = (): ShareStats => ({ clones: 0, dedupes: 0, dedupe_differs: 0, shared_bytes: 0, cow_blocks: 0, copy_range_shared_bytes: 0, copy_range_copied_bytes: 0 });
+
 export interface DataContext {
   region: Region;
+  share: ShareStats;
   alloc: Allocator;
   /** Owners of shared blocks (read-only use outside a transaction: pin checks before one). */
   refs: RefcountIndex;
@@ -96,6 +108,7 @@ export function unshareBlocks(c: DataContext, tx: Transaction, inode: Inode, per
   } finally {
     for (const r of runs) c.alloc.unalloc(r.start, r.len);
   }
+  c.share.cow_blocks += need;
   return need;
 }
 

@@ -20,7 +20,7 @@ import type { PinRegistry } from '../layout/busy.js';
 import type { LayoutGuard } from '../layout/guard.js';
 import { nowTimespec, type Timespec } from '../types.js';
 import * as uapi from '../uapi.js';
-import { releaseAllBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
+import { newShareStats, releaseAllBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
 import { cowRuns, fallocateData, readData, shiftRange, truncateData, unshareRange, writeData } from './data.js';
 import { remapRange, type RemapResult } from './remap.js';
 import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../inode/inode.js';
@@ -86,7 +86,7 @@ export class PmemFs {
 
   constructor(p: { store: InodeStore; tx: TxManager; guard: LayoutGuard; pins: PinRegistry; opts: FsOptions; log: Logger }) {
     this.store = p.store; this.tx = p.tx; this.guard = p.guard; this.pins = p.pins; this.opts = p.opts; this.log = p.log;
-    this.data = { region: p.store.region, alloc: p.store.alloc, refs: p.store.refcount, guard: p.guard, blockSize: p.store.sb.blockSize };
+    this.data = { region: p.store.region, share: newShareStats(), alloc: p.store.alloc, refs: p.store.refcount, guard: p.guard, blockSize: p.store.sb.blockSize };
     p.store.referenced = (ino) => this.kernelRefs.has(ino);
   }
 
@@ -578,6 +578,9 @@ export class PmemFs {
     if (!src) throw new FsError('EBADF', op, path, `no source inode ${srcIno}`);
     if (!mayRead(src, caller)) throw new FsError('EACCES', op, path, `source inode ${srcIno} is not readable by uid ${caller.uid}`);
     const res = await remapRange(this.data, this.runTx, { src, srcPath: `(inode ${srcIno})`, dst, dstPath: path, srcOff, dstOff, len, dedupe });
+    const st = this.data.share;
+    if (dedupe) { st.dedupes++; if (res.differs) st.dedupe_differs++; } else st.clones++;
+    st.shared_bytes += res.bytes;
     const kill = S_ISUID | (dst.mode & C.S_IXGRP ? S_ISGID : 0);
     if (!dedupe && res.bytes > 0 && caller.uid !== 0 && dst.mode & kill) this.run((tx) => { tx.markDirty(dst); dst.mode &= ~kill; });
     return res;
