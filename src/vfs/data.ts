@@ -297,11 +297,11 @@ function allocUnwritten(c: DataContext, tx: Transaction, inode: Inode, permit: L
  * from `off` to EOF: guarded, and refused/waited on when any of them is pinned.
  * Linux rules: block-aligned off and len; collapse must end before EOF;
  * insert must start before EOF.
- * @throws FsError EINVAL, EFBIG, ETXTBSY, ENOSPC
+ * @throws FsError EISDIR, ENODEV (not a regular file), EINVAL, EFBIG, ETXTBSY, ENOSPC
  */
 export async function shiftRange(c: DataContext, run: RunTx, inode: Inode, path: string, mode: 'collapse' | 'insert', off: number, len: number): Promise<void> {
   const bs = c.blockSize;
-  if (!inode.isReg) throw new FsError('EINVAL', mode, path);
+  if (!inode.isReg) throw new FsError(inode.isDir ? 'EISDIR' : 'ENODEV', mode, path);   // vfs_fallocate's order
   if (!(off >= 0) || !(len > 0) || off % bs || len % bs) throw new FsError('EINVAL', mode, path, `offset and length must be multiples of ${bs}`);
   if (mode === 'collapse' && off + len >= inode.size) throw new FsError('EINVAL', mode, path, 'collapse range must end before EOF');
   if (mode === 'insert' && off >= inode.size) throw new FsError('EINVAL', mode, path, 'insert offset must be before EOF');

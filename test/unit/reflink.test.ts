@@ -127,6 +127,19 @@ describe('reflink', () => {
   });
 });
 
+describe('the ioctls FUSE cannot forward, on what is not a regular file', () => {
+  it('collapse, insert and unshare of a directory: EISDIR (vfs_fallocate); reflink: EISDIR', async () => {
+    const s = service();
+    s.fs.mkdir('/d', 0o755, ROOT_CALLER);
+    put(s.fs, '/a', Buffer.alloc(BS, 1));
+    expect(await acode(s.fs.shift('/d', 'collapse', 0, BS))).toBe('EISDIR');
+    expect(await acode(s.fs.shift('/d', 'insert', 0, BS))).toBe('EISDIR');
+    expect(await acode(s.fs.unshare('/d', 0, BS))).toBe('EISDIR');
+    expect(await acode(s.fs.remap('/d', undefined, s.fs.resolve('/a').ino, 0, 0, 0, false, ROOT_CALLER))).toBe('EISDIR');
+    expect(await acode(s.fs.remap('/a', undefined, s.fs.resolve('/d').ino, 0, 0, 0, false, ROOT_CALLER))).toBe('EISDIR');
+  });
+});
+
 describe('reflink meets pins and seals', () => {
   it('a read pin on a shared block: the COW of either owner is refused (busy=refuse) and nothing changes', async () => {
     const s = service();
