@@ -1,8 +1,10 @@
 /**
  * The extent allocator (src/alloc/allocator.ts), in core: building free space
- * from used runs, next-fit from a goal with one wrap-around, multi-run
- * allocations over fragmented space, all-or-nothing ENOSPC, the metadata
- * reserve, release with neighbour merging; and the journal-era semantics:
+ * from used runs; placement (near the goal, else 2 MiB-aligned for large
+ * requests, else best fit, else longest extents first over fragmented space);
+ * all-or-nothing ENOSPC, the metadata reserve, release with neighbour merging;
+ * the by-offset and by-length indexes agreeing with each other, the counts and
+ * the bitmap over a long seeded random run; and the journal-era semantics:
  * busy extents (released blocks not reusable before commitDone, TxNeedsCommit),
  * immediate unalloc, mark/rollback undo, dirty bitmap images (checksummed v2
  * bitmap blocks) and loadBitmap refusing a damaged block.
@@ -88,36 +90,37 @@ describe('Allocator', () => {
     expect(a.alloc(3, 0)).toEqual([run(10, 3)]);
   });
 
-  it('moves forward from a used goal to the next free extent', () => {
-    a.loadFromUsage([run(100, 50)]);
+  it('treats a used goal as no goal and places by best fit', () => {
+    a.loadFromUsage([run(100, 50), run(200, 10)]);   // free: [10,100) 90, [150,200) 50, [210,1000) 790
     expect(a.alloc(5, 120)).toEqual([run(150, 5)]);
+    expect(a.allocContig(5, 120)).toEqual(run(155, 5));
   });
 
-  it('wraps around once to the start of the data area', () => {
+  it('falls back to best fit when neither the goal\'s extent nor the next one is long enough', () => {
     a.loadFromUsage([run(20, 970)]);               // free: [10,20) and [990,1000)
-    expect(a.alloc(8, 995)).toEqual([run(995, 5), run(10, 3)]);
-    expect(runs(a)).toEqual([[13, 7], [990, 5]]);
+    expect(a.alloc(8, 995)).toEqual([run(10, 8)]);
+    expect(runs(a)).toEqual([[18, 2], [990, 10]]);
     expect(a.freeBlocks).toBe(12);
   });
 
-  it('wraps when the goal is past every free extent', () => {
+  it('places by best fit when the goal is in use past every free extent', () => {
     a.loadFromUsage([run(500, 500)]);
     expect(a.alloc(4, 700)).toEqual([run(10, 4)]);
   });
 
-  it('satisfies a request from several runs when space is fragmented, in block order from the goal', () => {
+  it('satisfies a request from several runs when no extent is long enough: longest first, lowest block among equals', () => {
     const used: BlockRun[] = [];
     for (let b = 10; b < 1000; b += 2) used.push(run(b, 1));   // free: every odd block
     a.loadFromUsage(used);
     expect(a.freeBlocks).toBe(495);
-    expect(a.alloc(4, 100)).toEqual([run(101, 1), run(103, 1), run(105, 1), run(107, 1)]);
+    expect(a.alloc(4, 100)).toEqual([run(11, 1), run(13, 1), run(15, 1), run(17, 1)]);
     expect(a.freeBlocks).toBe(491);
   });
 
-  it('skips a used block and continues in the next free extent', () => {
+  it('takes the next free extent after the goal when the goal\'s own extent is too short', () => {
     a.loadFromUsage([run(100, 1)]);
-    const got = a.alloc(20, 95);
-    expect(got).toEqual([run(95, 5), run(101, 15)]);
+    expect(a.alloc(20, 95)).toEqual([run(101, 20)]);
+    expect(a.allocContig(10, 97)).toEqual(run(121, 10));
   });
 
   it('is all or nothing on ENOSPC: free space unchanged', () => {
@@ -215,7 +218,7 @@ describe('Allocator', () => {
     expect(runs(b)).toEqual([[10, 989]]);
     expect(b.bitmapSays(999)).toBe(true);
     expect(() => b.release(regionBlock(999), blockCount(1))).toThrow(/outside the data area/);
-    expect(b.alloc(5, 997)).toEqual([run(997, 2), run(10, 3)]);
+    expect(b.alloc(5, 997)).toEqual([run(10, 5)]);     // 2 blocks from the goal to dataEnd: best fit
   });
 
   it('alloc and release are inverse: the free tree returns to one extent', () => {
@@ -234,6 +237,135 @@ describe('Allocator', () => {
   });
 });
 
+describe('placement policy', () => {
+  // 8192 blocks of 4 KiB: 2 MiB = 512 blocks, aligned starts 512, 1024, ...
+  const G2 = { totalBlocks: 8192, dataStart: 10, bitmapStart: 1, blockSize: 4096 };
+  /** Used runs that leave exactly `free` (sorted, disjoint) free in G2. */
+  const leaving = (free: Array<[number, number]>): BlockRun[] => {
+    const used: BlockRun[] = [];
+    let next = G2.dataStart;
+    for (const [s, l] of free) { if (s > next) used.push(run(next, s - next)); next = s + l; }
+    if (next < G2.totalBlocks) used.push(run(next, G2.totalBlocks - next));
+    return used;
+  };
+  let b: Allocator;
+  beforeEach(() => { b = new Allocator(G2); });
+
+  it('best fit takes the shortest extent that fits, lowest block among equals', () => {
+    b.loadFromUsage(leaving([[10, 50], [100, 20], [200, 30], [300, 20], [400, 600]]));
+    expect(b.alloc(15, 0)).toEqual([run(100, 15)]);
+    expect(b.alloc(25, 0)).toEqual([run(200, 25)]);
+    expect(b.allocContig(20, 0)).toEqual(run(300, 20));
+    expect(b.alloc(20, 0)).toEqual([run(10, 20)]);        // [115,120) is too short now
+    expect(b.allocContig(31, 0)).toEqual(run(400, 31));
+    b.checkIndexes();
+  });
+
+  it('extends at the goal even when a better-fitting extent exists', () => {
+    b.loadFromUsage(leaving([[10, 8], [1000, 500]]));
+    expect(b.alloc(4, 1000)).toEqual([run(1000, 4)]);
+    expect(b.alloc(6, 1004)).toEqual([run(1004, 6)]);     // a growing file stays contiguous
+    expect(b.allocContig(8, 1200)).toEqual(run(1200, 8)); // a goal mid-extent is taken as is
+    expect(b.alloc(3, 0)).toEqual([run(10, 3)]);          // without a goal the 8-block extent fits best
+    b.checkIndexes();
+  });
+
+  it('places a request of 2 MiB or more without a goal at a 2 MiB-aligned block in the smallest extent that holds it aligned', () => {
+    // [600,1700) holds 512 aligned at 1024; [2000,2600) at 2048 and is shorter; [3000,3520) is long enough
+    // only unaligned (3072 + 512 > 3520); [4000,6000) is long enough for anything.
+    b.loadFromUsage(leaving([[600, 1100], [2000, 600], [3000, 520], [4000, 2000]]));
+    expect(b.alloc(512, 0)).toEqual([run(2048, 512)]);
+    expect(b.allocContig(512, 0)).toEqual(run(1024, 512));
+    expect(b.alloc(600, 0)).toEqual([run(4096, 600)]);
+    expect(b.alloc(511, 0)).toEqual([run(3000, 511)]);    // under 2 MiB: plain best fit
+    b.checkIndexes();
+  });
+
+  it('falls back to unaligned best fit when no extent holds an aligned run, and keeps a usable goal first', () => {
+    b.loadFromUsage(leaving([[100, 300], [3000, 520], [5000, 530]]));
+    expect(b.alloc(512, 0)).toEqual([run(3000, 512)]);
+    expect(b.allocContig(512, 5010)).toEqual(run(5010, 512));   // the goal wins over alignment
+    b.checkIndexes();
+  });
+
+  it('takes several runs longest first, the rest by best fit, all or nothing', () => {
+    b.loadFromUsage(leaving([[100, 10], [200, 40], [300, 25], [400, 5]]));
+    expect(b.largestFreeExtent).toBe(40);
+    const before = runs(b);
+    enospc(() => b.allocContig(41, 0, true));            // metadata: 80 blocks are under the reserve
+    enospc(() => b.alloc(81, 0, true));
+    expect(runs(b)).toEqual(before);
+    expect(b.alloc(60, 250, true)).toEqual([run(200, 40), run(300, 20)]);
+    expect(runs(b)).toEqual([[100, 10], [320, 5], [400, 5]]);
+    expect(b.alloc(18, 0, true)).toEqual([run(100, 10), run(320, 5), run(400, 3)]);
+    b.checkIndexes();
+  });
+
+  it('loadBitmap reads mixed 32-block words bit by bit and skips uniform ones, at any data-area bounds', () => {
+    const geo = { ...G2, dataStart: 37, dataEnd: 8150 };
+    const src = new Allocator(geo);
+    src.loadFromUsage([run(37, 27), run(95, 1), run(96, 64), run(191, 2), run(256, 1000), run(1300, 44), run(4000, 4150)]);
+    const images = Array.from({ length: src.bitmapBlocks }, (_, i) => src.bitmapImage(i));
+    const dst = new Allocator(geo);
+    dst.loadBitmap((i) => images[i]);
+    expect(runs(dst)).toEqual(runs(src));
+    expect(runs(dst)).toEqual([[64, 31], [160, 31], [193, 63], [1256, 44], [1344, 2656]]);   // 1344 = 42 * 32: a run that starts on a free word
+    dst.checkIndexes();
+  });
+});
+
+describe('free-space indexes', () => {
+  it('by offset, by length, counts and bitmap agree through a long seeded random run', () => {
+    const seed = Number(process.env.ALLOC_SEED ?? 20240611);
+    let st = seed >>> 0;
+    const rnd = (n: number) => { st = (Math.imul(st ^ (st >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0; return st % n; };
+    const geo = { totalBlocks: 20_000, dataStart: 10, dataEnd: 19_990, bitmapStart: 1, blockSize: 4096 };
+    const x = new Allocator(geo);
+    x.loadFromUsage([run(5000, 100)]);
+    const owned: BlockRun[] = [run(5000, 100)];
+    let step = 0;
+    const size = () => (rnd(10) === 0 ? 400 + rnd(700) : 1 + rnd(40));   // some of 2 MiB and more
+    const goal = () => (rnd(3) === 0 ? 0 : 10 + rnd(19_990));
+    try {
+      for (; step < 4000; step++) {
+        const op = rnd(12);
+        const inOp = rnd(4) === 0;
+        const keep = [...owned];
+        if (inOp) x.mark();
+        try {
+          if (op < 5) owned.push(...x.alloc(size(), goal(), rnd(5) === 0));
+          else if (op < 7) owned.push(x.allocContig(size(), goal()));
+          else if (op < 10 && owned.length) {
+            const r = owned.splice(rnd(owned.length), 1)[0];
+            if (op < 9) x.release(r.start, r.len); else x.unalloc(r.start, r.len);
+          } else if (!inOp) x.commitDone();
+        } catch (e) { if (!(e instanceof TxNeedsCommit) && !(e instanceof FsError)) throw e; }
+        if (inOp && rnd(2) === 0) { x.rollback(); owned.splice(0, owned.length, ...keep); }
+        else if (inOp) x.unmark();
+        x.checkIndexes();
+        if (step % 100 === 99) {                                // mount from the bitmap: the same free space, busy read as free
+          const y = new Allocator(geo);
+          y.loadBitmap((i) => x.bitmapImage(i));
+          y.checkIndexes();
+          expect(y.freeBlocks).toBe(x.freeBlocks);
+          expect(y.freeExtentCount).toBeGreaterThanOrEqual(x.freeExtentCount - x.busyBlocks);
+        }
+      }
+      for (const r of owned) expect(x.isAllocated(r.start, r.len), `run ${r.start} +${r.len}`).toBe(true);
+      const ownedBlocks = owned.reduce((n, r) => n + r.len, 0);
+      expect(x.freeBlocks + ownedBlocks).toBe(19_980);     // nothing leaked or freed twice
+      x.commitDone();
+      const images = Array.from({ length: x.bitmapBlocks }, (_, i) => x.bitmapImage(i));
+      const y = new Allocator(geo);
+      y.loadBitmap((i) => images[i]);
+      y.checkIndexes();
+      expect(runs(y)).toEqual(runs(x));
+    } catch (e) {
+      throw new Error(`seed ${seed} (ALLOC_SEED), step ${step}: ${(e as Error).message}`);
+    }
+  });
+});
+
 describe('busy extents', () => {
   it('clears released blocks in the bitmap at once but keeps them out of free space until commitDone', () => {
     a.loadFromUsage([]);
@@ -245,10 +377,11 @@ describe('busy extents', () => {
     expect(a.isAllocated(100, 1)).toBe(false);
     expect(a.bitmapSays(100)).toBe(false);
     expect(runs(a)).toEqual([[10, 90], [130, 870]]);
-    // Free space elsewhere suffices, so the busy run is skipped, not reused.
-    expect(a.alloc(30, 100)).toEqual([run(130, 30)]);
+    // Free space elsewhere suffices, so the busy run is skipped, not reused:
+    // a busy goal is no goal (best fit), a goal just before it stops short of it.
+    expect(a.alloc(30, 100)).toEqual([run(10, 30)]);
     expect(a.allocContig(5, 95)).toEqual(run(95, 5));    // ends where the busy run starts
-    expect(a.allocContig(10, 100)).toEqual(run(160, 10));
+    expect(a.allocContig(10, 100)).toEqual(run(40, 10));
     expect(a.alloc(3, 90)).toEqual([run(90, 3)]);
     a.commitDone();
     expect(a.busyBlocks).toBe(0);
@@ -342,11 +475,11 @@ describe('mark / rollback', () => {
     expect(a.alloc(20, 100)).toEqual([run(100, 20)]);
     a.release(regionBlock(520), blockCount(10));
     a.unalloc(regionBlock(105), blockCount(5));
-    expect(a.alloc(5, 0)).toEqual([run(10, 5)]);
+    expect(a.alloc(5, 0)).toEqual([run(105, 5)]);       // no goal: best fit, the unalloc'd [105,110)
     expect(a.allocContig(7, 300)).toEqual(run(300, 7));
     a.release(regionBlock(100), blockCount(5));
     a.unalloc(regionBlock(590), blockCount(10));
-    a.alloc(12, 585);                                     // takes the unalloc'd [590,600) and [600,602)
+    expect(a.alloc(12, 590)).toEqual([run(590, 12)]);   // the unalloc'd [590,600), merged with [600,700)
     expect(snapshot(a)).not.toEqual(before);
     a.rollback();
     expect(snapshot(a)).toEqual(before);
