@@ -144,6 +144,7 @@ export class TxManager {
     if (this.begun) throw new Error('transaction: commit inside an operation');
     if (this.journal.commit()) this.stats.commits++;
     this.store.alloc.commitDone();
+    this.store.refcount.commitDone();
     if (reason === 'sync' || reason === 'fsync') this.stats.syncCommits++;
     this.onCommit?.(reason);
   }

@@ -52,7 +52,10 @@ export function unmapBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit,
   for (const r of inode.bmap.remove(permit, start, count)) tx.deferFree({ start: regionBlock(r.regionBlock), len: blockCount(r.len) });
 }
 
-/** A mapped piece of a file whose region blocks other files share (reference count >= 2). */
+/**
+ * A mapped piece of a file whose region blocks other files share (reference
+ * count >= 2), or shared as of the last durable commit (RefcountIndex.copySegments).
+ */
 export interface SharedPiece { fileBlock: number; len: number; regionBlock: number; flags: number }
 
 /**
@@ -63,9 +66,9 @@ export function sharedPieces(refs: RefcountIndex, inode: Inode, b0: number, b1: 
   const out: SharedPiece[] = [];
   if (refs.empty || b1 <= b0) return out;
   for (const seg of inode.bmap.map(b0, b1 - b0)) {
-    if (seg.regionBlock === HOLE || !refs.anyShared(seg.regionBlock, seg.len)) continue;
-    for (const p of refs.segments(seg.regionBlock, seg.len)) {
-      if (p.count >= 2) out.push({ fileBlock: seg.fileBlock + (p.start - seg.regionBlock), len: p.len, regionBlock: p.start, flags: seg.flags });
+    if (seg.regionBlock === HOLE || !refs.mustCopy(seg.regionBlock, seg.len)) continue;
+    for (const p of refs.copySegments(seg.regionBlock, seg.len)) {
+      out.push({ fileBlock: seg.fileBlock + (p.start - seg.regionBlock), len: p.len, regionBlock: p.start, flags: seg.flags });
     }
   }
   return out;

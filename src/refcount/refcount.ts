@@ -12,6 +12,13 @@
  * record blocks under the superblock's `refcountRoot`, src/format/records.ts),
  * in the same transaction as the block maps that changed with them.
  *
+ * Sharing that ended in the running transaction still counts for
+ * copy-on-write until the transaction is durable (`mustCopy`, like XFS's
+ * busy extents for freed blocks): when B copies away from a block it shared
+ * with A, the committed metadata still has B mapping it, so A's next store
+ * there must copy too, or a crash before the commit would show A's bytes in
+ * B. `commitDone` forgets those runs.
+ *
  * Units: region blocks throughout.
  */
 import { createRequire } from 'node:module';
@@ -35,11 +42,13 @@ export class RefcountIndex {
   readonly changed = new Set<number>();
   /** Set by any change since the running operation began (the store reloads on rollback). */
   touched = false;
+  /** Runs whose count fell since the last durable commit: start → end (exclusive), merged. */
+  private dropped = new BTree<number, number>();
 
   /** Number of records (shared extents). */
   get size(): number { return this.tree.size; }
-  /** True when no block is shared: every caller's fast path. */
-  get empty(): boolean { return this.tree.size === 0; }
+  /** True when no block is shared, nor was at the last durable commit: every caller's fast path. */
+  get empty(): boolean { return this.tree.size === 0 && this.dropped.size === 0; }
 
   /** The record that begins at `start`, if any (the store encodes it). */
   recordAt(start: number): RefcountRec | undefined { return this.tree.get(start); }
@@ -108,6 +117,60 @@ export class RefcountIndex {
     return lo !== undefined && lo.start + lo.len > start;
   }
 
+  /** Remember that blocks [start, end) lost an owner in the running transaction. */
+  private noteDropped(start: number, end: number): void {
+    let s = start, e = end;
+    const lo = this.dropped.getPairOrNextLower(s);
+    if (lo && lo[1] >= s) { s = lo[0]; e = Math.max(e, lo[1]); }
+    for (const [k, v] of [...this.dropped.entries(s)]) {
+      if (k > e) break;
+      e = Math.max(e, v);
+      this.dropped.delete(k);
+    }
+    this.dropped.set(s, e);
+  }
+
+  /** The running transaction is durable: sharing that ended in it ends for copy-on-write too. */
+  commitDone(): void { if (this.dropped.size) this.dropped.clear(); }
+
+  /**
+   * The pieces of [start, start+len) a store must copy away from: shared
+   * now, or shared as of the last durable commit. Count is the current number
+   * of owners (at least 2 for a piece shared only as of the commit).
+   */
+  copySegments(start: number, len: number): RefSeg[] {
+    if (this.dropped.size === 0) return this.segments(start, len).filter((p) => p.count >= 2);
+    const end = start + len;
+    const out: RefSeg[] = [];
+    const cuts = new Set<number>([start, end]);
+    for (const p of this.segments(start, len)) { cuts.add(p.start); cuts.add(p.start + p.len); }
+    const lo = this.dropped.getPairOrNextLower(start);
+    const from = lo && lo[1] > start ? lo[0] : start;
+    for (const [k, v] of this.dropped.entries(from)) { if (k >= end) break; cuts.add(Math.max(k, start)); cuts.add(Math.min(v, end)); }
+    const pts = [...cuts].sort((a, b) => a - b);
+    for (let i = 0; i + 1 < pts.length; i++) {
+      const a = pts[i], b = pts[i + 1];
+      if (b <= a) continue;
+      const count = this.countAt(a);
+      const d = this.dropped.getPairOrNextLower(a);
+      const recent = d !== undefined && d[1] > a;
+      if (count < 2 && !recent) continue;
+      const last = out[out.length - 1];
+      const c = Math.max(count, 2);
+      if (last && last.start + last.len === a && last.count === c) last.len += b - a;
+      else out.push({ start: a, len: b - a, count: c });
+    }
+    return out;
+  }
+
+  /** True if a store into any block of [start, start+len) must copy it (see copySegments). */
+  mustCopy(start: number, len: number): boolean {
+    if (this.anyShared(start, len)) return true;
+    if (this.dropped.size === 0) return false;
+    const d = this.dropped.getPairOrNextLower(start + len - 1);
+    return d !== undefined && d[1] > start;
+  }
+
   /** Split the record containing b so that a record boundary falls at b. */
   private splitAt(b: number): void {
     const r = this.tree.getPairOrNextLower(b)?.[1];
@@ -143,7 +206,7 @@ export class RefcountIndex {
     const freed: Array<{ start: RegionBlock; len: BlockCount }> = [];
     if (len <= 0) return freed;
     const end = start + len;
-    if (this.tree.size === 0 && delta < 0) return [{ start: regionBlock(start), len: blockCount(len) }];
+    if (this.tree.size === 0 && delta < 0) return [{ start: regionBlock(start), len: blockCount(len) }];   // nothing shared: all freed
     this.splitAt(start);
     this.splitAt(end);
     const inside: RefcountRec[] = [];
@@ -156,6 +219,7 @@ export class RefcountIndex {
     };
     for (const r of inside) {
       gap(pos, r.start);
+      if (delta < 0) this.noteDropped(r.start, r.start + r.len);
       const count = r.count + delta;
       if (count <= 1) this.del(r.start); else this.put({ ...r, count });
       pos = r.start + r.len;

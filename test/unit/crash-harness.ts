@@ -61,7 +61,9 @@ const describeSnap = (s: Snap) => [...s].map(([p, n]) => `${p}:${n.type}${n.ino}
 /**
  * A seeded workload of `ops` operations on a mounted engine: create, write,
  * append, overwrite, truncate, punch, fsync, rename (across directories and
- * over existing names), link, unlink, mkdir, rmdir, symlink, setxattr, seal.
+ * over existing names), link, unlink, mkdir, rmdir, symlink, reflink (whole
+ * files and block ranges: later overwrites and appends copy on write),
+ * setxattr, seal.
  * `after` runs after each operation (the harness records file versions).
  */
 export async function workload(f: PmemFs, seed: number, ops: number, after: (op: string) => void): Promise<void> {
@@ -94,8 +96,22 @@ export async function workload(f: PmemFs, seed: number, ops: number, after: (op:
       else if (x < 0.79) { op = 'unlink'; const p = pick(files()); if (p) f.unlink(p); }
       else if (x < 0.83) { op = 'mkdir'; f.mkdir(`${pick(dirs)}/d${Math.floor(r() * 6)}`.replace('//', '/'), 0o755, ROOT_CALLER); }
       else if (x < 0.86) { op = 'rmdir'; f.rmdir(`${pick(dirs)}/d${Math.floor(r() * 6)}`.replace('//', '/')); }
-      else if (x < 0.90) { op = 'symlink'; f.symlink(`target-${i}`, name(), ROOT_CALLER); }
-      else if (x < 0.95) { op = 'setxattr'; const p = pick(files()); if (p) f.setxattr(p, `user.k${Math.floor(r() * 4)}`, data(Math.floor(r() * 600)), 0); }
+      else if (x < 0.88) { op = 'symlink'; f.symlink(`target-${i}`, name(), ROOT_CALLER); }
+      else if (x < 0.93) {
+        // As cp does inside one mount: a new name sharing every block, or a block range onto an existing file.
+        op = 'reflink';
+        const p = pick(files());
+        if (p && r() < 0.6) {
+          const q = name();
+          f.release(f.create(q, 0o644, C.O_RDWR, ROOT_CALLER).fh);
+          await f.remap(q, undefined, f.resolve(p).ino, 0, 0, 0, false, ROOT_CALLER);
+        } else if (p) {
+          const q = pick(files());
+          const blocks = Math.floor(f.getattr(p).size / BS);
+          if (blocks > 0) await f.remap(q, undefined, f.resolve(p).ino, 0, BS * Math.floor(r() * 3), BS * Math.min(blocks, 1 + Math.floor(r() * 2)), false, ROOT_CALLER);
+        }
+      }
+      else if (x < 0.96) { op = 'setxattr'; const p = pick(files()); if (p) f.setxattr(p, `user.k${Math.floor(r() * 4)}`, data(Math.floor(r() * 600)), 0); }
       else { op = 'seal'; const p = pick(files()); if (p) seals.seal(p, ROOT_CALLER); }
     } catch (e) {
       if (!(e instanceof FsError)) throw e;   // EEXIST, ENOENT, ENOTEMPTY, ETXTBSY (sealed), EISDIR...: part of the game

@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { validate } from '../../src/inode/validate.js';
+import { HOLE } from '../../src/bmap/bmap.js';
 import { sharedPieces } from '../../src/layout/mapping.js';
 import { PmemService, type ServiceOptions } from '../../src/service.js';
 import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
@@ -60,7 +61,10 @@ async function pair(s: PmemService): Promise<void> {
   put(s.fs, '/b', Buffer.alloc(0));
   await s.fs.remap('/b', undefined, s.fs.resolve('/a').ino, 0, 0, 0, false, ROOT_CALLER);
 }
-const shared = (s: PmemService, p: string) => sharedPieces(s.fs.store.refcount, s.fs.resolve(p), 0, 1 << 20).reduce((a, x) => a + x.len, 0);
+/** Blocks of file p with two or more owners now (the refcount index; copy-on-write may also cover sharing that ended since the last commit). */
+const shared = (s: PmemService, p: string) => s.fs.resolve(p).bmap.map(0, 1 << 20)
+  .filter((x) => x.regionBlock !== HOLE)
+  .reduce((a, x) => a + s.fs.store.refcount.segments(x.regionBlock, x.len).filter((q) => q.count >= 2).reduce((b, q) => b + q.len, 0), 0);
 const clean = (s: PmemService) => {
   const v = validate(s.fs.store, s.fs.store.alloc);
   expect([v.overlaps, v.refcounts, v.markedFree, v.leaked]).toEqual([[], [], [], 0]);
@@ -96,6 +100,29 @@ describe('reflink', () => {
     close(s);
     s = service({}, p, false);
     expect([...s.fs.store.refcount.records()].map((r) => r.count)).toEqual([2]);
+  });
+
+  it('sharing that ended since the last commit still copies: a crash then cannot show one file\'s bytes in another', async () => {
+    const p = path.join(dir, 'r.pmem');
+    const s = service({ powerfail: true }, p);
+    await pair(s);
+    s.fs.fsync();
+    put(s.fs, '/b', Buffer.alloc(BS, 0x62), 0);   // /b copies away from block 0: /a alone maps it now
+    expect(shared(s, '/a')).toBe(3);
+    expect(sharedPieces(s.fs.store.refcount, s.fs.resolve('/a'), 0, 1).length).toBe(1);   // ... until the commit
+    const cow0 = s.fs.data.share.cow_blocks;
+    put(s.fs, '/a', Buffer.alloc(BS, 0x63), 0);   // must not store in place: the commit still has /b there
+    expect(s.fs.data.share.cow_blocks).toBe(cow0 + 1);
+    // Every store reached the media, no metadata since the commit did.
+    const img = path.join(dir, 'crash.pmem');
+    s.fs.store.region.crashImage(img, () => false);
+    const after = service({}, img, false);
+    expect(get(after.fs, '/b').equals(Buffer.alloc(4 * BS, 0x61))).toBe(true);
+    expect(get(after.fs, '/a').equals(Buffer.alloc(4 * BS, 0x61))).toBe(true);
+    close(after);
+    s.fs.fsync();
+    // The commit ended it: /a's block 0 is its own copy, blocks 1-3 are still shared with /b.
+    expect(sharedPieces(s.fs.store.refcount, s.fs.resolve('/a'), 0, 4).map((x) => [x.fileBlock, x.len])).toEqual([[1, 3]]);
   });
 
   it('an operation that fails part-way leaves the counts and maps as they were', async () => {
