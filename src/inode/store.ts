@@ -21,13 +21,13 @@
  * and reloading the inodes it touched from them (`rollback`).
  */
 import { Allocator, type BlockRun } from '../alloc/allocator.js';
-import { decodeFork, encodeFork, forkSize, type Fork } from '../format/fork.js';
+import { decodeFork, encodeFork, type ExtentRec, forkSize, type Fork } from '../format/fork.js';
 import {
   crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, INLINE_FORK_MAX, INODE_SIZE,
   isFreeSlot, SB_SIZE, type InodeRecord, type Superblock,
 } from '../format/layout.js';
 import {
-  decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
+  type DecodedRecords, decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
   encodeRecordBlock, encodeRefcountRec, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
   type RecKind, type RefcountRec,
 } from '../format/records.js';
@@ -163,33 +163,43 @@ export class InodeStore {
     return inode.isDir ? REC_KIND_DIRENT : inode.isReg ? REC_KIND_EXTENT : null;
   }
 
-  private loadRecords(inode: Inode, kind: RecKind, rec: InodeRecord): { extents: import('../format/fork.js').ExtentRec[]; dirents: Array<[string, number]> } {
-    const ino = inode.ino;
-    const where = `inode ${ino}`;
-    const set = new RecordSet(kind, ino, this.bs);
-    const extents: import('../format/fork.js').ExtentRec[] = [];
-    const dirents: Array<[string, number]> = [];
+  /**
+   * Read a record set's chain from index block `first` (the set's owner and
+   * record kind): each record block is decoded and handed to `onBlock`, which
+   * registers it with the set. Bounded (MAX_INDEX_CHAIN) and loop-proof.
+   * @throws FormatError for a broken chain, a block outside the data area or listed twice, a damaged block
+   */
+  private readChain(set: RecordSet, first: number, where: string, onBlock: (block: number, d: DecodedRecords) => void): void {
     const seen = new Set<number>();
-    let next = rec.recIndex;
+    let next = first;
     while (next) {
       if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: record index chain is broken at block ${next}`);
       seen.add(next);
-      const ix = decodeIndexBlock(this.journal.read(next), ino, where);
+      const ix = decodeIndexBlock(this.journal.read(next), set.ino, where);
       set.index.push({ block: next, list: ix.blocks });
       for (const b of ix.blocks) {
         if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
         seen.add(b);
-        const d = decodeRecordBlock(this.journal.read(b), ino, kind, `${where} block ${b}`);
-        if (kind === REC_KIND_DIRENT) {
-          set.adopt(b, d.dirents.map(([n, , raw]) => [n, raw]));
-          for (const [n, c] of d.dirents) dirents.push([n, c]);
-        } else {
-          set.adopt(b, d.extents.map(([e, raw]) => [e.fileBlock, raw]));
-          for (const [e] of d.extents) extents.push(e);
-        }
+        onBlock(b, decodeRecordBlock(this.journal.read(b), set.ino, set.kind, `${where} block ${b}`));
       }
       next = ix.next;
     }
+  }
+
+  private loadRecords(inode: Inode, kind: RecKind, rec: InodeRecord): { extents: ExtentRec[]; dirents: Array<[string, number]> } {
+    const where = `inode ${inode.ino}`;
+    const set = new RecordSet(kind, inode.ino, this.bs);
+    const extents: ExtentRec[] = [];
+    const dirents: Array<[string, number]> = [];
+    this.readChain(set, rec.recIndex, where, (b, d) => {
+      if (kind === REC_KIND_DIRENT) {
+        set.adopt(b, d.dirents.map(([n, , raw]) => [n, raw]));
+        for (const [n, c] of d.dirents) dirents.push([n, c]);
+      } else {
+        set.adopt(b, d.extents.map(([e, raw]) => [e.fileBlock, raw]));
+        for (const [e] of d.extents) extents.push(e);
+      }
+    });
     if (set.blocks.length !== rec.recBlocks || set.count !== rec.recCount) {
       throw new FormatError(`${where}: ${set.blocks.length} record blocks with ${set.count} records, the inode says ${rec.recBlocks} and ${rec.recCount}`);
     }
@@ -208,25 +218,13 @@ export class InodeStore {
     const where = 'refcount index';
     const set = new RecordSet(REC_KIND_REFCOUNT, REFCOUNT_OWNER, this.bs);
     const recs: RefcountRec[] = [];
-    const seen = new Set<number>();
-    let next = this.sb.refcountRoot;
-    while (next) {
-      if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: index chain is broken at block ${next}`);
-      seen.add(next);
-      const ix = decodeIndexBlock(this.journal.read(next), REFCOUNT_OWNER, where);
-      set.index.push({ block: next, list: ix.blocks });
-      for (const b of ix.blocks) {
-        if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
-        seen.add(b);
-        const d = decodeRecordBlock(this.journal.read(b), REFCOUNT_OWNER, REC_KIND_REFCOUNT, `${where} block ${b}`);
-        set.adopt(b, d.refcounts.map(([r, raw]) => [r.start, raw]));
-        for (const [r] of d.refcounts) {
-          if (!this.inData(r.start, r.len)) throw new FormatError(`${where}: record [${r.start}, +${r.len}) outside the data area`);
-          recs.push(r);
-        }
+    this.readChain(set, this.sb.refcountRoot, where, (b, d) => {
+      set.adopt(b, d.refcounts.map(([r, raw]) => [r.start, raw]));
+      for (const [r] of d.refcounts) {
+        if (!this.inData(r.start, r.len)) throw new FormatError(`${where}: record [${r.start}, +${r.len}) outside the data area`);
+        recs.push(r);
       }
-      next = ix.next;
-    }
+    });
     try { this.refcount.reset(recs); } catch (e) { throw new FormatError(`${where}: ${(e as Error).message}`); }
     this.refSet = this.sb.refcountRoot ? set : null;
   }

@@ -30,6 +30,7 @@ import { PmemService, type ServiceOptions } from '../../src/service.js';
 import * as uapi from '../../src/uapi.js';
 import { ROOT_CALLER } from '../../src/vfs/fs.js';
 import { formatRegion } from '../../src/vfs/mount.js';
+import { readAll } from './crash-harness.js';
 
 const BS = 4096;
 const NAMES = ['a', 'b', 'c'] as const;
@@ -201,17 +202,6 @@ function exists(svc: PmemService, n: Name): boolean {
   return svc.fs.lookupOrNull(svc.fs.resolve('/'), n) !== null;
 }
 
-function contents(svc: PmemService, n: Name): Buffer {
-  const f = svc.fs;
-  const inode = f.resolve(`/${n}`);
-  const h = f.openInode(inode, C.O_RDONLY, ROOT_CALLER);
-  try {
-    const b = Buffer.alloc(inode.size);
-    f.read(h.fh, b, b.length, 0);
-    return b;
-  } finally { f.release(h.fh); }
-}
-
 /** The engine agrees with the model, and its space accounting holds. */
 function check(svc: PmemService, m: Model, where: string): void {
   const f = svc.fs;
@@ -221,7 +211,7 @@ function check(svc: PmemService, m: Model, where: string): void {
     if (!mf) continue;
     const inode = f.resolve(`/${n}`);
     expect(inode.size, `${where}: size of /${n}`).toBe(mf.data.length);
-    const got = contents(svc, n);
+    const got = readAll(f, inode.ino);
     if (!got.equals(mf.data)) {
       const i = got.findIndex((b, j) => b !== mf.data[j]);
       expect.fail(`${where}: /${n} differs from the model at byte ${i} (engine ${got[i]}, model ${mf.data[i]})`);
