@@ -13,7 +13,7 @@
  *
  * The model is written from the Linux rules (fallocate(2), ioctl_ficlonerange(2),
  * ioctl_fideduperange(2), generic_remap_checks), not from the engine's code.
- * FC_RUNS (default 1500) sequences per run; a failure prints fast-check's
+ * FC_RUNS (default 2000) sequences per run; a failure prints fast-check's
  * seed and path, and FC_SEED=<seed> FC_PATH=<path> replays it.
  */
 import fc from 'fast-check';
@@ -36,7 +36,7 @@ const BS = 4096;
 const NAMES = ['a', 'b', 'c'] as const;
 const LOG = pino({ level: 'silent' });
 const OPTS: ServiceOptions = { dax: 'always', readOnly: false, busy: 'refuse', busyTimeoutMs: 100, leaseBreakMs: 1000 };
-const RUNS = Number(process.env.FC_RUNS ?? 1500);
+const RUNS = Number(process.env.FC_RUNS ?? 2000);
 /** Largest offset or length a step uses (bytes): files stay within a few dozen blocks. */
 const SPAN = 24 * BS;
 
