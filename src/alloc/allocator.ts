@@ -19,7 +19,10 @@
  *     capped (ALIGN_SCAN), past that the smallest extent of count + align - 1
  *     blocks is taken (XFS does only the latter).
  *  c. otherwise best fit: the shortest free extent of at least `count`
- *     blocks, lowest first block among equals.
+ *     blocks, lowest first block among equals; a goal-less request (a new
+ *     file) in an extent longer than itself plus 2 x 32 MiB starts in the
+ *     extent's middle, 2 MiB-aligned, so the file growing at the extent's
+ *     start keeps room (spread).
  *  d. (alloc only) if no extent is long enough, whole extents are taken from
  *     the longest down and the rest by best fit: the fewest runs.
  * Each step is O(log n) in the number of free extents n (d: O(runs · log n));
@@ -75,6 +78,8 @@ const byLengthOrder = (a: LenKey, b: LenKey): number => a[0] - b[0] || a[1] - b[
 
 /** Huge-page size that large requests are aligned to, in bytes. */
 const ALIGN_BYTES = 2 << 20;
+/** A goal-less request goes mid-extent only in free extents longer than twice this plus itself (bytes). */
+const SPREAD_BYTES = 32 << 20;
 /** Most extents shorter than count + align - 1 examined for an aligned fit. */
 const ALIGN_SCAN = 64;
 
@@ -258,7 +263,26 @@ export class Allocator {
     const near = this.nearGoal(count, goal);
     if (near !== null) return near;
     const aligned = this.alignBlocks > 0 && count * this.geo.blockSize >= ALIGN_BYTES ? this.alignedFit(count) : null;
-    return aligned ?? this.bestFit(count);
+    if (aligned !== null) return aligned;
+    const fit = this.bestFit(count);
+    if (fit === null || (goal >= this.geo.dataStart && goal < this.geo.dataEnd)) return fit;
+    return this.spread(fit, count);
+  }
+
+  /**
+   * A goal-less request (a new file's first blocks) that best fit places in
+   * a free extent far longer than itself starts in that extent's middle
+   * (2 MiB-aligned when it can), not at its start: the start is usually the
+   * block right after a file still growing by appends, whose next allocation
+   * would otherwise have to go elsewhere. Leaves each grower half the room.
+   */
+  private spread(fit: number, count: number): number {
+    const len = this.byOffset.get(fit)!;
+    const room = Math.floor(SPREAD_BYTES / this.geo.blockSize);
+    if (len < count + 2 * room) return fit;
+    const a = this.alignBlocks || 1;
+    const mid = Math.ceil((fit + Math.floor((len - count) / 2)) / a) * a;
+    return mid + count <= fit + len ? mid : fit;
   }
 
   /** Step a: `goal` itself if free with room, else the next free extent if long enough. */

@@ -314,6 +314,32 @@ describe('placement policy', () => {
   });
 });
 
+describe('new files in a long free extent', () => {
+  // 400 MiB of 4 KiB blocks: far longer than the 2 x 32 MiB a goal-less request needs to be spread.
+  const BIG = { totalBlocks: 102_400, dataStart: 10, bitmapStart: 1, blockSize: 4096 };
+
+  it('a goal-less request starts mid-extent, 2 MiB-aligned, leaving room after a growing file', () => {
+    const a = new Allocator(BIG);
+    a.loadFromUsage([]);
+    const grower = a.alloc(16, 0)[0];
+    expect(grower.start % 512).toBe(0);
+    expect(grower.start).toBeGreaterThan(40_000);
+    expect(grower.start).toBeLessThan(60_000);
+    const next = a.alloc(16, 0)[0];                       // another new file: elsewhere, not at the grower's end
+    expect(next.start).not.toBe(grower.start + 16);
+    expect(a.alloc(16, grower.start + 16)[0].start).toBe(grower.start + 16);   // the grower still extends in place
+  });
+
+  it('a request with a goal, or an extent not much longer than the request, is placed as before', () => {
+    const a = new Allocator(BIG);
+    a.loadFromUsage([]);
+    expect(a.alloc(16, 500)[0].start).toBe(500);
+    const s = new Allocator({ ...BIG, totalBlocks: 16_000 });   // ~62 MiB free: under 16 + 2 x 8192 blocks
+    s.loadFromUsage([]);
+    expect(s.alloc(16, 0)[0].start).toBe(10);
+  });
+});
+
 describe('free-space indexes', () => {
   it('by offset, by length, counts and bitmap agree through a long seeded random run', () => {
     const seed = Number(process.env.ALLOC_SEED ?? 20240611);
