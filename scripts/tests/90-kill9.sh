@@ -4,9 +4,11 @@
 # the timing). Each round: mount; two fsync'd markers of random content and
 # a fsync'd pair.A; then a background loop creates (head -c, xfs_io
 # pwrite), appends, truncates, renames within and across two directories
-# and over existing files, hard-links, removes, mkdir/rmdir/renames
-# directories, and now and then fsyncs a file or a directory, while a
-# stream of fsync'd markers runs alongside; 0-400 ms after the workload
+# and over existing files, hard-links, removes, copies with cp (inside the
+# mount copy_file_range shares the blocks: later writes copy on write),
+# mkdir/rmdir/renames directories, and now and then fsyncs a file or a
+# directory, while a stream of fsync'd markers (some of them cp copies of
+# earlier ones, so shared blocks) runs alongside; 0-400 ms after the workload
 # starts, `mv pair.A pair.B` and kill -9 of the daemon at (nearly) the same
 # moment; fusermount -u -z; mount again, which must recover: every marker
 # whose fsync returned (this round's and all earlier ones) is there with
@@ -60,7 +62,7 @@ workload() {
   while [[ -d ${d[0]} && -d ${d[1]} ]]; do
     a=${d[RANDOM % 2]} b=${d[RANDOM % 2]}
     f=$a/f$(( RANDOM % 16 )) g=$b/f$(( RANDOM % 16 ))
-    case $(( RANDOM % 20 )) in
+    case $(( RANDOM % 22 )) in
       0 | 1) head -c $(( RANDOM * 4 )) /dev/urandom >"$f" ;;
       2) xfs_io -f -c "pwrite -S 0x$(( RANDOM % 90 + 10 )) $(( RANDOM * 2 )) $(( RANDOM % 8192 + 1 ))" "$f" ;;
       3 | 4) (( $(stat -c %s "$f" || echo 0) < 262144 )) && head -c $(( RANDOM % 16384 + 1 )) /dev/urandom >>"$f" ;;
@@ -78,6 +80,7 @@ workload() {
       17) xfs_io -c fsync "$f" ;;
       18) sync "$f" ;;
       19) sync "$a" ;;
+      20 | 21) cp "$f" "$g" ;;
     esac
     printf .
   done
@@ -93,6 +96,11 @@ marker_stream() {
   for ((i = 1; i <= 40; i++)); do
     random_src "$SCRATCH/stream.src" 8192
     marker "m/r$1.s$i" "$SCRATCH/stream.src" || break
+    # Every third marker also gets a copy sharing its blocks (cp: copy_file_range), fsync'd.
+    if (( i % 3 == 0 )); then
+      cp "$MNT/m/r$1.s$i" "$MNT/m/r$1.c$i" 2>/dev/null && xfs_io -c fsync "$MNT/m/r$1.c$i" >/dev/null 2>&1 || break
+      echo "$(_sha "$SCRATCH/stream.src")  m/r$1.c$i" >>"$MANIFEST"
+    fi
   done
 }
 
