@@ -530,7 +530,10 @@ export class FuseTransport {
         return r.bytes + this.copyBytes(src.inode, offIn + r.bytes, fhOut, offOut + r.bytes, end - offIn - r.bytes, caller);
       },
       // Busy pages, ENOSPC for metadata and the like: copy instead, with write(2)'s own errors.
-      () => this.copyBytes(src.inode, offIn, fhOut, offOut, end - offIn, caller));
+      (e: unknown) => {
+        if (!(e instanceof FsError)) throw e;
+        return this.copyBytes(src.inode, offIn, fhOut, offOut, end - offIn, caller);
+      });
   }
 
   /** Copy `len` bytes of src from offIn to handle fhOut at offOut, 1 MiB per write transaction. */
