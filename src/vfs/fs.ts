@@ -523,8 +523,7 @@ export class PmemFs {
       // O_SYNC/O_DSYNC: durable on return (dax=always gets no FSYNC from the kernel).
       if (h.flags & C.O_DSYNC) tx.requireSync();
       const n = writeData(this.data, tx, h.inode, path, buf, len, at, bufOff);
-      const kill = S_ISUID | (h.inode.mode & C.S_IXGRP ? S_ISGID : 0);
-      if (caller.uid !== 0 && h.inode.mode & kill) h.inode.mode &= ~kill;
+      h.inode.mode &= ~privsToDrop(h.inode, caller);
       return n;
     });
   }
@@ -581,8 +580,8 @@ export class PmemFs {
     const st = this.data.share;
     if (dedupe) { st.dedupes++; if (res.differs) st.dedupe_differs++; } else st.clones++;
     st.shared_bytes += res.bytes;
-    const kill = S_ISUID | (dst.mode & C.S_IXGRP ? S_ISGID : 0);
-    if (!dedupe && res.bytes > 0 && caller.uid !== 0 && dst.mode & kill) this.run((tx) => { tx.markDirty(dst); dst.mode &= ~kill; });
+    const kill = privsToDrop(dst, caller);
+    if (!dedupe && res.bytes > 0 && kill) this.run((tx) => { tx.markDirty(dst); dst.mode &= ~kill; });
     return res;
   }
 
@@ -768,6 +767,16 @@ export function splitPath(path: string): string[] {
   const parts = path.split('/').filter((p) => p.length > 0 && p !== '.');
   for (const p of parts) if (Buffer.byteLength(p) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'lookup', path);
   return parts;
+}
+
+/**
+ * The mode bits a data change by caller drops: without CAP_FSETID (uid ≠ 0),
+ * set-user-ID, and set-group-ID on a group-executable file (Linux's
+ * file_remove_privs()); 0 when none.
+ */
+function privsToDrop(inode: Inode, caller: Caller): number {
+  if (caller.uid === 0) return 0;
+  return inode.mode & (S_ISUID | (inode.mode & C.S_IXGRP ? S_ISGID : 0));
 }
 
 /** Whether caller may read inode by its mode bits (root may always): the check the kernel makes at open(O_RDONLY). */
