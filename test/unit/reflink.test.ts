@@ -151,6 +151,11 @@ describe('reflink', () => {
     const ap = s.fs.open('/b', C.O_RDWR | C.O_APPEND, ROOT_CALLER);
     expect(await acode(s.fs.remap('/b', ap.fh, src, 0, 0, 0, false, ROOT_CALLER))).toBe('EBADF');
     expect(await acode(s.fs.remap('/b', undefined, 999, 0, 0, 0, false, ROOT_CALLER))).toBe('EBADF');
+    // A clone by a user drops set-user-ID (and set-group-ID of a group-executable file), as a write does.
+    s.fs.chmod('/a', 0o644);
+    s.fs.chmod('/b', 0o6755);
+    expect((await s.fs.remap('/b', undefined, src, 0, 0, 0, false, user)).bytes).toBe(BS);
+    expect(s.fs.resolve('/b').mode & 0o7777).toBe(0o755);
   });
 });
 
