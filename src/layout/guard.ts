@@ -83,7 +83,7 @@ export class LayoutGuard {
    * Permit for a copy-on-write inside a synchronous operation (a write over
    * shared blocks): refused with ETXTBSY when any of the shared runs is
    * pinned, whatever the busy policy — under busy=wait the caller waits with
-   * assertLayoutMutable({ cow }) first (PmemFs.cowWait), so this finds none.
+   * assertLayoutMutable({ runs }) first (PmemFs.cowWait), so this finds none.
    * @throws FsError ETXTBSY (sealed, or a shared block pinned)
    */
   cowPermit(c: Pick<LayoutChange, 'op' | 'path' | 'inode'>, runs: Array<{ start: number; len: number }>): LayoutPermit {

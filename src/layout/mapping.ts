@@ -115,6 +115,19 @@ export function unshareBlocks(c: DataContext, tx: Transaction, inode: Inode, per
   return need;
 }
 
+/**
+ * Before storing into file blocks [b0, b1) in place: give the shared ones
+ * copies of their own (copy-on-write). Pinned shared blocks refuse, whatever
+ * the busy policy (PmemFs.cowWait has waited first under busy=wait).
+ * @returns blocks copied
+ * @throws FsError ETXTBSY (sealed, or a shared block pinned), ENOSPC; TxNeedsCommit
+ */
+export function copyOnWrite(c: DataContext, tx: Transaction, inode: Inode, path: string, op: string, b0: number, b1: number): number {
+  const runs = sharedRuns(c.refs, inode, b0, b1);
+  if (!runs.length) return 0;
+  return unshareBlocks(c, tx, inode, c.guard.cowPermit({ op, path, inode }, runs), b0, b1);
+}
+
 /** Free every block of an inode that is going away (no names, handles, leases or pins left). */
 export function releaseAllBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit): void {
   const first = inode.bmap.firstExtent();

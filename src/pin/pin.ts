@@ -6,14 +6,15 @@
  * unshares reflinked blocks (a DAX write fault's copy-on-write), then records
  * one pin per physical extent in the registry. A read pin keeps shared
  * blocks shared: while it holds them, a copy-on-write away from them (a write
- * to either file) is a layout change over busy pages. The layout guard consults the registry; unlinked
+ * to either file) is a layout change over busy pages. The layout guard
+ * consults the registry; unlinked
  * files stay allocated until their last pin goes.
  */
 import type { Logger } from 'pino';
 import { HOLE } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
-import { makeMapped, sharedRuns, unshareBlocks } from '../layout/mapping.js';
+import { copyOnWrite, makeMapped } from '../layout/mapping.js';
 import type { Caller, PmemFs } from '../vfs/fs.js';
 import type { Inode } from '../inode/inode.js';
 import type { Pin, PinHolder, PinRegistry } from '../layout/busy.js';
@@ -71,13 +72,10 @@ export class PinManager {
 
   /** Shared blocks in the range get copies of their own (a write pin's copy-on-write). */
   private unshareRange(inode: Inode, path: string, off: number, len: number): void {
+    if (this.fs.data.refs.empty) return;   // nothing shared in the region: no operation at all
     const bs = this.fs.blockSize;
     const fb0 = Math.floor(off / bs), fb1 = Math.ceil((off + len) / bs);
-    const runs = sharedRuns(this.fs.data.refs, inode, fb0, fb1);
-    if (!runs.length) return;
-    const permit = this.fs.guard.cowPermit({ op: 'pin', path, inode }, runs);
-    this.fs.tx.run((tx) => unshareBlocks(this.fs.data, tx, inode, permit, fb0, fb1));
-    this.fs.externalChange(inode, false);
+    if (this.fs.tx.run((tx) => copyOnWrite(this.fs.data, tx, inode, path, 'pin', fb0, fb1))) this.fs.externalChange(inode, false);
   }
 
   /**

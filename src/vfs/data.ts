@@ -15,7 +15,7 @@ import { HOLE, type LayoutPermit } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
 import type { Transaction } from '../journal/tx.js';
-import { lastMappedBlock, sharedRuns, unmapBlocks, unshareBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
+import { copyOnWrite, lastMappedBlock, sharedRuns, unmapBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
 
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import * as uapi from '../uapi.js';
@@ -103,7 +103,7 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
   tx.markDirty(inode);
   const bs = c.blockSize;
   const fb0 = Math.floor(off / bs);
-  if (!c.refs.empty) cowForStore(c, tx, inode, path, 'write', fb0, ceilDiv(end, bs));
+  if (!c.refs.empty) copyOnWrite(c, tx, inode, path, 'write', fb0, ceilDiv(end, bs));
   const segs = inode.bmap.map(fb0, ceilDiv(end, bs) - fb0);
   const needsMapChange = segs.some((s) => s.regionBlock === HOLE || (s.flags & EXT_UNWRITTEN));
   let permit: LayoutPermit | null = null;
@@ -161,18 +161,6 @@ function fillNewBlocks(c: DataContext, rb: number, fb: number, n: number, src: B
 }
 
 /**
- * Before storing into file blocks [b0, b1) in place: give the shared ones
- * copies of their own (copy-on-write). Pinned shared blocks refuse
- * (PmemFs.cowWait has waited first under busy=wait).
- * @throws FsError ETXTBSY, ENOSPC
- */
-function cowForStore(c: DataContext, tx: Transaction, inode: Inode, path: string, op: string, b0: number, b1: number): void {
-  const runs = sharedRuns(c.refs, inode, b0, b1);
-  if (!runs.length) return;
-  unshareBlocks(c, tx, inode, c.guard.cowPermit({ op, path, inode }, runs), b0, b1);
-}
-
-/**
  * The shared region runs a store into file bytes [off, off+len) would copy
  * away from (empty at once when the region shares nothing).
  */
@@ -187,7 +175,7 @@ function zeroMapped(c: DataContext, tx: Transaction, inode: Inode, path: string,
   if (e <= s) return;
   const bs = c.blockSize;
   const fb0 = Math.floor(s / bs);
-  if (!c.refs.empty) cowForStore(c, tx, inode, path, 'zero', fb0, ceilDiv(e, bs));
+  if (!c.refs.empty) copyOnWrite(c, tx, inode, path, 'zero', fb0, ceilDiv(e, bs));
   for (const seg of inode.bmap.map(fb0, ceilDiv(e, bs) - fb0)) {
     if (seg.regionBlock === HOLE || (seg.flags & EXT_UNWRITTEN)) continue;
     const a = Math.max(s, seg.fileBlock * bs), b = Math.min(e, (seg.fileBlock + seg.len) * bs);
@@ -341,7 +329,7 @@ export async function unshareRange(c: DataContext, run: RunTx, inode: Inode, pat
   const permit = await c.guard.assertLayoutMutable({ op: 'unshare', path, inode, breaks: null, runs: () => sharedRuns(c.refs, inode, b0, b1) });
   run((tx) => {
     tx.markDirty(inode);
-    unshareBlocks(c, tx, inode, c.guard.cowPermit({ op: 'unshare', path, inode }, sharedRuns(c.refs, inode, b0, b1)), b0, b1);
+    copyOnWrite(c, tx, inode, path, 'unshare', b0, b1);
     allocUnwritten(c, tx, inode, permit, b0, b1);
     if (off + len > inode.size) inode.size = off + len;
     inode.touchMtime();
