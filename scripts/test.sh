@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: vitest (unit tests, plus the integration tests that gate
-# themselves on FUSE), then every shell test scripts/tests/[0-9]*.sh in
+# themselves on FUSE), then every shell test test/shell/[0-9]*.sh in
 # order, one at a time (they mount; the machine may have two cores).
 #
 # A shell test passes with exit 0, is skipped with 77 (its "SKIP: reason"
@@ -107,7 +107,7 @@ run_shell_test() {
 
 run_vitest
 shopt -s nullglob
-for f in scripts/tests/[0-9]*.sh; do
+for f in test/shell/[0-9]*.sh; do
   run_shell_test "$f"
 done
 

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared helpers for the shell tests in scripts/tests/, sourced first by each
+# Shared helpers for the shell tests in test/shell/, sourced first by each
 # one (xfstests habits): one case per file; exit 0 pass, 77 skip, anything
 # else fail; _require_* gates that skip with a reason; assertions that fail
 # with one line saying what was expected; a scratch directory with a region
