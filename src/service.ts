@@ -18,8 +18,12 @@ import { mountRegion, unmountRegion, type MountOptions, type Mounted } from './v
 import { HOLE } from './bmap/bmap.js';
 import { EXT_UNWRITTEN } from './format/fork.js';
 import type { CtlFile } from './uapi.js';
+const CTL_PATH = `/${uapi.CTL_DIR}/ctl`;
 import { dataEnd } from './format/layout.js';
 import { seededRandom } from './region/prng.js';
+import type { Inode } from './inode/inode.js';
+import { CTL_RULES, authorize, handleWrites } from './op/permissions.js';
+import type { SourceFdResolver } from './op/source-fd.js';
 
 export interface ServiceOptions extends MountOptions {
   leaseBreakMs: number;
@@ -44,6 +48,11 @@ export class PmemService {
   private readonly commitTimer: NodeJS.Timeout | null;
   /** Set by the daemon: the FUSE transport's counters for .pmemfs/stats (absent without a mount). */
   transportStats: (() => string[]) | null = null;
+  /**
+   * Set by the daemon once mounted (procSourceResolver): finds the clone
+   * source descriptor of a calling process. Tests may set their own.
+   */
+  sourceFd: SourceFdResolver | null = null;
   /** Set by the daemon: stop at once, as if the power went (ctl powerfail); the region is already the post-failure image. */
   onPowerFail: ((lostPages: number) => void) | null = null;
 
@@ -172,6 +181,9 @@ export class PmemService {
       if (!Number.isSafeInteger(n)) throw bad(`${what} out of range`);
       return n;
     };
+    const rule = CTL_RULES.get(words[0] ?? '');
+    if (!rule) throw bad(`unknown command '${words[0] ?? ''}'`);
+    authorize(rule, { caller, inode: null, handle: null, path: CTL_PATH });
     switch (words[0]) {
       case 'pin': {
         if (words.length !== 4) throw bad('pin takes PATH OFF LEN');
@@ -187,7 +199,7 @@ export class PmemService {
         return;
       case 'break':
         if (words.length !== 2) throw bad('break takes PATH');
-        this.seals.breakLeases(words[1], { ...caller, uid: 0 });
+        this.seals.breakLeases(words[1], caller);
         return;
       case 'powerfail':
         if (words.length > 2) throw bad('powerfail takes an optional SEED');
@@ -198,26 +210,30 @@ export class PmemService {
     }
   }
 
+  /**
+   * The ioctl handlers. Who may call each is decided before a handler runs,
+   * by the rule of src/op/permissions.ts (IoctlDispatcher.dispatch); the
+   * handlers decode the payload and call one operation.
+   */
   private registerIoctls(): void {
     const d = this.ioctls, fs = this.fs;
-    const inodeOf = (r: IoctlRequest) => r.inode;
-    d.register(uapi.PMEMFS_IOC_SEAL, 'seal', (r) => { this.seals.seal(r.inode, r.caller); return null; });
-    d.register(uapi.PMEMFS_IOC_UNSEAL, 'unseal', (r) => { this.seals.unseal(r.inode, r.caller); return null; });
-    d.register(uapi.PMEMFS_IOC_LEASE, 'lease', (r) => { this.seals.lease(r.fh, r.path, r.caller); return null; });
-    d.register(uapi.PMEMFS_IOC_UNLEASE, 'unlease', (r) => { this.seals.unlease(r.fh, r.path, r.caller); return null; });
-    d.register(uapi.PMEMFS_IOC_BREAK, 'break', (r) => { this.seals.breakLeases(r.inode, r.caller); return null; });
-    d.register(uapi.FS_IOC_FSGETXATTR, 'fsgetxattr', (r) => {
-      const inode = inodeOf(r);
+    const range = (r: IoctlRequest, op: string) => ({ off: u64Field(r.input!, uapi.RANGE.off, 'offset', op), len: u64Field(r.input!, uapi.RANGE.len, 'length', op) });
+    d.register(uapi.PMEMFS_IOC_SEAL, (r) => { this.seals.seal(r.inode, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_UNSEAL, (r) => { this.seals.unseal(r.inode, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_LEASE, (r) => { this.seals.lease(r.handle!.fh, r.path, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_UNLEASE, (r) => { this.seals.unlease(r.inode, r.path, r.caller); return null; });
+    d.register(uapi.PMEMFS_IOC_BREAK, (r) => { this.seals.breakLeases(r.inode, r.caller); return null; });
+    d.register(uapi.FS_IOC_FSGETXATTR, (r) => {
       const out = Buffer.alloc(uapi.FSXATTR.size);
       let x = 0;
-      if (inode.sealKind !== 'none') x |= uapi.PMEMFS_XFLAG_SEALED;
+      if (r.inode.sealKind !== 'none') x |= uapi.PMEMFS_XFLAG_SEALED;
       if (fs.opts.dax === 'always') x |= uapi.FS_XFLAG_DAX;
       out.writeUInt32LE(x >>> 0, uapi.FSXATTR.xflags);
-      out.writeUInt32LE(inode.bmap.count, uapi.FSXATTR.nextents);
+      out.writeUInt32LE(r.inode.bmap.count, uapi.FSXATTR.nextents);
       return out;
     });
-    d.register(uapi.FS_IOC_FSSETXATTR, 'fssetxattr', (r) => {
-      const inode = inodeOf(r);
+    d.register(uapi.FS_IOC_FSSETXATTR, (r) => {
+      const inode = r.inode;
       const inp = r.input!;
       const x = inp.readUInt32LE(uapi.FSXATTR.xflags);
       const other = x & ~(uapi.FS_XFLAG_DAX | uapi.PMEMFS_XFLAG_SEALED);
@@ -232,33 +248,35 @@ export class PmemService {
       return null;
     });
     for (const [cmd, mode] of [[uapi.PMEMFS_IOC_FCOLLAPSE, 'collapse'], [uapi.PMEMFS_IOC_FINSERT, 'insert']] as const) {
-      d.register(cmd, mode, async (r) => {
-        await fs.shift(r.inode, mode, u64Field(r.input!, uapi.RANGE.off, 'offset', mode), u64Field(r.input!, uapi.RANGE.len, 'length', mode), r.fh);
+      d.register(cmd, async (r) => {
+        const { off, len } = range(r, mode);
+        await fs.shift(r.inode, mode, off, len, r.handle!.fh);
         fs.externalChange(r.inode, true);   // the data moved under the page cache
         return null;
       });
     }
-    d.register(uapi.PMEMFS_IOC_FUNSHARE, 'unshare', async (r) => {
-      await fs.unshare(r.inode, u64Field(r.input!, uapi.RANGE.off, 'offset', 'unshare'), u64Field(r.input!, uapi.RANGE.len, 'length', 'unshare'), r.fh);
+    d.register(uapi.PMEMFS_IOC_FUNSHARE, async (r) => {
+      const { off, len } = range(r, 'unshare');
+      await fs.unshare(r.inode, off, len, r.handle!.fh);
       fs.externalChange(r.inode, false);   // st_blocks may grow (holes preallocated)
       return null;
     });
-    d.register(uapi.PMEMFS_IOC_REFLINK, 'reflink', async (r) => {
+    d.register(uapi.PMEMFS_IOC_REFLINK, async (r) => {
       const i = r.input!;
       const f = (off: number, what: string) => u64Field(i, off, what, 'reflink');
-      await fs.remap(r.inode, r.fh, f(uapi.REFLINK.srcIno, 'source inode'), f(uapi.REFLINK.srcOff, 'source offset'),
-        f(uapi.REFLINK.dstOff, 'destination offset'), f(uapi.REFLINK.len, 'length'), false, r.caller);
+      const src = this.sourceInode(r, i.readBigInt64LE(uapi.REFLINK.srcFd), 'reflink');
+      await fs.remap(r.inode, src, f(uapi.REFLINK.srcOff, 'source offset'), f(uapi.REFLINK.dstOff, 'destination offset'), f(uapi.REFLINK.len, 'length'), false, r.caller);
       fs.externalChange(r.inode, true);   // the destination's data changed under its page cache
       return null;
     });
-    d.register(uapi.PMEMFS_IOC_DEDUPE, 'dedupe', async (r) => {
+    d.register(uapi.PMEMFS_IOC_DEDUPE, async (r) => {
       const i = r.input!;
       const f = (off: number, what: string) => u64Field(i, off, what, 'dedupe');
+      const src = this.sourceInode(r, i.readBigInt64LE(uapi.DEDUPE.srcFd), 'dedupe');
       const out = Buffer.from(i.subarray(0, uapi.DEDUPE.size));
       // As FIDEDUPERANGE: a per-destination failure is reported in status, the ioctl itself succeeds.
       try {
-        const res = await fs.remap(r.inode, r.fh, f(uapi.DEDUPE.srcIno, 'source inode'), f(uapi.DEDUPE.srcOff, 'source offset'),
-          f(uapi.DEDUPE.dstOff, 'destination offset'), f(uapi.DEDUPE.len, 'length'), true, r.caller);
+        const res = await fs.remap(r.inode, src, f(uapi.DEDUPE.srcOff, 'source offset'), f(uapi.DEDUPE.dstOff, 'destination offset'), f(uapi.DEDUPE.len, 'length'), true, r.caller);
         out.writeBigUInt64LE(BigInt(res.bytes), uapi.DEDUPE.bytesDeduped);
         out.writeInt32LE(res.differs ? uapi.FILE_DEDUPE_RANGE_DIFFERS : uapi.FILE_DEDUPE_RANGE_SAME, uapi.DEDUPE.status);
       } catch (e) {
@@ -268,8 +286,8 @@ export class PmemService {
       }
       return out;
     });
-    d.register(uapi.PMEMFS_IOC_GETBMAP, 'getbmap', (r) => this.getbmap(inodeOf(r), r));
-    d.register(uapi.PMEMFS_IOC_REGION, 'region', () => {
+    d.register(uapi.PMEMFS_IOC_GETBMAP, (r) => this.getbmap(r.inode, r));
+    d.register(uapi.PMEMFS_IOC_REGION, () => {
       const out = Buffer.alloc(uapi.REGION.size);
       const sb = fs.store.sb;
       out.writeBigUInt64LE(BigInt(sb.regionSize), uapi.REGION.regionSize);
@@ -281,15 +299,12 @@ export class PmemService {
       p.copy(out, uapi.REGION.path);
       return out;
     });
-    d.register(uapi.PMEMFS_IOC_PIN, 'pin', (r) => {
-      const inode = inodeOf(r);
-      const h = r.fh && fs.hasHandle(r.fh) ? fs.handle(r.fh) : null;
-      if (h && (h.flags & 3) === 1 /* O_WRONLY */) throw new FsError('EACCES', 'pin', r.path, 'pinning needs read access');
+    d.register(uapi.PMEMFS_IOC_PIN, (r) => {
       const off = u64Field(r.input!, uapi.PIN.off, 'offset', 'pin');
       const len = u64Field(r.input!, uapi.PIN.len, 'length', 'pin');
-      // A pin through a handle open for writing may be stored through: shared blocks are unshared first.
-      const forWrite = h !== null && (h.flags & 3) !== 0;
-      const { pins, done } = this.pinMgr.pin(inode, r.path, off, len, { kind: 'pid', pid: r.caller.pid }, uapi.PIN_MAX_RECS, forWrite);
+      // Through a handle open for writing the holder may store: holes are filled and shared blocks unshared first.
+      const access = handleWrites(r.handle) ? 'write' : 'read';
+      const { pins, done } = this.pinMgr.pin(r.inode, r.path, off, len, { kind: 'pid', pid: r.caller.pid, uid: r.caller.uid }, uapi.PIN_MAX_RECS, access);
       const out = Buffer.alloc(uapi.PIN.size);
       out.writeBigUInt64LE(BigInt(off), uapi.PIN.off);
       out.writeBigUInt64LE(BigInt(len), uapi.PIN.len);
@@ -304,14 +319,28 @@ export class PmemService {
       });
       return out;
     });
-    d.register(uapi.PMEMFS_IOC_UNPIN, 'unpin', (r) => {
+    d.register(uapi.PMEMFS_IOC_UNPIN, (r) => {
       this.pinMgr.unpin(u64Field(r.input!, uapi.UNPIN.id, 'pin id', 'unpin'), r.caller);
       return null;
     });
   }
 
+  /**
+   * The clone/dedupe source: descriptor `fd` of the calling process, open
+   * for reading on this mount (FICLONE's src_fd; src/op/source-fd.ts).
+   * @throws FsError EBADF (no such descriptor, not open for reading, or not a live inode), EXDEV (another filesystem)
+   */
+  private sourceInode(r: IoctlRequest, fd: bigint, op: string): Inode {
+    if (!this.sourceFd) throw new FsError('EOPNOTSUPP', op, r.path, 'no source descriptor resolver on this service (not mounted)');
+    if (fd < 0n || fd > 0x7fffffffn) throw new FsError('EBADF', op, r.path, `source descriptor ${fd}`);
+    const { ino } = this.sourceFd(r.caller, Number(fd), op);
+    const src = this.fs.inodeOf(ino);
+    if (!src) throw new FsError('EBADF', op, r.path, `source descriptor ${fd} names no live inode`);
+    return src;
+  }
+
   /** PMEMFS_IOC_GETBMAP: records from `start` up to EOF rounded up to the block size, holes included. */
-  private getbmap(inode: import('./inode/inode.js').Inode, r: IoctlRequest): Buffer {
+  private getbmap(inode: Inode, r: IoctlRequest): Buffer {
     const bs = this.fs.blockSize;
     const start = u64Field(r.input!, uapi.BMAP.start, 'start', 'getbmap');
     const endBlock = Math.ceil(inode.size / bs);

@@ -80,15 +80,20 @@ export const BMAP_PHYS_NONE = 0xffffffffffffffffn;
 export const REGION = { size: 1032, regionSize: 0, dataStart: 8, blockSize: 16, flags: 20, path: 24, pathMax: 1008 } as const;
 export const REGION_F_DAX = 0x1;
 
-/** struct pmemfs_reflink { u64 src_ino; u64 src_off; u64 dst_off; u64 len; } (len 0: whole file) */
-export const REFLINK = { size: 32, srcIno: 0, srcOff: 8, dstOff: 16, len: 24 } as const;
+/**
+ * struct pmemfs_reflink { s64 src_fd; u64 src_off; u64 dst_off; u64 len; } (len 0: whole file).
+ * src_fd is a descriptor of the calling process open for reading on the same
+ * mount, as FICLONERANGE's src_fd (never an inode number: the daemon finds
+ * it in /proc/PID/fdinfo).
+ */
+export const REFLINK = { size: 32, srcFd: 0, srcOff: 8, dstOff: 16, len: 24 } as const;
 
 /**
- * struct pmemfs_dedupe { u64 src_ino; u64 src_off; u64 dst_off; u64 len; (in)
+ * struct pmemfs_dedupe { s64 src_fd; u64 src_off; u64 dst_off; u64 len; (in)
  * u64 bytes_deduped; s32 status; u32 reserved; (out) }: FIDEDUPERANGE's
  * file_dedupe_range_info for one destination (the handle the ioctl is on).
  */
-export const DEDUPE = { size: 48, srcIno: 0, srcOff: 8, dstOff: 16, len: 24, bytesDeduped: 32, status: 40, reserved: 44 } as const;
+export const DEDUPE = { size: 48, srcFd: 0, srcOff: 8, dstOff: 16, len: 24, bytesDeduped: 32, status: 40, reserved: 44 } as const;
 /** pmemfs_dedupe.status: FILE_DEDUPE_RANGE_SAME / _DIFFERS (<linux/fs.h>); a negative errno otherwise. */
 export const FILE_DEDUPE_RANGE_SAME = 0;
 export const FILE_DEDUPE_RANGE_DIFFERS = 1;
@@ -107,8 +112,9 @@ export const PMEMFS_IOC_GETBMAP = IOWR('P', 8, BMAP.size);
 export const PMEMFS_IOC_REGION = IOR('P', 9, REGION.size);
 export const PMEMFS_IOC_FCOLLAPSE = IOW('P', 10, RANGE.size);
 export const PMEMFS_IOC_FINSERT = IOW('P', 11, RANGE.size);
-export const PMEMFS_IOC_REFLINK = IOW('P', 12, REFLINK.size);
-export const PMEMFS_IOC_DEDUPE = IOWR('P', 13, DEDUPE.size);
+// Numbers 12 and 13 took a source inode number (pmemfs 0.1's reflink and dedupe): retired, never reused.
+export const PMEMFS_IOC_REFLINK = IOW('P', 15, REFLINK.size);
+export const PMEMFS_IOC_DEDUPE = IOWR('P', 16, DEDUPE.size);
 export const PMEMFS_IOC_FUNSHARE = IOW('P', 14, RANGE.size);
 export const FS_IOC_FSGETXATTR = IOR('X', 31, FSXATTR.size);
 export const FS_IOC_FSSETXATTR = IOW('X', 32, FSXATTR.size);

@@ -143,15 +143,16 @@ PMEMFS_CHECK_OFF(struct pmemfs_region, path, 24);
 
 #define PMEMFS_REGION_F_DAX 0x1
 
-/* len 0: the whole source file */
+/* len 0: the whole source file. src_fd: a descriptor of the calling process
+ * open for reading on the same mount (as FICLONERANGE's src_fd). */
 struct pmemfs_reflink {
-	__u64 src_ino;
+	__s64 src_fd;
 	__u64 src_off;
 	__u64 dst_off;
 	__u64 len;
 };
 PMEMFS_CHECK_SIZE(struct pmemfs_reflink, 32);
-PMEMFS_CHECK_OFF(struct pmemfs_reflink, src_ino, 0);
+PMEMFS_CHECK_OFF(struct pmemfs_reflink, src_fd, 0);
 PMEMFS_CHECK_OFF(struct pmemfs_reflink, src_off, 8);
 PMEMFS_CHECK_OFF(struct pmemfs_reflink, dst_off, 16);
 PMEMFS_CHECK_OFF(struct pmemfs_reflink, len, 24);
@@ -159,7 +160,7 @@ PMEMFS_CHECK_OFF(struct pmemfs_reflink, len, 24);
 /* FIDEDUPERANGE for one destination (the file the ioctl is made on).
  * status: PMEMFS_FILE_DEDUPE_RANGE_SAME / _DIFFERS, or a negative errno. */
 struct pmemfs_dedupe {
-	__u64 src_ino;
+	__s64 src_fd;
 	__u64 src_off;
 	__u64 dst_off;
 	__u64 len;
@@ -168,7 +169,7 @@ struct pmemfs_dedupe {
 	__u32 reserved;
 };
 PMEMFS_CHECK_SIZE(struct pmemfs_dedupe, 48);
-PMEMFS_CHECK_OFF(struct pmemfs_dedupe, src_ino, 0);
+PMEMFS_CHECK_OFF(struct pmemfs_dedupe, src_fd, 0);
 PMEMFS_CHECK_OFF(struct pmemfs_dedupe, src_off, 8);
 PMEMFS_CHECK_OFF(struct pmemfs_dedupe, dst_off, 16);
 PMEMFS_CHECK_OFF(struct pmemfs_dedupe, len, 24);
@@ -198,8 +199,9 @@ PMEMFS_CHECK_OFF(struct fsxattr, fsx_cowextsize, 16);
 #define PMEMFS_IOC_REGION    _IOR(PMEMFS_IOC_MAGIC, 9, struct pmemfs_region)
 #define PMEMFS_IOC_FCOLLAPSE _IOW(PMEMFS_IOC_MAGIC, 10, struct pmemfs_range)
 #define PMEMFS_IOC_FINSERT   _IOW(PMEMFS_IOC_MAGIC, 11, struct pmemfs_range)
-#define PMEMFS_IOC_REFLINK   _IOW(PMEMFS_IOC_MAGIC, 12, struct pmemfs_reflink)
-#define PMEMFS_IOC_DEDUPE    _IOWR(PMEMFS_IOC_MAGIC, 13, struct pmemfs_dedupe)
+/* 12 and 13 took a source inode number (pmemfs 0.1): retired, never reused. */
+#define PMEMFS_IOC_REFLINK   _IOW(PMEMFS_IOC_MAGIC, 15, struct pmemfs_reflink)
+#define PMEMFS_IOC_DEDUPE    _IOWR(PMEMFS_IOC_MAGIC, 16, struct pmemfs_dedupe)
 #define PMEMFS_IOC_FUNSHARE  _IOW(PMEMFS_IOC_MAGIC, 14, struct pmemfs_range)
 /* FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR come from <linux/fs.h>. */
 

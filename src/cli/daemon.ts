@@ -22,6 +22,7 @@ import { FuseSession } from '../fuse/session.js';
 import { configureLog, fatalSync } from '../log.js';
 import { loadNative } from '../native.js';
 import { PmemService, type ServiceOptions } from '../service.js';
+import { procSourceResolver } from '../op/source-fd.js';
 import { readSuperblock } from '../vfs/mount.js';
 import { CliError, lockRegion, runMain, version } from './common.js';
 
@@ -214,6 +215,7 @@ async function serve(a: DaemonArgs): Promise<number> {
     throw new CliError(`mounting ${a.mnt} failed: ${(e as Error).message}`);
   }
   svc.transportStats = () => session.handlers?.statsLines() ?? [];
+  svc.sourceFd = procSourceResolver(real);
   log.info({ untrusted: { region: a.region, mnt: a.mnt }, opts: a.svc, recovered: svc.mounted.recovered, replayed: svc.mounted.replayed }, 'mounted');
   notify('ready');
   svc.onPowerFail = () => {

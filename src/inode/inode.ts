@@ -30,7 +30,8 @@ export const S_IFDIR = constants.S_IFDIR;
 export const S_IFLNK = constants.S_IFLNK;
 
 /** A process-lifetime seal (MAP_DIRECT emulation). */
-export interface Lease { pid: number; since: number; breakDeadline: number | null }
+/** A process-lifetime seal: holder pid, the uid it ran as (per-user limit), since when (Date.now()), revocation deadline after a break. */
+export interface Lease { pid: number; uid: number; since: number; breakDeadline: number | null }
 
 export class Inode {
   ino: number;

@@ -9,17 +9,21 @@
  * A holder is a process (released when it exits) or the administrator
  * (control-file pins, released by `unpin` or unmount).
  *
- * Limits: at most MAX_PINS_PER_HOLDER pins per holder and MAX_PINS in all;
- * past either, pinning fails with EAGAIN, so a runaway process cannot exhaust
- * the daemon's memory (about 200 bytes a pin).
+ * Limits: at most MAX_PINS_PER_HOLDER pins per holder, MAX_PINS_PER_USER
+ * per non-root user and MAX_PINS in all; past any, pinning fails with
+ * EAGAIN, so a runaway process cannot exhaust the daemon's memory (about 200
+ * bytes a pin) and one user cannot take the pool from the others.
  */
 import IntervalTree from '@flatten-js/interval-tree';
 import { FsError } from '../errors.js';
 
 export const MAX_PINS_PER_HOLDER = 131072;
 export const MAX_PINS = 1 << 20;
+/** Per non-root user: a sixteenth of the pool, so at least sixteen users can pin at once. */
+export const MAX_PINS_PER_USER = MAX_PINS / 16;
 
-export type PinHolder = { kind: 'pid'; pid: number } | { kind: 'admin' };
+/** Who holds a pin: a process (and the user it ran as, for the per-user limit) or the administrator. */
+export type PinHolder = { kind: 'pid'; pid: number; uid: number } | { kind: 'admin' };
 
 export interface Pin {
   id: number;
@@ -40,6 +44,7 @@ export class PinRegistry {
   private readonly byId = new Map<number, Pin>();
   private readonly byIno = new Map<number, Set<number>>();
   private readonly perHolder = new Map<string, number>();
+  private readonly perUser = new Map<number, number>();
   private nextId = 1;
   private waiters: Array<() => void> = [];
 
@@ -47,14 +52,17 @@ export class PinRegistry {
 
   /**
    * Record a pin on region blocks [startBlock, startBlock+blocks).
-   * @throws FsError EAGAIN past the per-holder or total limit
+   * @throws FsError EAGAIN past the per-holder, per-user or total limit
    */
   add(p: Omit<Pin, 'id' | 'created'>): Pin {
     const key = holderKey(p.holder);
     const held = this.perHolder.get(key) ?? 0;
-    if (held >= MAX_PINS_PER_HOLDER || this.byId.size >= MAX_PINS) {
-      throw new FsError('EAGAIN', 'pin', undefined, `pin limit reached (${MAX_PINS_PER_HOLDER} per holder, ${MAX_PINS} in all)`);
+    const uid = p.holder.kind === 'pid' && p.holder.uid ? p.holder.uid : null;   // root (uid 0) is exempt
+    const byUser = uid === null ? 0 : this.perUser.get(uid) ?? 0;
+    if (held >= MAX_PINS_PER_HOLDER || this.byId.size >= MAX_PINS || byUser >= MAX_PINS_PER_USER) {
+      throw new FsError('EAGAIN', 'pin', undefined, `pin limit reached (${MAX_PINS_PER_HOLDER} per holder, ${MAX_PINS_PER_USER} per user, ${MAX_PINS} in all)`);
     }
+    if (uid !== null) this.perUser.set(uid, byUser + 1);
     const pin: Pin = { ...p, id: this.nextId++, created: Date.now() };
     this.tree.insert([pin.startBlock, pin.startBlock + pin.blocks - 1], pin);
     this.byId.set(pin.id, pin);
@@ -79,6 +87,10 @@ export class PinRegistry {
     const key = holderKey(pin.holder);
     const n = (this.perHolder.get(key) ?? 1) - 1;
     if (n > 0) this.perHolder.set(key, n); else this.perHolder.delete(key);
+    if (pin.holder.kind === 'pid' && pin.holder.uid) {
+      const u = (this.perUser.get(pin.holder.uid) ?? 1) - 1;
+      if (u > 0) this.perUser.set(pin.holder.uid, u); else this.perUser.delete(pin.holder.uid);
+    }
     this.wake();
     return pin;
   }
@@ -108,9 +120,9 @@ export class PinRegistry {
     return [...out];
   }
 
-  /** Drop every pin of one holder (process exit); returns them. */
-  removeHolder(h: PinHolder): Pin[] {
-    const key = holderKey(h);
+  /** Drop every pin of one holder process (it exited); returns them. */
+  removeHolder(pid: number): Pin[] {
+    const key = `pid:${pid}`;
     const gone = [...this.byId.values()].filter((p) => holderKey(p.holder) === key);
     for (const p of gone) this.remove(p.id);
     return gone;
@@ -118,7 +130,7 @@ export class PinRegistry {
 
   /** Drop everything (unmount). */
   clear(): void {
-    this.tree.clear(); this.byId.clear(); this.byIno.clear(); this.perHolder.clear();
+    this.tree.clear(); this.byId.clear(); this.byIno.clear(); this.perHolder.clear(); this.perUser.clear();
     this.wake();
   }
 

@@ -19,6 +19,15 @@ import type { Caller, PmemFs } from '../vfs/fs.js';
 import type { Inode } from '../inode/inode.js';
 import type { Pin, PinHolder, PinRegistry } from '../layout/busy.js';
 
+/**
+ * What the pin's holder may do with the pages, from the handle it pinned
+ * through: 'read' (a handle not open for writing: never allocates, so a
+ * hole or unwritten extent in the range is EBADF; shared blocks stay
+ * shared), 'write' (fills holes, unshares shared blocks first, as a write
+ * fault would), 'fill' (the administrator's pin: fills holes, keeps sharing).
+ */
+export type PinAccess = 'read' | 'write' | 'fill';
+
 export interface PinStats { pinned: number; unpinned: number; holderDeaths: number }
 
 export class PinManager {
@@ -29,19 +38,19 @@ export class PinManager {
   /**
    * Pin file bytes [off, off+len) of inode for holder; `max` caps how many
    * physical extents (= pins) one call creates (the ioctl's record array);
-   * the caller continues from off + done. `forWrite`: the holder may store
-   * through the pin, so shared blocks are unshared first.
+   * the caller continues from off + done. `access`: see PinAccess.
    * @returns the pins made and how many bytes from off they cover
    * @throws FsError EINVAL (bad range), ENXIO (beyond EOF), ENOSPC (filling holes), EAGAIN (limits),
-   *   ETXTBSY (forWrite: a shared block to unshare is pinned already)
+   *   EBADF ('read': a hole or unwritten extent in the range), ETXTBSY ('write': a shared block to unshare is pinned already)
    */
-  pin(inode: Inode, path: string, off: number, len: number, holder: PinHolder, max = Infinity, forWrite = false): { pins: Pin[]; done: number } {
+  pin(inode: Inode, path: string, off: number, len: number, holder: PinHolder, max = Infinity, access: PinAccess = 'fill'): { pins: Pin[]; done: number } {
     if (!inode.isReg) throw new FsError('EINVAL', 'pin', path, 'only regular files can be pinned');
     if (!Number.isSafeInteger(off) || !Number.isSafeInteger(len) || off < 0 || len <= 0) throw new FsError('EINVAL', 'pin', path, `offset ${off} length ${len}`);
     if (off + len > inode.size) throw new FsError('ENXIO', 'pin', path, `range ends at ${off + len}, beyond EOF ${inode.size}`);
     const bs = this.fs.blockSize;
-    this.fillRange(inode, path, off, len);
-    if (forWrite) this.unshareRange(inode, path, off, len);
+    if (access === 'read') this.assertMapped(inode, path, off, len);
+    else this.fillRange(inode, path, off, len);
+    if (access === 'write') this.unshareRange(inode, path, off, len);
     const fb0 = Math.floor(off / bs);
     const pins: Pin[] = [];
     let done = 0;
@@ -60,11 +69,23 @@ export class PinManager {
     return { pins, done };
   }
 
-  /** Holes and unwritten extents in the range become written zeroes (a write fault's effect). */
-  private fillRange(inode: Inode, path: string, off: number, len: number): void {
+  /** Whether file bytes [off, off+len) have a hole or an unwritten extent (what a pin would have to fill). */
+  private needsFill(inode: Inode, off: number, len: number): boolean {
     const bs = this.fs.blockSize;
     const fb0 = Math.floor(off / bs), fb1 = Math.ceil((off + len) / bs);
-    if (!inode.bmap.map(fb0, fb1 - fb0).some((s) => s.regionBlock === HOLE || s.flags & EXT_UNWRITTEN)) return;
+    return inode.bmap.map(fb0, fb1 - fb0).some((s) => s.regionBlock === HOLE || (s.flags & EXT_UNWRITTEN) !== 0);
+  }
+
+  /** A read-only pin never allocates. @throws FsError EBADF when the range has a hole or an unwritten extent */
+  private assertMapped(inode: Inode, path: string, off: number, len: number): void {
+    if (this.needsFill(inode, off, len)) throw new FsError('EBADF', 'pin', path, 'the range has holes: pinning them allocates, which needs the file open for writing');
+  }
+
+  /** Holes and unwritten extents in the range become written zeroes (a write fault's effect). */
+  private fillRange(inode: Inode, path: string, off: number, len: number): void {
+    if (!this.needsFill(inode, off, len)) return;
+    const bs = this.fs.blockSize;
+    const fb0 = Math.floor(off / bs), fb1 = Math.ceil((off + len) / bs);
     const permit = this.fs.guard.allocPermit({ op: 'pin', path, inode });
     this.fs.tx.run((tx) => makeMapped(this.fs.data, tx, inode, permit, fb0, fb1));
     this.fs.externalChange(inode, false);   // st_blocks grew
@@ -93,7 +114,7 @@ export class PinManager {
 
   /** A holder exited: its pins go. */
   holderDied(pid: number): void {
-    const gone = this.reg.removeHolder({ kind: 'pid', pid });
+    const gone = this.reg.removeHolder(pid);
     if (!gone.length) return;
     this.stats.holderDeaths++;
     this.log.info({ holder: pid, pins: gone.length }, 'pin holder exited: pins released');

@@ -24,11 +24,16 @@ import { makeMapped, sharedRuns, unshareBlocks } from '../layout/mapping.js';
 import type { Caller, PmemFs } from '../vfs/fs.js';
 import type { Inode, Lease } from '../inode/inode.js';
 
+/** At most this many leases per non-root user (EAGAIN past it), so one user cannot take the pool. */
+export const MAX_LEASES_PER_USER = 4096;
+
 export interface SealStats { seals: number; unseals: number; leases: number; unleases: number; breaks: number; revoked: number; holderDeaths: number }
 
 export class SealManager {
   readonly stats: SealStats = { seals: 0, unseals: 0, leases: 0, unleases: 0, breaks: 0, revoked: 0, holderDeaths: 0 };
   private readonly revokeTimers = new Set<NodeJS.Timeout>();
+  /** Leases held per non-root uid. */
+  private readonly perUser = new Map<number, number>();
 
   constructor(private readonly fs: PmemFs, private readonly leaseBreakMs: number, private readonly log: Logger) {}
 
@@ -101,7 +106,7 @@ export class SealManager {
 
   /**
    * Take a lease for the calling process on an open handle. Idempotent per process.
-   * @throws FsError EOPNOTSUPP (dax=never), EACCES (not open for writing), ENOSPC
+   * @throws FsError EOPNOTSUPP (dax=never), EACCES (not open for writing), ENOSPC, EAGAIN (the user's lease limit)
    */
   lease(fh: number, path: string, caller: Caller): void {
     if (this.fs.opts.dax !== 'always') throw new FsError('EOPNOTSUPP', 'lease', path, 'leases need a dax=always mount');
@@ -109,18 +114,20 @@ export class SealManager {
     if ((h.flags & 3) === 0) throw new FsError('EACCES', 'lease', path, 'the file must be open for writing');
     const inode = h.inode;
     if (inode.leases.some((l) => l.pid === caller.pid)) return;
+    const held = caller.uid === 0 ? 0 : this.perUser.get(caller.uid) ?? 0;
+    if (held >= MAX_LEASES_PER_USER) throw new FsError('EAGAIN', 'lease', path, `uid ${caller.uid} holds ${held} leases (limit ${MAX_LEASES_PER_USER} per user)`);
     if (inode.sealKind === 'none') {
       this.fs.tx.run((tx) => this.fillForSeal(tx, inode, path));
       this.fs.externalChange(inode, false);   // holes filled
     }
-    inode.leases.push({ pid: caller.pid, since: Date.now(), breakDeadline: null });
+    inode.leases.push({ pid: caller.pid, uid: caller.uid, since: Date.now(), breakDeadline: null });
+    if (caller.uid !== 0) this.perUser.set(caller.uid, held + 1);
     this.stats.leases++;
     this.log.info({ ino: inode.ino, holder: caller.pid, untrusted: { path } }, 'lease taken');
   }
 
   /** Drop the calling process's lease. @throws FsError EINVAL when it holds none */
-  unlease(fh: number, path: string, caller: Caller): void {
-    const inode = this.fs.handle(fh).inode;
+  unlease(inode: Inode, path: string, caller: Caller): void {
     if (!this.dropLease(inode, (l) => l.pid === caller.pid)) throw new FsError('EINVAL', 'unlease', path, 'this process holds no lease on the file');
     this.stats.unleases++;
   }
@@ -128,7 +135,13 @@ export class SealManager {
   /** Remove matching leases; reap the inode if that was the last hold. Returns how many went. */
   private dropLease(inode: Inode, match: (l: Lease) => boolean): number {
     const before = inode.leases.length;
-    inode.leases = inode.leases.filter((l) => !match(l));
+    const kept: Lease[] = [];
+    for (const l of inode.leases) {
+      if (!match(l)) { kept.push(l); continue; }
+      const n = (this.perUser.get(l.uid) ?? 1) - 1;
+      if (n > 0) this.perUser.set(l.uid, n); else this.perUser.delete(l.uid);
+    }
+    inode.leases = kept;
     const gone = before - inode.leases.length;
     if (gone && inode.nlink === 0) {
       this.fs.tx.run((tx) => this.fs.maybeReap(tx, inode));

@@ -46,6 +46,14 @@ export interface Handle { fh: number; inode: Inode; flags: number; pid: number }
 
 export type TimeSpec = Timespec | 'now' | 'omit';
 
+/**
+ * File handle numbers (FUSE fh of regular opens) are 1 .. FILE_FH_LIMIT-1,
+ * never reused; control-file handles live in [FILE_FH_LIMIT, 2^48) and
+ * directory handles from 2^48 (src/vfs/ctl.ts, src/fuse/lowlevel.ts), so a
+ * number handed out by one space never names an object of another.
+ */
+export const FILE_FH_LIMIT = 2 ** 47;
+
 const NAME_MAX = 255;
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
@@ -476,6 +484,7 @@ export class PmemFs {
   }
 
   openInode(inode: Inode, flags: number, caller: Caller): Handle {
+    if (this.nextFh >= FILE_FH_LIMIT) throw new FsError('EMFILE', 'open', undefined, 'file handle numbers exhausted: remount');
     const h: Handle = { fh: this.nextFh++, inode, flags, pid: caller.pid };
     this.handles.set(h.fh, h);
     inode.openCount++;
@@ -494,6 +503,16 @@ export class PmemFs {
   }
 
   hasHandle(fh: number): boolean { return this.handles.has(fh); }
+
+  /**
+   * The open file handle `fh` when it is open on `inode`, else null: what an
+   * ioctl's handle proves (a directory handle, a stale or foreign number is
+   * no proof of anything).
+   */
+  fileHandle(fh: number, inode: Inode): Handle | null {
+    const h = this.handles.get(fh);
+    return h && h.inode === inode ? h : null;
+  }
 
   release(fh: number): void {
     const h = this.handles.get(fh);
@@ -557,31 +576,24 @@ export class PmemFs {
   }
 
   /**
-   * Clone (FICLONE / FICLONERANGE) or dedupe (FIDEDUPERANGE) source inode
-   * `srcIno`'s bytes [srcOff, +len) onto the target's [dstOff, +len): the
-   * pmemfs reflink and dedupe ioctls, on the destination's handle. The
-   * source comes by inode number (an ioctl payload cannot carry a file
-   * descriptor through FUSE), so its read permission is checked here.
-   * Rules and errnos: src/vfs/remap.ts.
-   * @throws FsError EBADF (destination not open for writing, or O_APPEND; no such source), EACCES (source unreadable),
-   *   EROFS, and remapRange's errors
+   * Clone (FICLONE / FICLONERANGE) or dedupe (FIDEDUPERANGE) the source
+   * inode's bytes [srcOff, +len) onto the target's [dstOff, +len). Who may
+   * do it was decided before (src/op/permissions.ts): the source is a file
+   * the caller holds open for reading (a descriptor of the calling process,
+   * or copy_file_range's input handle), the destination's handle allows
+   * the change. Rules and errnos of the ranges: src/vfs/remap.ts. A clone
+   * and its set-user-ID drop are one transaction.
+   * @throws FsError EROFS, and remapRange's errors
    */
-  async remap(t: Inode | string, fh: number | undefined, srcIno: number, srcOff: number, dstOff: number, len: number, dedupe: boolean, caller: Caller): Promise<RemapResult> {
+  async remap(t: Inode | string, src: Inode, srcOff: number, dstOff: number, len: number, dedupe: boolean, caller: Caller): Promise<RemapResult> {
     const op = dedupe ? 'dedupe' : 'reflink';
-    const { inode: dst, path } = this.targetVia(t, fh, false);
+    const { inode: dst, path } = this.target(t);
     this.writable(op, path);
-    const h = fh !== undefined && this.handles.has(fh) ? this.handles.get(fh)! : null;
-    if (h && (h.flags & O_ACCMODE) === C.O_RDONLY && !dedupe) throw new FsError('EBADF', op, path, 'the destination is not open for writing');
-    if (h && h.flags & C.O_APPEND) throw new FsError('EBADF', op, path, 'the destination is open with O_APPEND');
-    const src = this.inodeOf(srcIno);
-    if (!src) throw new FsError('EBADF', op, path, `no source inode ${srcIno}`);
-    if (!mayRead(src, caller)) throw new FsError('EACCES', op, path, `source inode ${srcIno} is not readable by uid ${caller.uid}`);
-    const res = await remapRange(this.data, this.runTx, { src, srcPath: `(inode ${srcIno})`, dst, dstPath: path, srcOff, dstOff, len, dedupe });
+    const kill = dedupe ? 0 : privsToDrop(dst, caller);
+    const res = await remapRange(this.data, this.runTx, { src, srcPath: `(inode ${src.ino})`, dst, dstPath: path, srcOff, dstOff, len, dedupe, dropModeBits: kill });
     const st = this.data.share;
     if (dedupe) { st.dedupes++; if (res.differs) st.dedupe_differs++; } else st.clones++;
     st.shared_bytes += res.bytes;
-    const kill = privsToDrop(dst, caller);
-    if (!dedupe && res.bytes > 0 && kill) this.run((tx) => { tx.markDirty(dst); dst.mode &= ~kill; });
     return res;
   }
 
@@ -777,12 +789,4 @@ export function splitPath(path: string): string[] {
 function privsToDrop(inode: Inode, caller: Caller): number {
   if (caller.uid === 0) return 0;
   return inode.mode & (S_ISUID | (inode.mode & C.S_IXGRP ? S_ISGID : 0));
-}
-
-/** Whether caller may read inode by its mode bits (root may always): the check the kernel makes at open(O_RDONLY). */
-function mayRead(inode: Inode, caller: Caller): boolean {
-  if (caller.uid === 0) return true;
-  if (caller.uid === inode.uid) return (inode.mode & 0o400) !== 0;
-  if (caller.gid === inode.gid) return (inode.mode & 0o040) !== 0;   // supplementary groups are not in a FUSE request
-  return (inode.mode & 0o004) !== 0;
 }

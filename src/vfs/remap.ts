@@ -36,6 +36,8 @@ export interface RemapRequest {
   dstOff: number;   // bytes, block-aligned
   len: number;      // bytes; 0: to the source's EOF
   dedupe: boolean;
+  /** Mode bits a clone drops from the destination (file_remove_privs), in the same transaction; 0 for none. */
+  dropModeBits?: number;
 }
 
 export interface RemapResult {
@@ -149,6 +151,7 @@ export async function remapRange(c: DataContext, run: RunTx, r: RemapRequest): P
     for (const s of segs) dst.bmap.insert(permit, { fileBlock: plan2.dB0 + (s.fileBlock - plan2.sB0), regionBlock: s.regionBlock, len: s.len, flags: s.flags });
     if (!r.dedupe) {
       if (r.dstOff + plan2.count > dst.size) dst.size = r.dstOff + plan2.count;
+      dst.mode &= ~(r.dropModeBits ?? 0);
       dst.touchMtime();
     }
     return { bytes: plan2.count, differs: false };

@@ -104,11 +104,11 @@ export async function workload(f: PmemFs, seed: number, ops: number, after: (op:
         if (p && r() < 0.6) {
           const q = name();
           f.release(f.create(q, 0o644, C.O_RDWR, ROOT_CALLER).fh);
-          await f.remap(q, undefined, f.resolve(p).ino, 0, 0, 0, false, ROOT_CALLER);
+          await f.remap(q, f.resolve(p), 0, 0, 0, false, ROOT_CALLER);
         } else if (p) {
           const q = pick(files());
           const blocks = Math.floor(f.getattr(p).size / BS);
-          if (blocks > 0) await f.remap(q, undefined, f.resolve(p).ino, 0, BS * Math.floor(r() * 3), BS * Math.min(blocks, 1 + Math.floor(r() * 2)), false, ROOT_CALLER);
+          if (blocks > 0) await f.remap(q, f.resolve(p), 0, BS * Math.floor(r() * 3), BS * Math.min(blocks, 1 + Math.floor(r() * 2)), false, ROOT_CALLER);
         }
       }
       else if (x < 0.96) { op = 'setxattr'; const p = pick(files()); if (p) f.setxattr(p, `user.k${Math.floor(r() * 4)}`, data(Math.floor(r() * 600)), 0); }

@@ -189,7 +189,7 @@ async function engineStep(svc: PmemService, o: Op): Promise<void> {
     case 'unshare': await f.unshare(p(o.f), o.off, o.len); return;
     case 'reflink': case 'dedupe': {
       const src = f.resolve(p(o.src));
-      await f.remap(p(o.dst), undefined, src.ino, o.srcOff, o.dstOff, o.len, o.k === 'dedupe', ROOT_CALLER);
+      await f.remap(p(o.dst), src, o.srcOff, o.dstOff, o.len, o.k === 'dedupe', ROOT_CALLER);
       return;
     }
     case 'seal': svc.seals.seal(p(o.f), ROOT_CALLER); return;

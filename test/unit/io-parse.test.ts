@@ -242,7 +242,7 @@ describe('payload codecs', () => {
     expect(decodeRegion(reg)).toEqual({ regionSize: 2 ** 30, dataStart: 0, blockSize: 4096, dax: true, path: '/srv/pmem.img' });
   });
   it('encodes REFLINK', () => {
-    const b = encodeReflink({ srcIno: 12n, srcOff: 1, dstOff: 2, len: 3 });
+    const b = encodeReflink({ srcFd: 12, srcOff: 1, dstOff: 2, len: 3 });
     expect(b.length).toBe(uapi.REFLINK.size);
     expect([b.readBigUInt64LE(0), b.readBigUInt64LE(8), b.readBigUInt64LE(16), b.readBigUInt64LE(24)]).toEqual([12n, 1n, 2n, 3n]);
   });

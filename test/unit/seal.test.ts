@@ -281,7 +281,7 @@ describe('leases', () => {
     expect(inode.bmap.map(0, 5).every((s) => s.regionBlock !== HOLE && s.flags === 0)).toBe(true);
     expect(get(f, '/f').equals(want)).toBe(true);
     expect(await acode(f.truncate('/f', 0))).toBe('ETXTBSY');
-    expect(code(() => svc.seals.unlease(h.fh, '/f', { ...USER, pid: process.ppid }))).toBe('EINVAL');
+    expect(code(() => svc.seals.unlease(h.inode, '/f', { ...USER, pid: process.ppid }))).toBe('EINVAL');
     f.release(h.fh);
     close(svc);
 
@@ -296,9 +296,9 @@ describe('leases', () => {
     blockFile(svc.fs, '/f', 1);
     const h = svc.fs.open('/f', C.O_RDWR, USER);
     svc.seals.lease(h.fh, '/f', USER);
-    svc.seals.unlease(h.fh, '/f', USER);
+    svc.seals.unlease(h.inode, '/f', USER);
     expect(svc.fs.resolve('/f').sealKind).toBe('none');
-    expect(code(() => svc.seals.unlease(h.fh, '/f', USER))).toBe('EINVAL');
+    expect(code(() => svc.seals.unlease(h.inode, '/f', USER))).toBe('EINVAL');
     await svc.fs.truncate('/f', 0);
     svc.fs.release(h.fh);
     close(svc);

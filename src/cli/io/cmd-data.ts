@@ -137,6 +137,12 @@ const finsert: CommandDef = {
   run(ctx, a) { rangeIoctl(ctx.sys, ctx.fd, uapi.PMEMFS_IOC_FINSERT, ...offLen(a)); },
 };
 
+/** Run fn with SRC open for reading (the clone source goes by descriptor, as FICLONE's src_fd); closed after. */
+function withSourceFd<T>(src: string, fn: (fd: number) => T): T {
+  const fd = labelled(src, () => fs.openSync(src, 'r'));
+  try { return fn(fd); } finally { fs.closeSync(fd); }
+}
+
 const reflinkCmd: CommandDef = {
   name: 'reflink', usage: 'infile [src_off dst_off len]', help: 'reflinks an entire file, or a number of bytes at a specified offset',
   args: [1, 4],
@@ -148,7 +154,7 @@ const reflinkCmd: CommandDef = {
       ? [parseNum(a.rest[1], 'src offset'), parseNum(a.rest[2], 'dst offset'), parseNum(a.rest[3], 'length')]
       : [0, 0, 0];
     const t0 = process.hrtime.bigint();
-    reflink(ctx.sys, ctx.fd, { srcIno: st.ino, srcOff, dstOff, len });
+    withSourceFd(src, (srcFd) => reflink(ctx.sys, ctx.fd, { srcFd, srcOff, dstOff, len }));
     const shown = len === 0 ? Number(st.size) : len;
     report(ctx, a, 'linked', shown, shown, dstOff, 1, t0);
   },
@@ -170,10 +176,9 @@ const dedupeCmd: CommandDef = {
   args: [4, 4],
   run(ctx, a) {
     const src = a.rest[0];
-    const st = labelled(src, () => fs.statSync(src, { bigint: true }));
     const [srcOff, dstOff, len] = [parseNum(a.rest[1], 'src offset'), parseNum(a.rest[2], 'dst offset'), parseNum(a.rest[3], 'length')];
     const t0 = process.hrtime.bigint();
-    const r = dedupe(ctx.sys, ctx.fd, { srcIno: st.ino, srcOff, dstOff, len });
+    const r = withSourceFd(src, (srcFd) => dedupe(ctx.sys, ctx.fd, { srcFd, srcOff, dstOff, len }));
     // xfs_io's words for the two per-range failures.
     if (r.status === uapi.FILE_DEDUPE_RANGE_DIFFERS) throw new LabelledError('XFS_IOC_FILE_EXTENT_SAME', new Error('Extents did not match.'));
     if (r.status < 0) throw new LabelledError('XFS_IOC_FILE_EXTENT_SAME', errnoError(errnoName(-r.status), 'ioctl', 'dedupe failed'));

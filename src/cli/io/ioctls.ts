@@ -186,11 +186,12 @@ export function rangeIoctl(sys: IoShim, fd: number, cmd: number, off: number, le
   sys.ioctl(fd, cmd, buf);
 }
 
-export interface ReflinkArgs { srcIno: number | bigint; srcOff: number; dstOff: number; len: number }
+/** Clone/dedupe arguments: srcFd is a descriptor of this process open for reading on the same mount; bytes. */
+export interface ReflinkArgs { srcFd: number; srcOff: number; dstOff: number; len: number }
 
 export function encodeReflink(a: ReflinkArgs): Buffer {
   const buf = Buffer.alloc(uapi.REFLINK.size);
-  buf.writeBigUInt64LE(BigInt(a.srcIno), uapi.REFLINK.srcIno);
+  buf.writeBigInt64LE(BigInt(a.srcFd), uapi.REFLINK.srcFd);
   buf.writeBigUInt64LE(BigInt(a.srcOff), uapi.REFLINK.srcOff);
   buf.writeBigUInt64LE(BigInt(a.dstOff), uapi.REFLINK.dstOff);
   buf.writeBigUInt64LE(BigInt(a.len), uapi.REFLINK.len);
