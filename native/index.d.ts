@@ -1,7 +1,7 @@
 /**
  * @file The shape of native/build/Release/pmemfs_native.node (load it only
  * through src/native.ts): the FUSE transport (a libfuse3 low-level session
- * polled by the Node event loop, native/src/session.c) and the client-side
+ * polled by the Node event loop, native/src/session.c and its parts) and the client-side
  * syscalls Node lacks.
  *
  * Errors from the client calls are `Error`s shaped like Node's own:
@@ -13,13 +13,17 @@
 
 /*
  * Layout of `scratch` and the openFlags bits: SCRATCH and OPEN_REPLY in
- * src/fuse/lowlevel.ts (session.c's SCR_* enum and fill_open()).
+ * src/fuse/lowlevel.ts (session.h's SCR_* enum and reply.c's fill_open()).
  */
 
 /**
  * The FUSE request handlers, called on the JS thread. Each gets a `slot`
  * first: the request to answer, now or later, with exactly one reply
  * function (a throw answers EIO and goes to process 'uncaughtException').
+ * A slot id is an opaque integer below 2^52 (the slot's index and a
+ * generation, native/src/slots.c): it names one request only, and a reply
+ * through an id whose request was answered, or whose slot took another
+ * request since, throws ERR_FUSE_SLOT and sends nothing.
  * Node ids are inode numbers (1 is the root); `fh` is -1 when the kernel
  * sent no open file. Offsets and sizes are bytes.
  */
@@ -64,6 +68,12 @@ export interface SessionHandlers {
     offOut: number, len: number, flags: number): void;
   /** The kernel ended the session (unmounted from outside, or the device failed). */
   ended(why: string): void;
+  /**
+   * No reply: the kernel interrupted pending request `slot` (FUSE_INTERRUPT,
+   * a signal reached its caller). At most once per request, never after its
+   * reply; the request still needs its one reply (EINTR if it gives up).
+   */
+  interrupt?(slot: number): void;
 }
 
 export interface NativeBinding {

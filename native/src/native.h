@@ -4,10 +4,12 @@
  *   binding.c  the module: argument helpers, errors shaped like Node's, the
  *              client-side syscalls Node lacks (ioctl, fallocate, flock,
  *              mmap, msync), and the export table.
- *   session.c  the FUSE transport: one libfuse3 low-level session whose
- *              device fd is polled by the Node event loop (uv_poll); each
- *              request is dispatched to a JS handler on the JS thread and
- *              answered through the reply functions, now or later.
+ *   session.c  the FUSE transport (with slots.c, dispatch.c, loop.c,
+ *              reply.c, notify.c; session.h lists them): one libfuse3
+ *              low-level session whose device fd is polled by the Node
+ *              event loop (uv_poll); each request is dispatched to a JS
+ *              handler on the JS thread and answered through the reply
+ *              functions, now or later.
  */
 #ifndef PMEMFS_NATIVE_H
 #define PMEMFS_NATIVE_H

@@ -1,6 +1,6 @@
 /**
  * @file One FUSE session: libfuse3's low-level API driven from the Node
- * event loop (native/src/session.c), with FuseTransport's handlers.
+ * event loop (native/src/session.c and its parts), with FuseTransport's handlers.
  *
  * Mount options: default_permissions (the kernel checks access from
  * mode/uid/gid), allow_other when asked, ro on read-only mounts, and

@@ -177,6 +177,14 @@ describe('session functions without a session', () => {
     expect(caught(() => shim.replyEntry(5))).toBeInstanceOf(Error);
   });
 
+  it('refuse every slot id that names no pending request (any generation, fractions, out of range)', () => {
+    // A slot id is index | generation << 20: none of these is pending without a session.
+    for (const id of [1, 2 ** 20, 2 ** 20 + 1, 7 * 2 ** 20 + 3, 2 ** 52 - 1, 0.5, -1, 2 ** 53, Number.NaN]) {
+      expect((caught(() => shim.replyErr(id, 0)) as { code?: string }).code).toBe('ERR_FUSE_SLOT');
+    }
+    expect((caught(() => shim.replyDir(2 ** 20)) as { code?: string }).code).toBe('ERR_FUSE_SLOT');
+  });
+
   it('validate notification arguments, and queue nothing while no session runs', () => {
     expect(caught(() => shim.notifyInvalInode(0, -1, 0))).toBeInstanceOf(RangeError);
     expect(caught(() => shim.notifyInvalEntry(1, 5 as unknown as string))).toBeInstanceOf(TypeError);
