@@ -21,11 +21,23 @@
  * one; forget drops them. An inode number the kernel still references is
  * not given to a new inode (PmemFs.kernelRefs), so a node id always names
  * one inode until the kernel forgets it.
+ *
+ * Interrupts (FUSE_INTERRUPT): each request runs in its RequestContext
+ * (src/layout/interrupt.ts); an interrupt of a request still pending aborts
+ * it, so a wait for busy pages ends with EINTR and the change is not made.
+ * A request that is not waiting answers as usual.
+ *
+ * Handle numbers: file handles (PmemFs) lie below 2^47, control-file
+ * handles (CtlDir) in [2^47, 2^48), directory handles (here) from 2^48 up,
+ * so no handle of one kind is ever taken for another: a directory handle
+ * reaching a file operation (an ioctl on an open directory) is passed on
+ * as no handle at all.
  */
 import { constants } from 'node:fs';
 import type { Logger } from 'pino';
 import { FsError, toNegErrno } from '../errors.js';
 import type { Inode } from '../inode/inode.js';
+import { RequestContext, runInRequest } from '../layout/interrupt.js';
 import type { NativeBinding, SessionHandlers } from '../native.js';
 import { CTL_DIR } from '../uapi.js';
 import { CtlDir } from '../vfs/ctl.js';
@@ -34,7 +46,7 @@ import type { Caller, PmemFs, Stat, TimeSpec } from '../vfs/fs.js';
 import type { IoctlDispatcher } from '../vfs/ioctl.js';
 
 /**
- * Indices into the native scratch Float64Array (session.c's SCR_* enum):
+ * Indices into the native scratch Float64Array (native/src/session.h's SCR_* enum):
  * CTX uid, gid, pid, umask of the request being dispatched; ATTR ino, mode,
  * nlink, uid, gid, rdev, size (bytes), blksize, blocks (512 B), atime s/ns,
  * mtime s/ns, ctime s/ns, generation, attr_timeout s, entry_timeout s, node
@@ -43,7 +55,7 @@ import type { IoctlDispatcher } from '../vfs/ioctl.js';
  * namemax; SEGS (region byte offset or -1 for zeroes, length) pairs.
  */
 export const SCRATCH = { CTX: 0, ATTR: 8, SETATTR: 32, STATFS: 48, SEGS: 64, MAX_SEGS: 480 } as const;
-/** openFlags bits of replyOpen/replyCreate (session.c fill_open). */
+/** openFlags bits of replyOpen/replyCreate (native/src/reply.c fill_open). */
 export const OPEN_REPLY = { DIRECT_IO: 1, KEEP_CACHE: 2, NONSEEKABLE: 4, NOFLUSH: 8 } as const;
 
 /** Seconds the kernel may trust an entry, a negative entry and attributes. */
@@ -54,8 +66,8 @@ export const ATTR_TIMEOUT = 1;
 const ROOT_ID = 1;
 /** Node ids of the control directory and its files (CtlDir's st_ino values). */
 const CTL_NODE_BASE = 0xfffff000;
-/** Directory handles live above file handles and below CtlDir's. */
-const DIR_FH_BASE = 0x40000000;
+/** Directory handles: 2^48 up to 2^53 (file handles lie below 2^47, control-file handles below 2^48). */
+export const DIR_FH_BASE = 2 ** 48;
 
 // FUSE_SET_ATTR_* (fuse_lowlevel.h)
 const SET_MODE = 1 << 0, SET_UID = 1 << 1, SET_GID = 1 << 2, SET_SIZE = 1 << 3, SET_ATIME = 1 << 4,
@@ -84,11 +96,13 @@ export class FuseTransport {
   private readonly ctlPaths = new Map<number, string>();
   private readonly dirs = new Map<number, DirHandle>();
   private nextDirFh = DIR_FH_BASE;
+  /** Requests still running after their handler returned (they await something), by slot id. */
+  private readonly running = new Map<number, RequestContext>();
   /** Staging buffer for reads too fragmented for one writev, and for copy_file_range. */
   private staging: Buffer | null = null;
   /** Requests per operation name (.pmemfs/stats, subsystem=fuse_ops). */
   readonly ops = new Map<string, number>();
-  readonly stats = { requests: 0, forgets: 0, invalidations: 0, max_write_bytes: 0, max_read_bytes: 0 };
+  readonly stats = { requests: 0, forgets: 0, invalidations: 0, interrupts: 0, max_write_bytes: 0, max_read_bytes: 0 };
 
   /**
    * The .pmemfs/stats lines: `subsystem=fuse` (requests, forgets,
@@ -135,7 +149,11 @@ export class FuseTransport {
     return { uid: c[SCRATCH.CTX], gid: c[SCRATCH.CTX + 1], pid: c[SCRATCH.CTX + 2] };
   }
 
-  /** Run one request: `fn` answers on success; any throw (or rejection) answers its errno. */
+  /**
+   * Run one request in its RequestContext: `fn` answers on success; any
+   * throw (or rejection) answers its errno. A request still running when
+   * fn returns can be interrupted until it settles.
+   */
   private run(slot: number, op: string, fn: () => void | Promise<void>): void {
     this.stats.requests++;
     this.ops.set(op, (this.ops.get(op) ?? 0) + 1);
@@ -148,9 +166,27 @@ export class FuseTransport {
       this.n.replyErr(slot, -toNegErrno(e));
     };
     try {
-      const r = fn();
-      if (r instanceof Promise) r.catch(fail);
+      const ctx = new RequestContext();
+      const r = runInRequest(ctx, fn);
+      if (r instanceof Promise) {
+        this.running.set(slot, ctx);
+        r.catch(fail).finally(() => this.running.delete(slot));
+      }
     } catch (e) { fail(e); }
+  }
+
+  /** A new directory handle: the next number from DIR_FH_BASE not in use. */
+  private newDirFh(): number {
+    const next = (fh: number) => (fh + 1 > Number.MAX_SAFE_INTEGER ? DIR_FH_BASE : fh + 1);
+    let fh = this.nextDirFh;
+    while (this.dirs.has(fh)) fh = next(fh);
+    this.nextDirFh = next(fh);
+    return fh;
+  }
+
+  /** fh as a file handle, or -1 when it is none (a directory handle, or no handle). */
+  private fileFh(fh: number): number {
+    return fh >= 0 && fh < DIR_FH_BASE ? fh : -1;
   }
 
   private inode(ino: number, op: string): Inode {
@@ -347,8 +383,7 @@ export class FuseTransport {
           if (!dir.isDir) throw new FsError('ENOTDIR', 'opendir');
           entries = [['.', dir.ino], ['..', fs.parentOf(dir).ino], ...dir.dirents!];
         }
-        const fh = this.nextDirFh++;
-        if (this.nextDirFh >= 0x7fffffff) this.nextDirFh = DIR_FH_BASE;
+        const fh = this.newDirFh();
         this.dirs.set(fh, { ino, entries });
         n.replyOpen(slot, fh, 0);
       }),
@@ -423,14 +458,15 @@ export class FuseTransport {
         // What an ioctl changes behind the kernel (seal and pin fills, collapse/insert)
         // is reported where it happens, through PmemFs.externalChange.
         const done = (out: Buffer | null) => n.replyIoctl(slot, 0, out);
-        const r = this.d.ioctl.dispatch({ caller: this.caller(), inode, path: `inode ${ino}`, cmd, fh: Math.max(fh, 0), input, outSize });
+        const r = this.d.ioctl.dispatch({ caller: this.caller(), inode, path: `inode ${ino}`, cmd, handle: fs.fileHandle(this.fileFh(fh), inode), input, outSize });
         if (r instanceof Promise) return r.then(done);
         done(r);
       }),
 
       fallocate: (slot, ino, fh, mode, off, len) => this.run(slot, 'fallocate', () => {
         this.noCtlChange(ino, 'fallocate');
-        return fs.fallocate(this.inode(ino, 'fallocate'), mode, off, len, fh >= 0 ? fh : undefined).then(() => n.replyErr(slot, 0));
+        const file = this.fileFh(fh);
+        return fs.fallocate(this.inode(ino, 'fallocate'), mode, off, len, file >= 0 ? file : undefined).then(() => n.replyErr(slot, 0));
       }),
 
       lseek: (slot, ino, _fh, off, whence) => this.run(slot, 'lseek', () => {
@@ -441,12 +477,17 @@ export class FuseTransport {
       copyFileRange: (slot, inoIn, fhIn, offIn, inoOut, fhOut, offOut, len, flags) => this.run(slot, 'copy_file_range', () => {
         if (flags !== 0) throw new FsError('EINVAL', 'copy_file_range', undefined, 'flags must be 0');
         if (this.isCtl(inoIn) || this.isCtl(inoOut)) throw new FsError('EOPNOTSUPP', 'copy_file_range');
-        const r = this.copyRange(fhIn, offIn, fhOut, offOut, len);
+        const r = this.copyRange(this.fileFh(fhIn), offIn, this.fileFh(fhOut), offOut, len);
         if (typeof r === 'number') n.replyWrite(slot, r);
         else return r.then((w) => n.replyWrite(slot, w));
       }),
 
       ended: (why) => this.d.onEnded(why),
+
+      interrupt: (slot) => {
+        this.stats.interrupts++;
+        this.running.get(slot)?.interrupt();
+      },
     };
   }
 
@@ -493,7 +534,8 @@ export class FuseTransport {
       this.n.replyAttr(slot);
     };
     if (valid & SET_SIZE) {
-      return fs.truncate(inode, size, fh >= 0 && fs.hasHandle(fh) ? fh : undefined).then(finish);
+      const file = this.fileFh(fh);
+      return fs.truncate(inode, size, file >= 0 && fs.hasHandle(file) ? file : undefined).then(finish);
     }
     finish();
   }
@@ -523,15 +565,16 @@ export class FuseTransport {
     const toEof = end === src.inode.size && offOut + (end - offIn) >= dst.inode.size;
     const share = toEof ? end - offIn : Math.floor((end - offIn) / bs) * bs;
     if (share === 0) return this.copyBytes(src.inode, offIn, fhOut, offOut, end - offIn, caller);
-    return fs.remap(dst.inode, fhOut, src.inode.ino, offIn, offOut, share, false, caller).then(
+    return fs.remap(dst.inode, src.inode, offIn, offOut, share, false, caller).then(
       (r) => {
         fs.externalChange(dst.inode, true);
         fs.data.share.copy_range_shared_bytes += r.bytes;
         return r.bytes + this.copyBytes(src.inode, offIn + r.bytes, fhOut, offOut + r.bytes, end - offIn - r.bytes, caller);
       },
       // Busy pages, ENOSPC for metadata and the like: copy instead, with write(2)'s own errors.
+      // An interrupted wait is the caller's answer, not a reason to copy.
       (e: unknown) => {
-        if (!(e instanceof FsError)) throw e;
+        if (!(e instanceof FsError) || e.code === 'EINTR') throw e;
         return this.copyBytes(src.inode, offIn, fhOut, offOut, end - offIn, caller);
       });
   }

@@ -8,7 +8,9 @@
  *  2. blocks about to be freed, moved or re-pointed may not be pinned:
  *     busy=refuse → ETXTBSY at once; busy=wait → wait for a pin release
  *     without blocking other requests, re-check (a new pin may have come),
- *     and give up with ETXTBSY after busy_timeout.
+ *     and give up with ETXTBSY after busy_timeout, or with EINTR as soon
+ *     as the kernel interrupts the waiting request (src/layout/interrupt.ts).
+ *     Either way the change is not made: the caller gets no permit.
  *
  * Only this module can create LayoutPermit values (it holds the one mint,
  * src/bmap/bmap.ts), and BlockMap's mutators refuse anything else, so no
@@ -18,6 +20,7 @@ import type { Logger } from 'pino';
 import { HOLE, takePermitMint, type LayoutPermit } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import type { PinRegistry } from './busy.js';
+import { requestSignal, unlessInterrupted } from './interrupt.js';
 import type { Inode } from '../inode/inode.js';
 
 export type BusyPolicy = 'refuse' | 'wait';
@@ -41,10 +44,10 @@ export interface LayoutChange {
   runs?: () => Array<{ start: number; len: number }>;
 }
 
-export interface GuardStats { refused: number; waited: number; waitTimeouts: number; waitMsTotal: number }
+export interface GuardStats { refused: number; waited: number; waitTimeouts: number; waitsInterrupted: number; waitMsTotal: number }
 
 export class LayoutGuard {
-  readonly stats: GuardStats = { refused: 0, waited: 0, waitTimeouts: 0, waitMsTotal: 0 };
+  readonly stats: GuardStats = { refused: 0, waited: 0, waitTimeouts: 0, waitsInterrupted: 0, waitMsTotal: 0 };
 
   constructor(private readonly pins: PinRegistry, private readonly opts: GuardOptions, private readonly log: Logger) {}
 
@@ -100,7 +103,8 @@ export class LayoutGuard {
    * The guard. Resolves to a permit once the change may proceed; the caller
    * must then make the change without awaiting anything else, so that what
    * was checked still holds.
-   * @throws FsError ETXTBSY (sealed, or busy pages with busy=refuse or after busy_timeout)
+   * @throws FsError ETXTBSY (sealed, or busy pages with busy=refuse or after
+   *   busy_timeout), EINTR (the request was interrupted while it waited)
    */
   async assertLayoutMutable(c: LayoutChange): Promise<LayoutPermit> {
     if (!c.ignoreSeal) this.assertNotSealed(c);
@@ -112,6 +116,7 @@ export class LayoutGuard {
     }
     const t0 = Date.now();
     const deadline = t0 + this.opts.busyTimeoutMs;
+    const signal = requestSignal();
     this.stats.waited++;
     this.log.info({ op: c.op, ino: c.inode.ino, untrusted: { path: c.path } }, 'layout change waits for busy pages');
     for (;;) {
@@ -122,7 +127,12 @@ export class LayoutGuard {
         this.log.info({ op: c.op, ino: c.inode.ino, waitedMs: Date.now() - t0 }, 'busy_timeout: layout change refused');
         throw new FsError('ETXTBSY', c.op, c.path, `pages still pinned after busy_timeout=${this.opts.busyTimeoutMs}ms`);
       }
-      await this.pins.waitForRelease(left);
+      if (await unlessInterrupted(this.pins.waitForRelease(left), signal) === 'interrupted') {
+        this.stats.waitsInterrupted++;
+        this.stats.waitMsTotal += Date.now() - t0;
+        this.log.info({ op: c.op, ino: c.inode.ino, waitedMs: Date.now() - t0 }, 'interrupted: layout change abandoned');
+        throw new FsError('EINTR', c.op, c.path, 'interrupted while waiting for busy pages');
+      }
       if (!c.ignoreSeal) this.assertNotSealed(c);
       if (this.busyPins(c) === 0) {
         this.stats.waitMsTotal += Date.now() - t0;
