@@ -67,7 +67,7 @@ export class PmemService {
     this.holders.addSource(() => this.seals.leaseHolders());
     this.holders.addSource(() => this.fs.pins.pidHolders());
     this.holders.start();
-    this.ctl = new CtlDir({ render: (f) => this.render(f), command: (line, caller) => this.command(line, caller) });
+    this.ctl = new CtlDir({ render: (f, caller) => this.render(f, caller), command: (line, caller) => this.command(line, caller) });
     this.registerIoctls();
     if (opts.powerfailAt) this.armPowerFail(opts.powerfailAt, opts.powerfailSeed ?? null);
     const every = opts.commitMs ?? 5000;
@@ -126,28 +126,41 @@ export class PmemService {
     return lost;
   }
 
-  /** ino → one path (or "(deleted)"), computed by walking the tree; for control-file output. */
-  pathResolver(): (ino: number) => string {
+  /**
+   * ino → a path, for control-file lines, for the reader `caller`: a walk
+   * from the root that stops once every inode in `wanted` is found. For a
+   * non-root reader it descends only into directories that reader may
+   * search (mode bits, owner and primary group: a FUSE request carries no
+   * supplementary groups, so the check errs on the side of hiding), so a
+   * name inside another user's 0700 directory is never shown: "(hidden)"
+   * stands there, beside the inode number every line carries. An unlinked
+   * inode is "(deleted)".
+   */
+  pathResolver(wanted: Iterable<number>, caller: Caller): (ino: number) => string {
+    const want = new Set(wanted);
     const paths = new Map<number, string>();
-    const walk = (ino: number, path: string) => {
-      const inode = this.fs.inodeOf(ino);
-      if (!inode?.dirents) return;
-      for (const [name, child] of inode.dirents) {
-        const p = (path === '/' ? '' : path) + '/' + name;
-        if (!paths.has(child)) { paths.set(child, p); walk(child, p); }
+    const root = this.fs.root();
+    const mayWalk = (dir: Inode) => caller.uid === 0 || mayExec(dir, caller);
+    if (want.delete(root.ino)) paths.set(root.ino, '/');
+    const stack: Array<[Inode, string]> = want.size && mayWalk(root) ? [[root, '']] : [];
+    while (stack.length && want.size) {
+      const [dir, prefix] = stack.pop()!;
+      for (const [name, ino] of dir.dirents!) {
+        const p = `${prefix}/${name}`;
+        if (want.delete(ino)) paths.set(ino, p);
+        const child = this.fs.inodeOf(ino);
+        if (child?.isDir && mayWalk(child)) stack.push([child, p]);
       }
-    };
-    paths.set(this.fs.root().ino, '/');
-    walk(this.fs.root().ino, '/');
-    return (ino) => paths.get(ino) ?? '(deleted)';
+    }
+    return (ino) => paths.get(ino) ?? (this.fs.inodeOf(ino)?.nlink ? '(hidden)' : '(deleted)');
   }
 
-  private render(file: Exclude<CtlFile, 'ctl'>): string {
+  private render(file: Exclude<CtlFile, 'ctl'>, caller: Caller): string {
     const lines = (l: string[]) => (l.length ? l.join('\n') + '\n' : '');
     switch (file) {
-      case 'busy': return lines(this.pinMgr.busyLines(this.pathResolver()));
-      case 'seals': return lines(this.seals.sealLines(this.pathResolver()));
-      case 'leases': return lines(this.seals.leaseLines(this.pathResolver()));
+      case 'busy': return lines(this.pinMgr.busyLines(this.pathResolver(this.fs.pins.all().map((p) => p.ino), caller)));
+      case 'seals': return lines(this.seals.sealLines((inos) => this.pathResolver(inos, caller)));
+      case 'leases': return lines(this.seals.leaseLines((inos) => this.pathResolver(inos, caller)));
       case 'stats': return lines(this.statsLines());
     }
   }
@@ -373,4 +386,11 @@ export class PmemService {
     out.writeBigUInt64LE(BigInt(Math.max(start, b * bs)), uapi.BMAP.next);
     return out;
   }
+}
+
+/** Whether caller may search directory `dir` by its mode bits (the x bit of owner, group or other, whichever applies). */
+function mayExec(dir: Inode, caller: Caller): boolean {
+  if (caller.uid === dir.uid) return (dir.mode & 0o100) !== 0;
+  if (caller.gid === dir.gid) return (dir.mode & 0o010) !== 0;
+  return (dir.mode & 0o001) !== 0;
 }

@@ -193,11 +193,13 @@ export class SealManager {
     for (const inode of this.fs.store.inodes.values()) for (const l of inode.leases) yield l.pid;
   }
 
-  /** Lines for MNT/.pmemfs/leases. */
-  leaseLines(pathOf: (ino: number) => string): string[] {
+  /** Lines for MNT/.pmemfs/leases; `paths` resolves the inodes listed (see PmemService.pathResolver). */
+  leaseLines(paths: (inos: number[]) => (ino: number) => string): string[] {
     const out: string[] = [];
     const now = Date.now();
-    for (const inode of this.fs.store.inodes.values()) {
+    const leased = [...this.fs.store.inodes.values()].filter((i) => i.leases.length > 0);
+    const pathOf = paths(leased.map((i) => i.ino));
+    for (const inode of leased) {
       for (const l of inode.leases) {
         out.push(`ino=${inode.ino} path=${pathOf(inode.ino)} holder=pid:${l.pid} age_ms=${now - l.since} breaking=${l.breakDeadline === null ? 0 : 1}` +
           (l.breakDeadline === null ? '' : ` revoke_in_ms=${Math.max(0, l.breakDeadline - now)}`));
@@ -206,11 +208,12 @@ export class SealManager {
     return out;
   }
 
-  /** Lines for MNT/.pmemfs/seals: every sealed inode. */
-  sealLines(pathOf: (ino: number) => string): string[] {
+  /** Lines for MNT/.pmemfs/seals: every sealed inode; `paths` as for leaseLines. */
+  sealLines(paths: (inos: number[]) => (ino: number) => string): string[] {
     const out: string[] = [];
-    for (const inode of this.fs.store.inodes.values()) {
-      if (inode.sealKind === 'none') continue;
+    const sealed = [...this.fs.store.inodes.values()].filter((i) => i.sealKind !== 'none');
+    const pathOf = paths(sealed.map((i) => i.ino));
+    for (const inode of sealed) {
       out.push(`ino=${inode.ino} path=${pathOf(inode.ino)} sealed=${inode.sealKind} persistent=${inode.persistentSeal ? 1 : 0} leases=${inode.leases.length} extents=${inode.bmap.count} size=${inode.size}`);
     }
     return out;

@@ -5,19 +5,27 @@
  * direct_io, so no page cache can serve a stale copy). `ctl` takes one
  * command per write; a bad command fails the write with EINVAL and changes
  * nothing.
+ *
+ * getattr is O(1): the read-only files report size 0, as /proc files do
+ * (readers read to EOF; the content is made at open, for that opener).
+ * Who reads decides what is shown: a non-root reader sees the path of a
+ * file only when they could resolve it themselves (see
+ * PmemService.pathResolver), inode numbers otherwise.
  */
 import { FsError } from '../errors.js';
 import { CTL_DIR, type CtlFile } from '../uapi.js';
 import { nowTimespec, type Timespec } from '../types.js';
-import type { Caller, Stat } from './fs.js';
+import { FILE_FH_LIMIT, type Caller, type Stat } from './fs.js';
 
 /** Inode numbers of the virtual files: far above any inode table (which holds at most 2^22). */
 const CTL_INO_BASE = 0xfffff000;
-const CTL_FH_BASE = 0x80000000;
+/** Control-file handles: [2^47, 2^48), between file handles and directory handles (see FILE_FH_LIMIT). */
+const CTL_FH_BASE = FILE_FH_LIMIT;
+const CTL_FH_END = 2 ** 48;
 
 export interface CtlSource {
-  /** Content generators, one per read-only file. */
-  render(file: Exclude<CtlFile, 'ctl'>): string;
+  /** Content generators, one per read-only file, for the reader `caller`. */
+  render(file: Exclude<CtlFile, 'ctl'>, caller: Caller): string;
   /** Execute one ctl command line; throws FsError EINVAL for a malformed one. */
   command(line: string, caller: Caller): Promise<void>;
 }
@@ -49,7 +57,7 @@ export class CtlDir {
     return path === '/' + CTL_DIR || path.startsWith('/' + CTL_DIR + '/');
   }
 
-  static ownsFh(fh: number): boolean { return fh >= CTL_FH_BASE; }
+  static ownsFh(fh: number): boolean { return fh >= CTL_FH_BASE && fh < CTL_FH_END; }
 
   getattr(path: string): Stat {
     const kind = CtlDir.classify(path);
@@ -57,10 +65,7 @@ export class CtlDir {
     const t = this.born;
     const base = { uid: 0, gid: 0, rdev: 0, blksize: 4096, blocks: 0, atime: t, mtime: t, ctime: t };
     if (kind === 'dir') return { ...base, ino: CTL_INO_BASE, mode: 0o040555, nlink: 2, size: 0 };
-    const f = FILES[kind];
-    // Size is what a read would return now; readers stop at the first short read anyway.
-    const size = kind === 'ctl' ? 0 : Buffer.byteLength(this.src.render(kind));
-    return { ...base, ino: CTL_INO_BASE + f.idx, mode: f.mode, nlink: 1, size };
+    return { ...base, ino: CTL_INO_BASE + FILES[kind].idx, mode: FILES[kind].mode, nlink: 1, size: 0 };
   }
 
   readdir(): string[] { return ['.', '..', ...Object.keys(FILES)]; }
@@ -72,9 +77,18 @@ export class CtlDir {
     if (kind === 'ctl' && !wantWrite) throw new FsError('EACCES', 'open', path, 'ctl is write-only');
     if (kind !== 'ctl' && wantWrite) throw new FsError('EACCES', 'open', path, 'read-only control file');
     if (kind === 'ctl' && caller.uid !== 0) throw new FsError('EPERM', 'open', path, 'ctl is for root only');
-    const content = kind === 'ctl' ? Buffer.alloc(0) : Buffer.from(this.src.render(kind));
-    const fh = this.nextFh++;
+    const content = kind === 'ctl' ? Buffer.alloc(0) : Buffer.from(this.src.render(kind, caller));
+    const fh = this.newFh();
     this.handles.set(fh, { file: kind, content, caller });
+    return fh;
+  }
+
+  /** The next handle number of this space not in use (wraps within [CTL_FH_BASE, CTL_FH_END)). */
+  private newFh(): number {
+    if (this.handles.size >= CTL_FH_END - CTL_FH_BASE) throw new FsError('EMFILE', 'open', undefined, 'too many open control files');
+    let fh = this.nextFh;
+    while (this.handles.has(fh)) fh = fh + 1 >= CTL_FH_END ? CTL_FH_BASE : fh + 1;
+    this.nextFh = fh + 1 >= CTL_FH_END ? CTL_FH_BASE : fh + 1;
     return fh;
   }
 

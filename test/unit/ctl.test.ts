@@ -45,8 +45,8 @@ function file(p: string, blocks: number): void {
   svc.fs.release(h.fh);
 }
 /** Read a control file as a fresh open would. */
-function cat(name: string): string {
-  const fh = svc.ctl.open(`${D}/${name}`, C.O_RDONLY, ROOT_CALLER);
+function cat(name: string, who: Caller = ROOT_CALLER): string {
+  const fh = svc.ctl.open(`${D}/${name}`, C.O_RDONLY, who);
   const chunks: Buffer[] = [];
   const b = Buffer.alloc(7);                    // small reads: offsets must work
   for (let off = 0; ; ) {
@@ -97,13 +97,35 @@ describe('control directory', () => {
     expect(code(() => svc.ctl.open(`${D}/nope`, C.O_RDONLY, ROOT_CALLER))).toBe('ENOENT');
   });
 
-  it('busy is empty when idle, and its size matches what a read returns', () => {
+  it('getattr is O(1): size 0 like /proc, whatever a read returns (no render, no tree walk)', () => {
     expect(cat('busy')).toBe('');
-    expect(svc.ctl.getattr(`${D}/busy`).size).toBe(0);
     file('/f', 2);
-    svc.pinMgr.pin(svc.fs.resolve('/f'), '/f', 0, 2 * BS, { kind: 'pid', pid: process.pid });
-    const text = cat('busy');
-    expect(svc.ctl.getattr(`${D}/busy`).size).toBe(Buffer.byteLength(text));
+    svc.pinMgr.pin(svc.fs.resolve('/f'), '/f', 0, 2 * BS, { kind: 'pid', pid: process.pid, uid: 0 });
+    expect(cat('busy')).not.toBe('');
+    let walked = 0;
+    const real = svc.fs.root.bind(svc.fs);
+    svc.fs.root = () => { walked++; return real(); };
+    for (const f of ['busy', 'seals', 'leases', 'stats']) expect(svc.ctl.getattr(`${D}/${f}`).size, f).toBe(0);
+    expect(walked).toBe(0);
+  });
+
+  it('a non-root reader sees paths they could resolve, and inode numbers only inside directories they cannot search', async () => {
+    svc.fs.mkdir('/open', 0o755, ROOT_CALLER);
+    svc.fs.mkdir('/private', 0o700, { pid: 1, uid: 3000, gid: 3000 });
+    file('/open/a', 1);
+    file('/private/secret-name', 1);
+    svc.pinMgr.pin(svc.fs.resolve('/open/a'), '/open/a', 0, BS, { kind: 'admin' });
+    svc.pinMgr.pin(svc.fs.resolve('/private/secret-name'), 'p', 0, BS, { kind: 'admin' });
+    await svc.seals.seal('/private/secret-name', ROOT_CALLER);
+    const ino = svc.fs.resolve('/private/secret-name').ino;
+    for (const f of ['busy', 'seals']) {
+      const asUser = cat(f, USER);
+      expect(asUser, f).not.toContain('secret-name');
+      expect(asUser, f).toContain(`ino=${ino} path=(hidden)`);
+      expect(cat(f, { pid: 1, uid: 3000, gid: 3000 }), f).toContain('path=/private/secret-name');   // the owner may search it
+      expect(cat(f), f).toContain('path=/private/secret-name');                                     // root
+    }
+    expect(cat('busy', USER)).toContain('path=/open/a');
   });
 
   it('busy shows one line per pin in the documented format', () => {
