@@ -569,7 +569,12 @@ export class FuseTransport {
       (r) => {
         fs.externalChange(dst.inode, true);
         fs.data.share.copy_range_shared_bytes += r.bytes;
-        return r.bytes + this.copyBytes(src.inode, offIn + r.bytes, fhOut, offOut + r.bytes, end - offIn - r.bytes, caller);
+        try {
+          return r.bytes + this.copyBytes(src.inode, offIn + r.bytes, fhOut, offOut + r.bytes, end - offIn - r.bytes, caller);
+        } catch (e) {
+          if (r.bytes === 0 || !(e instanceof FsError)) throw e;
+          return r.bytes;   // what was shared is done: a short count, as copy_file_range returns
+        }
       },
       // Busy pages, ENOSPC for metadata and the like: copy instead, with write(2)'s own errors.
       // An interrupted wait is the caller's answer, not a reason to copy.
@@ -579,7 +584,13 @@ export class FuseTransport {
       });
   }
 
-  /** Copy `len` bytes of src from offIn to handle fhOut at offOut, 1 MiB per write transaction. */
+  /**
+   * Copy `len` bytes of src from offIn to handle fhOut at offOut, 1 MiB per
+   * write transaction. A failure after some bytes were copied returns the
+   * count done, as write(2) and Linux's copy_file_range do (the caller
+   * retries the rest and then sees the error); a failure of the first step
+   * throws.
+   */
   private copyBytes(src: Inode, offIn: number, fhOut: number, offOut: number, len: number, caller: Caller): number {
     const fs = this.fs;
     let done = 0;
@@ -588,7 +599,12 @@ export class FuseTransport {
       const buf = this.stage(step);
       const got = readData(fs.data, src, buf, step, offIn + done);
       if (got <= 0) break;
-      fs.write(fhOut, `fh ${fhOut}`, buf, got, offOut + done, caller);
+      try {
+        fs.write(fhOut, `fh ${fhOut}`, buf, got, offOut + done, caller);
+      } catch (e) {
+        if (done === 0 || !(e instanceof FsError)) throw e;
+        break;
+      }
       done += got;
     }
     fs.data.share.copy_range_copied_bytes += done;
