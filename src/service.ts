@@ -33,6 +33,8 @@ export interface ServiceOptions extends MountOptions {
   powerfailSeed?: number;
   /** Background commit interval (commit=SECONDS), in ms. */
   commitMs?: number;
+  /** flush_fail_at=N: the flush of the Nth persistence point fails as a medium error would (EIO): the filesystem shuts down. */
+  flushFailAt?: number;
 }
 
 export class PmemService {
@@ -70,6 +72,13 @@ export class PmemService {
     this.ctl = new CtlDir({ render: (f, caller) => this.render(f, caller), command: (line, caller) => this.command(line, caller) });
     this.registerIoctls();
     if (opts.powerfailAt) this.armPowerFail(opts.powerfailAt, opts.powerfailSeed ?? null);
+    if (opts.flushFailAt) {
+      const n = opts.flushFailAt;
+      this.mounted.region.flushFault = (_point, seq) => seq === n;
+    }
+    this.fs.tx.onShutdown = (reason, err) => {
+      this.log.error({ err, reason }, 'filesystem shut down: every change and fsync now fails with EIO; unmount and mount again to recover the last durable commit');
+    };
     const every = opts.commitMs ?? 5000;
     this.commitTimer = opts.readOnly ? null : setInterval(() => this.backgroundCommit(), every);
     this.commitTimer?.unref();
@@ -94,8 +103,9 @@ export class PmemService {
 
   /** The commit=SECONDS timer: bounds what a power failure can take. */
   private backgroundCommit(): void {
-    if (this.fs.tx.halted || !this.fs.tx.dirty) return;
-    try { this.fs.tx.commit('timer'); } catch (err) { this.log.error({ err }, 'background commit failed'); }
+    if (!this.fs.tx.running || !this.fs.tx.dirty) return;
+    // A failure shuts the filesystem down (TxManager.commit), which logs why.
+    try { this.fs.tx.commit('timer'); } catch { /* shut down */ }
   }
 
   /** Clean unmount of the region (after the FUSE session ended). */
@@ -103,7 +113,7 @@ export class PmemService {
     if (this.commitTimer) clearInterval(this.commitTimer);
     this.holders.stop();
     this.seals.stop();
-    if (this.fs.tx.halted) return;   // power failure emulated: nothing more reaches the media
+    if (!this.fs.tx.running) return;   // power failure emulated, or shut down: nothing more reaches the media
     unmountRegion(this.mounted);
   }
 
@@ -169,8 +179,10 @@ export class PmemService {
     const f = this.fs, sb = f.store.sb, a = f.store.alloc;
     const kv = (o: object) => Object.entries(o).map(([k, v]) => `${k}=${v}`).join(' ');
     const persist = Object.fromEntries(f.store.region.persistCounts);
+    const failed = f.store.region.failed;
     return [
-      `subsystem=region path=${this.regionPath} size=${sb.regionSize} block_size=${sb.blockSize} dax=${f.opts.dax} read_only=${f.opts.readOnly ? 1 : 0} uptime_ms=${Date.now() - this.started} recovered=${this.mounted.recovered ? 1 : 0}`,
+      `subsystem=region path=${this.regionPath} size=${sb.regionSize} block_size=${sb.blockSize} dax=${f.opts.dax} read_only=${f.opts.readOnly ? 1 : 0} uptime_ms=${Date.now() - this.started} recovered=${this.mounted.recovered ? 1 : 0} shutdown=${f.tx.shutdownReason === null ? 0 : 1}`,
+      ...(f.tx.shutdownReason === null ? [] : [`subsystem=shutdown ${kv({ failed_point: failed?.point ?? 'none', failed_seq: failed?.seq ?? 0 })}`]),
       `subsystem=alloc ${kv({ data_blocks: dataEnd(sb) - sb.dataStart, free_blocks: a.freeBlocks, available_blocks: a.availableBlocks, reserve_blocks: a.reserve, free_extents: a.freeExtentCount })}`,
       `subsystem=inodes ${kv({ total: sb.inodeCount, used: f.store.inodes.size, high_water: sb.inodeHwm })}`,
       `subsystem=tx ${kv(f.tx.stats)}`,

@@ -45,6 +45,8 @@ Serve the pmemfs region file REGION at MOUNTPOINT.
      powerfail_at=N       (needs recording: not with nopowerfail) the power fails at the Nth persistence point since the
                           region was opened (seq= in .pmemfs/stats counts them); powerfail_seed=S
                           keeps a reproducible random half of the unflushed pages
+     flush_fail_at=N      the flush of the Nth persistence point fails as a medium error would (EIO):
+                          the filesystem shuts down (every change and fsync then fails with EIO)
      poll_us=N            after the request queue runs dry, look for the next request for up to
                           N microseconds before sleeping (default 50; 0 never): saves a wakeup per
                           request for synchronous clients, costs at most N µs of CPU per idle spell
@@ -105,6 +107,7 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
         if (o.includes('=')) throw new CliError(`mount option ${k} takes no value`);
         r.svc.powerfail = k === 'powerfail'; break;
       case 'powerfail_at': r.svc.powerfailAt = int(k, v, 1, 2 ** 31); break;
+      case 'flush_fail_at': r.svc.flushFailAt = int(k, v, 1, 2 ** 31); break;
       case 'powerfail_seed': r.svc.powerfailSeed = int(k, v, 0, 2 ** 32 - 1); break;
       case 'poll_us': r.pollUs = int(k, v, 0, 100_000); break;
       case 'allow_other': r.allowOther = true; break;
@@ -237,6 +240,7 @@ async function serve(a: DaemonArgs): Promise<number> {
       try { svc.close(); } catch (e) { fatalSync('flushing the region at unmount failed', e); resolve(1); return; }
       fs.closeSync(lockFd);
       if (svc.fs.tx.halted) log.warn('stopped after an emulated power failure: not unmounted cleanly (the next mount recovers)');
+      else if (svc.fs.tx.shutdownReason !== null) log.warn({ reason: svc.fs.tx.shutdownReason }, 'stopped after a shutdown: not unmounted cleanly (the next mount recovers the last durable commit)');
       else log.info('unmounted cleanly');
       log.flush();
       resolve(0);

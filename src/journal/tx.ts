@@ -19,6 +19,14 @@
  * An allocation that only blocks freed by the running transaction could
  * satisfy (busy extents) rolls the operation back, commits, and retries it
  * once.
+ *
+ * Shutdown (xfs_force_shutdown, fs/xfs/xfs_fsops.c): the first commit that
+ * fails — a failed flush of the region (a medium error, or one injected) or
+ * anything else that leaves the journal's state unknown — shuts the
+ * filesystem down. From then on every operation and every commit fails
+ * with EIO, nothing more is written, and the next mount recovers the last
+ * durable commit: a failed flush is never retried as if nothing happened,
+ * so no later fsync can return 0 over pages that never reached the media.
  */
 import type { Allocator, BlockRun } from '../alloc/allocator.js';
 import { TxNeedsCommit } from '../alloc/allocator.js';
@@ -63,6 +71,10 @@ export class TxManager {
   recordLimitPages = 16384;
   /** Set by halt(): every further operation and commit fails with EIO (an emulated power failure). */
   halted = false;
+  /** Why the filesystem shut down (the first failed commit), or null while it runs. */
+  shutdownReason: string | null = null;
+  /** Called once, when the filesystem shuts down (the daemon logs it). */
+  onShutdown: ((reason: string, err: unknown) => void) | null = null;
   /** Called after every commit (the daemon logs and counts). */
   onCommit: ((reason: string) => void) | null = null;
 
@@ -112,7 +124,7 @@ export class TxManager {
    * @throws whatever fn throws, after undoing its changes; FsError ENOSPC
    */
   run<T>(fn: (tx: Transaction) => T): T {
-    if (this.halted) throw new FsError('EIO', 'tx', undefined, 'the filesystem is halted (emulated power failure)');
+    this.assertRunning('tx');
     if (this.pending) throw new Error('transaction: nested tx.run()');
     for (let attempt = 0; ; attempt++) {
       const tx = new Transaction(this);
@@ -140,9 +152,17 @@ export class TxManager {
    * writes, the commit timer, unmount).
    */
   commit(reason = 'commit'): void {
-    if (this.halted) throw new FsError('EIO', 'commit', undefined, 'the filesystem is halted (emulated power failure)');
+    this.assertRunning('commit');
     if (this.begun) throw new Error('transaction: commit inside an operation');
-    if (this.journal.commit()) this.stats.commits++;
+    let wrote: boolean;
+    try {
+      wrote = this.journal.commit();
+    } catch (e) {
+      const why = `commit (${reason}) failed: ${(e as Error).message}`;
+      this.shutdown(why, e);
+      throw new FsError('EIO', 'commit', undefined, `${why}; the filesystem is shut down (remount to recover the last durable commit)`);
+    }
+    if (wrote) this.stats.commits++;
     this.store.alloc.commitDone();
     this.store.refcount.commitDone();
     if (reason === 'sync' || reason === 'fsync') this.stats.syncCommits++;
@@ -151,6 +171,25 @@ export class TxManager {
 
   /** Stop for good: nothing more is written (emulated power failure). */
   halt(): void { this.halted = true; }
+
+  /** Whether operations may run: neither halted nor shut down. */
+  get running(): boolean { return !this.halted && this.shutdownReason === null; }
+
+  /**
+   * Shut the filesystem down (idempotent: the first reason stays).
+   * Nothing already applied in core is undone; nothing more reaches the media.
+   */
+  shutdown(reason: string, err?: unknown): void {
+    if (this.shutdownReason !== null) return;
+    this.shutdownReason = reason;
+    this.onShutdown?.(reason, err);
+  }
+
+  /** @throws FsError EIO when halted (emulated power failure) or shut down */
+  private assertRunning(op: string): void {
+    if (this.halted) throw new FsError('EIO', op, undefined, 'the filesystem is halted (emulated power failure)');
+    if (this.shutdownReason !== null) throw new FsError('EIO', op, undefined, `the filesystem is shut down: ${this.shutdownReason}`);
+  }
 
   /** Alias of commit('fsync'). */
   flush(): void { this.commit('fsync'); }

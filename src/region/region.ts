@@ -21,6 +21,7 @@
  * MAP_DIRECT client) bypass this and count as flushed.
  */
 import * as fs from 'node:fs';
+import { FsError } from '../errors.js';
 import { loadNative } from '../native.js';
 import { regionOff, type RegionOff } from '../types.js';
 
@@ -61,6 +62,12 @@ class PreImages {
     return this.view(s);
   }
 
+  /** Page p's pre-image, or undefined when none is kept. */
+  get(p: number): Buffer | undefined {
+    const s = this.slot.get(p);
+    return s === undefined ? undefined : this.view(s);
+  }
+
   delete(p: number): void {
     const s = this.slot.get(p);
     if (s === undefined) return;
@@ -90,6 +97,24 @@ export class Region {
   persistSeq = 0;
   /** Set by powerFail(): the media is gone; every further store or flush throws. */
   halted = false;
+  /**
+   * Fault injection (flush_fail_at=N, the flush-failure harness): asked at
+   * every persistence point after onPersist; true makes that flush fail as a
+   * medium error would (EIO), before anything of it reaches the media.
+   */
+  flushFault: ((point: PersistPoint, seq: number) => boolean) | null = null;
+  /**
+   * The first failed flush (a medium error or an injected one), after which
+   * every persistence point fails with EIO: the region is shut down (the
+   * filesystem's shutdown, xfs_force_shutdown, builds on it). Null while healthy.
+   */
+  failed: { point: PersistPoint; seq: number; message: string } | null = null;
+  /**
+   * Pages whose write-back failed, with the content the media still holds
+   * (recording only). Like Linux after a failed writeback, the page is no
+   * longer dirty in memory; crashImage() shows the media's old content.
+   */
+  private readonly lostWriteback = new Map<number, Buffer>();
 
   private constructor(path: string, fd: number, size: number, readOnly: boolean) {
     this.path = path; this.fd = fd; this.size = size; this.readOnly = readOnly;
@@ -171,7 +196,10 @@ export class Region {
     for (let p = Math.floor(off / PAGE_SIZE); p <= last; p++) {
       if (this.dirtyPages.has(p)) continue;
       this.dirtyPages.add(p);
-      if (this.preImages) this.read(regionOff(p * PAGE_SIZE), this.preImages.take(p), 0, PAGE_SIZE);
+      if (!this.preImages) continue;
+      const media = this.lostWriteback.get(p);
+      if (media) { media.copy(this.preImages.take(p)); this.lostWriteback.delete(p); }
+      else this.read(regionOff(p * PAGE_SIZE), this.preImages.take(p), 0, PAGE_SIZE);
     }
   }
 
@@ -195,6 +223,7 @@ export class Region {
     const gone: number[] = [];
     try {
       for (const [p, img] of this.preImages.entries()) if (lost(p)) { fs.writeSync(fd, img, 0, img.length, p * PAGE_SIZE); gone.push(p); }
+      for (const [p, img] of this.lostWriteback) { fs.writeSync(fd, img, 0, img.length, p * PAGE_SIZE); gone.push(p); }
     } finally { fs.closeSync(fd); }
     return gone;
   }
@@ -229,11 +258,33 @@ export class Region {
     }
   }
 
-  private point(point: PersistPoint): void {
+  /**
+   * One persistence point: count it, tell onPersist, then flush `pages`
+   * (the dirty pages the flush covers) with doFlush. A flush that fails —
+   * msync/fsync errors, or flushFault — shuts the region down: the pages
+   * are taken as lost (no longer dirty, the media keeps their old content)
+   * and this and every later point throw EIO.
+   * @throws FsError EIO (this flush failed, or the region is shut down)
+   */
+  private flushPoint(point: PersistPoint, pages: () => number[], doFlush: () => void): void {
     if (this.halted) throw new Error('region: flush after an emulated power failure');
+    if (this.failed) throw new FsError('EIO', 'persist', undefined, `the region is shut down since persistence point ${this.failed.seq} (${this.failed.point}) failed: ${this.failed.message}`);
     this.persistCounts.set(point, (this.persistCounts.get(point) ?? 0) + 1);
     this.persistSeq++;
     this.onPersist?.(point, this.persistSeq);
+    try {
+      if (this.flushFault?.(point, this.persistSeq)) throw new Error('injected flush failure');
+      doFlush();
+    } catch (e) {
+      const message = (e as Error).message;
+      this.failed = { point, seq: this.persistSeq, message };
+      for (const p of pages()) {
+        if (this.preImages) { const img = this.preImages.get(p); if (img) this.lostWriteback.set(p, Buffer.from(img)); }
+        this.preImages?.delete(p);
+        this.dirtyPages.delete(p);
+      }
+      throw new FsError('EIO', 'persist', undefined, `flush at persistence point ${this.persistSeq} (${point}) failed: ${message}`);
+    }
   }
 
   /** A copy of [off, off+len). */
@@ -259,11 +310,11 @@ export class Region {
    */
   persist(point: PersistPoint, off: RegionOff, len: number): void {
     if (this.readOnly || len === 0) return;
-    this.point(point);
     const page = PAGE_SIZE;
     const start = Math.floor(off / page) * page;
     const end = Math.min(this.size, Math.ceil((off + len) / page) * page);
-    this.each(start, end - start, (w, wOff, _d, n) => { loadNative().msync(w, wOff, n); });
+    const covered = () => [...this.dirtyPages].filter((p) => p >= start / page && p < end / page);
+    this.flushPoint(point, covered, () => { this.each(start, end - start, (w, wOff, _d, n) => { loadNative().msync(w, wOff, n); }); });
     this.flushed(start / page, end / page - 1);
   }
 
@@ -274,17 +325,18 @@ export class Region {
    */
   persistDirty(point: PersistPoint): void {
     if (this.readOnly) return;
-    this.point(point);
     const pages = [...this.dirtyPages].sort((a, b) => a - b);
-    for (let i = 0; i < pages.length;) {
-      let j = i + 1;
-      while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
-      const start = pages[i] * PAGE_SIZE;
-      const end = Math.min(this.size, (pages[j - 1] + 1) * PAGE_SIZE);
-      this.each(start, end - start, (w, wOff, _d, n) => { loadNative().msync(w, wOff, n); });
-      i = j;
-    }
-    fs.fdatasyncSync(this.fd);
+    this.flushPoint(point, () => pages, () => {
+      for (let i = 0; i < pages.length;) {
+        let j = i + 1;
+        while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
+        const start = pages[i] * PAGE_SIZE;
+        const end = Math.min(this.size, (pages[j - 1] + 1) * PAGE_SIZE);
+        this.each(start, end - start, (w, wOff, _d, n) => { loadNative().msync(w, wOff, n); });
+        i = j;
+      }
+      fs.fdatasyncSync(this.fd);
+    });
     this.dirtyPages.clear();
     this.preImages?.clear();
   }
@@ -292,16 +344,17 @@ export class Region {
   /** Flush every mapped window. */
   persistAll(): void {
     if (this.readOnly) return;
-    this.point('all');
-    for (const w of this.windows) if (w) loadNative().msync(w, 0, w.length);
-    fs.fsyncSync(this.fd);
+    this.flushPoint('all', () => [...this.dirtyPages], () => {
+      for (const w of this.windows) if (w) loadNative().msync(w, 0, w.length);
+      fs.fsyncSync(this.fd);
+    });
     this.dirtyPages.clear();
     this.preImages?.clear();
   }
 
   /** Flush and drop the mappings; the fd is closed. The Region is unusable afterwards. */
   close(): void {
-    if (!this.readOnly && !this.halted) this.persistAll();
+    if (!this.readOnly && !this.halted && !this.failed) this.persistAll();
     this.windows.fill(undefined);
     fs.closeSync(this.fd);
   }
