@@ -14,6 +14,18 @@
  */
 import { FormatError, readU64, writeU64 } from './layout.js';
 
+/**
+ * Limits a decoded fork is held to (the filesystem's own: src/vfs/fs.ts
+ * refuses anything beyond them), so a forged fork is refused by name
+ * instead of being taken in: names of 1..255 bytes without '/' or NUL, an
+ * xattr value of at most 64 KiB and 256 KiB of values per inode, a symlink
+ * target of 1..4095 bytes.
+ */
+export const FORK_NAME_MAX = 255;
+export const FORK_XATTR_VALUE_MAX = 65536;
+export const FORK_XATTR_VALUES_MAX = 256 * 1024;
+export const FORK_SYMLINK_MAX = 4095;
+
 export const FORK_VERSION = 1;
 export const EXTENT_REC_SIZE = 24;
 const TAG_END = 0, TAG_EXTENTS = 1, TAG_XATTRS = 2, TAG_DIRENTS = 3, TAG_SYMLINK = 4;
@@ -84,19 +96,34 @@ export function encodeFork(f: Fork): Buffer {
 }
 
 /**
+ * Whether a decoded directory-entry name may be stored: 1..255 bytes that
+ * were valid UTF-8 (names reach the store as strings, so a name that does not
+ * re-encode to its own bytes was not written by pmemfs), no '/' or NUL, not
+ * '.' or '..'.
+ */
+export function validEntryName(name: string, bytes: number): boolean {
+  return bytes >= 1 && bytes <= FORK_NAME_MAX && Buffer.byteLength(name, 'utf8') === bytes
+    && !name.includes('/') && !name.includes('\0') && name !== '.' && name !== '..';
+}
+
+/**
  * Decode a fork.
- * @throws FormatError when the blob is malformed (truncated, unknown tag/flags)
+ * @throws FormatError when the blob is malformed (truncated, unknown tag/flags,
+ *   a section twice, a name, value or target beyond the limits above, a name twice)
  */
 export function decodeFork(b: Buffer, what: string): Fork {
   const f = emptyFork();
   let p = 0;
   const need = (n: number) => { if (p + n > b.length) throw new FormatError(`${what}: fork truncated at byte ${p}`); };
+  const seen = new Set<number>();
   need(1);
   if (b[p++] !== FORK_VERSION) throw new FormatError(`${what}: fork version ${b[0]}`);
   for (;;) {
     need(1);
     const tag = b[p++];
     if (tag === TAG_END) return f;
+    if (seen.has(tag)) throw new FormatError(`${what}: fork section ${tag} appears twice`);
+    seen.add(tag);
     need(4);
     const count = b.readUInt32LE(p); p += 4;
     switch (tag) {
@@ -108,21 +135,33 @@ export function decodeFork(b: Buffer, what: string): Fork {
           f.extents.push(e);
         }
         break;
-      case TAG_XATTRS:
+      case TAG_XATTRS: {
+        let values = 0;
         for (let i = 0; i < count; i++) {
           need(6); const kl = b.readUInt16LE(p), vl = b.readUInt32LE(p + 2); p += 6;
+          if (kl === 0 || kl > FORK_NAME_MAX || vl > FORK_XATTR_VALUE_MAX) throw new FormatError(`${what}: xattr ${i} has a ${kl}-byte name and a ${vl}-byte value`);
+          values += vl;
+          if (values > FORK_XATTR_VALUES_MAX) throw new FormatError(`${what}: xattr values exceed ${FORK_XATTR_VALUES_MAX} bytes`);
           need(kl + vl);
-          f.xattrs.set(b.toString('utf8', p, p + kl), Buffer.from(b.subarray(p + kl, p + kl + vl))); p += kl + vl;
+          const name = b.toString('utf8', p, p + kl);
+          if (f.xattrs.has(name)) throw new FormatError(`${what}: xattr '${name}' appears twice`);
+          f.xattrs.set(name, Buffer.from(b.subarray(p + kl, p + kl + vl))); p += kl + vl;
         }
         break;
+      }
       case TAG_DIRENTS:
         f.dirents = new Map();
         for (let i = 0; i < count; i++) {
           need(10); const ino = readU64(b, p, what), kl = b.readUInt16LE(p + 8); p += 10;
-          need(kl); f.dirents.set(b.toString('utf8', p, p + kl), ino); p += kl;
+          need(kl);
+          const name = b.toString('utf8', p, p + kl);
+          if (!validEntryName(name, kl)) throw new FormatError(`${what}: directory entry ${i} has an invalid ${kl}-byte name`);
+          if (f.dirents.has(name)) throw new FormatError(`${what}: directory entry '${name}' appears twice`);
+          f.dirents.set(name, ino); p += kl;
         }
         break;
       case TAG_SYMLINK:
+        if (count === 0 || count > FORK_SYMLINK_MAX) throw new FormatError(`${what}: symlink target of ${count} bytes (1 to ${FORK_SYMLINK_MAX})`);
         need(count); f.symlink = Buffer.from(b.subarray(p, p + count)); p += count;
         break;
       default:

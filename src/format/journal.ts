@@ -15,10 +15,14 @@
  * A transaction is replayed only when its descriptor and commit blocks agree
  * on the sequence and the payload checksum matches: a torn log (power lost
  * while it was written) is discarded, which is safe because the home
- * locations still hold the previous, durable state.
+ * locations still hold the previous, durable state. A whole transaction is
+ * replayed only when its sequence is newer than the superblock's
+ * `journalSeq` checkpoint (Journal.recover): an older one is already home, and
+ * replaying it would put older metadata over newer (jbd2 skips transactions
+ * older than its superblock's s_sequence the same way).
  */
 import { crc32c } from '@node-rs/crc32';
-import { FormatError, readU64, recordChecksum, writeU64 } from './layout.js';
+import { FormatError, MAX_COUNTER, readU64, recordChecksum, writeU64 } from './layout.js';
 
 export const JDESC_MAGIC = 0x444a4d50; // 'PMJD'
 export const JCOMMIT_MAGIC = 0x434a4d50; // 'PMJC'
@@ -71,6 +75,7 @@ export function encodeLogTx(bs: number, t: LogTx): { body: Buffer[]; commit: Buf
 export type LogScan =
   | { state: 'empty' }                               // nothing that looks like a transaction
   | { state: 'torn'; seq: number; why: string }       // a transaction began but did not commit whole
+  | { state: 'stale'; seq: number; why: string }      // whole, but not newer than the superblock's checkpoint (Journal.recover)
   | { state: 'committed'; tx: LogTx };
 
 /**
@@ -83,9 +88,15 @@ export function scanLog(bs: number, logBlocks: number, read: (i: number) => Buff
   if (d0.readUInt32LE(0) !== JDESC_MAGIC) return { state: 'empty' };
   const seq = safeU64(d0, 8);
   if (d0.readUInt32LE(4) !== recordChecksum(d0, 4) || seq < 0) return { state: 'torn', seq, why: 'descriptor checksum mismatch' };
+  if (seq > MAX_COUNTER) return { state: 'torn', seq, why: `sequence ${seq} beyond ${MAX_COUNTER}` };
   const n = d0.readUInt32LE(16), d = d0.readUInt32LE(20);
   const cap = descCapacity(bs);
   if (d !== Math.max(1, Math.ceil(n / cap)) || d + n + 1 > logBlocks) return { state: 'torn', seq, why: `descriptor claims ${n} images in ${d} blocks` };
+  // The commit block first: without one, nothing of the images is read (a forged count costs nothing).
+  const c = read(d + n);
+  if (c.readUInt32LE(0) !== JCOMMIT_MAGIC || c.readUInt32LE(4) !== recordChecksum(c, 4)) return { state: 'torn', seq, why: 'no valid commit block' };
+  if (safeU64(c, 8) !== seq || c.readUInt32LE(16) !== n) return { state: 'torn', seq, why: 'commit block of another transaction' };
+  const payloadCrc = c.readUInt32LE(20);
   const homes: number[] = [];
   let crc = 0;
   for (let i = 0; i < d; i++) {
@@ -103,10 +114,7 @@ export function scanLog(bs: number, logBlocks: number, read: (i: number) => Buff
   }
   const images: Buffer[] = [];
   for (let i = 0; i < n; i++) { const img = Buffer.from(read(d + i)); crc = crc32c(img, crc); images.push(img); }
-  const c = read(d + n);
-  if (c.readUInt32LE(0) !== JCOMMIT_MAGIC || c.readUInt32LE(4) !== recordChecksum(c, 4)) return { state: 'torn', seq, why: 'no valid commit block' };
-  if (safeU64(c, 8) !== seq || c.readUInt32LE(16) !== n) return { state: 'torn', seq, why: 'commit block of another transaction' };
-  if (c.readUInt32LE(20) !== (crc >>> 0)) return { state: 'torn', seq, why: 'payload checksum mismatch' };
+  if (payloadCrc !== (crc >>> 0)) return { state: 'torn', seq, why: 'payload checksum mismatch' };
   return { state: 'committed', tx: { seq, homes, images } };
 }
 

@@ -102,6 +102,17 @@ export const INO = {
   inlineFork: 144,
 } as const;
 export const INLINE_FORK_MAX = INODE_SIZE - INO.inlineFork;
+/**
+ * Largest fork an inode may have: an out-of-line fork holds only xattrs
+ * (256 KiB of values and names, src/format/fork.ts) and a symlink target,
+ * since directory entries and extents move to record blocks before their
+ * fork leaves the slot. A forged forkLen beyond it is refused before any
+ * fork block is read.
+ */
+export const MAX_FORK_BYTES = 2 << 20;
+
+/** File types an inode may have (S_IFMT values): regular, directory, symlink, char and block device, FIFO, socket. */
+const FILE_TYPES = new Set([0o100000, 0o040000, 0o120000, 0o020000, 0o060000, 0o010000, 0o140000]);
 
 export interface InodeRecord {
   ino: number;
@@ -257,10 +268,32 @@ function checkGeometry(sb: Superblock): void {
   if (sb.itableBlocks * bs < sb.inodeCount * INODE_SIZE) bad('inode table size');
   if (sb.journalStart !== sb.itableStart + sb.itableBlocks || sb.dataStart !== sb.journalStart + sb.journalBlocks) bad('data area placement');
   if (sb.journalBlocks < MIN_JOURNAL_BLOCKS) bad(`journal of ${sb.journalBlocks} blocks`);
+  // Every structure lies inside the region (so inside the file, checked against its size by the caller).
   if (sb.dataStart >= dataEnd(sb)) bad('no data blocks');
+  // Recovery reads the whole log into memory: at most MAX_JOURNAL_BLOCKS, as mkfs makes it.
+  if (sb.journalBlocks > MAX_JOURNAL_BLOCKS) bad(`journal of ${sb.journalBlocks} blocks, more than ${MAX_JOURNAL_BLOCKS}`);
   if (sb.inodeCount > MAX_INODES) bad(`inode count ${sb.inodeCount}`);
   if (sb.rootIno !== ROOT_INO) bad(`root inode ${sb.rootIno}`);
   if (sb.inodeHwm < 1 || sb.inodeHwm > sb.inodeCount) bad(`inode high-water mark ${sb.inodeHwm}`);
+  if (sb.journalSeq > MAX_COUNTER) bad(`journal sequence ${sb.journalSeq}`);
+  if (sb.mountCount > MAX_COUNTER) bad(`mount count ${sb.mountCount}`);
+}
+
+/** Superblock fields that place structures: a replayed superblock image must agree on all of them. */
+const GEOMETRY_FIELDS = [
+  'blockSize', 'inodeSize', 'regionSize', 'totalBlocks', 'bitmapStart', 'bitmapBlocks', 'itableStart', 'itableBlocks',
+  'inodeCount', 'journalStart', 'journalBlocks', 'dataStart', 'rootIno',
+] as const;
+
+/**
+ * The first geometry field on which two superblocks differ, or null. The
+ * engine is built from the primary superblock; a superblock image replayed
+ * from the journal that moved a structure would leave it reading one layout
+ * with an allocator sized for another.
+ */
+export function geometryDiffers(a: Superblock, b: Superblock): string | null {
+  for (const f of GEOMETRY_FIELDS) if (a[f] !== b[f]) return `${f} ${a[f]} against ${b[f]}`;
+  return null;
 }
 
 /** Bytes of the header that opens every free-space bitmap block. */
@@ -273,6 +306,12 @@ export const dataEnd = (sb: Pick<Superblock, 'totalBlocks'>): number => sb.total
 export const MIN_JOURNAL_BLOCKS = 64;
 export const MAX_JOURNAL_BLOCKS = 8192;
 export const MAX_INODES = 1 << 24;
+/**
+ * Ceiling of the counters that only grow (journal sequence, mount count):
+ * far beyond any real use (2^48 commits), far enough below 2^53 that adding
+ * one stays an exact integer.
+ */
+export const MAX_COUNTER = 2 ** 48;
 
 export interface GeometryOptions {
   regionSize: number;      // bytes, rounded down to the block size
@@ -296,7 +335,9 @@ export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | '
   const inodeCount = Math.max(64, Math.min(Math.floor(totalBlocks * bs / perInode), 1 << 22));
   const itableBlocks = Math.ceil(inodeCount * INODE_SIZE / bs);
   const journalBlocks = o.journalBlocks ?? Math.max(MIN_JOURNAL_BLOCKS, Math.min(MAX_JOURNAL_BLOCKS, Math.floor(totalBlocks / 32)));
-  if (journalBlocks < MIN_JOURNAL_BLOCKS) throw new FormatError(`journal of ${journalBlocks} blocks: at least ${MIN_JOURNAL_BLOCKS}`);
+  if (journalBlocks < MIN_JOURNAL_BLOCKS || journalBlocks > MAX_JOURNAL_BLOCKS) {
+    throw new FormatError(`journal of ${journalBlocks} blocks: ${MIN_JOURNAL_BLOCKS} to ${MAX_JOURNAL_BLOCKS}`);
+  }
   const journalStart = 1 + bitmapBlocks + itableBlocks;
   const dataStart = journalStart + journalBlocks;
   if (totalBlocks < dataStart + 17) {
@@ -396,8 +437,15 @@ export function decodeInode(raw: Buffer, expectIno: number): { rec: InodeRecord;
   };
   if (rec.ino !== expectIno) throw new FormatError(`inode slot ${expectIno} holds inode ${rec.ino}`);
   if ((rec.flags & ~IFLAG_KNOWN) !== 0) throw new FormatError(`inode ${expectIno}: unknown flags 0x${rec.flags.toString(16)}`);
-  const inlineFork = rec.forkBlock === 0 ? Buffer.from(b.subarray(INO.inlineFork, INO.inlineFork + rec.forkLen)) : null;
+  if (!FILE_TYPES.has(rec.mode & 0o170000) || rec.mode > 0o177777) throw new FormatError(`inode ${expectIno}: mode 0${rec.mode.toString(8)} is no file type`);
   if (rec.forkBlock === 0 && rec.forkLen > INLINE_FORK_MAX) throw new FormatError(`inode ${expectIno}: inline fork length ${rec.forkLen}`);
+  if (rec.forkBlock !== 0 && (rec.forkLen <= INLINE_FORK_MAX || rec.forkLen > MAX_FORK_BYTES)) {
+    throw new FormatError(`inode ${expectIno}: out-of-line fork length ${rec.forkLen} (${INLINE_FORK_MAX + 1} to ${MAX_FORK_BYTES} bytes)`);
+  }
+  if (rec.recIndex === 0 && (rec.recBlocks !== 0 || rec.recCount !== 0)) {
+    throw new FormatError(`inode ${expectIno}: ${rec.recBlocks} record blocks with ${rec.recCount} records but no record index`);
+  }
+  const inlineFork = rec.forkBlock === 0 ? Buffer.from(b.subarray(INO.inlineFork, INO.inlineFork + rec.forkLen)) : null;
   return { rec, inlineFork };
 }
 

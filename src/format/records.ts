@@ -23,7 +23,7 @@
  *   index block   32-byte header: u32 magic 'PMRI', u32 crc, u64 ino, u64 next
  *                 index block (0: last), u32 count, u32 0; then u64 record blocks
  */
-import { EXT_KNOWN, EXTENT_REC_SIZE, type ExtentRec } from './fork.js';
+import { EXT_KNOWN, EXTENT_REC_SIZE, type ExtentRec, validEntryName } from './fork.js';
 import { FormatError, readU64, recordChecksum, writeU64 } from './layout.js';
 
 export const REC_MAGIC = 0x42524d50;   // 'PMRB'
@@ -118,7 +118,7 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
       if (nl === 0 || p + 9 + nl > end) throw bad(`has a name of ${nl} bytes`);
       const child = readU64(raw, p, where);
       const name = raw.toString('utf8', p + 9, p + 9 + nl);
-      if (name.includes('/') || name.includes('\0') || name === '.' || name === '..') throw bad(`has an invalid name`);
+      if (!validEntryName(name, nl)) throw bad(`has an invalid name`);
       out.dirents.push([name, child, Buffer.from(raw.subarray(p, p + 9 + nl))]);
       p += 9 + nl;
     } else if (kind === REC_KIND_REFCOUNT) {

@@ -16,7 +16,7 @@ import {
   BITMAP_HDR, BITMAP_MAGIC, bitsPerBitmapBlock, computeGeometry, dataEnd, decodeBitmapBlock, decodeInode,
   decodeSuperblock, encodeBitmapBlock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_JOURNAL, FEAT_INCOMPAT_REFCOUNT,
   FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FORMAT_VERSION, FormatError, hasSuperblockMagic, IFLAG_ORPHAN,
-  IFLAG_SEALED, INLINE_FORK_MAX, INO, INODE_MAGIC, INODE_SIZE, isFreeSlot, LABEL_MAX, MAX_INODES, MAX_JOURNAL_BLOCKS,
+  IFLAG_SEALED, INLINE_FORK_MAX, INO, INODE_MAGIC, INODE_SIZE, isFreeSlot, LABEL_MAX, MAX_COUNTER, MAX_INODES, MAX_JOURNAL_BLOCKS,
   MIN_JOURNAL_BLOCKS, readI64, readU64, recordChecksum, ROOT_INO, SB, SB_MAGIC, SB_SIZE, SB_STATE_DIRTY, writeI64,
   writeU64, type InodeRecord, type Superblock,
 } from '../../src/format/layout.js';
@@ -244,8 +244,8 @@ describe('superblock', () => {
     expect(formatError(() => decodeSuperblock(encodeSuperblock(v1))).message).toMatch(/format version 1/);
   });
 
-  it('round-trips the journal sequence and refcount root at full width', () => {
-    const sb = { ...sampleSuperblock(), journalSeq: Number.MAX_SAFE_INTEGER, refcountRoot: 2 ** 52 + 1 };
+  it('round-trips the journal sequence (up to MAX_COUNTER) and refcount root at full width', () => {
+    const sb = { ...sampleSuperblock(), journalSeq: MAX_COUNTER, refcountRoot: 2 ** 52 + 1 };
     expect(decodeSuperblock(encodeSuperblock(sb))).toEqual(sb);
   });
 
@@ -400,8 +400,9 @@ describe('computeGeometry', () => {
     expect(j(4 * 2 ** 30)).toBe(8192);             // clamped
     expect(j(64 << 20, 65536)).toBe(64);           // 1024 blocks / 32 = 32 → 64
     expect(j(64 << 20, 4096, 100)).toBe(100);
-    expect(j(1 << 30, 4096, 20000)).toBe(20000);   // an explicit size is not clamped above
-    expect(formatError(() => j(64 << 20, 4096, 63)).message).toMatch(/journal of 63 blocks.*at least 64/);
+    expect(j(1 << 30, 4096, 8192)).toBe(8192);     // an explicit size up to the maximum
+    expect(formatError(() => j(1 << 30, 4096, 8193)).message).toMatch(/journal of 8193 blocks: 64 to 8192/);
+    expect(formatError(() => j(64 << 20, 4096, 63)).message).toMatch(/journal of 63 blocks: 64 to 8192/);
     expect(formatError(() => j(64 << 20, 4096, 0)).message).toMatch(/journal of 0 blocks/);
   });
 

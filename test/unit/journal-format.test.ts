@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   descCapacity, encodeLogTx, JCOMMIT_MAGIC, JDESC_HDR, JDESC_MAGIC, logBlocksFor, scanLog, type LogScan, type LogTx,
 } from '../../src/format/journal.js';
-import { crc32c, FormatError, recordChecksum } from '../../src/format/layout.js';
+import { crc32c, FormatError, MAX_COUNTER, recordChecksum } from '../../src/format/layout.js';
 
 const BS = 4096;
 const NOW = 1_700_000_000_123;
@@ -150,9 +150,11 @@ describe('scanLog: committed', () => {
     expect(s.tx.images[0].equals(t.images[0])).toBe(true);
   });
 
-  it('round-trips sequence numbers up to 2^53 - 1 and the largest block size', () => {
-    const t = tx(Number.MAX_SAFE_INTEGER, 2);
-    expect((scan(write(emptyLog(8), t)) as { tx: LogTx }).tx.seq).toBe(Number.MAX_SAFE_INTEGER);
+  it('round-trips sequence numbers up to MAX_COUNTER (2^48) and the largest block size; a larger one is torn', () => {
+    const t = tx(MAX_COUNTER, 2);
+    expect((scan(write(emptyLog(8), t)) as { tx: LogTx }).tx.seq).toBe(MAX_COUNTER);
+    const over = scan(write(emptyLog(8), tx(Number.MAX_SAFE_INTEGER, 2)));
+    expect(over).toMatchObject({ state: 'torn', why: expect.stringMatching(/beyond/) });
     const big: LogTx = { seq: 5, homes: [1000, 1001], images: [Buffer.alloc(65536, 1), Buffer.alloc(65536, 2)] };
     const { body, commit } = encodeLogTx(65536, big);
     const log = [...body, commit];
