@@ -28,7 +28,7 @@ import {
 } from '../format/layout.js';
 import {
   type DecodedRecords, decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
-  encodeRecordBlock, encodeRefcountRec, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
+  encodeRecordBlock, encodeRefcountRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
   type RecKind, type RefcountRec,
 } from '../format/records.js';
 import { RefcountIndex } from '../refcount/refcount.js';
@@ -36,7 +36,7 @@ import type { Journal } from '../journal/journal.js';
 import type { Region } from '../region/region.js';
 import { FsError } from '../errors.js';
 import { blockCount, regionBlock, regionOff } from '../types.js';
-import { Inode, TrackedMap } from './inode.js';
+import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
 import { RecordSet, type RecTouched } from './records.js';
 
 /** What one operation did to the store, for finish and rollback. */
@@ -51,6 +51,20 @@ export interface StoreOp {
 
 /** Most index blocks one inode may chain (bounds memory and time on hostile images). */
 const MAX_INDEX_CHAIN = 1 << 16;
+/** Bytes of the smallest record (a directory entry with a one-byte name). */
+const MIN_REC_BYTES = 10;
+
+/**
+ * A fork's sections must fit the inode's type: extents only on a regular
+ * file, entries only on a directory, a target exactly on a symlink.
+ * @throws FormatError naming the misfit
+ */
+function checkForkKind(rec: InodeRecord, fork: Fork): void {
+  const type = rec.mode & S_IFMT;
+  if (fork.extents.length && type !== S_IFREG) throw new FormatError(`inode ${rec.ino}: extents on a file that is not regular`);
+  if ((type === S_IFLNK) !== (fork.symlink !== null)) throw new FormatError(`inode ${rec.ino}: ${fork.symlink ? 'a symlink target on a non-symlink' : 'a symlink without a target'}`);
+  if (fork.dirents && type !== S_IFDIR) throw new FormatError(`inode ${rec.ino}: directory entries on a non-directory`);
+}
 
 export class InodeStore {
   readonly sb: Superblock;
@@ -112,7 +126,12 @@ export class InodeStore {
     const { rec, inlineFork } = decodeInode(raw, ino);
     let forkBuf = inlineFork;
     if (!forkBuf) {
-      if (!this.inData(rec.forkBlock, rec.forkBlocks) || rec.forkLen > rec.forkBlocks * this.bs) {
+      // forkLen is bounded by decodeInode; the extent must be exactly what it needs, so a
+      // forged forkBlocks cannot make mount read more than MAX_FORK_BYTES before the CRC check.
+      if (rec.forkBlocks !== Math.ceil(rec.forkLen / this.bs)) {
+        throw new FormatError(`inode ${ino}: fork extent of ${rec.forkBlocks} blocks for a ${rec.forkLen}-byte fork`);
+      }
+      if (!this.inData(rec.forkBlock, rec.forkBlocks)) {
         throw new FormatError(`inode ${ino}: fork extent [${rec.forkBlock}, +${rec.forkBlocks}) outside the data area`);
       }
       const parts: Buffer[] = [];
@@ -121,6 +140,7 @@ export class InodeStore {
     }
     if ((crc32c(forkBuf) >>> 0) !== rec.forkCrc) throw new FormatError(`inode ${ino}: fork checksum mismatch`);
     const fork = decodeFork(forkBuf, `inode ${ino}`);
+    checkForkKind(rec, fork);
     inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid;
     Object.assign(inode, {
       nlink: rec.nlink, size: rec.size, atime: rec.atime, mtime: rec.mtime, ctime: rec.ctime, btime: rec.btime,
@@ -169,14 +189,17 @@ export class InodeStore {
    * registers it with the set. Bounded (MAX_INDEX_CHAIN) and loop-proof.
    * @throws FormatError for a broken chain, a block outside the data area or listed twice, a damaged block
    */
-  private readChain(set: RecordSet, first: number, where: string, onBlock: (block: number, d: DecodedRecords) => void): void {
+  private readChain(set: RecordSet, first: number, where: string, onBlock: (block: number, d: DecodedRecords) => void, maxRecBlocks = Infinity): void {
     const seen = new Set<number>();
     let next = first;
+    let recBlocks = 0;
     while (next) {
       if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: record index chain is broken at block ${next}`);
       seen.add(next);
       const ix = decodeIndexBlock(this.journal.read(next), set.ino, where);
       set.index.push({ block: next, list: ix.blocks });
+      recBlocks += ix.blocks.length;
+      if (recBlocks > maxRecBlocks) throw new FormatError(`${where}: record index lists more than the ${maxRecBlocks} record blocks the inode says`);
       for (const b of ix.blocks) {
         if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
         seen.add(b);
@@ -188,6 +211,12 @@ export class InodeStore {
 
   private loadRecords(inode: Inode, kind: RecKind, rec: InodeRecord): { extents: ExtentRec[]; dirents: Array<[string, number]> } {
     const where = `inode ${inode.ino}`;
+    // Both counts are checked against the chain after it is read; bounding them first keeps
+    // a forged chain from being followed further than the inode itself allows.
+    const dataBlocks = dataEnd(this.sb) - this.sb.dataStart;
+    if (rec.recBlocks > dataBlocks || rec.recCount > rec.recBlocks * Math.floor(recBlockCapacity(this.bs) / MIN_REC_BYTES)) {
+      throw new FormatError(`${where}: ${rec.recBlocks} record blocks with ${rec.recCount} records is impossible in a region of ${dataBlocks} data blocks`);
+    }
     const set = new RecordSet(kind, inode.ino, this.bs);
     const extents: ExtentRec[] = [];
     const dirents: Array<[string, number]> = [];
@@ -199,7 +228,7 @@ export class InodeStore {
         set.adopt(b, d.extents.map(([e, raw]) => [e.fileBlock, raw]));
         for (const [e] of d.extents) extents.push(e);
       }
-    });
+    }, rec.recBlocks);
     if (set.blocks.length !== rec.recBlocks || set.count !== rec.recCount) {
       throw new FormatError(`${where}: ${set.blocks.length} record blocks with ${set.count} records, the inode says ${rec.recBlocks} and ${rec.recCount}`);
     }

@@ -48,8 +48,12 @@ export class Journal {
   /** Test hook: called before every block-image change of an operation; may throw (failure injection). */
   failpoint: ((block: number) => void) | null = null;
 
+  /** Sequence of the last transaction known to be home (the superblock's journalSeq): recovery replays only newer ones. */
+  readonly checkpointSeq: number;
+
+  /** @param nextSeq the sequence of the next commit: one past the superblock's journalSeq checkpoint */
   constructor(region: Region, geo: JournalGeometry, nextSeq = 1) {
-    this.region = region; this.geo = geo; this.seq = nextSeq;
+    this.region = region; this.geo = geo; this.seq = nextSeq; this.checkpointSeq = nextSeq - 1;
   }
 
   /** Blocks changed by the running transaction. */
@@ -151,11 +155,17 @@ export class Journal {
    * Recovery: replay the committed transaction in the log (write its images
    * home and flush). With `dryRun`, the images go into the running
    * transaction instead, so a read-only check sees the region as it will be
-   * after replay without writing (fsck -n).
+   * after replay without writing (fsck -n). A transaction not newer than
+   * `checkpointSeq` is 'stale' and not replayed: its images are already home,
+   * or older than what is (a forged or mixed-up log).
    */
   recover(dryRun = false): LogScan {
     const s = this.scan();
     if (s.state !== 'committed') return s;
+    if (s.tx.seq <= this.checkpointSeq) {
+      this.seq = Math.max(this.seq, s.tx.seq + 1);
+      return { state: 'stale', seq: s.tx.seq, why: `transaction ${s.tx.seq} is not newer than the superblock's checkpoint ${this.checkpointSeq}` };
+    }
     const bs = this.geo.blockSize;
     s.tx.homes.forEach((h, i) => {
       if (dryRun) this.images.set(h, s.tx.images[i]);

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Allocator } from '../alloc/allocator.js';
 import {
-  computeGeometry, dataEnd, decodeSuperblock, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError,
+  computeGeometry, dataEnd, decodeSuperblock, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError, geometryDiffers,
   ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock,
 } from '../format/layout.js';
 import { Journal } from '../journal/journal.js';
@@ -126,6 +126,22 @@ function markClean(e: Engine): void {
 }
 
 /**
+ * The superblock as the replayed journal left it. It must keep the geometry
+ * the engine was built with (the allocator, the journal and the inode table
+ * are placed by it).
+ * @throws FormatError when it does not decode or moves a structure
+ */
+export function replayedSuperblock(e: Engine): Superblock {
+  const sb = decodeSuperblock(e.journal.read(0));
+  const moved = geometryDiffers(e.sb, sb);
+  if (moved) throw new FormatError(`the journal's superblock image changes the region's geometry (${moved}) (run fsck.pmemfs)`);
+  if (sb.featuresIncompat & ~FEAT_INCOMPAT_SUPPORTED) {
+    throw new FormatError(`the journal's superblock image uses unsupported features 0x${sb.featuresIncompat.toString(16)} (run fsck.pmemfs)`);
+  }
+  return sb;
+}
+
+/**
  * Replay the journal if the region was not unmounted cleanly, then load and
  * validate every inode and the bitmap. `dryRun` (read-only users) replays
  * into memory only.
@@ -139,9 +155,11 @@ export function loadEngine(e: Engine, dryRun: boolean, log: Logger): { recovered
     if (scan.state === 'committed') {
       replayed = scan.tx.homes.length;
       log.warn({ seq: scan.tx.seq, blocks: replayed }, 'journal: replayed the last committed transaction');
-      Object.assign(e.sb, decodeSuperblock(e.journal.read(0)), { state: e.sb.state });
+      Object.assign(e.sb, replayedSuperblock(e), { state: e.sb.state });
     } else if (scan.state === 'torn') {
       log.warn({ seq: scan.seq, why: scan.why }, 'journal: discarded a transaction that did not commit');
+    } else if (scan.state === 'stale') {
+      log.warn({ seq: scan.seq, why: scan.why }, 'journal: not replayed, already checkpointed');
     }
   } else {
     const scan = e.journal.scan();
