@@ -5,8 +5,12 @@
  * free-space bitmap; a metadata block claimed once; a data block claimed by
  * as many block maps as its reference count says (1 without a record,
  * reflink); every directory entry naming a live inode;
- * the directory tree rooted, without cycles or a directory under two names.
- * Iterative (no recursion) and linear in the metadata, whatever the shape.
+ * the directory tree rooted, without cycles or a directory under two names;
+ * every in-use inode reachable and its link count equal to its names (so
+ * a slot freed at link count 0 is never still named); an unnamed inode
+ * with link count 0 marked an orphan.
+ * Iterative (no recursion) and linear in the metadata, whatever the shape
+ * (plus one sort of the block claims: O(e log e) in extents).
  */
 import type { Allocator } from '../alloc/allocator.js';
 import { ROOT_INO } from '../format/layout.js';
@@ -34,9 +38,20 @@ export interface Validation {
   multiLinkedDirs: Array<{ dir: number; name: string; ino: number }>;
   /** Inodes with links that cannot be reached from the root. */
   unreachable: number[];
-  /** ino → number of entries naming it, and directory → subdirectory count. */
+  /** ino → number of entries naming it, and directory → subdirectory count (directories reachable from the root). */
   links: Map<number, number>;
   subdirs: Map<number, number>;
+  /** Inodes named by an entry of any loaded directory, reachable or not: never freed as orphans. */
+  named: Set<number>;
+  /** Reachable inodes whose link count is not what the entries say (a named inode with nlink 0 among them). */
+  linkCounts: Array<{ ino: number; nlink: number; want: number }>;
+  /** Inodes with nlink 0 that no entry names but that are not marked orphans: nothing unlinked them. */
+  strays: number[];
+}
+
+/** The link count the entries give an inode: 2 + subdirectories for a directory, its names otherwise. */
+export function wantLinks(inode: Inode, v: Pick<Validation, 'links' | 'subdirs'>): number {
+  return inode.isDir ? 2 + (v.subdirs.get(inode.ino) ?? 0) : v.links.get(inode.ino) ?? 0;
 }
 
 /** Every block claim of every inode and of the refcount index, sorted by start. */
@@ -89,7 +104,10 @@ function checkRefcounts(store: InodeStore, owners: ReturnType<typeof dataOwners>
 
 /** Run every cross-inode check (see the file comment). */
 export function validate(store: InodeStore, alloc: Allocator): Validation {
-  const v: Validation = { overlaps: [], refcounts: [], markedFree: [], leaked: 0, danglingEntries: [], multiLinkedDirs: [], unreachable: [], links: new Map(), subdirs: new Map() };
+  const v: Validation = {
+    overlaps: [], refcounts: [], markedFree: [], leaked: 0, danglingEntries: [], multiLinkedDirs: [], unreachable: [],
+    links: new Map(), subdirs: new Map(), named: new Set(), linkCounts: [], strays: [],
+  };
   const claims = allClaims(store);
   // One pass in start order: `reach` is the claim reaching furthest so far, so a claim
   // starting before its end overlaps it — an error unless both are data (shared
@@ -112,7 +130,27 @@ export function validate(store: InodeStore, alloc: Allocator): Validation {
   const inUse = dataEnd - dataStart - alloc.freeBlocks;
   v.leaked = Math.max(0, inUse - claimed);
   walkTree(store, v);
+  checkLinks(store, v);
   return v;
+}
+
+/**
+ * Link counts against the entries, O(inodes + entries). An inode's slot is
+ * freed when its count reaches 0, so a count below its names would let a
+ * name outlive the inode and later open whoever reuses the slot.
+ */
+function checkLinks(store: InodeStore, v: Validation): void {
+  for (const dir of store.inodes.values()) if (dir.dirents) for (const ino of dir.dirents.values()) v.named.add(ino);
+  const unreachable = new Set(v.unreachable);
+  for (const inode of store.inodes.values()) {
+    if (inode.nlink === 0 && !v.named.has(inode.ino)) {
+      if (!inode.orphan && inode.ino !== ROOT_INO) v.strays.push(inode.ino);
+      continue;
+    }
+    if (unreachable.has(inode.ino)) continue;
+    const want = wantLinks(inode, v);
+    if (inode.nlink !== want) v.linkCounts.push({ ino: inode.ino, nlink: inode.nlink, want });
+  }
 }
 
 function walkTree(store: InodeStore, v: Validation): void {
@@ -144,5 +182,8 @@ export function mountBlocker(v: Validation): string | null {
   if (v.markedFree.length) { const c = v.markedFree[0]; return `inode ${c.ino} uses blocks [${c.start}, +${c.len}) that the free-space bitmap calls free`; }
   if (v.danglingEntries.length) { const d = v.danglingEntries[0]; return `directory ${d.dir}: entry '${d.name}' names missing inode ${d.ino}`; }
   if (v.multiLinkedDirs.length) { const d = v.multiLinkedDirs[0]; return `directory ${d.ino} is reachable twice (entry '${d.name}' in directory ${d.dir}): the tree has a cycle or a hard-linked directory`; }
+  if (v.linkCounts.length) { const l = v.linkCounts[0]; return `inode ${l.ino} has link count ${l.nlink} but ${l.want} directory link(s) name it`; }
+  if (v.unreachable.length) return `inode ${v.unreachable[0]} has links but no directory reachable from the root names it`;
+  if (v.strays.length) return `inode ${v.strays[0]} has link count 0 and no name but is not marked an orphan`;
   return null;
 }

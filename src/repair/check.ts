@@ -10,7 +10,8 @@
  * block claimed twice, every data block's reference count equal to the
  * number of block maps that map it, claimed blocks marked in use and no
  * leaked blocks; directory entries naming live inodes; the tree rooted
- * and acyclic; link counts; orphans.
+ * and acyclic; link counts (a named inode with link count 0 included: it is
+ * given its count, never freed); orphans.
  *
  * Repair (`repair` true): the primary superblock restored from the backup;
  * the journal replayed; damaged inodes cleared (their entries removed, their
@@ -27,10 +28,10 @@
 import { decodeSuperblock, encodeSuperblock, FormatError, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock } from '../format/layout.js';
 import { Inode, S_IFDIR } from '../inode/inode.js';
 import { InodeStore } from '../inode/store.js';
-import { allClaims, dataOwners, validate } from '../inode/validate.js';
+import { allClaims, dataOwners, validate, wantLinks } from '../inode/validate.js';
 import { Region } from '../region/region.js';
 import { regionBlock, blockCount, regionOff } from '../types.js';
-import { engine, type Engine } from '../vfs/mount.js';
+import { engine, replayedSuperblock, type Engine } from '../vfs/mount.js';
 
 export interface CheckResult {
   problems: string[];     // everything found
@@ -60,8 +61,10 @@ export function checkRegion(path: string, repair: boolean, o: CheckOptions = {})
     const e = engine(sb, region);
     if (sb.state !== SB_STATE_CLEAN) {
       const scan = e.journal.recover(!repair);
-      found(`region was not unmounted cleanly${scan.state === 'committed' ? ` (journal transaction ${scan.tx.seq}, ${scan.tx.homes.length} blocks, ${repair ? 'replayed' : 'to replay'})` : ''}`, true);
-      if (scan.state === 'committed') Object.assign(sb, decodeSuperblock(e.journal.read(0)), { state: sb.state });
+      const what = scan.state === 'committed' ? ` (journal transaction ${scan.tx.seq}, ${scan.tx.homes.length} blocks, ${repair ? 'replayed' : 'to replay'})`
+        : scan.state === 'stale' ? ` (journal not replayed: ${scan.why})` : '';
+      found(`region was not unmounted cleanly${what}`, true);
+      if (scan.state === 'committed') Object.assign(sb, replayedSuperblock(e), { state: sb.state });
     }
     let bitmapOk = true;
     try { e.alloc.loadBitmap((i) => e.journal.read(sb.bitmapStart + i)); } catch (err) {
@@ -157,10 +160,11 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   if (bitmapOk && v.leaked) found(`free-space bitmap: ${v.leaked} block(s) marked in use but referenced by nothing (leaked)`, true);
   for (const d of v.danglingEntries) found(`directory ${d.dir}: entry '${d.name}' names ${damaged.has(d.ino) ? 'damaged' : 'missing'} inode ${d.ino}`, true);
   for (const d of v.multiLinkedDirs) found(`directory ${d.ino} has a second name '${d.name}' in directory ${d.dir}${repair ? ' (removed)' : ''}`, true);
-  const orphans = [...store.inodes.values()].filter((i) => i.nlink === 0 && i.ino !== ROOT_INO);
+  // An inode some entry still names is never freed, whatever its count says: its count is set from its names below.
+  const orphans = [...store.inodes.values()].filter((i) => i.nlink === 0 && i.ino !== ROOT_INO && !v.named.has(i.ino));
   for (const i of orphans) found(`orphan inode ${i.ino} (unlinked, never freed)`, true);
   for (const ino of v.unreachable) if (!clear.has(ino)) found(`inode ${ino} is not reachable from the root${repair ? ': linked into /lost+found' : ''}`, true);
-  if (!repair) { reportLinkCounts(store, v, found); return; }
+  if (!repair) { reportLinkCounts(v, found); return; }
 
   // Make allocations safe before anything is written: free space from what is referenced.
   alloc.loadFromUsage(allClaims(store).map((c) => ({ start: regionBlock(c.start), len: blockCount(c.len) })));
@@ -198,12 +202,7 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
     if (dir) tx.run((t) => { t.markDirty(dir); dir.dirents!.delete(d.name); });
   }
   for (const i of orphans) if (store.inodes.has(i.ino)) tx.run((t) => { for (const x of i.bmap.extents) t.deferFree({ start: regionBlock(x.regionBlock), len: blockCount(x.len) }); i.bmap.reset([]); t.drop(i); });
-  v = validate(store, alloc);
-  for (const ino of v.unreachable) {
-    const inode = store.inodes.get(ino);
-    if (!inode) continue;
-    tx.run((t) => { const lf = lostAndFound(e, t.markDirty.bind(t)); t.markDirty(lf); t.markDirty(inode); lf.dirents!.set(`#${ino}`, ino); });
-  }
+  reconnect(e, found, clear);
   v = validate(store, alloc);
   fixLinkCounts(e, v, found);
   tx.commit('fsck');
@@ -218,6 +217,35 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   store.persistBackupSuperblock();
 }
 
+/**
+ * Link unreachable inodes into /lost+found: only the tops of unreachable
+ * subtrees (an unreachable directory keeps its children, so none is named
+ * twice), then again, since a subtree coming back may hold entries naming
+ * cleared inodes, or a second name of a directory, which go; bounded rounds.
+ */
+function reconnect(e: Engine, found: Found, clear: Set<number>): void {
+  const { store, alloc, tx } = e;
+  for (let round = 0; round < 16; round++) {
+    const v = validate(store, alloc);
+    for (const d of v.danglingEntries) found(`directory ${d.dir}: entry '${d.name}' names ${clear.has(d.ino) ? 'cleared' : 'missing'} inode ${d.ino} (removed)`, true);
+    for (const d of v.multiLinkedDirs) found(`directory ${d.ino} has a second name '${d.name}' in directory ${d.dir} (removed)`, true);
+    for (const d of [...v.danglingEntries, ...v.multiLinkedDirs]) {
+      const dir = store.inodes.get(d.dir);
+      if (dir) tx.run((t) => { t.markDirty(dir); dir.dirents!.delete(d.name); });
+    }
+    const stray = v.unreachable.filter((ino) => store.inodes.has(ino));
+    if (!stray.length && !v.danglingEntries.length && !v.multiLinkedDirs.length) return;
+    const below = new Set<number>();
+    for (const ino of stray) for (const c of store.inodes.get(ino)!.dirents?.values() ?? []) below.add(c);
+    let tops = stray.filter((ino) => !below.has(ino));
+    if (!tops.length) tops = stray.slice(0, 1);   // a cycle of unreachable directories: break it anywhere
+    for (const ino of tops) {
+      const inode = store.inodes.get(ino)!;
+      tx.run((t) => { const lf = lostAndFound(e, t.markDirty.bind(t)); t.markDirty(lf); t.markDirty(inode); lf.dirents!.set(`#${ino}`, ino); });
+    }
+  }
+}
+
 function highestIno(store: InodeStore): number {
   let m = ROOT_INO;
   for (const k of store.inodes.keys()) if (k > m) m = k;
@@ -230,16 +258,8 @@ function markAll(inode: Inode): void {
   if (inode.records) for (const rb of inode.records.blocks) for (const k of rb.items.keys()) inode.bmap.changed.add(k as number);
 }
 
-function wantLinks(inode: Inode, v: ReturnType<typeof validate>): number {
-  return inode.isDir ? 2 + (v.subdirs.get(inode.ino) ?? 0) : v.links.get(inode.ino) ?? 0;
-}
-
-function reportLinkCounts(store: InodeStore, v: ReturnType<typeof validate>, found: Found): void {
-  for (const inode of store.inodes.values()) {
-    if (inode.nlink === 0 || v.unreachable.includes(inode.ino)) continue;
-    const want = wantLinks(inode, v);
-    if (inode.nlink !== want) found(`inode ${inode.ino}: link count ${inode.nlink}, should be ${want}`, true);
-  }
+function reportLinkCounts(v: ReturnType<typeof validate>, found: Found): void {
+  for (const l of v.linkCounts) found(`inode ${l.ino}: link count ${l.nlink}, should be ${l.want}`, true);
 }
 
 function fixLinkCounts(e: Engine, v: ReturnType<typeof validate>, found: Found): void {
