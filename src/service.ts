@@ -113,7 +113,9 @@ export class PmemService {
     if (this.commitTimer) clearInterval(this.commitTimer);
     this.holders.stop();
     this.seals.stop();
-    if (!this.fs.tx.running) return;   // power failure emulated, or shut down: nothing more reaches the media
+    if (this.fs.tx.halted) return;   // power failure emulated: nothing more reaches the media
+    // Shut down: nothing more is written, but the failed write-backs get the media's old content back.
+    if (!this.fs.tx.running) { this.mounted.region.close(); return; }
     unmountRegion(this.mounted);
   }
 

@@ -352,9 +352,22 @@ export class Region {
     this.preImages?.clear();
   }
 
+  /**
+   * After a failed flush (recording only): the pages whose write-back
+   * failed get the media's content back in the region file, so the next
+   * mount sees what a failed medium would hold, not what the host's page
+   * cache happened to write later.
+   */
+  private revertLostWriteback(): void {
+    for (const [p, img] of this.lostWriteback) this.each(p * PAGE_SIZE, img.length, (w, wOff, done, n) => { img.copy(w, wOff, done, done + n); });
+    if (this.lostWriteback.size) { for (const w of this.windows) if (w) loadNative().msync(w, 0, w.length); fs.fsyncSync(this.fd); }
+    this.lostWriteback.clear();
+  }
+
   /** Flush and drop the mappings; the fd is closed. The Region is unusable afterwards. */
   close(): void {
     if (!this.readOnly && !this.halted && !this.failed) this.persistAll();
+    if (this.failed) this.revertLostWriteback();
     this.windows.fill(undefined);
     fs.closeSync(this.fd);
   }
