@@ -308,10 +308,10 @@ export const MAX_JOURNAL_BLOCKS = 8192;
 export const MAX_INODES = 1 << 24;
 /**
  * Ceiling of the counters that only grow (journal sequence, mount count):
- * far beyond any real use (2^48 commits), far enough below 2^53 that adding
+ * far beyond any real use (2^52 commits), far enough below 2^53 that adding
  * one stays an exact integer.
  */
-export const MAX_COUNTER = 2 ** 48;
+export const MAX_COUNTER = 2 ** 52;
 
 export interface GeometryOptions {
   regionSize: number;      // bytes, rounded down to the block size

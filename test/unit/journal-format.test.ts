@@ -150,7 +150,7 @@ describe('scanLog: committed', () => {
     expect(s.tx.images[0].equals(t.images[0])).toBe(true);
   });
 
-  it('round-trips sequence numbers up to MAX_COUNTER (2^48) and the largest block size; a larger one is torn', () => {
+  it('round-trips sequence numbers up to MAX_COUNTER (2^52) and the largest block size; a larger one is torn', () => {
     const t = tx(MAX_COUNTER, 2);
     expect((scan(write(emptyLog(8), t)) as { tx: LogTx }).tx.seq).toBe(MAX_COUNTER);
     const over = scan(write(emptyLog(8), tx(Number.MAX_SAFE_INTEGER, 2)));
