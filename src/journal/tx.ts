@@ -75,6 +75,12 @@ export class TxManager {
   shutdownReason: string | null = null;
   /** Called once, when the filesystem shuts down (the daemon logs it). */
   onShutdown: ((reason: string, err: unknown) => void) | null = null;
+  /**
+   * Called after every successful operation, outside it: work the operation
+   * left to bounded follow-up operations (PmemFs.drainReaps: large files
+   * freed a chunk of extents at a time) runs here, before the caller goes on.
+   */
+  afterOp: (() => void) | null = null;
   /** Called after every commit (the daemon logs and counts). */
   onCommit: ((reason: string) => void) | null = null;
 
@@ -130,11 +136,12 @@ export class TxManager {
       const tx = new Transaction(this);
       this.pending = true;
       this.ensureBegun();
+      let done = false, result: T | undefined;
       try {
         const r = fn(tx);
         if (r instanceof Promise) throw new Error('transaction: tx.run() takes a synchronous function (await the guard first)');
         this.end(tx);
-        return r;
+        result = r; done = true;
       } catch (e) {
         this.abort();
         if (!(e instanceof TxNeedsCommit)) throw e;
@@ -143,6 +150,7 @@ export class TxManager {
       } finally {
         this.pending = false;
       }
+      if (done) { this.afterOp?.(); return result as T; }
       this.commit('busy extents');
     }
   }

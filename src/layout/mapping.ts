@@ -128,6 +128,23 @@ export function copyOnWrite(c: DataContext, tx: Transaction, inode: Inode, path:
   return unshareBlocks(c, tx, inode, c.guard.cowPermit({ op, path, inode }, runs), b0, b1);
 }
 
+/**
+ * Unmap the last `maxExtents` extent records of an inode (all of them when
+ * it has fewer): one bounded step of freeing a large file, so that no
+ * transaction holds more than a fixed number of extents whatever the file
+ * (the shape of XFS's rolled xfs_itruncate_extents).
+ * @returns the records left
+ */
+export function releaseTail(tx: Transaction, inode: Inode, permit: LayoutPermit, maxExtents: number): number {
+  tx.markDirty(inode);
+  for (let i = 0; i < maxExtents; i++) {
+    const e = inode.bmap.lastExtent();
+    if (!e) break;
+    unmapBlocks(tx, inode, permit, e.fileBlock, e.len);
+  }
+  return inode.bmap.count;
+}
+
 /** Free every block of an inode that is going away (no names, handles, leases or pins left). */
 export function releaseAllBlocks(tx: Transaction, inode: Inode, permit: LayoutPermit): void {
   const first = inode.bmap.firstExtent();

@@ -20,7 +20,7 @@ import type { PinRegistry } from '../layout/busy.js';
 import type { LayoutGuard } from '../layout/guard.js';
 import { nowTimespec, type Timespec } from '../types.js';
 import * as uapi from '../uapi.js';
-import { newShareStats, releaseAllBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
+import { newShareStats, releaseAllBlocks, releaseTail, type DataContext, type RunTx } from '../layout/mapping.js';
 import { cowRuns, fallocateData, readData, shiftRange, truncateData, unshareRange, writeData } from './data.js';
 import { remapRange, type RemapResult } from './remap.js';
 import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../inode/inode.js';
@@ -89,6 +89,9 @@ export class PmemFs {
   onExternalChange: ((inode: Inode, data: boolean) => void) | null = null;
   private readonly handles = new Map<number, Handle>();
   private nextFh = 1;
+  /** Unlinked, unheld inodes too large to free in one transaction (maybeReap), freed by drainReaps. */
+  private readonly pendingReaps = new Set<Inode>();
+  private draining = false;
   /** Directory ino → parent ino, built on first use and kept by mkdir, rmdir and rename. */
   private parents: Map<number, number> | null = null;
 
@@ -96,7 +99,15 @@ export class PmemFs {
     this.store = p.store; this.tx = p.tx; this.guard = p.guard; this.pins = p.pins; this.opts = p.opts; this.log = p.log;
     this.data = { region: p.store.region, share: newShareStats(), alloc: p.store.alloc, refs: p.store.refcount, guard: p.guard, blockSize: p.store.sb.blockSize };
     p.store.referenced = (ino) => this.kernelRefs.has(ino);
+    p.tx.afterOp = () => { if (this.pendingReaps.size && !this.draining) this.drainReaps(); };
   }
+
+  /**
+   * Most extent records one transaction frees: an eighth of the log's
+   * blocks, so that a step's metadata (a bitmap block or two per extent, a
+   * share of the block map's record blocks) always fits the log.
+   */
+  get reapChunk(): number { return Math.max(8, Math.floor(this.store.sb.journalBlocks / 8)); }
 
   /** Report a change the kernel did not make (seal fill, pins, collapse, DMA writes): its caches drop it. */
   externalChange(inode: Inode, data: boolean): void {
@@ -419,16 +430,50 @@ export class PmemFs {
     if (inode.nlink === 0) this.maybeReap(tx, inode);
   }
 
-  /** Free an unlinked inode if nothing holds it, else mark it an orphan (freed at last release, or at next mount). */
+  /**
+   * Free an unlinked inode if nothing holds it, else mark it an orphan
+   * (freed at last release, or at next mount). An inode with more extent
+   * records than one transaction may free (reapChunk) is marked an orphan
+   * in this one and freed by drainReaps right after it, a bounded
+   * transaction at a time: a crash in between leaves an orphan that the
+   * next mount goes on freeing (ext4's orphan list, XFS's rolled
+   * xfs_itruncate_extents + xfs_inactive).
+   */
   maybeReap(tx: Transaction, inode: Inode): void {
     if (inode.nlink > 0) return;
     const held = inode.openCount > 0 || inode.leases.length > 0 || this.pins.pinsOfIno(inode.ino).length > 0;
-    if (held) {
+    if (held || inode.bmap.count > this.reapChunk) {
       if (!inode.orphan) { inode.flags |= IFLAG_ORPHAN; tx.markDirty(inode); }
+      if (!held) this.pendingReaps.add(inode);
       return;
     }
     releaseAllBlocks(tx, inode, this.guard.internalPermit(inode));
     tx.drop(inode);
+  }
+
+  /**
+   * Free the large orphans maybeReap queued, reapChunk extents per
+   * transaction from the end of the file, the inode itself in the last
+   * one. Runs after the operation that queued them (TxManager.afterOp).
+   */
+  drainReaps(): void {
+    this.draining = true;
+    try {
+      for (const inode of this.pendingReaps) {
+        this.pendingReaps.delete(inode);
+        const permit = this.guard.internalPermit(inode);
+        try {
+          while (this.store.inodes.get(inode.ino) === inode) {
+            this.tx.run((tx) => { if (releaseTail(tx, inode, permit, this.reapChunk) === 0) tx.drop(inode); });
+          }
+        } catch (err) {
+          // The operation that queued it has committed: it stays an orphan, which the next mount frees.
+          this.log.error({ err, ino: inode.ino }, 'freeing a large orphan failed; the next mount goes on');
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
   }
 
   rename(src: string, dst: string): void {
@@ -746,17 +791,21 @@ export class PmemFs {
     return `sealed=${inode.sealKind} pins=${pins.length} busy_pages=${busy.size} extents=${inode.bmap.count} leases=${inode.leases.length} size=${inode.size} blocks=${inode.bmap.mappedBlocks()}`;
   }
 
-  /** Unmount: drop handles and pins, free orphans, flush, mark clean. */
+  /**
+   * Unmount, and orphan recovery at mount: drop handles, leases and pins,
+   * then free every orphan, each in operations of its own (a crash part-way
+   * leaves the rest flagged for the next mount; none is larger than the log).
+   */
   shutdown(): void {
     this.handles.clear();
     this.pins.clear();
     if (this.opts.readOnly) return;
-    this.run((tx) => {
-      for (const inode of [...this.store.inodes.values()]) {
-        inode.openCount = 0; inode.leases = [];
-        if (inode.nlink === 0) this.maybeReap(tx, inode);
-      }
-    });
+    const orphans: Inode[] = [];
+    for (const inode of this.store.inodes.values()) {
+      inode.openCount = 0; inode.leases = [];
+      if (inode.nlink === 0) orphans.push(inode);
+    }
+    for (const inode of orphans) if (this.store.inodes.get(inode.ino) === inode) this.run((tx) => this.maybeReap(tx, inode));
   }
 }
 
