@@ -42,7 +42,7 @@ import type { NativeBinding, SessionHandlers } from '../native.js';
 import { CTL_DIR } from '../uapi.js';
 import { CtlDir } from '../vfs/ctl.js';
 import { mapRead, readData, seekData } from '../vfs/data.js';
-import type { Caller, PmemFs, Stat, TimeSpec } from '../vfs/fs.js';
+import type { Caller, PmemFs, SetAttrs, Stat, TimeSpec } from '../vfs/fs.js';
 import type { IoctlDispatcher } from '../vfs/ioctl.js';
 
 /**
@@ -522,22 +522,22 @@ export class FuseTransport {
     const fs = this.fs;
     // Everything is read from scratch now: after an await it belongs to the next request.
     const [mode, uid, gid, size, at, atn, mt, mtn] = a.subarray(o, o + 8);
-    if (valid & SET_MODE) fs.chmod(inode, mode);
-    if (valid & (SET_UID | SET_GID)) fs.chown(inode, valid & SET_UID ? uid : -1, valid & SET_GID ? gid : -1);
-    const finish = () => {
-      if (valid & (SET_ATIME | SET_MTIME)) {
-        const t = (set: number, now: number, s: number, ns: number): TimeSpec =>
-          !(valid & set) ? 'omit' : valid & now ? 'now' : { sec: s, nsec: ns };
-        fs.utimens(inode, t(SET_ATIME, SET_ATIME_NOW, at, atn), t(SET_MTIME, SET_MTIME_NOW, mt, mtn));
-      }
+    const t = (set: number, now: number, s: number, ns: number): TimeSpec | undefined =>
+      !(valid & set) ? undefined : valid & now ? 'now' : { sec: s, nsec: ns };
+    const attrs: SetAttrs = {
+      mode: valid & SET_MODE ? mode : undefined,
+      uid: valid & SET_UID ? uid : undefined,
+      gid: valid & SET_GID ? gid : undefined,
+      size: valid & SET_SIZE ? size : undefined,
+      atime: t(SET_ATIME, SET_ATIME_NOW, at, atn),
+      mtime: t(SET_MTIME, SET_MTIME_NOW, mt, mtn),
+    };
+    const file = this.fileFh(fh);
+    // One request, one operation: every attribute or none (PmemFs.setattr).
+    return fs.setattr(inode, attrs, file >= 0 && fs.hasHandle(file) ? file : undefined).then(() => {
       this.putAttr(fs.stat(inode), 0, 0);
       this.n.replyAttr(slot);
-    };
-    if (valid & SET_SIZE) {
-      const file = this.fileFh(fh);
-      return fs.truncate(inode, size, file >= 0 && fs.hasHandle(file) ? file : undefined).then(finish);
-    }
-    finish();
+    });
   }
 
   /**

@@ -48,6 +48,12 @@ export interface GuardStats { refused: number; waited: number; waitTimeouts: num
 
 export class LayoutGuard {
   readonly stats: GuardStats = { refused: 0, waited: 0, waitTimeouts: 0, waitsInterrupted: 0, waitMsTotal: 0 };
+  /**
+   * Set by PmemFs: whether an inode is still the one in the store under its
+   * number. A change that waited for busy pages revalidates with it before
+   * it gets its permit (ESTALE when the file was freed meanwhile).
+   */
+  isLive: ((inode: Inode) => boolean) | null = null;
 
   constructor(private readonly pins: PinRegistry, private readonly opts: GuardOptions, private readonly log: Logger) {}
 
@@ -132,6 +138,11 @@ export class LayoutGuard {
         this.stats.waitMsTotal += Date.now() - t0;
         this.log.info({ op: c.op, ino: c.inode.ino, waitedMs: Date.now() - t0 }, 'interrupted: layout change abandoned');
         throw new FsError('EINTR', c.op, c.path, 'interrupted while waiting for busy pages');
+      }
+      // Prepare's look-ups are stale after a wait: the inode may have been freed meanwhile.
+      if (this.isLive && !this.isLive(c.inode)) {
+        this.stats.waitMsTotal += Date.now() - t0;
+        throw new FsError('ESTALE', c.op, c.path, 'the file was removed while the change waited for busy pages');
       }
       if (!c.ignoreSeal) this.assertNotSealed(c);
       if (this.busyPins(c) === 0) {

@@ -189,6 +189,18 @@ function zeroMapped(c: DataContext, tx: Transaction, inode: Inode, path: string,
  * @throws FsError ETXTBSY (sealed and size differs, or busy pages), EFBIG, EINVAL
  */
 export async function truncateData(c: DataContext, run: RunTx, inode: Inode, path: string, size: number): Promise<void> {
+  const permit = await prepareTruncate(c, inode, path, size);
+  run((tx) => applyTruncate(c, tx, inode, path, size, permit));
+}
+
+/**
+ * truncate's prepare step: check the size, the seal, and wait for (or
+ * refuse over) busy pages past the new EOF. What it returns goes to
+ * applyTruncate, in the same request, with nothing awaited in between.
+ * @returns the layout permit for a shrink, null otherwise
+ * @throws FsError EINVAL, EFBIG, ETXTBSY (sealed or busy), EINTR, ESTALE (freed while waiting)
+ */
+export async function prepareTruncate(c: DataContext, inode: Inode, path: string, size: number): Promise<LayoutPermit | null> {
   if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', 'truncate', path, `size ${size}`);
   if (size > MAX_FILE_SIZE) throw new FsError('EFBIG', 'truncate', path, `size ${size} beyond the maximum file size`);
   if (size !== inode.size) c.guard.assertNotSealed({ op: 'truncate', path, inode });
@@ -197,20 +209,27 @@ export async function truncateData(c: DataContext, run: RunTx, inode: Inode, pat
   // Open-ended: blocks mapped past EOF while the guard waits must go too.
   // The partial block at the new EOF is zeroed past it: a copy-on-write when shared.
   const cow = () => cowRuns(c, inode, size, first * bs - size);
-  const permit = size < inode.size
-    ? await c.guard.assertLayoutMutable({ op: 'truncate', path, inode, breaks: { start: first, count: MAX_FILE_BLOCKS - first }, runs: cow })
+  return size < inode.size
+    ? c.guard.assertLayoutMutable({ op: 'truncate', path, inode, breaks: { start: first, count: MAX_FILE_BLOCKS - first }, runs: cow })
     : null;
-  run((tx) => {
-    tx.markDirty(inode);
-    if (permit && size < inode.size) {
-      unmapBlocks(tx, inode, permit, first, Math.max(0, lastMappedBlock(inode) - first));
-      zeroMapped(c, tx, inode, path, size, first * bs);
-    }
-    inode.size = size;
-    inode.touchMtime();
-  });
 }
 
+/**
+ * truncate's apply step, inside the request's one transaction: the size
+ * may have grown back while prepare waited (then there is nothing to free).
+ * @throws FsError ETXTBSY (a seal set meanwhile), ENOSPC (copy-on-write of the partial last block)
+ */
+export function applyTruncate(c: DataContext, tx: Transaction, inode: Inode, path: string, size: number, permit: LayoutPermit | null): void {
+  if (size !== inode.size) c.guard.assertNotSealed({ op: 'truncate', path, inode });
+  const first = ceilDiv(size, c.blockSize);
+  tx.markDirty(inode);
+  if (permit && size < inode.size) {
+    unmapBlocks(tx, inode, permit, first, Math.max(0, lastMappedBlock(inode) - first));
+    zeroMapped(c, tx, inode, path, size, first * c.blockSize);
+  }
+  inode.size = size;
+  inode.touchMtime();
+}
 
 /**
  * fallocate(2): default and KEEP_SIZE allocate unwritten extents over holes;

@@ -21,7 +21,8 @@ import type { LayoutGuard } from '../layout/guard.js';
 import { nowTimespec, type Timespec } from '../types.js';
 import * as uapi from '../uapi.js';
 import { newShareStats, releaseAllBlocks, releaseTail, type DataContext, type RunTx } from '../layout/mapping.js';
-import { cowRuns, fallocateData, readData, shiftRange, truncateData, unshareRange, writeData } from './data.js';
+import { applyTruncate, cowRuns, fallocateData, prepareTruncate, readData, shiftRange, unshareRange, writeData } from './data.js';
+import type { LayoutPermit } from '../bmap/bmap.js';
 import { remapRange, type RemapResult } from './remap.js';
 import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../inode/inode.js';
 import type { InodeStore } from '../inode/store.js';
@@ -45,6 +46,9 @@ export interface Stat {
 export interface Handle { fh: number; inode: Inode; flags: number; pid: number }
 
 export type TimeSpec = Timespec | 'now' | 'omit';
+
+/** The attributes of one setattr request; absent ones stay. Sizes in bytes; uid/gid -1 (or absent) keeps that one. */
+export interface SetAttrs { mode?: number; uid?: number; gid?: number; size?: number; atime?: TimeSpec; mtime?: TimeSpec }
 
 /**
  * File handle numbers (FUSE fh of regular opens) are 1 .. FILE_FH_LIMIT-1,
@@ -100,6 +104,7 @@ export class PmemFs {
     this.data = { region: p.store.region, share: newShareStats(), alloc: p.store.alloc, refs: p.store.refcount, guard: p.guard, blockSize: p.store.sb.blockSize };
     p.store.referenced = (ino) => this.kernelRefs.has(ino);
     p.tx.afterOp = () => { if (this.pendingReaps.size && !this.draining) this.drainReaps(); };
+    p.guard.isLive = (inode) => this.store.inodes.get(inode.ino) === inode;
   }
 
   /**
@@ -233,39 +238,46 @@ export class PmemFs {
   chmod(t: Inode | string, mode: number): void {
     const { inode, path } = this.target(t);
     this.writable('chmod', path);
-    this.run((tx) => {
-      inode.mode = (inode.mode & S_IFMT) | (mode & 0o7777);
-      inode.touchCtime();
-      tx.markDirty(inode);
-    });
+    this.run((tx) => applyMode(tx, inode, mode));
   }
 
   chown(t: Inode | string, uid: number, gid: number): void {
     const { inode, path } = this.target(t);
     this.writable('chown', path);
-    this.run((tx) => {
-      if (uid !== -1 && uid !== 0xffffffff) inode.uid = uid;
-      if (gid !== -1 && gid !== 0xffffffff) inode.gid = gid;
-      // Linux clears set-user-ID, and set-group-ID on group-executables, when a non-directory changes owner.
-      if (!inode.isDir) {
-        inode.mode &= ~S_ISUID;
-        if (inode.mode & C.S_IXGRP) inode.mode &= ~S_ISGID;
-      }
-      inode.touchCtime();
-      tx.markDirty(inode);
-    });
+    this.run((tx) => applyOwner(tx, inode, uid, gid));
   }
 
   utimens(t: Inode | string, atime: TimeSpec, mtime: TimeSpec): void {
     const { inode, path } = this.target(t);
     this.writable('utimens', path);
+    this.run((tx) => applyTimes(tx, inode, atime, mtime, nowTimespec()));
+  }
+
+  /**
+   * FUSE SETATTR: several attributes as one request, all or nothing. The
+   * prepare step checks everything that can refuse (the size: EISDIR,
+   * EINVAL, EFBIG, a seal, busy pages past the new EOF — it may wait) before
+   * anything changes; the apply step sets mode, owner, size and times in
+   * one transaction. So a setattr of mode and size on a sealed file is
+   * ETXTBSY with the mode unchanged (notify_change applies its attributes
+   * together, fs/attr.c).
+   * @throws FsError EROFS, EBADF (fh not open), EISDIR/EINVAL (size of a non-file), and truncate's errors
+   */
+  async setattr(t: Inode | string, a: SetAttrs, fh?: number): Promise<void> {
+    const { inode, path } = a.size === undefined ? this.target(t) : this.targetVia(t, fh, true);
+    this.writable('setattr', path);
+    let permit: LayoutPermit | null = null;
+    if (a.size !== undefined) {
+      if (inode.isDir) throw new FsError('EISDIR', 'truncate', path);
+      if (!inode.isReg) throw new FsError('EINVAL', 'truncate', path);
+      permit = await prepareTruncate(this.data, inode, path, a.size);
+    }
     const now = nowTimespec();
-    const pick = (t: TimeSpec, cur: Timespec) => (t === 'now' ? now : t === 'omit' ? cur : t);
     this.run((tx) => {
-      inode.atime = pick(atime, inode.atime);
-      inode.mtime = pick(mtime, inode.mtime);
-      inode.ctime = now;
-      tx.markDirty(inode);
+      if (a.mode !== undefined) applyMode(tx, inode, a.mode);
+      if (a.uid !== undefined || a.gid !== undefined) applyOwner(tx, inode, a.uid ?? -1, a.gid ?? -1);
+      if (a.size !== undefined) applyTruncate(this.data, tx, inode, path, a.size, permit);
+      if (a.atime !== undefined || a.mtime !== undefined) applyTimes(tx, inode, a.atime ?? 'omit', a.mtime ?? 'omit', now);
     });
   }
 
@@ -593,11 +605,7 @@ export class PmemFs {
   }
 
   async truncate(t: Inode | string, size: number, fh?: number): Promise<void> {
-    const { inode, path } = this.targetVia(t, fh, true);
-    this.writable('truncate', path);
-    if (inode.isDir) throw new FsError('EISDIR', 'truncate', path);
-    if (!inode.isReg) throw new FsError('EINVAL', 'truncate', path);
-    await truncateData(this.data, this.runTx, inode, path, size);
+    return this.setattr(t, { size }, fh);
   }
 
   async fallocate(t: Inode | string, mode: number, off: number, len: number, fh?: number): Promise<void> {
@@ -838,4 +846,33 @@ export function splitPath(path: string): string[] {
 function privsToDrop(inode: Inode, caller: Caller): number {
   if (caller.uid === 0) return 0;
   return inode.mode & (S_ISUID | (inode.mode & C.S_IXGRP ? S_ISGID : 0));
+}
+
+/** chmod's change: the permission bits, the type kept; ctime. */
+function applyMode(tx: Transaction, inode: Inode, mode: number): void {
+  tx.markDirty(inode);
+  inode.mode = (inode.mode & S_IFMT) | (mode & 0o7777);
+  inode.touchCtime();
+}
+
+/** chown's change (-1 or 0xffffffff keeps that id); ctime. */
+function applyOwner(tx: Transaction, inode: Inode, uid: number, gid: number): void {
+  tx.markDirty(inode);
+  if (uid !== -1 && uid !== 0xffffffff) inode.uid = uid;
+  if (gid !== -1 && gid !== 0xffffffff) inode.gid = gid;
+  // Linux clears set-user-ID, and set-group-ID on group-executables, when a non-directory changes owner.
+  if (!inode.isDir) {
+    inode.mode &= ~S_ISUID;
+    if (inode.mode & C.S_IXGRP) inode.mode &= ~S_ISGID;
+  }
+  inode.touchCtime();
+}
+
+/** utimens's change at `now`; ctime. */
+function applyTimes(tx: Transaction, inode: Inode, atime: TimeSpec, mtime: TimeSpec, now: Timespec): void {
+  const pick = (t: TimeSpec, cur: Timespec) => (t === 'now' ? now : t === 'omit' ? cur : t);
+  tx.markDirty(inode);
+  inode.atime = pick(atime, inode.atime);
+  inode.mtime = pick(mtime, inode.mtime);
+  inode.ctime = now;
 }
