@@ -1,0 +1,100 @@
+/**
+ * @file Orphans: inodes with no name left. One is freed when nothing holds
+ * it (no handle, lease or pin); until then it is flagged IFLAG_ORPHAN on
+ * the media, so a crash leaves it for the next mount to free.
+ *
+ * No operation is larger than the log: an orphan with more extent records
+ * than one transaction may free (OrphanReaper.chunk) is freed from its end
+ * a bounded transaction at a time, right after the operation that let it
+ * go (TxManager.afterOp), or at mount and unmount (freeAll).
+ */
+import type { Logger } from 'pino';
+import { IFLAG_ORPHAN } from '../format/layout.js';
+import type { Inode } from '../inode/inode.js';
+import type { InodeStore } from '../inode/store.js';
+import type { Transaction, TxManager } from '../journal/tx.js';
+import type { PinRegistry } from '../layout/busy.js';
+import type { LayoutGuard } from '../layout/guard.js';
+import { releaseAllBlocks, releaseTail } from '../layout/mapping.js';
+
+export class OrphanReaper {
+  /** Unlinked, unheld inodes too large to free in one transaction (maybeReap), freed by drain. */
+  private readonly pending = new Set<Inode>();
+  private draining = false;
+
+  constructor(private readonly p: { store: InodeStore; tx: TxManager; guard: LayoutGuard; pins: PinRegistry; log: Logger }) {}
+
+  /**
+   * Most extent records one transaction frees: an eighth of the log's
+   * blocks, so that a step's metadata (a bitmap block or two per extent, a
+   * share of the block map's record blocks) always fits the log.
+   */
+  get chunk(): number { return Math.max(8, Math.floor(this.p.store.sb.journalBlocks / 8)); }
+
+  /**
+   * Free an unlinked inode if nothing holds it, else mark it an orphan
+   * (freed at last release, or at next mount). An inode with more extent
+   * records than one transaction may free (chunk) is marked an orphan in
+   * this one and freed by drain right after it, a bounded transaction at a
+   * time: a crash in between leaves an orphan that the next mount goes on
+   * freeing (ext4's orphan list, XFS's rolled xfs_itruncate_extents +
+   * xfs_inactive).
+   */
+  maybeReap(tx: Transaction, inode: Inode): void {
+    if (inode.nlink > 0) return;
+    const held = inode.openCount > 0 || inode.leases.length > 0 || this.p.pins.pinsOfIno(inode.ino).length > 0;
+    if (held || inode.bmap.count > this.chunk) {
+      if (!inode.orphan) { inode.flags |= IFLAG_ORPHAN; tx.markDirty(inode); }
+      if (!held) this.pending.add(inode);
+      return;
+    }
+    releaseAllBlocks(tx, inode, this.p.guard.internalPermit(inode));
+    tx.drop(inode);
+  }
+
+  /** TxManager.afterOp: drain what the operation just committed queued (not from inside a drain). */
+  afterOp(): void {
+    if (this.pending.size && !this.draining) this.drain();
+  }
+
+  /**
+   * Free the large orphans maybeReap queued, chunk extents per transaction
+   * from the end of the file, the inode itself in the last one.
+   */
+  drain(): void {
+    const { store, tx, guard, log } = this.p;
+    this.draining = true;
+    try {
+      for (const inode of this.pending) {
+        this.pending.delete(inode);
+        const permit = guard.internalPermit(inode);
+        try {
+          while (store.inodes.get(inode.ino) === inode) {
+            tx.run((t) => { if (releaseTail(t, inode, permit, this.chunk) === 0) t.drop(inode); });
+          }
+        } catch (err) {
+          // The operation that queued it has committed: it stays an orphan, which the next mount frees.
+          log.error({ err, ino: inode.ino }, 'freeing a large orphan failed; the next mount goes on');
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /**
+   * Unmount, and orphan recovery at mount (handles and pins already
+   * dropped): drop every open count and lease, then free every orphan,
+   * each in operations of its own (a crash part-way leaves the rest
+   * flagged for the next mount).
+   */
+  freeAll(): void {
+    const { store, tx } = this.p;
+    const orphans: Inode[] = [];
+    for (const inode of store.inodes.values()) {
+      inode.openCount = 0; inode.leases = [];
+      if (inode.nlink === 0) orphans.push(inode);
+    }
+    for (const inode of orphans) if (store.inodes.get(inode.ino) === inode) tx.run((t) => this.maybeReap(t, inode));
+  }
+}
