@@ -15,8 +15,8 @@
 import { FormatError, readU64, writeU64 } from './layout.js';
 
 /**
- * Limits a decoded fork is held to (the filesystem's own: src/vfs/fs.ts
- * refuses anything beyond them), so a forged fork is refused by name
+ * Limits a decoded fork is held to (the filesystem's own: src/vfs/lookup.ts,
+ * namespace.ts and xattr.ts refuse anything beyond them), so a forged fork is refused by name
  * instead of being taken in: names of 1..255 bytes without '/' or NUL, an
  * xattr value of at most 64 KiB and 256 KiB of values per inode, a symlink
  * target of 1..4095 bytes.
