@@ -25,8 +25,8 @@ sum0=$(_sha "$F")
 _log "a pinned file: a truncate waits; SIGALRM after 1 s interrupts it with EINTR"
 pmemfs-io -c "pin 0 64k" -c "sleep 60" "$F" >"$SCRATCH/pin.out" 2>&1 &
 holder=$!; _PIDS+=("$holder")
-for _ in $(seq 50); do [[ -s $BUSY ]] && break; sleep 0.1; done
-[[ -s $BUSY ]] || _fail "the pin did not show in $BUSY: $(cat "$SCRATCH/pin.out")"
+for _ in $(seq 50); do _nonempty "$BUSY" && break; sleep 0.1; done
+_nonempty "$BUSY" || _fail "the pin did not show in $BUSY: $(cat "$SCRATCH/pin.out")"
 t0=$(_now_ms)
 _run perl -e '$SIG{ALRM} = sub {}; alarm 1;
   if (truncate($ARGV[0], 0)) { print "truncated\n" } else { print "$!\n" }' "$F"
@@ -41,7 +41,7 @@ _assert_eq 262144 "$(stat -c %s "$F")" "size while still pinned"
 _log "the pins go: the truncate does not happen after all"
 kill -TERM "$holder"; _reap "$holder" || true
 t0=$(_now_ms)
-while [[ -s $BUSY ]]; do (( $(_now_ms) - t0 < 3000 )) || _fail "pins of the stopped holder still busy after 3 s"; sleep 0.05; done
+while _nonempty "$BUSY"; do (( $(_now_ms) - t0 < 3000 )) || _fail "pins of the stopped holder still busy after 3 s"; sleep 0.05; done
 sleep 0.5
 _assert_eq 262144 "$(stat -c %s "$F")" "size after the pins went"
 _assert_eq "$sum0" "$(_sha "$F")" "content after the pins went"

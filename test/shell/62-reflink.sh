@@ -94,15 +94,15 @@ touch "$MNT/f"
 $IO -c "reflink $A" "$MNT/f" >/dev/null
 $IO -r -c "pin 0 64k" -c "sleep 30" "$A" >"$SCRATCH/pin.out" 2>&1 &
 holder=$!; _PIDS+=("$holder")
-for _ in $(seq 50); do [[ -s $MNT/.pmemfs/busy ]] && break; sleep 0.1; done
-[[ -s $MNT/.pmemfs/busy ]] || _fail "the pin did not appear: $(cat "$SCRATCH/pin.out")"
+for _ in $(seq 50); do _nonempty "$MNT/.pmemfs/busy" && break; sleep 0.1; done
+_nonempty "$MNT/.pmemfs/busy" || _fail "the pin did not appear: $(cat "$SCRATCH/pin.out")"
 bmapv "$MNT/f" | head -1 | grep -q shared || _fail "a read pin unshared the block"
 _assert_errno "pwrite: Text file busy" xfs_io -c "pwrite -S 0x63 0 4k" "$MNT/f"
 _assert_errno "pwrite: Text file busy" xfs_io -c "pwrite -S 0x63 4k 4k" "$A"
 _assert_exit 0 xfs_io -c "pwrite -S 0x63 128k 4k" "$MNT/f"
 _assert_eq "$sum_a" "$(md5sum <"$A")" "source after refused writes"
 kill -KILL "$holder"; _reap "$holder" || true
-for _ in $(seq 50); do [[ -s $MNT/.pmemfs/busy ]] || break; sleep 0.1; done
+for _ in $(seq 50); do _nonempty "$MNT/.pmemfs/busy" || break; sleep 0.1; done
 _assert_exit 0 xfs_io -c "pwrite -S 0x63 0 4k" "$MNT/f"
 _assert_eq "$sum_a" "$(md5sum <"$A")" "source after the clone's COW"
 

@@ -29,7 +29,7 @@ ls -a "$MNT" | grep -q '^\.pmemfs$' && _fail ".pmemfs is listed by readdir of th
 _log "pin by a process; refuse policy"
 $IO -c "pin 0 64k" -c "sleep 30" "$F" >"$SCRATCH/pin.out" 2>&1 &
 holder=$!; _PIDS+=("$holder")
-for _ in $(seq 50); do [[ -s $BUSY ]] && break; sleep 0.1; done
+for _ in $(seq 50); do _nonempty "$BUSY" && break; sleep 0.1; done
 line=$(head -n1 "$BUSY")
 [[ $line =~ ^id=[0-9]+\ ino=[0-9]+\ path=/f\ off=0\ len=65536\ phys=0x[0-9a-f]+\ pins=1\ holder=pid:$holder\ age_ms=[0-9]+$ ]] \
   || _fail "busy line has the wrong shape: '$line'"
@@ -48,7 +48,7 @@ _assert_exit 0 truncate -s 128k "$F"
 
 _log "holder death releases its pins within a second"
 kill -KILL "$holder"; t0=$(_now_ms); _reap "$holder" || true
-while [[ -s $BUSY ]]; do (( $(_now_ms) - t0 < 3000 )) || _fail "pins of a killed holder still busy after 3 s"; sleep 0.02; done
+while _nonempty "$BUSY"; do (( $(_now_ms) - t0 < 3000 )) || _fail "pins of a killed holder still busy after 3 s"; sleep 0.02; done
 _log "pins released $(( $(_now_ms) - t0 )) ms after kill -9"
 _assert_exit 0 truncate -s 64k "$F"
 

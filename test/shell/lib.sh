@@ -49,6 +49,10 @@ declare -a _PIDS=()       # every process this test started in the background
 
 _log() { printf '[%s] %s\n' "$TEST_NAME" "$*"; }
 
+# _nonempty FILE: FILE reads back something. Control files (.pmemfs/busy...)
+# report st_size 0, as /proc files do, so `[[ -s ]]` is no test of them.
+_nonempty() { [[ -n $(cat "$1" 2>/dev/null) ]]; }
+
 # Small shared tools: content hash, milliseconds, and the daemon log since a mark.
 _sha() { sha256sum <"$1" | cut -d' ' -f1; }
 _now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $(( t / 1000 )); }
