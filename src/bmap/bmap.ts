@@ -103,6 +103,16 @@ export class BlockMap {
     for (const [, e] of this.tree.entries(first.fileBlock)) yield e;
   }
 
+  /**
+   * How many records end after file block `fileBlock` (the one containing
+   * it included), counting no further than `limit`: O(log n + limit).
+   */
+  countFrom(fileBlock: number, limit: number): number {
+    let n = 0;
+    for (const _ of this.from(fileBlock)) if (++n >= limit) break;
+    return n;
+  }
+
   /** Describe [start, start+count) as mapped pieces and holes, in order. */
   map(start: number, count: number): MapSeg[] {
     const out: MapSeg[] = [];

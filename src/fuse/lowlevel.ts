@@ -534,10 +534,10 @@ export class FuseTransport {
     };
     const file = this.fileFh(fh);
     // One request, one operation: every attribute or none (PmemFs.setattr).
-    return fs.setattr(inode, attrs, file >= 0 && fs.hasHandle(file) ? file : undefined).then(() => {
-      this.putAttr(fs.stat(inode), 0, 0);
-      this.n.replyAttr(slot);
-    });
+    const reply = () => { this.putAttr(fs.stat(inode), 0, 0); this.n.replyAttr(slot); };
+    const r = fs.setattr(inode, attrs, file >= 0 && fs.hasHandle(file) ? file : undefined);
+    if (r) return r.then(reply);
+    reply();
   }
 
   /**

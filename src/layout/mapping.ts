@@ -136,13 +136,24 @@ export function copyOnWrite(c: DataContext, tx: Transaction, inode: Inode, path:
  * @returns the records left
  */
 export function releaseTail(tx: Transaction, inode: Inode, permit: LayoutPermit, maxExtents: number): number {
+  releaseTailFrom(tx, inode, permit, 0, maxExtents);
+  return inode.bmap.count;
+}
+
+/**
+ * releaseTail for the blocks from file block `from` on only (a truncate's
+ * tail): the record straddling `from` loses its part past it.
+ * @returns whether anything is still mapped at or past `from`
+ */
+export function releaseTailFrom(tx: Transaction, inode: Inode, permit: LayoutPermit, from: number, maxExtents: number): boolean {
   tx.markDirty(inode);
   for (let i = 0; i < maxExtents; i++) {
     const e = inode.bmap.lastExtent();
-    if (!e) break;
-    unmapBlocks(tx, inode, permit, e.fileBlock, e.len);
+    if (!e || e.fileBlock + e.len <= from) return false;
+    const start = Math.max(from, e.fileBlock);
+    unmapBlocks(tx, inode, permit, start, e.fileBlock + e.len - start);
   }
-  return inode.bmap.count;
+  return inode.bmap.countFrom(from, 1) > 0;
 }
 
 /** Free every block of an inode that is going away (no names, handles, leases or pins left). */

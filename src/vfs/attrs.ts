@@ -74,20 +74,23 @@ export function utimens(fs: PmemFs, t: Inode | string, atime: TimeSpec, mtime: T
  * unlinked file.
  * @throws FsError EROFS, EBADF (fh not open), EISDIR/EINVAL (size of a non-file), and truncate's errors
  */
-export async function setattr(fs: PmemFs, t: Inode | string, a: SetAttrs, fh?: number): Promise<void> {
+export function setattr(fs: PmemFs, t: Inode | string, a: SetAttrs, fh?: number): void | Promise<void> {
   const { inode, path } = a.size === undefined ? fs.target(t) : targetVia(fs, t, fh, true);
   fs.assertWritable('setattr', path);
-  let permit: LayoutPermit | null = null;
-  if (a.size !== undefined) {
-    if (inode.isDir) throw new FsError('EISDIR', 'truncate', path);
-    if (!inode.isReg) throw new FsError('EINVAL', 'truncate', path);
-    permit = await prepareTruncate(fs.data, inode, path, a.size);
-  }
+  if (a.size === undefined) { applyAttrs(fs, inode, path, a, null); return; }   // nothing to wait for: no promise
+  if (inode.isDir) throw new FsError('EISDIR', 'truncate', path);
+  if (!inode.isReg) throw new FsError('EINVAL', 'truncate', path);
+  return prepareTruncate(fs.data, inode, path, a.size).then((permit) => applyAttrs(fs, inode, path, a, permit));
+}
+
+/** setattr's apply step: one transaction, then (a large shrink) the blocks past EOF in chunks. */
+function applyAttrs(fs: PmemFs, inode: Inode, path: string, a: SetAttrs, permit: LayoutPermit | null): void {
   const now = nowTimespec();
   fs.tx.run((tx) => {
     if (a.mode !== undefined) applyMode(tx, inode, a.mode);
     if (a.uid !== undefined || a.gid !== undefined) applyOwner(tx, inode, a.uid ?? -1, a.gid ?? -1);
-    if (a.size !== undefined) applyTruncate(fs.data, tx, inode, path, a.size, permit);
+    // A shrink past more extent records than one transaction frees: the rest go right after (truncateLater).
+    if (a.size !== undefined && applyTruncate(fs.data, tx, inode, path, a.size, permit, fs.reapChunk)) fs.truncateLater(tx, inode);
     if (a.atime !== undefined || a.mtime !== undefined) applyTimes(tx, inode, a.atime ?? 'omit', a.mtime ?? 'omit', now);
   });
 }

@@ -15,7 +15,7 @@ import { HOLE, type LayoutPermit } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
 import type { Transaction } from '../journal/tx.js';
-import { copyOnWrite, lastMappedBlock, sharedRuns, unmapBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
+import { copyOnWrite, lastMappedBlock, releaseTailFrom, sharedRuns, unmapBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
 
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import * as uapi from '../uapi.js';
@@ -217,18 +217,25 @@ export async function prepareTruncate(c: DataContext, inode: Inode, path: string
 /**
  * truncate's apply step, inside the request's one transaction: the size
  * may have grown back while prepare waited (then there is nothing to free).
+ * At most `maxExtents` extent records past the new EOF are freed here, from
+ * the end; the caller frees the rest in later transactions (they lie past
+ * EOF, so every state in between is a consistent file).
+ * @returns whether blocks past the new EOF are still mapped
  * @throws FsError ETXTBSY (a seal set meanwhile), ENOSPC (copy-on-write of the partial last block)
  */
-export function applyTruncate(c: DataContext, tx: Transaction, inode: Inode, path: string, size: number, permit: LayoutPermit | null): void {
+export function applyTruncate(c: DataContext, tx: Transaction, inode: Inode, path: string, size: number, permit: LayoutPermit | null, maxExtents = Infinity): boolean {
   if (size !== inode.size) c.guard.assertNotSealed({ op: 'truncate', path, inode });
   const first = ceilDiv(size, c.blockSize);
   tx.markDirty(inode);
+  let left = false;
   if (permit && size < inode.size) {
-    unmapBlocks(tx, inode, permit, first, Math.max(0, lastMappedBlock(inode) - first));
+    if (maxExtents === Infinity) unmapBlocks(tx, inode, permit, first, Math.max(0, lastMappedBlock(inode) - first));
+    else left = releaseTailFrom(tx, inode, permit, first, maxExtents);
     zeroMapped(c, tx, inode, path, size, first * c.blockSize);
   }
   inode.size = size;
   inode.touchMtime();
+  return left;
 }
 
 /**

@@ -152,7 +152,8 @@ export class PmemFs {
   chown(t: Inode | string, uid: number, gid: number): void { attrs.chown(this, t, uid, gid); }
   utimens(t: Inode | string, atime: TimeSpec, mtime: TimeSpec): void { attrs.utimens(this, t, atime, mtime); }
   /** FUSE SETATTR: mode, owner, size and times all or nothing; a size change may wait at the layout guard. */
-  setattr(t: Inode | string, a: SetAttrs, fh?: number): Promise<void> { return attrs.setattr(this, t, a, fh); }
+  /** A promise only when a size change has to be prepared (it may wait for busy pages). */
+  setattr(t: Inode | string, a: SetAttrs, fh?: number): void | Promise<void> { return attrs.setattr(this, t, a, fh); }
 
   // --- namespace (namespace.ts) ----------------------------------------------
 
@@ -199,6 +200,8 @@ export class PmemFs {
   release(fh: number): void { handles.release(this, this.handles, fh); }
   /** Free an unlinked inode now, or keep it an orphan (OrphanReaper.maybeReap). */
   maybeReap(tx: Transaction, inode: Inode): void { this.orphans.maybeReap(tx, inode); }
+  /** Blocks past EOF left by a large truncate: freed right after the operation (OrphanReaper.truncateLater). */
+  truncateLater(tx: Transaction, inode: Inode): void { this.orphans.truncateLater(tx, inode); }
   /** Free the large orphans maybeReap queued, a bounded transaction at a time. */
   drainReaps(): void { this.orphans.drain(); }
 
@@ -219,7 +222,7 @@ export class PmemFs {
   write(fh: number, path: string, buf: Buffer, len: number, off: number, caller: Caller = ROOT_CALLER, bufOff = 0): number {
     return io.write(this, fh, path, buf, len, off, caller, bufOff);
   }
-  async truncate(t: Inode | string, size: number, fh?: number): Promise<void> { return this.setattr(t, { size }, fh); }
+  async truncate(t: Inode | string, size: number, fh?: number): Promise<void> { await this.setattr(t, { size }, fh); }
   fallocate(t: Inode | string, mode: number, off: number, len: number, fh?: number): Promise<void> {
     return io.fallocate(this, t, mode, off, len, fh);
   }

@@ -7,6 +7,14 @@
  * than one transaction may free (OrphanReaper.chunk) is freed from its end
  * a bounded transaction at a time, right after the operation that let it
  * go (TxManager.afterOp), or at mount and unmount (freeAll).
+ *
+ * A truncate that frees more records than that works the same way, as
+ * ext4 puts a truncating inode on its orphan list: the size and the first
+ * chunk go in the truncate's transaction, together with IFLAG_ORPHAN on an
+ * inode that still has names; the blocks past EOF are freed a chunk per
+ * transaction after it, and the last one clears the flag. A crash in
+ * between leaves a named, flagged inode, whose blocks past EOF the next
+ * mount frees.
  */
 import type { Logger } from 'pino';
 import { IFLAG_ORPHAN } from '../format/layout.js';
@@ -15,11 +23,13 @@ import type { InodeStore } from '../inode/store.js';
 import type { Transaction, TxManager } from '../journal/tx.js';
 import type { PinRegistry } from '../layout/busy.js';
 import type { LayoutGuard } from '../layout/guard.js';
-import { releaseAllBlocks, releaseTail } from '../layout/mapping.js';
+import { releaseAllBlocks, releaseTail, releaseTailFrom } from '../layout/mapping.js';
 
 export class OrphanReaper {
   /** Unlinked, unheld inodes too large to free in one transaction (maybeReap), freed by drain. */
   private readonly pending = new Set<Inode>();
+  /** Named inodes with blocks past EOF still to free after a large truncate (truncateLater). */
+  private readonly trims = new Set<Inode>();
   private draining = false;
 
   constructor(private readonly p: { store: InodeStore; tx: TxManager; guard: LayoutGuard; pins: PinRegistry; log: Logger }) {}
@@ -52,9 +62,32 @@ export class OrphanReaper {
     tx.drop(inode);
   }
 
+  /**
+   * A truncate left blocks past EOF mapped (more records than one
+   * transaction frees): flag the inode in the truncate's transaction and
+   * free them right after it.
+   */
+  truncateLater(tx: Transaction, inode: Inode): void {
+    if (!inode.orphan) { inode.flags |= IFLAG_ORPHAN; tx.markDirty(inode); }
+    this.trims.add(inode);
+  }
+
   /** TxManager.afterOp: drain what the operation just committed queued (not from inside a drain). */
   afterOp(): void {
-    if (this.pending.size && !this.draining) this.drain();
+    if ((this.pending.size || this.trims.size) && !this.draining) this.drain();
+  }
+
+  /** Free a flagged, named inode's blocks past EOF, a chunk per transaction; the last clears the flag. */
+  private trim(inode: Inode): void {
+    const { store, tx, guard } = this.p;
+    const permit = guard.internalPermit(inode);
+    const from = Math.ceil(inode.size / store.sb.blockSize);
+    for (let more = true; more && store.inodes.get(inode.ino) === inode;) {
+      tx.run((t) => {
+        more = releaseTailFrom(t, inode, permit, from, this.chunk);
+        if (!more && inode.nlink > 0) inode.flags &= ~IFLAG_ORPHAN;
+      });
+    }
   }
 
   /**
@@ -65,6 +98,10 @@ export class OrphanReaper {
     const { store, tx, guard, log } = this.p;
     this.draining = true;
     try {
+      for (const inode of this.trims) {
+        this.trims.delete(inode);
+        try { this.trim(inode); } catch (err) { log.error({ err, ino: inode.ino }, 'freeing blocks past EOF after a truncate failed; the next mount goes on'); }
+      }
       for (const inode of this.pending) {
         this.pending.delete(inode);
         const permit = guard.internalPermit(inode);
@@ -96,5 +133,7 @@ export class OrphanReaper {
       if (inode.nlink === 0) orphans.push(inode);
     }
     for (const inode of orphans) if (store.inodes.get(inode.ino) === inode) tx.run((t) => this.maybeReap(t, inode));
+    // Named inodes still flagged: a large truncate the power cut short.
+    for (const inode of [...store.inodes.values()]) if (inode.nlink > 0 && inode.orphan) this.trim(inode);
   }
 }

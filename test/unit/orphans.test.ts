@@ -34,12 +34,12 @@ beforeEach(() => { dir = fs.mkdtempSync(path.join(BASE, 'pmemfs-orphans-')); });
 afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
 
 /**
- * Give /big `extents` one-block extent records, every other file block
+ * Give a new file `name` `extents` one-block extent records, every other file block
  * (holes between), building the block map directly, a thousand records per
  * transaction: a million punches would take minutes.
  */
-function manyExtents(f: PmemFs, extents: number): void {
-  const h = f.create('/big', 0o644, C.O_RDWR, ROOT_CALLER);
+function manyExtents(f: PmemFs, extents: number, name = '/big'): void {
+  const h = f.create(name, 0o644, C.O_RDWR, ROOT_CALLER);
   const inode = h.inode;
   const permit = f.guard.internalPermit(inode);
   for (let done = 0; done < extents;) {
@@ -136,6 +136,46 @@ describe('operations bounded by the log, not by the file', () => {
     const r = mountRegion(img, OPTS, LOG);
     expect(r.fs.inodeOf(ino)).toBeUndefined();
     expect(r.fs.statfs().bfree).toBe(free0);
+    unmountRegion(r);
+    expect(checkRegion(img, false).problems).toEqual([]);
+  }, 120_000);
+
+  it('a truncate past more extent records than one transaction frees: the size at once, the tail in chunks; a crash between them is finished by the next mount', async () => {
+    const p = path.join(dir, 'r.pmem');
+    formatRegion(p, { size: 1 * GiB, blockSize: BS, label: 'trunc', journalBlocks: 256 });
+    const m = mountRegion(p, { ...OPTS, powerfail: true }, LOG);
+    const f = m.fs;
+    const free0 = f.statfs().bfree;
+    manyExtents(f, 5000);
+    const inode = f.resolve('/big');
+    // Whole: the truncate frees everything past block 100 in chunks, right after its own transaction.
+    const ops0 = f.tx.stats.ops;
+    await f.truncate('/big', 200 * BS);
+    expect(inode.size).toBe(200 * BS);
+    expect(inode.bmap.countFrom(200, 1e9)).toBe(0);
+    expect(inode.orphan).toBe(false);
+    expect(f.tx.stats.ops - ops0).toBeGreaterThanOrEqual(Math.ceil(4900 / f.reapChunk));
+    f.fsync();
+    const freeAfter = f.statfs().bfree;
+    // Cut short: nothing drains after the truncate, as if the power failed right after its transaction.
+    manyExtents(f, 3000, '/big2');
+    f.fsync();
+    f.tx.afterOp = null;
+    await f.truncate('/big2', 10 * BS);
+    const big2 = f.resolve('/big2');
+    expect(big2.orphan).toBe(true);
+    expect(big2.bmap.countFrom(10, 1e9)).toBeGreaterThan(0);
+    f.fsync();
+    const img = path.join(dir, 'crash.pmem');
+    m.region.crashImage(img, () => true);
+    m.region.close();
+    const r = mountRegion(img, OPTS, LOG);
+    const again = r.fs.resolve('/big2');
+    expect(again.size).toBe(10 * BS);
+    expect(again.bmap.countFrom(10, 1e9)).toBe(0);
+    expect(again.orphan).toBe(false);
+    expect(r.fs.statfs().bfree).toBeGreaterThanOrEqual(freeAfter - 64);   // /big2's 5 blocks and a few record blocks
+    expect(r.fs.statfs().bfree).toBeLessThan(free0);
     unmountRegion(r);
     expect(checkRegion(img, false).problems).toEqual([]);
   }, 120_000);
