@@ -1,9 +1,8 @@
 /**
- * @file Interruptible waits. The request a piece of engine code runs for is
- * carried through its awaits (node:async_hooks AsyncLocalStorage), so the
- * one place that waits for busy pages, the layout guard, can give up its
- * wait when the kernel interrupts the request (FUSE_INTERRUPT: a signal
- * reached the caller, who then sees EINTR).
+ * @file Interruptible waits. The one place that waits for busy pages, the
+ * layout guard, gives up its wait when the kernel interrupts the request it
+ * waits for (FUSE_INTERRUPT: a signal reached the caller, who then sees
+ * EINTR).
  *
  * The transport runs each request's handler inside its RequestContext
  * (runInRequest) and calls interrupt() when the kernel asks; the guard
@@ -13,10 +12,16 @@
  * request (unit tests, tools, timers) there is no signal and nothing is
  * interruptible.
  *
- * Caveat: AsyncLocalStorage on Node 20 keeps a promise hook enabled; the
- * cost is per promise, and the hot paths (read, write) create none.
+ *
+ * The current request is a plain variable, set while the transport runs a
+ * request's handler synchronously. That suffices because every wait takes
+ * its signal before its first await, in the synchronous part of a request
+ * (prepare steps run synchronously up to the guard); continuations run
+ * later, outside any handler, and see none. AsyncLocalStorage would carry
+ * the request through awaits too, but on Node 20 it turns on async hooks
+ * for the whole daemon (a cost on every promise and callback) for a wait
+ * that never needs it.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** One request's interruption state; the AbortController is made only for a request that waits. */
 export class RequestContext {
@@ -41,16 +46,21 @@ export class RequestContext {
   }
 }
 
-const current = new AsyncLocalStorage<RequestContext>();
+let current: RequestContext | null = null;
 
-/** Run fn, and everything it awaits, as part of the request ctx. */
+/** Run fn (its synchronous part) as part of the request ctx. */
 export function runInRequest<T>(ctx: RequestContext, fn: () => T): T {
-  return current.run(ctx, fn);
+  const outer = current;
+  current = ctx;
+  try { return fn(); } finally { current = outer; }
 }
 
-/** The signal of the request the caller runs for; undefined outside any request. */
+/**
+ * The signal of the request whose handler is running now; undefined outside
+ * any (and in a continuation after an await: take the signal before it).
+ */
 export function requestSignal(): AbortSignal | undefined {
-  return current.getStore()?.signal;
+  return current?.signal;
 }
 
 /**
