@@ -49,20 +49,25 @@ export class PinManager {
     if (off + len > inode.size) throw new FsError('ENXIO', 'pin', path, `range ends at ${off + len}, beyond EOF ${inode.size}`);
     const bs = this.fs.blockSize;
     if (access === 'read') this.assertMapped(inode, path, off, len);
-    else this.fillRange(inode, path, off, len);
-    if (access === 'write') this.unshareRange(inode, path, off, len);
+    else this.makeWritable(inode, path, off, len, access === 'write');
     const fb0 = Math.floor(off / bs);
     const pins: Pin[] = [];
     let done = 0;
-    for (const seg of inode.bmap.map(fb0, Math.ceil((off + len) / bs) - fb0)) {
-      if (pins.length >= max) break;
-      const s = Math.max(off, seg.fileBlock * bs), e = Math.min(off + len, (seg.fileBlock + seg.len) * bs);
-      pins.push(this.reg.add({
-        ino: inode.ino, fileOff: s, len: e - s, phys: seg.regionBlock * bs + (s - seg.fileBlock * bs),
-        startBlock: seg.regionBlock + Math.floor((s - seg.fileBlock * bs) / bs),
-        blocks: Math.ceil(e / bs) - Math.floor(s / bs), holder,
-      }));
-      done = e - off;
+    try {
+      for (const seg of inode.bmap.map(fb0, Math.ceil((off + len) / bs) - fb0)) {
+        if (pins.length >= max) break;
+        const s = Math.max(off, seg.fileBlock * bs), e = Math.min(off + len, (seg.fileBlock + seg.len) * bs);
+        pins.push(this.reg.add({
+          ino: inode.ino, fileOff: s, len: e - s, phys: seg.regionBlock * bs + (s - seg.fileBlock * bs),
+          startBlock: seg.regionBlock + Math.floor((s - seg.fileBlock * bs) / bs),
+          blocks: Math.ceil(e / bs) - Math.floor(s / bs), holder,
+        }));
+        done = e - off;
+      }
+    } catch (e) {
+      // A limit reached part-way (EAGAIN): the call pins nothing. Holes it filled stay filled (zeroes: no data changes).
+      for (const p of pins) this.reg.remove(p.id);
+      throw e;
     }
     this.stats.pinned += pins.length;
     this.log.info({ ino: inode.ino, off, len: done, pins: pins.map((p) => p.id), holder }, 'pinned');
@@ -81,22 +86,27 @@ export class PinManager {
     if (this.needsFill(inode, off, len)) throw new FsError('EBADF', 'pin', path, 'the range has holes: pinning them allocates, which needs the file open for writing');
   }
 
-  /** Holes and unwritten extents in the range become written zeroes (a write fault's effect). */
-  private fillRange(inode: Inode, path: string, off: number, len: number): void {
-    if (!this.needsFill(inode, off, len)) return;
+  /**
+   * What a write fault does before the pages are handed out, in one
+   * transaction: holes and unwritten extents in the range become written
+   * zeroes, and for a pin that may be stored through (`unshare`) shared
+   * blocks get copies of their own. All or nothing: a pinned shared block
+   * (ETXTBSY) or ENOSPC leaves the holes as they were.
+   * @throws FsError ETXTBSY (sealed, or a shared block to copy is pinned), ENOSPC
+   */
+  private makeWritable(inode: Inode, path: string, off: number, len: number, unshare: boolean): void {
     const bs = this.fs.blockSize;
     const fb0 = Math.floor(off / bs), fb1 = Math.ceil((off + len) / bs);
-    const permit = this.fs.guard.allocPermit({ op: 'pin', path, inode });
-    this.fs.tx.run((tx) => makeMapped(this.fs.data, tx, inode, permit, fb0, fb1));
-    this.fs.externalChange(inode, false);   // st_blocks grew
-  }
-
-  /** Shared blocks in the range get copies of their own (a write pin's copy-on-write). */
-  private unshareRange(inode: Inode, path: string, off: number, len: number): void {
-    if (this.fs.data.refs.empty) return;   // nothing shared in the region: no operation at all
-    const bs = this.fs.blockSize;
-    const fb0 = Math.floor(off / bs), fb1 = Math.ceil((off + len) / bs);
-    if (this.fs.tx.run((tx) => copyOnWrite(this.fs.data, tx, inode, path, 'pin', fb0, fb1))) this.fs.externalChange(inode, false);
+    const fill = this.needsFill(inode, off, len);
+    // Nothing shared in the region, or nothing to fill: no operation at all.
+    const copy = unshare && !this.fs.data.refs.empty;
+    if (!fill && !copy) return;
+    const permit = fill ? this.fs.guard.allocPermit({ op: 'pin', path, inode }) : null;
+    const changed = this.fs.tx.run((tx) => {
+      if (permit) makeMapped(this.fs.data, tx, inode, permit, fb0, fb1);
+      return (copy ? copyOnWrite(this.fs.data, tx, inode, path, 'pin', fb0, fb1) : 0) > 0 || permit !== null;
+    });
+    if (changed) this.fs.externalChange(inode, false);   // st_blocks grew, or blocks moved
   }
 
   /**

@@ -14,6 +14,7 @@ import { PmemService } from '../../src/service.js';
 import { ROOT_CALLER } from '../../src/vfs/fs.js';
 import { formatRegion } from '../../src/vfs/mount.js';
 import { acode } from './helpers.js';
+import { MAX_PINS_PER_HOLDER } from '../../src/layout/busy.js';
 
 const BS = 4096;
 const LOG = pino({ level: 'silent' });
@@ -78,5 +79,36 @@ describe('apply revalidates what prepare looked up', () => {
     expect(await acode(waiting)).toBe('ESTALE');
     const st = svc.fs.statfs();
     expect(st.blocks - st.bfree).toBeLessThan(8);   // only the root's metadata in use
+  });
+});
+
+describe('a pin is one operation', () => {
+  it('a write pin over a hole and a pinned shared block: ETXTBSY, and the hole is still a hole', async () => {
+    svc = service('refuse');
+    file('/a', 2 * BS);
+    const h = svc.fs.create('/b', 0o644, C.O_RDWR, ROOT_CALLER);
+    svc.fs.release(h.fh);
+    await svc.fs.remap('/b', svc.fs.resolve('/a'), 0, 0, BS, false, ROOT_CALLER);   // /b block 0 shares /a's
+    await svc.fs.truncate('/b', 3 * BS);                                             // blocks 1-2 of /b: a hole
+    svc.pinMgr.pin(svc.fs.resolve('/a'), '/a', 0, BS, { kind: 'admin' });            // the shared block is busy
+    const b = svc.fs.resolve('/b');
+    const before = JSON.stringify(b.bmap.map(0, 3));
+    expect(() => svc.pinMgr.pin(b, '/b', 0, 3 * BS, { kind: 'pid', pid: 77, uid: 0 }, Infinity, 'write')).toThrow(/ETXTBSY|pinned/);
+    expect(JSON.stringify(b.bmap.map(0, 3))).toBe(before);
+    expect(svc.fs.pins.pinsOfIno(b.ino)).toEqual([]);
+  });
+
+  it('a limit reached part-way pins nothing', async () => {
+    svc = service('refuse');
+    file('/f', 4 * BS);
+    const f = svc.fs.resolve('/f');
+    await svc.fs.fallocate('/f', 0x02 | 0x01 /* PUNCH_HOLE | KEEP_SIZE */, BS, BS);   // three pieces: extent, hole, extent
+    const reg = svc.fs.pins;
+    const holder = { kind: 'pid' as const, pid: 88, uid: 0 };
+    for (let i = 0; i < MAX_PINS_PER_HOLDER - 1; i++) reg.add({ ino: 999, fileOff: 0, len: BS, phys: 0, startBlock: 1 << 30, blocks: 1, holder });
+    const n = reg.size;
+    expect(() => svc.pinMgr.pin(f, '/f', 0, 3 * BS, holder)).toThrow(/limit/);   // the first of three pins fits, the second does not
+    expect(reg.size).toBe(n);
+    expect(reg.pinsOfIno(f.ino)).toEqual([]);
   });
 });
