@@ -70,6 +70,21 @@ run_vitest() {
   fi
 }
 
+# The tests type-check too (tsconfig.test.json: src and test, no output):
+# a test that calls an API with the wrong shape passes at run time by luck.
+run_typecheck() {
+  local rc=0 t0=$SECONDS
+  echo "=== typecheck (src and tests)"
+  timeout -k 10 "$(allowance 120)" npx tsc -p tsconfig.test.json </dev/null || rc=$?
+  if (( rc == 0 )); then
+    passed=$((passed + 1))
+    echo "PASS typecheck ($((SECONDS - t0))s)"
+  else
+    echo "FAIL typecheck (exit $rc)"
+    record_fail typecheck
+  fi
+}
+
 run_shell_test() {
   local file=$1 name log t rc=0 t0=$SECONDS reason
   name=$(basename "$file" .sh)
@@ -105,6 +120,7 @@ run_shell_test() {
   esac
 }
 
+run_typecheck
 run_vitest
 shopt -s nullglob
 for f in test/shell/[0-9]*.sh; do

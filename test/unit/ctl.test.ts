@@ -131,7 +131,7 @@ describe('control directory', () => {
   it('busy shows one line per pin in the documented format', () => {
     file('/f', 4);
     const inode = svc.fs.resolve('/f');
-    const { pins } = svc.pinMgr.pin(inode, '/f', 100, BS, { kind: 'pid', pid: process.pid });
+    const { pins } = svc.pinMgr.pin(inode, '/f', 100, BS, { kind: 'pid', pid: process.pid, uid: 0 });
     const got = lines(cat('busy'));
     expect(got).toHaveLength(pins.length);
     for (const l of got) expect(l).toMatch(BUSY_LINE);
@@ -143,7 +143,7 @@ describe('control directory', () => {
   it('counts overlapping pins on a line', () => {
     file('/f', 1);
     const inode = svc.fs.resolve('/f');
-    svc.pinMgr.pin(inode, '/f', 0, BS, { kind: 'pid', pid: process.pid });
+    svc.pinMgr.pin(inode, '/f', 0, BS, { kind: 'pid', pid: process.pid, uid: 0 });
     svc.pinMgr.pin(inode, '/f', 0, 10, { kind: 'admin' });
     const got = lines(cat('busy'));
     expect(got).toHaveLength(2);

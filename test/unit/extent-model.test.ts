@@ -121,7 +121,7 @@ function modelStep(m: Model, o: Op): void {
     dst.data = d;
     return;
   }
-  const f = m.get(o.f);
+  const f = m.get((o as { f: Name }).f);   // every op left names one file (TS narrows no union-typed discriminant)
   if (o.k === 'create') { if (!f) m.set(o.f, { data: zeros(0), sealed: false }); return; }
   if (!f) throw new Error('ops on missing files are skipped before the model');
   const size = f.data.length;
@@ -194,7 +194,7 @@ async function engineStep(svc: PmemService, o: Op): Promise<void> {
     }
     case 'seal': svc.seals.seal(p(o.f), ROOT_CALLER); return;
     case 'unseal': svc.seals.unseal(p(o.f), ROOT_CALLER); return;
-    case 'unlink': f.unlink(p(o.f), ROOT_CALLER); return;
+    case 'unlink': f.unlink(p(o.f)); return;
   }
 }
 
@@ -266,7 +266,7 @@ describe('extent engine against a byte-array model', () => {
         svc.close();
         svc = new PmemService(p, OPTS, LOG);
         check(svc, m, 'after remount');
-        for (const n of m.keys()) { if (m.get(n)!.sealed) svc.seals.unseal(`/${n}`, ROOT_CALLER); svc.fs.unlink(`/${n}`, ROOT_CALLER); }
+        for (const n of m.keys()) { if (m.get(n)!.sealed) svc.seals.unseal(`/${n}`, ROOT_CALLER); svc.fs.unlink(`/${n}`); }
         svc.fs.fsync();
         expect(svc.fs.store.refcount.size, 'no record left once every file is gone').toBe(0);
         expect(svc.fs.statfs().bfree, 'every block comes back').toBe(free0);

@@ -142,7 +142,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const m2 = expectRepaired(p, /reference count 2, mapped by 1 file\(s\)/);
     expect(m2.fs.store.refcount.size).toBe(0);
     const free0 = m2.fs.statfs().bfree;
-    m2.fs.unlink('/f', ROOT_CALLER);
+    m2.fs.unlink('/f');
     m2.fs.fsync();
     expect(m2.fs.statfs().bfree).toBe(free0 + 5);
     unmountRegion(m2);

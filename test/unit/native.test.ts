@@ -199,6 +199,6 @@ describe('session functions without a session', () => {
   });
 
   it('sessionStart refuses a bad mount point type', () => {
-    expect(caught(() => shim.sessionStart(1 as unknown as string, '', {} as never))).toBeInstanceOf(TypeError);
+    expect(caught(() => shim.sessionStart(1 as unknown as string, '', {} as never, 0))).toBeInstanceOf(TypeError);
   });
 });

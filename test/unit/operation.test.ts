@@ -50,7 +50,7 @@ describe('setattr: every attribute or none, in one transaction', () => {
     svc = service('refuse');
     file('/f', 3 * BS);
     svc.seals.seal('/f', ROOT_CALLER);
-    expect(await acode(svc.fs.setattr('/f', { mode: 0o600, size: BS }))).toBe('ETXTBSY');
+    expect(await acode(svc.fs.setattr('/f', { mode: 0o600, size: BS }) as Promise<void>)).toBe('ETXTBSY');
     const st = svc.fs.getattr('/f');
     expect([st.mode & 0o7777, st.size]).toEqual([0o644, 3 * BS]);
   });
@@ -59,7 +59,7 @@ describe('setattr: every attribute or none, in one transaction', () => {
     svc = service('refuse');
     file('/f', 3 * BS);
     svc.pinMgr.pin(svc.fs.resolve('/f'), '/f', 2 * BS, BS, { kind: 'admin' });
-    expect(await acode(svc.fs.setattr('/f', { uid: 9, size: BS }))).toBe('ETXTBSY');
+    expect(await acode(svc.fs.setattr('/f', { uid: 9, size: BS }) as Promise<void>)).toBe('ETXTBSY');
     expect(svc.fs.getattr('/f').uid).toBe(0);
   });
 });
@@ -71,7 +71,7 @@ describe('apply revalidates what prepare looked up', () => {
     const inode = svc.fs.resolve('/f');
     const { pins } = svc.pinMgr.pin(inode, '/f', 2 * BS, BS, { kind: 'admin' });
     const h = svc.fs.open('/f', C.O_RDWR, ROOT_CALLER);
-    const waiting = svc.fs.setattr(inode, { size: 0 });
+    const waiting = svc.fs.setattr(inode, { size: 0 }) as Promise<void>;
     svc.fs.unlink('/f');            // the name goes; the handle and the pin hold the inode
     svc.fs.release(h.fh);
     for (const p of pins) svc.pinMgr.unpin(p.id, ROOT_CALLER);   // the last hold: the inode is freed, then the waiter wakes

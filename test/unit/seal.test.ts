@@ -209,7 +209,7 @@ describe('persistent seal', () => {
     blockFile(svc.fs, '/f', 2);
     svc.seals.seal('/f', ROOT_CALLER);
     const inode = svc.fs.resolve('/f');
-    const { pins } = svc.pinMgr.pin(inode, '/f', 0, 4096, { kind: 'pid', pid: process.pid });
+    const { pins } = svc.pinMgr.pin(inode, '/f', 0, 4096, { kind: 'pid', pid: process.pid, uid: 0 });
     expect(pins).toHaveLength(1);
     expect(code(() => svc.seals.unseal('/f', ROOT_CALLER))).toBe('ETXTBSY');
     expect(code(() => svc.fs.removexattr('/f', uapi.XATTR_SEALED))).toBe('ETXTBSY');
@@ -345,7 +345,7 @@ describe('layout guard and pins', () => {
     const f = svc.fs;
     const data = blockFile(f, '/f', 4);
     const inode = f.resolve('/f');
-    const { pins } = svc.pinMgr.pin(inode, '/f', BS, BS, { kind: 'pid', pid: process.pid });
+    const { pins } = svc.pinMgr.pin(inode, '/f', BS, BS, { kind: 'pid', pid: process.pid, uid: 0 });
     expect(pins[0].startBlock).toBe(inode.bmap.map(1, 1)[0].regionBlock);
     const refused0 = f.guard.stats.refused;
 
@@ -375,7 +375,7 @@ describe('layout guard and pins', () => {
     const f = svc.fs;
     blockFile(f, '/f', 4);
     const free = f.statfs().bfree;
-    const { pins } = svc.pinMgr.pin(f.resolve('/f'), '/f', BS, BS, { kind: 'pid', pid: process.pid });
+    const { pins } = svc.pinMgr.pin(f.resolve('/f'), '/f', BS, BS, { kind: 'pid', pid: process.pid, uid: 0 });
     const t0 = Date.now();
     setTimeout(() => svc.pinMgr.unpin(pins[0].id, ROOT_CALLER), 100);
     await f.truncate('/f', 0);
@@ -393,7 +393,7 @@ describe('layout guard and pins', () => {
     const svc = service(region(), { busy: 'wait', busyTimeoutMs: 300 });
     const f = svc.fs;
     const data = blockFile(f, '/f', 4);
-    svc.pinMgr.pin(f.resolve('/f'), '/f', BS, BS, { kind: 'pid', pid: process.pid });
+    svc.pinMgr.pin(f.resolve('/f'), '/f', BS, BS, { kind: 'pid', pid: process.pid, uid: 0 });
     const t0 = Date.now();
     expect(await acode(f.truncate('/f', 0))).toBe('ETXTBSY');
     const waited = Date.now() - t0;
@@ -410,7 +410,7 @@ describe('layout guard and pins', () => {
     const f = svc.fs;
     blockFile(f, '/f', 4);
     const free = f.statfs().bfree;
-    const { pins } = svc.pinMgr.pin(f.resolve('/f'), '/f', BS, BS, { kind: 'pid', pid: process.pid });
+    const { pins } = svc.pinMgr.pin(f.resolve('/f'), '/f', BS, BS, { kind: 'pid', pid: process.pid, uid: 0 });
     const shrink = f.truncate('/f', 0);                       // waits for the pin
     put(f, '/f', Buffer.alloc(BS, 0x53), 8 * BS);             // another writer extends the file meanwhile
     setTimeout(() => svc.pinMgr.unpin(pins[0].id, ROOT_CALLER), 50);
@@ -428,8 +428,8 @@ describe('layout guard and pins', () => {
     const f = svc.fs;
     blockFile(f, '/f', 2);
     blockFile(f, '/g', 2);
-    svc.pinMgr.pin(f.resolve('/f'), '/f', 0, BS, { kind: 'pid', pid: process.pid });
-    const other = svc.pinMgr.pin(f.resolve('/g'), '/g', 0, BS, { kind: 'pid', pid: process.pid }).pins[0];
+    svc.pinMgr.pin(f.resolve('/f'), '/f', 0, BS, { kind: 'pid', pid: process.pid, uid: 0 });
+    const other = svc.pinMgr.pin(f.resolve('/g'), '/g', 0, BS, { kind: 'pid', pid: process.pid, uid: 0 }).pins[0];
     setTimeout(() => svc.pinMgr.unpin(other.id, ROOT_CALLER), 50);
     const t0 = Date.now();
     expect(await acode(f.truncate('/f', 0))).toBe('ETXTBSY');
