@@ -210,7 +210,7 @@ export class PmemFs {
    * then free every orphan, each in operations of its own (a crash part-way
    * leaves the rest flagged for the next mount; none is larger than the log).
    */
-  shutdown(): void {
+  releaseAll(): void {
     this.handles.clear();
     this.pins.clear();
     if (!this.opts.readOnly) this.orphans.freeAll();

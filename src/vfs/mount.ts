@@ -211,7 +211,7 @@ export function mountRegion(path: string, o: MountOptions, log: Logger = moduleL
       sb.lastMountTime = Math.floor(Date.now() / 1000);
       e.store.persistSuperblock();
       // Orphans: unlinked inodes whose holders were lost with the last mount.
-      pfs.shutdown();
+      pfs.releaseAll();
       e.tx.commit('mount');
     }
     return { fs: pfs, region, engine: e, recovered, replayed, problems };
@@ -225,7 +225,7 @@ export function mountRegion(path: string, o: MountOptions, log: Logger = moduleL
 export function unmountRegion(m: Mounted): void {
   const { fs: pfs, region } = m;
   if (!region.readOnly) {
-    pfs.shutdown();
+    pfs.releaseAll();
     m.engine.tx.commit('unmount');
     markClean(m.engine);
   }
