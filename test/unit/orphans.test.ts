@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkRegion } from '../../src/repair/check.js';
 import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
-import { formatRegion, mountRegion, unmountRegion } from '../../src/vfs/mount.js';
+import { formatRegion, mountRegion, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
 import { regionBlock } from '../../src/types.js';
 import { releaseTail } from '../../src/layout/mapping.js';
 import { LOG, OPTS } from './crash-harness.js';
@@ -114,12 +114,7 @@ describe('operations bounded by the log, not by the file', () => {
   }, 600_000);
 
   it('a crash between two chunks leaves an orphan that the next mount finishes freeing', () => {
-    const p = path.join(dir, 'r.pmem');
-    formatRegion(p, { size: 1 * GiB, blockSize: BS, label: 'chunks', journalBlocks: 256 });
-    const m = mountRegion(p, { ...OPTS, powerfail: true }, LOG);
-    const f = m.fs;
-    const free0 = f.statfs().bfree;
-    manyExtents(f, 5000);
+    const { m, f, free0 } = smallLogWith5000Extents('chunks');
     f.fsync();
     const ino = f.resolve('/big').ino;
     f.tx.afterOp = null;   // the unlink queues the file, nothing drains it: as if the power failed right after
@@ -141,12 +136,7 @@ describe('operations bounded by the log, not by the file', () => {
   }, 120_000);
 
   it('a truncate past more extent records than one transaction frees: the size at once, the tail in chunks; a crash between them is finished by the next mount', async () => {
-    const p = path.join(dir, 'r.pmem');
-    formatRegion(p, { size: 1 * GiB, blockSize: BS, label: 'trunc', journalBlocks: 256 });
-    const m = mountRegion(p, { ...OPTS, powerfail: true }, LOG);
-    const f = m.fs;
-    const free0 = f.statfs().bfree;
-    manyExtents(f, 5000);
+    const { m, f, free0 } = smallLogWith5000Extents('trunc');
     const inode = f.resolve('/big');
     // Whole: the truncate frees everything past block 100 in chunks, right after its own transaction.
     const ops0 = f.tx.stats.ops;
@@ -180,3 +170,13 @@ describe('operations bounded by the log, not by the file', () => {
     expect(checkRegion(img, false).problems).toEqual([]);
   }, 120_000);
 });
+
+/** A 1 GiB region with a 256-block log, recording unflushed stores (for crash images), and /big of 5000 records. */
+function smallLogWith5000Extents(label: string): { m: Mounted; f: PmemFs; free0: number } {
+  const p = path.join(dir, 'r.pmem');
+  formatRegion(p, { size: 1 * GiB, blockSize: BS, label, journalBlocks: 256 });
+  const m = mountRegion(p, { ...OPTS, powerfail: true }, LOG);
+  const free0 = m.fs.statfs().bfree;
+  manyExtents(m.fs, 5000);
+  return { m, f: m.fs, free0 };
+}
