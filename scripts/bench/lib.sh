@@ -94,11 +94,25 @@ mount_pmemfs() {
 
 # mount_pmemfs_existing MNT [OPTS]: mount $TMPFS/region.img as it is.
 mount_pmemfs_existing() {
-  local mnt=$1 opts=${2:-dax=always,log=warn} pid
+  start_pmemfs "$TMPFS/region.img" "$@"
+}
+
+# mount_pmemfs_at REGION MNT REGION_MB [OPTS]: format the region file REGION
+# (anywhere, e.g. on a disk for durability figures) and mount it at MNT
+# (created); options as for mount_pmemfs. REGION must not exist yet.
+mount_pmemfs_at() {
+  log "pmemfs: mkfs.pmemfs -s ${3}m $1"
+  "$MKFS_PMEMFS" -s "${3}m" "$1" >/dev/null
+  start_pmemfs "$1" "$2" "${4:-}"
+}
+
+# start_pmemfs REGION MNT [OPTS]: the daemon, in the foreground, for REGION.
+start_pmemfs() {
+  local region=$1 mnt=$2 opts=${3:-dax=always,log=warn} pid
   [[ -n $opts ]] || opts=dax=always,log=warn
   mkdir -p "$mnt"
   log "pmemfs: mount -o $opts"
-  "$PMEMFS" "$TMPFS/region.img" "$mnt" -f -o "$opts" >>"$WORK/pmemfs.log" 2>&1 </dev/null &
+  "$PMEMFS" "$region" "$mnt" -f -o "$opts" >>"$WORK/pmemfs.log" 2>&1 </dev/null &
   pid=$!
   BENCH_DAEMONS+=("$mnt $pid")
   wait_mounted "$mnt" "$pid" "$WORK/pmemfs.log"
@@ -107,7 +121,7 @@ mount_pmemfs_existing() {
 # unmount_last: unmount the newest mount and stop its daemon.
 unmount_last() {
   local last=${BENCH_DAEMONS[-1]}
-  stop_daemon ${last% *} ${last#* }
+  stop_daemon "${last% *}" "${last#* }"
   unset 'BENCH_DAEMONS[-1]'
 }
 
