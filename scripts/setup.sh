@@ -14,11 +14,13 @@ cd "$ROOT"
 # Runtime tools: fuse3 (libfuse3 and the FUSE 3 helpers: the setuid
 # fusermount3 for non-root mounts, mount.fuse3 for mount -t and fstab),
 # xfs_io, getfattr/setfattr, fio, and bindfs for the benchmark (bindfs keeps
-# working with fuse3 installed: fuse3 provides the fuse package it needs).
+# working with fuse3 installed: fuse3 provides the fuse package it needs),
+# sqlite3 and pmdk-tools (pmempool) for the durable benchmark and the mmap
+# clients, libpmemobj-dev for the benchmark's PMDK program.
 # Build tools: node-gyp needs python3, make and a C compiler; the addon
 # (native/) includes libfuse3-dev's headers and links libfuse3.so.3.
-RUNTIME_PKGS=(fuse3 xfsprogs attr fio bindfs)
-BUILD_PKGS=(python3 make g++ pkg-config libfuse3-dev)
+RUNTIME_PKGS=(fuse3 xfsprogs attr fio bindfs sqlite3 pmdk-tools)
+BUILD_PKGS=(python3 make g++ pkg-config libfuse3-dev libpmemobj-dev)
 COMMANDS=(pmemfs mkfs.pmemfs fsck.pmemfs pmemfs-io)
 LINK_DIR=/usr/local/bin
 # Any C++ addon built from source must use C++17 with Node 20's headers (mmap-io
