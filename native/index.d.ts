@@ -145,4 +145,10 @@ export interface NativeBinding {
   mmap(fd: number, offset: number, length: number, writable: boolean): Buffer;
   /** msync(2) MS_SYNC of buffer bytes [offset, offset+length), rounded out to pages. */
   msync(buffer: Buffer, offset: number, length: number): void;
+  /**
+   * sync_file_range(2) of file bytes [offset, offset+length): start write-back
+   * of its dirty pages; with `wait`, wait for it too. No device cache flush.
+   * @throws Error (sync_file_range's errno)
+   */
+  writeback(fd: number, offset: number, length: number, wait: boolean): void;
 }

@@ -144,6 +144,34 @@ static napi_value do_fallocate(napi_env env, napi_callback_info info)
 	return undefined(env);
 }
 
+/*
+ * writeback(fd, offset, length, wait): sync_file_range(2) — start write-back
+ * of the dirty pages of [offset, offset+length) (wait: also wait for it to
+ * finish, WAIT_BEFORE|WRITE|WAIT_AFTER). No device cache flush and no file
+ * metadata: the caller flushes once afterwards (the region's one-flush commit).
+ */
+static napi_value do_writeback(napi_env env, napi_callback_info info)
+{
+	ARGS(4)
+	double fd, off, len;
+	bool wait;
+
+	if (!arg_int(env, argv[0], "writeback", "fd", 0, 2147483647.0, &fd) ||
+	    !arg_int(env, argv[1], "writeback", "offset", 0, MAX_SAFE, &off) ||
+	    !arg_int(env, argv[2], "writeback", "length", 0, MAX_SAFE, &len))
+		return NULL;
+	if (napi_get_value_bool(env, argv[3], &wait) != napi_ok) {
+		type_error(env, "writeback", "wait", "a boolean");
+		return NULL;
+	}
+	unsigned int flags = SYNC_FILE_RANGE_WRITE;
+	if (wait)
+		flags |= SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER;
+	if (len > 0 && sync_file_range((int)fd, (off64_t)off, (off64_t)len, flags) < 0)
+		return throw_errno(env, errno, "sync_file_range");
+	return undefined(env);
+}
+
 /* flock(fd, operation): void — LOCK_SH/LOCK_EX/LOCK_UN, | LOCK_NB */
 static napi_value do_flock(napi_env env, napi_callback_info info)
 {
@@ -230,6 +258,7 @@ NAPI_MODULE_INIT()
 		{ "flock", NULL, do_flock, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "mmap", NULL, do_mmap, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "msync", NULL, do_msync, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "writeback", NULL, do_writeback, NULL, NULL, NULL, napi_enumerable, NULL },
 	};
 
 	if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||

@@ -228,6 +228,7 @@ export class Allocator {
   alloc(count: number, goal: number, metadata = false): BlockRun[] {
     if (count <= 0) return [];
     this.checkSpace(count, metadata);
+    if (!metadata) this.dataAllocated = true;
     const start = this.pickRun(count, goal);
     if (start !== null) return [this.takeAt(start, count)];
     const out: BlockRun[] = [];
@@ -250,6 +251,7 @@ export class Allocator {
    */
   allocContig(count: number, goal: number, metadata = false): BlockRun {
     this.checkSpace(count, metadata);
+    if (!metadata) this.dataAllocated = true;
     const start = this.pickRun(count, goal);
     if (start === null) {
       if (this.busyCount >= count) throw new TxNeedsCommit(count);
@@ -366,6 +368,13 @@ export class Allocator {
     this.putFree(start, len);
     this.undo?.push({ kind: 'free', start, len });
   }
+
+  /**
+   * Data blocks were allocated since the last commit (their contents are
+   * exposed by it): the journal's commit orders data first. Cleared by the
+   * committer (TxManager.commit).
+   */
+  dataAllocated = false;
 
   /** The running transaction is durable: its busy extents become free. */
   commitDone(): void {

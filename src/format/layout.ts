@@ -48,7 +48,15 @@ export const SB_STATE_DIRTY = 2;
  */
 export const FEAT_INCOMPAT_JOURNAL = 0x1;
 export const FEAT_INCOMPAT_REFCOUNT = 0x2;
-export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT;
+/**
+ * LOG2: the log is two areas used by turns (transaction s in area s % 2),
+ * so a commit needs one flush (src/journal/journal.ts). Set by mkfs, and by
+ * the first read-write mount of an older region once its log is replayed
+ * and zeroed; an older pmemfs, which would look for a transaction only at
+ * the start of the log, refuses the region.
+ */
+export const FEAT_INCOMPAT_LOG2 = 0x4;
+export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2;
 export const FEAT_RO_COMPAT_SUPPORTED = 0;
 
 /** Inode flags (inode record `flags`). */
@@ -349,7 +357,7 @@ export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | '
     bitmapStart: 1, bitmapBlocks,
     itableStart: 1 + bitmapBlocks, itableBlocks, inodeCount,
     journalStart, journalBlocks, dataStart,
-    rootIno: ROOT_INO, featuresCompat: 0, featuresIncompat: FEAT_INCOMPAT_JOURNAL, featuresRoCompat: 0,
+    rootIno: ROOT_INO, featuresCompat: 0, featuresIncompat: FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_LOG2, featuresRoCompat: 0,
   };
 }
 

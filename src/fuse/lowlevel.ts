@@ -371,7 +371,7 @@ export class FuseTransport {
         n.replyErr(slot, 0);
       }),
 
-      fsync: (slot) => this.run(slot, 'fsync', () => { fs.fsync(); n.replyErr(slot, 0); }),
+      fsync: (slot, ino, datasync) => this.run(slot, 'fsync', () => { fs.fsync(this.isCtl(ino) ? null : (fs.inodeOf(ino) ?? null), datasync !== 0); n.replyErr(slot, 0); }),
       fsyncdir: (slot) => this.run(slot, 'fsyncdir', () => { fs.fsync(); n.replyErr(slot, 0); }),
 
       opendir: (slot, ino) => this.run(slot, 'opendir', () => {

@@ -33,6 +33,12 @@ export const S_IFLNK = constants.S_IFLNK;
 /** A process-lifetime seal: holder pid, the uid it ran as (per-user limit), since when (Date.now()), revocation deadline after a break. */
 export interface Lease { pid: number; uid: number; since: number; breakDeadline: number | null }
 
+/** The coarse clock's tick for write timestamps (a 250 Hz kernel's jiffy). */
+const COARSE_TICK_NS = 4_000_000;
+
+/** Dirty data ranges an inode keeps for fdatasync before it falls back to flushing everything. */
+const MAX_DIRTY_RANGES = 4096;
+
 export class Inode {
   ino: number;
   mode: number;
@@ -63,6 +69,24 @@ export class Inode {
   // Run-time only.
   openCount = 0;
   leases: Lease[] = [];
+  /**
+   * Journal sequence of the running transaction when this inode last
+   * changed (InodeStore.markDirty), and when it last changed in a way
+   * fdatasync needs (size, block map: everything but timestamps). The change
+   * is durable once the journal's next sequence is past it (ext4's
+   * i_sync_tid and i_datasync_tid).
+   */
+  metaSeq = -1;
+  dataSeq = -1;
+  /**
+   * Region byte ranges this file's overwrites stored to (no metadata
+   * change) since the region's flush generation `dirtyGen`: what fdatasync
+   * must flush when the metadata is durable. Stale (clean) once the region
+   * flushed everything (Region.flushGen moved on). Null: too many to keep,
+   * flush everything.
+   */
+  dirtyRanges: Array<[number, number]> | null = [];
+  dirtyGen = 0;
 
   constructor(ino: number, mode: number, uid: number, gid: number) {
     const now = nowTimespec();
@@ -86,6 +110,53 @@ export class Inode {
   get sealKind(): 'persistent' | 'lease' | 'none' {
     if (this.persistentSeal) return 'persistent';
     return this.leases.length ? 'lease' : 'none';
+  }
+
+  /** Note an overwrite of region bytes [off, off+len) (flush generation gen); merges with the last range when adjacent. */
+  noteDirtyData(off: number, len: number, gen: number): void {
+    if (gen !== this.dirtyGen) { this.dirtyRanges = []; this.dirtyGen = gen; }
+    const r = this.dirtyRanges;
+    if (!r) return;
+    const last = r[r.length - 1];
+    if (last && last[0] + last[1] === off) last[1] += len;
+    else if (r.length >= MAX_DIRTY_RANGES) this.dirtyRanges = null;
+    else r.push([off, len]);
+  }
+
+  /** The dirty ranges to flush (generation gen), emptied; null: flush everything. */
+  takeDirtyData(gen: number): Array<[number, number]> | null {
+    if (gen !== this.dirtyGen) { this.dirtyRanges = []; this.dirtyGen = gen; return []; }
+    const r = this.dirtyRanges;
+    this.dirtyRanges = [];
+    return r;
+  }
+
+  /**
+   * The timestamps were reported (stat, a FUSE attribute reply) since they
+   * last changed: the next write stamps a fine-grained time, so whoever
+   * looked sees it change (the kernel's multigrain timestamps, fs/inode.c).
+   */
+  timesQueried = false;
+
+  /**
+   * A write's mtime/ctime update, as file_update_time does it: the coarse
+   * clock (one tick, COARSE_TICK_NS) unless the times were queried since
+   * they last changed, and nothing changes when the stamp would be the same
+   * — so a stream of overwrites within one tick changes no metadata, and
+   * their fsync needs no journal commit (as on ext4 and XFS).
+   * @returns whether the timestamps changed (the inode record must be logged)
+   */
+  touchMtimeForWrite(): boolean {
+    const now = nowTimespec();
+    let t: Timespec = { sec: now.sec, nsec: now.nsec - (now.nsec % COARSE_TICK_NS) };
+    const notAfter = (a: Timespec, b: Timespec) => a.sec < b.sec || (a.sec === b.sec && a.nsec <= b.nsec);
+    if (notAfter(t, this.mtime) || notAfter(t, this.ctime)) {
+      if (!this.timesQueried) return false;
+      t = now;
+    }
+    this.mtime = t; this.ctime = t;
+    this.timesQueried = false;
+    return true;
   }
 
   touchCtime(): void { this.ctime = nowTimespec(); }

@@ -302,7 +302,7 @@ export class InodeStore {
     return this.op;
   }
 
-  markDirty(inode: Inode): void { this.needOp().dirty.add(inode); }
+  markDirty(inode: Inode): void { this.needOp().dirty.add(inode); inode.metaSeq = inode.dataSeq = this.journal.seq; }
   drop(inode: Inode): void { const op = this.needOp(); op.dropped.add(inode); op.dirty.delete(inode); }
 
   /**

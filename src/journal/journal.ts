@@ -4,36 +4,65 @@
  *
  * Metadata is never stored in place before it is committed: operations put
  * whole-block images here (`modify`, `put`), and the region's home blocks
- * keep the last committed state until the checkpoint. Ordering rules, all
- * enforced in `commit()`:
+ * keep the last committed state until the checkpoint.
  *
- *  1. Ordered data: every unflushed page — file data written into blocks the
- *     new metadata points at, and the previous checkpoint — is flushed
- *     first (Region.persistDirty), so committed metadata never points at data
- *     that did not reach the media, and the log may be overwritten.
- *  2. Write-ahead: descriptor and image blocks are written to the log and
- *     flushed; then the commit block is written and flushed. Only then is the
- *     transaction durable, and only then are the images written home
- *     (checkpoint); those stores are flushed by step 1 of the next commit.
- *  3. Busy extents: blocks freed by the transaction return to the allocator
+ * The log is two areas used by turns: transaction s goes to area s % 2
+ * (FEAT_INCOMPAT_LOG2; an older region's one-area log is replayed, zeroed
+ * and converted by its first read-write mount, see convertToTwoAreas). A
+ * commit costs one host flush, as a jbd2 commit with checksums (v3,
+ * async_commit) or an XFS log force does, two when ordered data demands it:
+ *
+ *  1. Ordered data: when the transaction exposes blocks whose data is not
+ *     yet durable — blocks newly allocated to a file, unwritten extents
+ *     becoming written (`orderedData`, set by the allocator and the
+ *     conversions) — every unflushed page is flushed first, so committed
+ *     metadata never points at stale contents of a freed block (another
+ *     user's old data). Overwrites of written blocks need no such flush:
+ *     after a crash such a block holds the file's own old or new bytes.
+ *  2. Write-ahead: descriptors, images and the commit block are written to
+ *     the area and flushed together with every other unflushed page. The
+ *     commit block carries a CRC32C over descriptors and images, so a log
+ *     torn by a power cut is detected and discarded at recovery; no flush
+ *     is needed between the images and the commit block. Only after this
+ *     flush is the transaction durable, and only then are the images
+ *     written home (checkpoint), unflushed.
+ *  3. The checkpoint of transaction s is made durable by commit s+1's
+ *     flush, before commit s+2 overwrites s's area: recovery always finds
+ *     every transaction whose home writes may be incomplete, and replays
+ *     the valid ones newer than the superblock's checkpoint in sequence
+ *     order (replay is idempotent: homes hold the previous state or this).
+ *  4. Busy extents: blocks freed by the transaction return to the allocator
  *     only after step 2 (Allocator.commitDone), so nothing overwrites a block
  *     the durable metadata may still reference.
- *  4. CLEAN: the superblock's clean state is written by unmount only after a
+ *  5. CLEAN: the superblock's clean state is written by unmount only after a
  *     commit and a flush of everything (src/vfs/mount.ts).
  *
- * The log holds one transaction at a time (src/format/journal.ts); recovery
- * replays it when its commit block and checksums are whole, which is
- * idempotent because home blocks hold either the previous state or this one.
+ * Why flushing data and log together is safe where step 1 does not apply:
+ * the flush makes every page written before it durable at once; a power cut
+ * before it completes may keep any subset. Kept log blocks without their
+ * commit block, or a commit block over torn images, fail the checksum and
+ * the transaction is discarded: the homes still hold the previous durable
+ * state (step 3). A commit kept without some overwritten data pages leaves
+ * those pages with the file's previous bytes — what any write not yet
+ * fsynced may lose — never someone else's.
  *
  * Operation-level undo: between beginOp() and endOp(), the first change of
  * each block keeps the block's previous image, so a failed operation is
  * undone with rollbackOp().
  */
-import { encodeLogTx, logBlocksFor, scanLog, type LogScan } from '../format/journal.js';
+import { encodeLogTx, logBlocksFor, scanLog, type LogScan, type LogTx } from '../format/journal.js';
 import type { Region } from '../region/region.js';
+import { FEAT_INCOMPAT_LOG2 } from '../format/layout.js';
 import { regionOff } from '../types.js';
 
-export interface JournalGeometry { blockSize: number; journalStart: number; journalBlocks: number; totalBlocks: number; dataStart: number }
+export interface JournalGeometry {
+  blockSize: number; journalStart: number; journalBlocks: number; totalBlocks: number; dataStart: number;
+  /** The superblock's incompat features (LOG2: two log areas); read at every use, so converting switches at once. */
+  featuresIncompat?: number;
+}
+
+/** What recovery found: the transactions replayed (oldest first) and those it left. */
+export interface Recovery { replayed: LogTx[]; skipped: Array<{ seq: number; why: string }> }
 
 export interface JournalStats { commits: number; imagesLogged: number; emptyCommits: number; replayed: number }
 
@@ -60,6 +89,19 @@ export class Journal {
   get dirtyBlocks(): number { return this.images.size; }
   /** Log blocks the running transaction needs. */
   get logBlocksNeeded(): number { return logBlocksFor(this.geo.blockSize, this.images.size); }
+  /**
+   * Set when the running transaction exposes blocks whose data may not be
+   * durable (new allocations to files, unwritten extents converted): its
+   * commit flushes data before writing the log (see the file comment).
+   */
+  orderedData = false;
+
+  /** Whether the log is two areas used by turns (FEAT_INCOMPAT_LOG2). */
+  get twoAreas(): boolean { return ((this.geo.featuresIncompat ?? 0) & FEAT_INCOMPAT_LOG2) !== 0; }
+  /** Blocks one transaction may occupy in the log (an area). */
+  get areaBlocks(): number { return this.twoAreas ? Math.floor(this.geo.journalBlocks / 2) : this.geo.journalBlocks; }
+  /** First block of area a (0 or 1). */
+  private areaStart(a: number): number { return this.geo.journalStart + a * this.areaBlocks; }
 
   /** A block as the running transaction sees it (a copy when read from the region). */
   read(block: number): Buffer {
@@ -111,32 +153,51 @@ export class Journal {
   }
 
   /**
-   * Make the running transaction durable (see the file comment for the order).
+   * Make the running transaction durable (see the file comment for the
+   * order): one flush, two when ordered data must reach the media first.
    * Also a data persistence point when no metadata changed.
    * @returns true when a transaction was logged
+   * @throws Error when the log is still in the one-area form (convert first); FsError EIO from a failed flush
    */
   commit(): boolean {
     if (this.pre) throw new Error('journal: commit inside an operation');
     const region = this.region;
-    region.persistDirty('data');
-    if (this.images.size === 0) { this.stats.emptyCommits++; return false; }
-    const { blockSize: bs, journalStart, journalBlocks } = this.geo;
+    if (this.images.size === 0) {
+      region.persistDirty('data');
+      this.orderedData = false;
+      this.stats.emptyCommits++;
+      return false;
+    }
+    if (!this.twoAreas) throw new Error('journal: the log has one area (an older format): it is converted at mount before anything commits');
+    const bs = this.geo.blockSize;
     const homes = [...this.images.keys()].sort((a, b) => a - b);
-    if (logBlocksFor(bs, homes.length) > journalBlocks) throw new Error(`journal: transaction of ${homes.length} blocks exceeds the ${journalBlocks}-block log`);
+    if (logBlocksFor(bs, homes.length) > this.areaBlocks) throw new Error(`journal: transaction of ${homes.length} blocks exceeds the ${this.areaBlocks}-block log area`);
+    if (this.orderedData && region.unflushedPages > 0) region.persistDirty('data');
     const images = homes.map((h) => this.images.get(h)!);
     const { body, commit } = encodeLogTx(bs, { seq: this.seq, homes, images });
-    const logOff = journalStart * bs;
-    const all = Buffer.concat(body);
+    const logOff = this.areaStart(this.seq % 2) * bs;
+    const all = Buffer.concat([...body, commit]);
     region.write(regionOff(logOff), all, 0, all.length);
-    region.persist('log', regionOff(logOff), all.length);
-    region.write(regionOff(logOff + all.length), commit, 0, bs);
-    region.persist('commit', regionOff(logOff + all.length), bs);
+    region.persistDirty('commit');
     for (let i = 0; i < homes.length; i++) region.write(regionOff(homes[i] * bs), images[i], 0, bs);
     this.images.clear();
+    this.orderedData = false;
     this.stats.commits++;
     this.stats.imagesLogged += homes.length;
     this.seq++;
     return true;
+  }
+
+  /**
+   * Turn an older region's one-area log into two areas: zero the whole log
+   * and flush, so nothing of an old transaction can be read as one later.
+   * The caller then sets FEAT_INCOMPAT_LOG2 in the superblock and writes it.
+   * Run after recovery, before anything commits.
+   */
+  zeroLog(): void {
+    const { blockSize: bs, journalStart, journalBlocks } = this.geo;
+    this.region.zero(regionOff(journalStart * bs), journalBlocks * bs);
+    this.region.persistDirty('data');
   }
 
   /** Whether a block number may be a log image's home (metadata or data area, not the log itself). */
@@ -145,35 +206,63 @@ export class Journal {
     return Number.isSafeInteger(b) && b >= 0 && b < totalBlocks && !(b >= journalStart && b < journalStart + journalBlocks);
   }
 
-  /** Read the log without changing anything. */
-  scan(): LogScan {
-    const { blockSize: bs, journalStart, journalBlocks } = this.geo;
-    return scanLog(bs, journalBlocks, (i) => this.region.readBuf(regionOff((journalStart + i) * bs), bs), (b) => this.homeOk(b));
+  /** Read the log areas without changing anything (one entry per area). */
+  scanAreas(): LogScan[] {
+    const bs = this.geo.blockSize;
+    const areas = this.twoAreas ? [0, 1] : [0];
+    return areas.map((a) => {
+      const start = this.areaStart(a);
+      return scanLog(bs, this.areaBlocks, (i) => this.region.readBuf(regionOff((start + i) * bs), bs), (b) => this.homeOk(b));
+    });
+  }
+
+  /** The newest sequence found in the log (committed or torn), or -1. */
+  newestSeq(): number {
+    let m = -1;
+    for (const s of this.scanAreas()) {
+      if (s.state === 'committed') m = Math.max(m, s.tx.seq);
+      else if (s.state !== 'empty') m = Math.max(m, s.seq);
+    }
+    return m;
   }
 
   /**
-   * Recovery: replay the committed transaction in the log (write its images
-   * home and flush). With `dryRun`, the images go into the running
-   * transaction instead, so a read-only check sees the region as it will be
-   * after replay without writing (fsck -n). A transaction not newer than
-   * `checkpointSeq` is 'stale' and not replayed: its images are already home,
-   * or older than what is (a forged or mixed-up log).
+   * Recovery: replay the committed transactions in the log that are newer
+   * than the superblock's checkpoint, oldest first (write their images home
+   * and flush). With `dryRun`, the images go into the running transaction
+   * instead, so a read-only check sees the region as it will be after replay
+   * without writing (fsck -n). A transaction not newer than `checkpointSeq`
+   * is skipped: its images are already home, or older than what is (a forged
+   * or mixed-up log); so is an older one that does not directly precede the
+   * newest (the areas are written by turns, so a gap means a remnant).
    */
-  recover(dryRun = false): LogScan {
-    const s = this.scan();
-    if (s.state !== 'committed') return s;
-    if (s.tx.seq <= this.checkpointSeq) {
-      this.seq = Math.max(this.seq, s.tx.seq + 1);
-      return { state: 'stale', seq: s.tx.seq, why: `transaction ${s.tx.seq} is not newer than the superblock's checkpoint ${this.checkpointSeq}` };
+  recover(dryRun = false): Recovery {
+    const out: Recovery = { replayed: [], skipped: [] };
+    const txs: LogTx[] = [];
+    for (const s of this.scanAreas()) {
+      if (s.state === 'committed') {
+        this.seq = Math.max(this.seq, s.tx.seq + 1);
+        if (s.tx.seq <= this.checkpointSeq) out.skipped.push({ seq: s.tx.seq, why: `transaction ${s.tx.seq} is not newer than the superblock's checkpoint ${this.checkpointSeq}` });
+        else txs.push(s.tx);
+      } else if (s.state !== 'empty') {
+        out.skipped.push({ seq: s.seq, why: s.why });
+      }
+    }
+    txs.sort((a, b) => a.seq - b.seq);
+    if (txs.length === 2 && txs[1].seq !== txs[0].seq + 1) {
+      out.skipped.push({ seq: txs[0].seq, why: `transaction ${txs[0].seq} does not precede ${txs[1].seq}: a remnant` });
+      txs.shift();
     }
     const bs = this.geo.blockSize;
-    s.tx.homes.forEach((h, i) => {
-      if (dryRun) this.images.set(h, s.tx.images[i]);
-      else this.region.write(regionOff(h * bs), s.tx.images[i], 0, bs);
-    });
-    if (!dryRun) this.region.persistDirty('data');
-    this.stats.replayed += s.tx.homes.length;
-    this.seq = Math.max(this.seq, s.tx.seq + 1);
-    return s;
+    for (const tx of txs) {
+      tx.homes.forEach((h, i) => {
+        if (dryRun) this.images.set(h, tx.images[i]);
+        else this.region.write(regionOff(h * bs), tx.images[i], 0, bs);
+      });
+      this.stats.replayed += tx.homes.length;
+      out.replayed.push(tx);
+    }
+    if (!dryRun && txs.length) this.region.persistDirty('data');
+    return out;
   }
 }

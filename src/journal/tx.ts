@@ -52,16 +52,21 @@ export class Transaction {
   get refcount(): RefcountIndex { this.mgr.ensureBegun(); return this.mgr.store.refcount; }
   /** The inode is gone: its slot is cleared and its metadata blocks freed. */
   drop(inode: Inode): void { this.mgr.ensureBegun(); this.mgr.store.drop(inode); }
+  /**
+   * Blocks already allocated start being read as data (unwritten extents
+   * become written): the commit flushes data before the log (Journal.orderedData).
+   */
+  orderData(): void { this.mgr.ensureBegun(); this.mgr.journal.orderedData = true; }
   /** Make the operation durable before it returns (a persistence point). */
   requireSync(): void { this.sync = true; }
   /** The allocator, with the operation begun (so what it takes is undone on failure). */
   get alloc(): Allocator { this.mgr.ensureBegun(); return this.mgr.store.alloc; }
 }
 
-export interface TxStats { ops: number; rollbacks: number; retries: number; commits: number; syncCommits: number }
+export interface TxStats { ops: number; rollbacks: number; retries: number; commits: number; syncCommits: number; dataSyncs: number; fsyncsClean: number }
 
 export class TxManager {
-  readonly stats: TxStats = { ops: 0, rollbacks: 0, retries: 0, commits: 0, syncCommits: 0 };
+  readonly stats: TxStats = { ops: 0, rollbacks: 0, retries: 0, commits: 0, syncCommits: 0, dataSyncs: 0, fsyncsClean: 0 };
   readonly store: InodeStore;
   readonly journal: Journal;
   private begun = false;
@@ -109,10 +114,10 @@ export class TxManager {
   private end(tx: Transaction): void {
     if (this.begun) {
       this.store.finish();
-      const need = this.journal.logBlocksNeeded, cap = this.journal.geo.journalBlocks;
+      const need = this.journal.logBlocksNeeded, cap = this.journal.areaBlocks;
       if (need > cap) {
         if (this.imagesAtBegin > 0) throw new TxNeedsCommit(0);
-        throw new FsError('ENOSPC', 'commit', undefined, `the operation changes ${this.journal.dirtyBlocks} metadata blocks; the ${cap}-block journal cannot hold them (format with a larger journal)`);
+        throw new FsError('ENOSPC', 'commit', undefined, `the operation changes ${this.journal.dirtyBlocks} metadata blocks; the ${cap}-block log area cannot hold them (format with a larger journal)`);
       }
       this.journal.endOp();
       this.store.alloc.unmark();
@@ -121,7 +126,7 @@ export class TxManager {
     }
     const region = this.journal.region;
     if (tx.sync) this.commit('sync');
-    else if (this.journal.logBlocksNeeded * 2 > this.journal.geo.journalBlocks) this.commit('log half full');
+    else if (this.journal.logBlocksNeeded * 2 > this.journal.areaBlocks) this.commit('log half full');
     else if (region.recording && region.unflushedPages > this.recordLimitPages) this.commit('power-fail recording limit');
   }
 
@@ -164,7 +169,9 @@ export class TxManager {
     if (this.begun) throw new Error('transaction: commit inside an operation');
     let wrote: boolean;
     try {
+      if (this.store.alloc.dataAllocated) this.journal.orderedData = true;
       wrote = this.journal.commit();
+      this.store.alloc.dataAllocated = false;
     } catch (e) {
       const why = `commit (${reason}) failed: ${(e as Error).message}`;
       this.shutdown(why, e);
@@ -175,6 +182,29 @@ export class TxManager {
     this.store.refcount.commitDone();
     if (reason === 'sync' || reason === 'fsync') this.stats.syncCommits++;
     this.onCommit?.(reason);
+  }
+
+  /**
+   * Flush only these region byte ranges (a file's overwritten data, when
+   * its metadata is already durable: fdatasync's path, as ext4's fdatasync
+   * of an overwrite is a write-back and a cache flush without a journal
+   * commit). A failed flush shuts the filesystem down, as a failed commit does.
+   * @param ranges [offset, length] in region bytes; null: flush every dirty page
+   * @throws FsError EIO (shut down, or this flush failed)
+   */
+  syncData(ranges: ReadonlyArray<readonly [number, number]> | null): void {
+    this.assertRunning('fsync');
+    if (this.begun) throw new Error('transaction: syncData inside an operation');
+    const region = this.journal.region;
+    try {
+      if (ranges === null) region.persistDirty('data');
+      else region.persistRanges('data', ranges);
+    } catch (e) {
+      const why = `data flush (fdatasync) failed: ${(e as Error).message}`;
+      this.shutdown(why, e);
+      throw new FsError('EIO', 'fsync', undefined, `${why}; the filesystem is shut down (remount to recover the last durable commit)`);
+    }
+    this.stats.dataSyncs++;
   }
 
   /** Stop for good: nothing more is written (emulated power failure). */
@@ -194,7 +224,7 @@ export class TxManager {
   }
 
   /** @throws FsError EIO when halted (emulated power failure) or shut down */
-  private assertRunning(op: string): void {
+  assertRunning(op: string): void {
     if (this.halted) throw new FsError('EIO', op, undefined, 'the filesystem is halted (emulated power failure)');
     if (this.shutdownReason !== null) throw new FsError('EIO', op, undefined, `the filesystem is shut down: ${this.shutdownReason}`);
   }

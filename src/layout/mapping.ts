@@ -194,6 +194,7 @@ export function makeMapped(c: DataContext, tx: Transaction, inode: Inode, permit
     if (s.regionBlock !== HOLE && s.flags & EXT_UNWRITTEN) {
       c.region.zero(regionOff(s.regionBlock * bs), s.len * bs);
       inode.bmap.convertWritten(permit, s.fileBlock, s.len);
+      tx.orderData();
     }
   }
   tx.markDirty(inode);

@@ -31,7 +31,7 @@ import { InodeStore } from '../inode/store.js';
 import { allClaims, dataOwners, validate, wantLinks } from '../inode/validate.js';
 import { Region } from '../region/region.js';
 import { regionBlock, blockCount, regionOff } from '../types.js';
-import { engine, replayedSuperblock, type Engine } from '../vfs/mount.js';
+import { convertToTwoAreas, engine, replayedSuperblock, type Engine } from '../vfs/mount.js';
 
 export interface CheckResult {
   problems: string[];     // everything found
@@ -60,12 +60,14 @@ export function checkRegion(path: string, repair: boolean, o: CheckOptions = {})
     const sb = readSuperblocks(region, found, repair);
     const e = engine(sb, region);
     if (sb.state !== SB_STATE_CLEAN) {
-      const scan = e.journal.recover(!repair);
-      const what = scan.state === 'committed' ? ` (journal transaction ${scan.tx.seq}, ${scan.tx.homes.length} blocks, ${repair ? 'replayed' : 'to replay'})`
-        : scan.state === 'stale' ? ` (journal not replayed: ${scan.why})` : '';
+      const r = e.journal.recover(!repair);
+      const txs = r.replayed.map((t) => `${t.seq} (${t.homes.length} blocks)`).join(', ');
+      const what = r.replayed.length ? ` (journal transaction${r.replayed.length > 1 ? 's' : ''} ${txs}, ${repair ? 'replayed' : 'to replay'})`
+        : r.skipped.length ? ` (journal not replayed: ${r.skipped.map((k) => k.why).join('; ')})` : '';
       found(`region was not unmounted cleanly${what}`, true);
-      if (scan.state === 'committed') Object.assign(sb, replayedSuperblock(e), { state: sb.state });
+      if (r.replayed.length) Object.assign(sb, replayedSuperblock(e), { state: sb.state });
     }
+    if (repair && convertToTwoAreas(e)) res.repaired.push('journal: log converted to two areas (FEAT_INCOMPAT_LOG2)');
     let bitmapOk = true;
     try { e.alloc.loadBitmap((i) => e.journal.read(sb.bitmapStart + i)); } catch (err) {
       if (!(err instanceof FormatError)) throw err;

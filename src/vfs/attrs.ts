@@ -34,6 +34,7 @@ export interface SetAttrs { mode?: number; uid?: number; gid?: number; size?: nu
 
 /** An inode's attributes; a symlink's size is its target's length in bytes. */
 export function stat(fs: PmemFs, inode: Inode): Stat {
+  inode.timesQueried = true;
   return {
     ino: inode.ino, mode: inode.mode, nlink: inode.nlink, uid: inode.uid, gid: inode.gid, rdev: inode.rdev,
     size: inode.isSymlink ? inode.symlink!.length : inode.size,

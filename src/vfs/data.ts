@@ -100,14 +100,15 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
   const end = off + len;
   if (off < 0 || end > MAX_FILE_SIZE) throw new FsError('EFBIG', 'write', path, `end offset ${end} beyond the maximum file size`);
   if (inode.sealKind !== 'none' && end > inode.size) c.guard.assertNotSealed({ op: 'write', path, inode });
-  tx.markDirty(inode);
+  const size0 = inode.size;
   const bs = c.blockSize;
   const fb0 = Math.floor(off / bs);
-  if (!c.refs.empty) copyOnWrite(c, tx, inode, path, 'write', fb0, ceilDiv(end, bs));
+  const copied = c.refs.empty ? 0 : copyOnWrite(c, tx, inode, path, 'write', fb0, ceilDiv(end, bs));
   const segs = inode.bmap.map(fb0, ceilDiv(end, bs) - fb0);
   const needsMapChange = segs.some((s) => s.regionBlock === HOLE || (s.flags & EXT_UNWRITTEN));
   let permit: LayoutPermit | null = null;
   let runs: { start: number; len: number }[] = [];
+  if (needsMapChange || copied || end > size0) tx.markDirty(inode);
   if (needsMapChange) {
     permit = c.guard.allocPermit({ op: 'write', path, inode });
     const holes = segs.filter((s) => s.regionBlock === HOLE);
@@ -135,8 +136,11 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
         c.region.write(regionOff(s + base), src, srcOff + s - off, e - s);
         c.region.zero(regionOff(e + base), segEnd - e);
         inode.bmap.convertWritten(permit!, seg.fileBlock, seg.len);
+        tx.orderData();
       } else {
-        c.region.write(regionOff(seg.regionBlock * bs + (s - segStart)), src, srcOff + s - off, e - s);
+        const at = seg.regionBlock * bs + (s - segStart);
+        c.region.write(regionOff(at), src, srcOff + s - off, e - s);
+        inode.noteDirtyData(at, e - s, c.region.flushGen);
       }
     }
   } finally {
@@ -144,8 +148,15 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
     for (const r of runs) c.alloc.unalloc(regionBlock(r.start), blockCount(r.len));
   }
   if (end > inode.size) inode.size = end;
-  inode.touchMtime();
-  tx.markDirty(inode);
+  if (needsMapChange || copied || end > size0) {
+    inode.touchMtimeForWrite();
+    tx.markDirty(inode);
+  } else if (inode.touchMtimeForWrite()) {
+    // An overwrite in place changes only timestamps: fdatasync need not commit for it (ext4's i_datasync_tid).
+    const dataSeq0 = inode.dataSeq;
+    tx.markDirty(inode);
+    inode.dataSeq = dataSeq0;
+  }
   return len;
 }
 

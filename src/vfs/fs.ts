@@ -234,7 +234,7 @@ export class PmemFs {
     return io.remap(this, t, src, srcOff, dstOff, len, dedupe, caller);
   }
   cowWait(fh: number, off: number, len: number): Promise<void> | null { return io.cowWait(this, fh, off, len); }
-  fsync(): void { io.fsync(this); }
+  fsync(inode: Inode | null = null, datasync = false): void { io.fsync(this, inode, datasync); }
   statfs(): io.StatFs { return io.statfs(this); }
 
   // --- extended attributes (xattr.ts) ----------------------------------------

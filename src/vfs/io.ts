@@ -112,13 +112,34 @@ export function cowWait(fs: PmemFs, fh: number, off: number, len: number): Promi
 }
 
 /**
- * fsync/fdatasync/fsyncdir: a persistence point. The journal commits the
- * whole running transaction (every file's data and metadata so far, jbd2's
- * behaviour), so the file, its names and a directory's entries are durable
- * on return; fdatasync costs the same.
+ * fsync/fdatasync/fsyncdir: a persistence point for `inode` (null: the
+ * whole filesystem, fsyncdir and syncfs). When the inode changed in the
+ * running transaction — for fdatasync, in a way it needs: size, block map,
+ * not timestamps — the journal commits the whole running transaction (every
+ * file's metadata and the data it orders, jbd2's behaviour), so the file,
+ * its names and a directory's entries are durable on return. Otherwise its
+ * metadata is durable already and only the data its overwrites stored since
+ * the last flush is written back, with one cache flush (ext4's fdatasync of
+ * an overwrite); with nothing dirty, nothing is flushed — a concurrent
+ * fsync whose changes an earlier commit already covered returns at once,
+ * the effect of jbd2's transaction batching.
+ *
+ * Files with leases or pins are written by other processes through the
+ * region (MAP_DIRECT, DMA), which nothing here tracks: they always commit
+ * and flush every dirty page of the region file.
+ * @throws FsError EIO (shut down, or the flush failed)
  */
-export function fsync(fs: PmemFs): void {
-  if (!fs.opts.readOnly) fs.tx.commit('fsync');
+export function fsync(fs: PmemFs, inode: Inode | null = null, datasync = false): void {
+  if (fs.opts.readOnly) return;
+  fs.tx.assertRunning('fsync');        // after a shutdown every fsync fails, clean files' too (XFS)
+  const j = fs.tx.journal;
+  if (!inode || (datasync ? inode.dataSeq : inode.metaSeq) >= j.seq || inode.leases.length || fs.pins.pinsOfIno(inode.ino).length) {
+    fs.tx.commit('fsync');
+    return;
+  }
+  const ranges = inode.takeDirtyData(j.region.flushGen);
+  if (ranges && ranges.length === 0) { fs.tx.stats.fsyncsClean++; return; }
+  fs.tx.syncData(ranges);
 }
 
 /** statvfs(3) figures: sizes in blocks of bsize bytes, inode slots for files. */

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Allocator } from '../alloc/allocator.js';
 import {
-  computeGeometry, dataEnd, decodeSuperblock, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError, geometryDiffers,
+  computeGeometry, dataEnd, decodeSuperblock, FEAT_INCOMPAT_LOG2, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError, geometryDiffers,
   ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock,
 } from '../format/layout.js';
 import { Journal } from '../journal/journal.js';
@@ -126,6 +126,21 @@ function markClean(e: Engine): void {
 }
 
 /**
+ * An older region's one-area log becomes two areas (FEAT_INCOMPAT_LOG2),
+ * after recovery and before anything commits: the log is zeroed and
+ * flushed, then the superblock with the feature is written and flushed, so a
+ * crash in between leaves either form readable.
+ * @returns true when the region was converted
+ */
+export function convertToTwoAreas(e: Engine): boolean {
+  if (e.journal.twoAreas) return false;
+  e.journal.zeroLog();
+  e.sb.featuresIncompat |= FEAT_INCOMPAT_LOG2;
+  e.store.persistSuperblock();
+  return true;
+}
+
+/**
  * The superblock as the replayed journal left it. It must keep the geometry
  * the engine was built with (the allocator, the journal and the inode table
  * are placed by it).
@@ -151,20 +166,15 @@ export function loadEngine(e: Engine, dryRun: boolean, log: Logger): { recovered
   const recovered = e.sb.state !== SB_STATE_CLEAN;
   let replayed = 0;
   if (recovered) {
-    const scan = e.journal.recover(dryRun);
-    if (scan.state === 'committed') {
-      replayed = scan.tx.homes.length;
-      log.warn({ seq: scan.tx.seq, blocks: replayed }, 'journal: replayed the last committed transaction');
-      Object.assign(e.sb, replayedSuperblock(e), { state: e.sb.state });
-    } else if (scan.state === 'torn') {
-      log.warn({ seq: scan.seq, why: scan.why }, 'journal: discarded a transaction that did not commit');
-    } else if (scan.state === 'stale') {
-      log.warn({ seq: scan.seq, why: scan.why }, 'journal: not replayed, already checkpointed');
+    const r = e.journal.recover(dryRun);
+    for (const tx of r.replayed) {
+      replayed += tx.homes.length;
+      log.warn({ seq: tx.seq, blocks: tx.homes.length }, 'journal: replayed a committed transaction');
     }
+    for (const k of r.skipped) log.warn({ seq: k.seq, why: k.why }, 'journal: not replayed');
+    if (r.replayed.length) Object.assign(e.sb, replayedSuperblock(e), { state: e.sb.state });
   } else {
-    const scan = e.journal.scan();
-    if (scan.state !== 'empty' && 'seq' in scan) e.journal.seq = Math.max(e.journal.seq, scan.seq + 1);
-    if (scan.state === 'committed') e.journal.seq = Math.max(e.journal.seq, scan.tx.seq + 1);
+    e.journal.seq = Math.max(e.journal.seq, e.journal.newestSeq() + 1);
   }
   e.alloc.loadBitmap((i) => e.journal.read(e.sb.bitmapStart + i));
   try {
@@ -206,6 +216,7 @@ export function mountRegion(path: string, o: MountOptions, log: Logger = moduleL
     const guard = new LayoutGuard(pins, o, log.child({ module: 'guard' }));
     const pfs = new PmemFs({ store: e.store, tx: e.tx, guard, pins, opts: { dax: o.dax, readOnly }, log });
     if (!readOnly) {
+      if (convertToTwoAreas(e)) log.info('journal: log converted to two areas (FEAT_INCOMPAT_LOG2; older pmemfs versions refuse this region now)');
       sb.state = SB_STATE_DIRTY;
       sb.mountCount += 1;
       sb.lastMountTime = Math.floor(Date.now() / 1000);

@@ -14,7 +14,7 @@ import {
 } from '../../src/format/fork.js';
 import {
   BITMAP_HDR, BITMAP_MAGIC, bitsPerBitmapBlock, computeGeometry, dataEnd, decodeBitmapBlock, decodeInode,
-  decodeSuperblock, encodeBitmapBlock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_JOURNAL, FEAT_INCOMPAT_REFCOUNT,
+  decodeSuperblock, encodeBitmapBlock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_JOURNAL, FEAT_INCOMPAT_LOG2, FEAT_INCOMPAT_REFCOUNT,
   FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FORMAT_VERSION, FormatError, hasSuperblockMagic, IFLAG_ORPHAN,
   IFLAG_SEALED, INLINE_FORK_MAX, INO, INODE_MAGIC, INODE_SIZE, isFreeSlot, LABEL_MAX, MAX_COUNTER, MAX_INODES, MAX_JOURNAL_BLOCKS,
   MIN_JOURNAL_BLOCKS, readI64, readU64, recordChecksum, ROOT_INO, SB, SB_MAGIC, SB_SIZE, SB_STATE_DIRTY, writeI64,
@@ -86,10 +86,11 @@ describe('on-media sizes and offsets', () => {
     expect(MAX_INODES).toBe(1 << 24);
   });
 
-  it('pins the feature bits: v2 requires the journal; refcounts (reflink) are supported', () => {
+  it('pins the feature bits: v2 requires the journal; refcounts (reflink) and the two-area log are supported', () => {
     expect(FEAT_INCOMPAT_JOURNAL).toBe(0x1);
     expect(FEAT_INCOMPAT_REFCOUNT).toBe(0x2);
-    expect(FEAT_INCOMPAT_SUPPORTED).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT);
+    expect(FEAT_INCOMPAT_LOG2).toBe(0x4);
+    expect(FEAT_INCOMPAT_SUPPORTED).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2);
     expect(FEAT_RO_COMPAT_SUPPORTED).toBe(0);
   });
 
@@ -365,7 +366,7 @@ describe('computeGeometry', () => {
     expect(g.journalBlocks).toBe(512);            // 16384 / 32
     expect(g.dataStart).toBe(1026);
     expect(g.regionSize).toBe(64 << 20);
-    expect(g.featuresIncompat).toBe(FEAT_INCOMPAT_JOURNAL);
+    expect(g.featuresIncompat).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_LOG2);
     expect(g.featuresCompat).toBe(0);
     expect(g.featuresRoCompat).toBe(0);
   });

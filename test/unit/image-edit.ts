@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import { decodeFork, encodeFork, type Fork } from '../../src/format/fork.js';
 import { encodeLogTx, JDESC_MAGIC, scanLog, type LogTx } from '../../src/format/journal.js';
 import {
-  crc32c, decodeInode, decodeSuperblock, encodeInode, encodeSuperblock, INLINE_FORK_MAX, INODE_SIZE, isFreeSlot,
+  crc32c, decodeInode, decodeSuperblock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_LOG2, INLINE_FORK_MAX, INODE_SIZE, isFreeSlot,
   SB_SIZE, type InodeRecord, type Superblock,
 } from '../../src/format/layout.js';
 import {
@@ -30,8 +30,11 @@ export class ImageEditor {
   readonly fd: number;
   readonly sb: Superblock;
   readonly bs: number;
-  /** The log's committed transaction (null: none, or torn). */
+  /** The log's newest committed transaction (null: none, or torn); with two log areas, the newer area's. */
   log: LogTx | null;
+  /** First block of the log area `log` was found in (where close() writes it back). */
+  private logStart: number;
+  private logBlocks: number;
   private logDirty = false;
 
   /** @throws FormatError when the primary superblock does not decode */
@@ -42,8 +45,13 @@ export class ImageEditor {
     this.sb = decodeSuperblock(raw);
     this.bs = this.sb.blockSize;
     const { journalStart, journalBlocks } = this.sb;
-    const s = scanLog(this.bs, journalBlocks, (i) => this.home(journalStart + i), () => true);
-    this.log = s.state === 'committed' ? s.tx : null;
+    const two = (this.sb.featuresIncompat & FEAT_INCOMPAT_LOG2) !== 0;
+    this.logBlocks = two ? Math.floor(journalBlocks / 2) : journalBlocks;
+    this.log = null; this.logStart = journalStart;
+    for (const start of two ? [journalStart, journalStart + this.logBlocks] : [journalStart]) {
+      const s = scanLog(this.bs, this.logBlocks, (i) => this.home(start + i), () => true);
+      if (s.state === 'committed' && (!this.log || s.tx.seq > this.log.seq)) { this.log = s.tx; this.logStart = start; }
+    }
   }
 
   /** A block as it is in the file. */
@@ -74,9 +82,9 @@ export class ImageEditor {
     if (this.log && this.logDirty) {
       const { body, commit } = encodeLogTx(this.bs, this.log);
       const all = Buffer.concat([...body, commit]);
-      if (all.length <= this.sb.journalBlocks * this.bs) fs.writeSync(this.fd, all, 0, all.length, this.sb.journalStart * this.bs);
+      if (all.length <= this.logBlocks * this.bs) fs.writeSync(this.fd, all, 0, all.length, this.logStart * this.bs);
     } else if (this.log === null && this.logDirty) {
-      fs.writeSync(this.fd, Buffer.alloc(this.bs), 0, this.bs, this.sb.journalStart * this.bs);
+      fs.writeSync(this.fd, Buffer.alloc(this.bs), 0, this.bs, this.logStart * this.bs);
     }
     fs.closeSync(this.fd);
   }
@@ -180,6 +188,6 @@ export class ImageEditor {
     this.write(block, encodeIndexBlock(this.bs, ino, next, blocks));
   }
 
-  /** Whether the log's first block is a descriptor (a transaction was logged at all). */
-  logHasDescriptor(): boolean { return this.home(this.sb.journalStart).readUInt32LE(0) === JDESC_MAGIC; }
+  /** Whether the log area of `log` starts with a descriptor (a transaction was logged at all). */
+  logHasDescriptor(): boolean { return this.home(this.logStart).readUInt32LE(0) === JDESC_MAGIC; }
 }

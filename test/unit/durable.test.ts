@@ -1,0 +1,187 @@
+/**
+ * The durable path's flush counts and the two-area log (no mount needed):
+ * a commit is one persistence point, two when it exposes newly allocated
+ * blocks (ordered data); fdatasync of an overwrite flushes only that
+ * file's ranges without a commit; an fsync whose changes an earlier commit
+ * covered flushes nothing; crashes between the two areas' turns recover;
+ * an older region's one-area log is replayed and converted at mount.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodeLogTx } from '../../src/format/journal.js';
+import { FEAT_INCOMPAT_LOG2 } from '../../src/format/layout.js';
+import { constants as C } from 'node:fs';
+import { ROOT_CALLER } from '../../src/vfs/fs.js';
+import { formatRegion, mountRegion, readSuperblock, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
+import { checkRegion } from '../../src/repair/check.js';
+import { LOG, OPTS } from './crash-harness.js';
+import { ImageEditor } from './image-edit.js';
+
+const MiB = 1 << 20;
+const ROOT = ROOT_CALLER;
+let dir: string;
+let img: string;
+beforeEach(() => { dir = fs.mkdtempSync(os.tmpdir() + '/pmemfs-durable-'); img = path.join(dir, 'r.pmem'); });
+afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+
+function fresh(powerfail = false): Mounted {
+  formatRegion(img, { size: 16 * MiB, blockSize: 4096, label: 'durable' });
+  return mountRegion(img, { ...OPTS, powerfail }, LOG);
+}
+
+/** Persistence points (host flushes) fn makes. */
+function flushes(m: Mounted, fn: () => void): number {
+  const s0 = m.region.persistSeq;
+  fn();
+  return m.region.persistSeq - s0;
+}
+
+describe('flushes per commit', () => {
+  it('an fsync after an overwrite is one flush; after an append, two (data first); fdatasync of an overwrite, one without a commit', () => {
+    const m = fresh();
+    const f = m.fs;
+    const h = f.create('/f', 0o644, C.O_RDWR, ROOT);
+    f.write(h.fh, '/f', Buffer.alloc(64 * 1024, 1), 64 * 1024, 0);
+    const inode = h.inode;
+    expect(flushes(m, () => f.fsync(inode))).toBe(2);                 // new blocks: data, then log + commit
+    f.stat(inode);                                                    // times queried: the next write stamps a new mtime
+    f.write(h.fh, '/f', Buffer.alloc(4096, 2), 4096, 8192);
+    const commits0 = m.engine.journal.stats.commits;
+    expect(flushes(m, () => f.fsync(inode))).toBe(1);                 // overwrite: mtime logged, one flush
+    expect(m.engine.journal.stats.commits).toBe(commits0 + 1);
+    const commits = m.engine.journal.stats.commits;
+    f.stat(inode);
+    f.write(h.fh, '/f', Buffer.alloc(4096, 3), 4096, 16384);
+    expect(flushes(m, () => f.fsync(inode, true))).toBe(1);           // fdatasync of an overwrite: its range only
+    expect(m.engine.journal.stats.commits).toBe(commits);             // ... and no commit
+    expect(m.engine.journal.dirtyBlocks).toBeGreaterThan(0);          // the mtime waits for the next commit
+    expect(flushes(m, () => f.fsync(inode, true))).toBe(0);           // nothing dirty: nothing flushed
+    f.write(h.fh, '/f', Buffer.alloc(4096, 4), 4096, 64 * 1024);      // an append: the size changes
+    expect(flushes(m, () => f.fsync(inode, true))).toBe(2);           // fdatasync commits for it
+    f.release(h.fh);
+    unmountRegion(m);
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
+  it('overwrites within one clock tick change no metadata (coarse timestamps) unless the times were queried', () => {
+    const m = fresh();
+    const f = m.fs;
+    const h = f.create('/f', 0o644, C.O_RDWR, ROOT);
+    f.write(h.fh, '/f', Buffer.alloc(8192, 1), 8192, 0);
+    f.fsync(h.inode);
+    const store = m.engine.store;
+    const markDirty = store.markDirty.bind(store);
+    let marked = 0;
+    store.markDirty = (i) => { marked++; markDirty(i); };
+    let quiet = 0;
+    for (let i = 0; i < 200 && quiet === 0; i++) {
+      marked = 0;
+      f.write(h.fh, '/f', Buffer.alloc(4096, i), 4096, 0);
+      if (marked === 0) quiet++;
+    }
+    expect(quiet).toBe(1);
+    marked = 0;
+    // After a stat, a write always changes the times: who looked sees them move.
+    const seen = f.stat(h.inode).mtime;
+    f.write(h.fh, '/f', Buffer.alloc(4096, 9), 4096, 0);
+    expect(marked).toBe(1);
+    const now = f.stat(h.inode).mtime;
+    expect(now.sec * 1e9 + now.nsec).toBeGreaterThan(seen.sec * 1e9 + seen.nsec);
+    f.release(h.fh);
+    unmountRegion(m);
+  });
+
+  it('a second fsync that the first one\'s commit covered flushes nothing (batched)', () => {
+    const m = fresh();
+    const f = m.fs;
+    const hs = [0, 1, 2, 3].map((i) => f.create(`/f${i}`, 0o644, C.O_RDWR, ROOT));
+    for (const h of hs) f.write(h.fh, '/x', Buffer.alloc(4096, 7), 4096, 0);
+    expect(flushes(m, () => f.fsync(hs[0].inode))).toBe(2);
+    for (const h of hs.slice(1)) expect(flushes(m, () => f.fsync(h.inode))).toBe(0);
+    expect(f.tx.stats.fsyncsClean).toBe(3);
+    for (const h of hs) f.release(h.fh);
+    unmountRegion(m);
+  });
+
+  it('fdatasync of an overwrite leaves another file\'s dirty pages dirty', () => {
+    const m = fresh(true);
+    const f = m.fs;
+    const a = f.create('/a', 0o644, C.O_RDWR, ROOT), b = f.create('/b', 0o644, C.O_RDWR, ROOT);
+    f.write(a.fh, '/a', Buffer.alloc(8192, 1), 8192, 0);
+    f.write(b.fh, '/b', Buffer.alloc(8192, 1), 8192, 0);
+    f.fsync(null);
+    f.write(a.fh, '/a', Buffer.alloc(4096, 2), 4096, 0);
+    f.write(b.fh, '/b', Buffer.alloc(4096, 2), 4096, 0);
+    const before = m.region.unflushedPages;
+    f.fsync(a.inode, true);
+    // a's page is flushed; b's page (and the pending metadata) are not.
+    expect(m.region.unflushedPages).toBe(before - 1);
+    f.release(a.fh); f.release(b.fh);
+    unmountRegion(m);
+  });
+});
+
+describe('the two-area log', () => {
+  it('commits alternate between the areas, and a crash after any of them recovers every fsynced file', () => {
+    const m = fresh(true);
+    const f = m.fs;
+    const j = m.engine.journal;
+    expect(j.twoAreas).toBe(true);
+    const imgs: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const h = f.create(`/g${i}`, 0o644, C.O_RDWR, ROOT);
+      f.write(h.fh, `/g${i}`, Buffer.alloc(5000, 0x30 + i), 5000, 0);
+      f.release(h.fh);
+      f.fsync(null);
+      const c = path.join(dir, `crash-${i}.pmem`);
+      m.region.crashImage(c, () => true);                   // every unflushed page lost: the checkpoint too
+      imgs.push(c);
+    }
+    const areas = j.scanAreas().map((s) => (s.state === 'committed' ? s.tx.seq % 2 : -1));
+    expect(areas.sort()).toEqual([0, 1]);
+    m.region.close();
+    imgs.forEach((c, i) => {
+      const r = mountRegion(c, OPTS, LOG);
+      expect(r.recovered).toBe(true);
+      for (let k = 0; k <= i; k++) expect(r.fs.readdir('/')).toContain(`g${k}`);
+      unmountRegion(r);
+      expect(checkRegion(c, false).problems).toEqual([]);
+    });
+  });
+
+  it('an older region (one-area log, a committed transaction in it) is replayed, then converted', () => {
+    let m = fresh();
+    const h = m.fs.create('/old', 0o644, C.O_RDWR, ROOT);
+    m.fs.write(h.fh, '/old', Buffer.from('kept'), 4, 0);
+    m.fs.release(h.fh);
+    m.fs.fsync(null);
+    m.region.close();                                         // a crash: the newest transaction may be in area 1
+    const e = new ImageEditor(img);
+    const tx = e.log!;
+    expect(tx).not.toBeNull();
+    const sb = e.superblock();
+    sb.featuresIncompat &= ~FEAT_INCOMPAT_LOG2;
+    e.writeSuperblock(sb);
+    const bs = e.sb.blockSize;
+    // The old form: one transaction at the start of the log, the rest zeroed.
+    fs.writeSync(e.fd, Buffer.alloc(e.sb.journalBlocks * bs), 0, e.sb.journalBlocks * bs, e.sb.journalStart * bs);
+    const { body, commit } = encodeLogTx(bs, tx);
+    const all = Buffer.concat([...body, commit]);
+    fs.writeSync(e.fd, all, 0, all.length, e.sb.journalStart * bs);
+    fs.closeSync(e.fd);
+    expect(readSuperblock(img).featuresIncompat & FEAT_INCOMPAT_LOG2).toBe(0);
+    m = mountRegion(img, OPTS, LOG);
+    expect(m.replayed).toBeGreaterThan(0);
+    expect(m.engine.journal.twoAreas).toBe(true);
+    m.fs.mkdir('/after', 0o755, ROOT);
+    m.fs.fsync(null);
+    unmountRegion(m);
+    expect(readSuperblock(img).featuresIncompat & FEAT_INCOMPAT_LOG2).toBe(FEAT_INCOMPAT_LOG2);
+    expect(checkRegion(img, false).problems).toEqual([]);
+    m = mountRegion(img, OPTS, LOG);
+    expect(m.fs.readdir('/').sort()).toEqual(['.', '..', 'after', 'old']);
+    unmountRegion(m);
+  });
+});
