@@ -47,7 +47,8 @@ export function write(fs: PmemFs, fh: number, path: string, buf: Buffer, len: nu
     // O_SYNC/O_DSYNC: durable on return (dax=always gets no FSYNC from the kernel).
     if (h.flags & C.O_DSYNC) tx.requireSync();
     const n = writeData(fs.data, tx, h.inode, path, buf, len, at, bufOff);
-    h.inode.mode &= ~privsToDrop(h.inode, caller);
+    const drop = privsToDrop(h.inode, caller);
+    if (drop) { tx.markDirty(h.inode); h.inode.mode &= ~drop; h.inode.touchCtime(); }
     return n;
   });
 }

@@ -93,6 +93,25 @@ describe('flushes per commit', () => {
     unmountRegion(m);
   });
 
+  it('an overwrite within one tick by a user without CAP_FSETID still logs the set-user-ID drop', () => {
+    const m = fresh(true);
+    const f = m.fs;
+    const h = f.create('/s', 0o4755, C.O_RDWR, ROOT);
+    f.write(h.fh, '/s', Buffer.alloc(8192, 1), 8192, 0);
+    f.fsync(h.inode);
+    f.write(h.fh, '/s', Buffer.alloc(16, 2), 16, 0);                  // same tick: no timestamp change
+    f.write(h.fh, '/s', Buffer.alloc(16, 3), 16, 0, { pid: 1, uid: 1000, gid: 1000 });
+    expect(h.inode.mode & 0o7777).toBe(0o755);
+    f.fsync(h.inode);
+    const c = path.join(dir, 'crash.pmem');
+    m.region.crashImage(c, () => true);
+    f.release(h.fh);
+    m.region.close();
+    const r = mountRegion(c, OPTS, LOG);
+    expect(r.fs.getattr('/s').mode & 0o7777).toBe(0o755);
+    unmountRegion(r);
+  });
+
   it('a second fsync that the first one\'s commit covered flushes nothing (batched)', () => {
     const m = fresh();
     const f = m.fs;
