@@ -113,6 +113,21 @@ export class BlockMap {
     return n;
   }
 
+  /**
+   * Where the (n+1)-th record from `fileBlock` on begins (records ending
+   * after fileBlock, the one containing it included), or null when n or
+   * fewer begin before `end`: the end of a bounded step over [fileBlock,
+   * end) that touches at most n records. O(log n + n).
+   */
+  boundaryAfter(fileBlock: number, n: number, end: number): number | null {
+    let i = 0;
+    for (const e of this.from(fileBlock)) {
+      if (e.fileBlock >= end) return null;
+      if (i++ === n) return Math.max(e.fileBlock, fileBlock);
+    }
+    return null;
+  }
+
   /** Describe [start, start+count) as mapped pieces and holes, in order. */
   map(start: number, count: number): MapSeg[] {
     const out: MapSeg[] = [];

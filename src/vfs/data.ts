@@ -256,7 +256,7 @@ export function applyTruncate(c: DataContext, tx: Transaction, inode: Inode, pat
  * ones. COLLAPSE/INSERT come through their own ioctls (FUSE does not forward them).
  * @throws FsError EINVAL, EOPNOTSUPP, EFBIG, ETXTBSY (sealed or busy), ENOSPC
  */
-export async function fallocateData(c: DataContext, run: RunTx, inode: Inode, path: string, mode: number, off: number, len: number): Promise<void> {
+export async function fallocateData(c: DataContext, run: RunTx, inode: Inode, path: string, mode: number, off: number, len: number, maxExtents = Infinity): Promise<void> {
   const keep = (mode & uapi.FALLOC_FL_KEEP_SIZE) !== 0;
   const kind = mode & ~uapi.FALLOC_FL_KEEP_SIZE;
   if (!(off >= 0) || !(len > 0)) throw new FsError('EINVAL', 'fallocate', path, `offset ${off} length ${len}`);
@@ -277,6 +277,19 @@ export async function fallocateData(c: DataContext, run: RunTx, inode: Inode, pa
   const permit = punchOrZero
     ? await c.guard.assertLayoutMutable({ op: kind === uapi.FALLOC_FL_PUNCH_HOLE ? 'punch' : 'zero_range', path, inode, breaks, runs: cow })
     : c.guard.allocPermit({ op: 'fallocate', path, inode });
+  if (breaks && kind === uapi.FALLOC_FL_PUNCH_HOLE && Number.isFinite(maxExtents)) {
+    // A punch over more extent records than one transaction may free runs as
+    // rolled transactions from its start (XFS's xfs_free_file_space loop),
+    // each leaving the file whole: a crash between them leaves the range
+    // partly punched, never a block freed that the file still maps.
+    for (let cut = inode.bmap.boundaryAfter(breaks.start, maxExtents, breaks.start + breaks.count); cut !== null;
+      cut = inode.bmap.boundaryAfter(breaks.start, maxExtents, breaks.start + breaks.count)) {
+      const from = breaks.start;
+      run((tx) => { tx.markDirty(inode); unmapBlocks(tx, inode, permit, from, cut - from); inode.touchMtime(); });
+      breaks.count -= cut - from;
+      breaks.start = cut;
+    }
+  }
   run((tx) => {
     tx.markDirty(inode);
     if (punchOrZero) {

@@ -57,7 +57,7 @@ export function write(fs: PmemFs, fh: number, path: string, buf: Buffer, len: nu
 export async function fallocate(fs: PmemFs, t: Inode | string, mode: number, off: number, len: number, fh?: number): Promise<void> {
   const { inode, path } = targetVia(fs, t, fh, false);
   fs.assertWritable('fallocate', path);
-  await fallocateData(fs.data, runTx(fs), inode, path, mode, off, len);
+  await fallocateData(fs.data, runTx(fs), inode, path, mode, off, len, fs.reapChunk);
 }
 
 /** Collapse or insert a block-aligned range (the pmemfs fcollapse/finsert ioctls). @throws FsError EROFS, and shiftRange's errors */

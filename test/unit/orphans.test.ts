@@ -169,6 +169,39 @@ describe('operations bounded by the log, not by the file', () => {
     unmountRegion(r);
     expect(checkRegion(img, false).problems).toEqual([]);
   }, 120_000);
+
+  it('a punch over 100,000 extent records on a 256-block log runs a chunk per transaction; a crash between chunks leaves it partly done, the region clean', async () => {
+    const extents = 100_000;
+    const p = path.join(dir, 'r.pmem');
+    formatRegion(p, { size: 2 * GiB, blockSize: BS, label: 'punch', journalBlocks: 256 });
+    const m = mountRegion(p, { ...OPTS, powerfail: true }, LOG);
+    const f = m.fs;
+    manyExtents(f, extents);
+    f.fsync();
+    const free1 = f.statfs().bfree;
+    const inode = f.resolve('/big');
+    const size = inode.size;
+    const ops0 = f.tx.stats.ops;
+    const img = path.join(dir, 'mid.pmem');
+    let commits = 0;
+    m.region.onPersist = (point) => { if (point === 'commit' && ++commits === 3) m.region.crashImage(img, () => true); };
+    await f.fallocate('/big', 0x01 | 0x02, 0, size);               // KEEP_SIZE | PUNCH_HOLE over everything
+    m.region.onPersist = null;
+    expect(commits).toBeGreaterThan(3);
+    expect(f.tx.stats.ops - ops0).toBeGreaterThanOrEqual(Math.ceil(extents / f.reapChunk));
+    expect(inode.bmap.count).toBe(0);
+    expect(inode.size).toBe(size);
+    f.fsync();
+    expect(f.statfs().bfree).toBeGreaterThanOrEqual(free1 + extents);   // every data block back
+    unmountRegion(m);
+    expect(checkRegion(p, false).problems).toEqual([]);
+    const r = mountRegion(img, OPTS, LOG);
+    const left = r.fs.resolve('/big').bmap.count;
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(extents);
+    unmountRegion(r);
+    expect(checkRegion(img, false).problems).toEqual([]);
+  }, 300_000);
 });
 
 /** A 1 GiB region with a 256-block log, recording unflushed stores (for crash images), and /big of 5000 records. */
