@@ -74,6 +74,22 @@ export interface SessionHandlers {
    * reply; the request still needs its one reply (EINTR if it gives up).
    */
   interrupt?(slot: number): void;
+  /** No reply: the kernel's FUSE_INIT was answered (once per session, before any other request). */
+  init?(info: FuseInitInfo): void;
+}
+
+/** What FUSE_INIT came to (native/src/init.c). */
+export interface FuseInitInfo {
+  /** The kernel's FUSE protocol version, e.g. 7.45. */
+  kernelMajor: number;
+  kernelMinor: number;
+  /**
+   * FUSE_DIRECT_IO_ALLOW_MMAP was negotiated: MAP_SHARED works on files
+   * opened FOPEN_DIRECT_IO (dax=always). False on kernels before 6.6.
+   */
+  directIoAllowMmap: boolean;
+  /** Set when patching libfuse's reply went wrong (the reply went out unpatched, or the session ended). */
+  problem?: string;
 }
 
 export interface NativeBinding {

@@ -21,7 +21,7 @@ const char *const op_names[OP_COUNT] = {
 	"unlink", "rmdir", "symlink", "rename", "link", "open", "read", "write",
 	"flush", "release", "fsync", "opendir", "readdir", "releasedir", "fsyncdir",
 	"statfs", "setxattr", "getxattr", "listxattr", "removexattr", "create",
-	"ioctl", "fallocate", "lseek", "copyFileRange", "ended", "interrupt",
+	"ioctl", "fallocate", "lseek", "copyFileRange", "ended", "interrupt", "init",
 };
 
 napi_value num(double d)

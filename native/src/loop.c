@@ -6,7 +6,8 @@
  * scope and one callback scope: promise continuations and nextTicks run
  * when the batch ends. Interrupts recorded while a request was processed
  * go to JS right after it (slots.c). Nothing crosses a thread on the
- * request path.
+ * request path. The one FUSE_INIT request goes through init.c, which
+ * patches libfuse's reply.
  */
 #include "session.h"
 
@@ -61,7 +62,14 @@ static const char *receive_batch(void)
 		spin_until = 0;
 		if (res <= 0)
 			return res == 0 ? "the kernel ended the session (unmounted)" : "reading /dev/fuse failed";
-		fuse_session_process_buf(g.se, &g.buf);
+		if (init_is_request(&g.buf)) {
+			const char *why = init_process();
+			init_report();
+			if (why)
+				return why;
+		} else {
+			fuse_session_process_buf(g.se, &g.buf);
+		}
 		slots_deliver_interrupts();
 		if (fuse_session_exited(g.se))
 			return "the session exited";

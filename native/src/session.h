@@ -11,6 +11,8 @@
  *               goes to its JS handler with plain numbers and strings.
  *   loop.c      the session loop: uv_poll on /dev/fuse, batches, adaptive
  *               polling, the end of the session.
+ *   init.c      the FUSE_INIT reply, patched for what libfuse 3.14 cannot
+ *               ask for (FUSE_DIRECT_IO_ALLOW_MMAP).
  *   reply.c     the reply functions JS answers with (replyErr, ...).
  *   notify.c    kernel notifications, written by a helper thread.
  *
@@ -52,7 +54,7 @@ enum op {
 	OP_UNLINK, OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE,
 	OP_FLUSH, OP_RELEASE, OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_FSYNCDIR,
 	OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_CREATE,
-	OP_IOCTL, OP_FALLOCATE, OP_LSEEK, OP_COPY_FILE_RANGE, OP_ENDED, OP_INTERRUPT, OP_COUNT
+	OP_IOCTL, OP_FALLOCATE, OP_LSEEK, OP_COPY_FILE_RANGE, OP_ENDED, OP_INTERRUPT, OP_INIT, OP_COUNT
 };
 extern const char *const op_names[OP_COUNT];
 
@@ -130,6 +132,11 @@ napi_value str(const char *s);
 /* loop.c */
 void loop_start(int fd);
 void loop_stop(void);
+
+/* init.c */
+bool init_is_request(const struct fuse_buf *b);
+const char *init_process(void);
+void init_report(void);
 
 /* reply.c */
 bool reply_register(napi_env env, napi_value exports);

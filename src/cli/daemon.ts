@@ -33,8 +33,9 @@ Serve the pmemfs region file REGION at MOUNTPOINT.
 
   -f               stay in the foreground (default: detach once mounted)
   -o OPTS          comma-separated mount options:
-     dax=always|never     always: no page cache, I/O straight to the region (default)
-                          never: kernel page cache, client mmap works
+     dax=always|never     always: no page cache, I/O straight to the region (default; MAP_SHARED
+                          mmap of files needs Linux 6.6 or later, else it fails with ENODEV)
+                          never: kernel page cache, client mmap works on any kernel
      busy=refuse|wait     layout change over pinned pages: ETXTBSY at once (default), or wait
      busy_timeout=MS      with busy=wait, give up after MS ms with ETXTBSY (default 30000)
      lease_break=SECONDS  grace before a broken lease is revoked (default 45)

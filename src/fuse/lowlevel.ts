@@ -38,6 +38,7 @@ import type { Logger } from 'pino';
 import { FsError, toNegErrno } from '../errors.js';
 import type { Inode } from '../inode/inode.js';
 import { RequestContext, runInRequest } from '../layout/interrupt.js';
+import type { FuseInitInfo } from '../../native/index.js';
 import type { NativeBinding, SessionHandlers } from '../native.js';
 import { CTL_DIR } from '../uapi.js';
 import { CtlDir } from '../vfs/ctl.js';
@@ -86,6 +87,8 @@ export interface TransportDeps {
   log: Logger;
   /** Called once when the kernel ends the session (unmounted from outside). */
   onEnded(why: string): void;
+  /** Called once when FUSE_INIT has been answered. */
+  onInit?(info: FuseInitInfo): void;
 }
 
 export class FuseTransport {
@@ -103,18 +106,22 @@ export class FuseTransport {
   /** Requests per operation name (.pmemfs/stats, subsystem=fuse_ops). */
   readonly ops = new Map<string, number>();
   readonly stats = { requests: 0, forgets: 0, invalidations: 0, interrupts: 0, max_write_bytes: 0, max_read_bytes: 0 };
+  /** What FUSE_INIT negotiated (null until it is answered). */
+  private init: FuseInitInfo | null = null;
 
   /**
    * The .pmemfs/stats lines: `subsystem=fuse` (requests, forgets,
    * invalidations, largest read/write request in bytes, inode numbers the
-   * kernel references, requests pending, cache timeouts in seconds) and
-   * `subsystem=fuse_ops` (requests per operation).
+   * kernel references, requests pending, cache timeouts in seconds, the
+   * kernel's FUSE protocol minor and whether FUSE_DIRECT_IO_ALLOW_MMAP was
+   * negotiated, 1 or 0) and `subsystem=fuse_ops` (requests per operation).
    */
   statsLines(): string[] {
     const kv = (o: Iterable<[string, number]>) => [...o].map(([k, v]) => `${k}=${v}`).join(' ');
     return [
       `subsystem=fuse ${kv(Object.entries({ ...this.stats, kernel_refs: this.fs.kernelRefs.size, pending: this.n.pendingRequests(),
-        entry_timeout_s: ENTRY_TIMEOUT, attr_timeout_s: ATTR_TIMEOUT }))}`,
+        entry_timeout_s: ENTRY_TIMEOUT, attr_timeout_s: ATTR_TIMEOUT,
+        kernel_proto_minor: this.init?.kernelMinor ?? 0, direct_io_allow_mmap: this.init?.directIoAllowMmap ? 1 : 0 }))}`,
       `subsystem=fuse_ops ${kv([...this.ops].sort((a, b) => b[1] - a[1]))}`,
     ];
   }
@@ -483,6 +490,11 @@ export class FuseTransport {
       }),
 
       ended: (why) => this.d.onEnded(why),
+
+      init: (info) => {
+        this.init = info;
+        this.d.onInit?.(info);
+      },
 
       interrupt: (slot) => {
         this.stats.interrupts++;

@@ -7,9 +7,13 @@
  * fsname/subtype so mount(8) shows `REGION on MNT type fuse.pmemfs`. As a
  * non-root user libfuse mounts through the setuid fusermount3 (auto_unmount). Requests
  * of up to 1 MiB (init sets max_write; the kernel derives max_pages);
- * dax=always files are opened FOPEN_DIRECT_IO (no page cache, like fsdax).
+ * dax=always files are opened FOPEN_DIRECT_IO (no page cache, like fsdax);
+ * MAP_SHARED on them needs FUSE_DIRECT_IO_ALLOW_MMAP, which native/src/init.c
+ * adds to libfuse's INIT reply when the kernel offers it (Linux 6.6+). The
+ * outcome is logged once per mount.
  */
 import type { Logger } from 'pino';
+import type { FuseInitInfo } from '../../native/index.js';
 import { loadNative } from '../native.js';
 import type { PmemService } from '../service.js';
 import { FuseTransport } from './lowlevel.js';
@@ -46,6 +50,7 @@ export class FuseSession {
         // Never from inside the poll callback: the stop path destroys the session.
         setImmediate(() => this.onEnded?.(why));
       },
+      onInit: (info) => this.logInit(info),
     });
     // libfuse's option parser takes commas and backslashes as syntax.
     const opts = [`fsname=${this.o.fsname.replace(/[,\\]/g, '_')}`, 'subtype=pmemfs', 'default_permissions'];
@@ -57,6 +62,20 @@ export class FuseSession {
     if (process.getuid?.() !== 0) opts.push('auto_unmount');
     native.sessionStart(this.mnt, opts.join(','), this.transport.handlers(), this.o.pollUs);
     this.live = true;
+  }
+
+  /** One line about FUSE_INIT; a warning when dax=always files cannot be mapped shared. */
+  private logInit(info: FuseInitInfo): void {
+    const init = { kernelProto: `${info.kernelMajor}.${info.kernelMinor}`, directIoAllowMmap: info.directIoAllowMmap };
+    if (info.problem) {
+      this.log.warn({ init, problem: info.problem }, 'FUSE_INIT: FUSE_DIRECT_IO_ALLOW_MMAP could not be added to libfuse\'s reply; ' +
+        'dax=always files cannot be mapped MAP_SHARED on this mount');
+    } else if (this.svc.opts.dax === 'always' && !info.directIoAllowMmap) {
+      this.log.warn({ init }, 'dax=always files cannot be mapped MAP_SHARED on this kernel (mmap fails with ENODEV: ' +
+        'FUSE_DIRECT_IO_ALLOW_MMAP needs Linux 6.6 or later); mount with -o dax=never for clients that mmap');
+    } else {
+      this.log.info({ init }, 'FUSE connection initialized');
+    }
   }
 
   /** Stop serving: unmount (lazily, so a busy mount still detaches) unless the kernel already ended it. */
