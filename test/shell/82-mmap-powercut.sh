@@ -45,20 +45,23 @@ cut() {
 }
 
 # run_until_cut SEED OUT CMD...: run CMD in the background (its stdout to OUT), cut the power
-# after 0.3-1.0 s, stop CMD (its mount is gone); ACKED is the last value it acknowledged.
+# 0.3-1.0 s after its first acknowledgement, stop CMD (its mount is gone); ACKED is the last value it acknowledged.
 run_until_cut() {
   local seed=$1 out=$2 pid
   shift 2
   "$@" >"$out" 2>"$out.err" &
   pid=$!
   _PIDS+=("$pid")
+  # The first acknowledgement (the program has started), then 0.3-1.0 s more.
+  local i
+  for ((i = 0; i < 200; i++)); do grep -qE '^[0-9]+$' "$out" && break; _pid_alive "$pid" || break; sleep 0.05; done
   sleep "0.$(( 3 + RANDOM % 8 ))"
   _pid_alive "$pid" || { cat "$out.err" >&2; _fail "$* stopped before the power cut"; }
   cut "$seed"
   kill -KILL "$pid" 2>/dev/null || true
   _reap "$pid" || true
   # The last complete line: printed after its commit returned.
-  ACKED=$(grep -E '^[0-9]+$' "$out" | tail -n 1)
+  ACKED=$(grep -E '^[0-9]+$' "$out" | tail -n 1 || true)
   [[ -n $ACKED ]] || { cat "$out.err" >&2; _fail "$* acknowledged nothing before the cut"; }
 }
 
