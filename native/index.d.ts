@@ -88,6 +88,8 @@ export interface FuseInitInfo {
    * opened FOPEN_DIRECT_IO (dax=always). False on kernels before 6.6.
    */
   directIoAllowMmap: boolean;
+  /** FUSE_HANDLE_KILLPRIV_V2 was accepted: the daemon kills privileges on write, truncate and chown. */
+  killPrivV2: boolean;
   /** Set when patching libfuse's reply went wrong (the reply went out unpatched, or the session ended). */
   problem?: string;
 }

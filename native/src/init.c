@@ -16,6 +16,15 @@
  * ourselves, patched. Nothing else runs in between: the notification
  * thread has nothing to send before INIT is answered.
  *
+ * The same reply also gets FUSE_HANDLE_KILLPRIV_V2 (protocol 7.33) when
+ * the kernel offers it: the daemon clears set-user-ID/set-group-ID itself
+ * on write, truncate and chown (src/vfs/io.ts, src/vfs/attrs.ts; it stores
+ * no security.* attributes, so there is no capability to remove), and the
+ * kernel marks the superblock SB_NOSEC and stops
+ * asking for security.capability (a GETXATTR round trip) before every
+ * page-cache write. libfuse 3.14 drops FATTR_KILL_SUIDGID from SETATTR,
+ * which is why the daemon decides from the caller, as the kernel would.
+ *
  * What is patched: only a successful reply long enough to carry flags2,
  * and only when the kernel's request offered FUSE_INIT_EXT and, in its
  * flags2, DIRECT_IO_ALLOW_MMAP; then the reply gets FUSE_INIT_EXT in flags
@@ -43,6 +52,7 @@
 #define PMEMFS_OP_INIT 26
 #define PMEMFS_INIT_EXT (1u << 30)		/* flags: flags2 is valid */
 #define PMEMFS_DIRECT_IO_ALLOW_MMAP2 (1u << 4)	/* flags2 bit 4: bit 36 of the 64-bit flags */
+#define PMEMFS_HANDLE_KILLPRIV_V2 (1u << 28)	/* flags: the daemon kills suid/sgid/caps (7.33) */
 
 /* The fields we read or patch; the structs on the wire go on past these. */
 struct wire_in_header {
@@ -78,7 +88,8 @@ _Static_assert(offsetof(struct wire_init_out, flags2) == 32, "fuse_init_out.flag
 /* What INIT came to, for JS. */
 static struct {
 	uint32_t major, minor;
-	bool offered, allow_mmap;
+	bool offered, allow_mmap;	/* DIRECT_IO_ALLOW_MMAP offered by the kernel, and set */
+	bool kp_offered, killpriv_v2;	/* HANDLE_KILLPRIV_V2 offered, and set */
 	char problem[160];
 } res;
 
@@ -101,6 +112,8 @@ static void read_request(const struct fuse_buf *b)
 	res.major = in.major;
 	res.minor = in.minor;
 	res.offered = n == IN_FLAGS2_END && (in.flags & PMEMFS_INIT_EXT) && (in.flags2 & PMEMFS_DIRECT_IO_ALLOW_MMAP2);
+	res.kp_offered = n >= sizeof(struct wire_in_header) + offsetof(struct wire_init_in, flags2) &&
+			 (in.flags & PMEMFS_HANDLE_KILLPRIV_V2);
 }
 
 /* Add the bit to libfuse's reply in place, if it is a successful one with room for flags2. */
@@ -116,10 +129,16 @@ static void patch_reply(char *msg, size_t n)
 	if (oh.error != 0 || oh.len != n)
 		return;		/* libfuse refused the connection; leave its answer alone */
 	memcpy(&out, msg + sizeof oh, sizeof out);
-	out.flags |= PMEMFS_INIT_EXT;
-	out.flags2 |= PMEMFS_DIRECT_IO_ALLOW_MMAP2;
+	if (res.offered) {
+		out.flags |= PMEMFS_INIT_EXT;
+		out.flags2 |= PMEMFS_DIRECT_IO_ALLOW_MMAP2;
+		res.allow_mmap = true;
+	}
+	if (res.kp_offered) {
+		out.flags |= PMEMFS_HANDLE_KILLPRIV_V2;
+		res.killpriv_v2 = true;
+	}
 	memcpy(msg + sizeof oh, &out, sizeof out);
-	res.allow_mmap = true;
 }
 
 /*
@@ -167,6 +186,7 @@ static const char *forward_reply(int fd, char *msg, ssize_t n, int err)
 	if (write(fd, msg, (size_t)n) != n) {
 		snprintf(res.problem, sizeof res.problem, "writing the INIT reply: %s", strerror(errno));
 		res.allow_mmap = false;
+		res.killpriv_v2 = false;
 		return "the kernel refused the INIT reply";
 	}
 	return NULL;
@@ -185,7 +205,7 @@ const char *init_process(void)
 
 	memset(&res, 0, sizeof res);
 	read_request(&g.buf);
-	if (!res.offered) {
+	if (!res.offered && !res.kp_offered) {
 		fuse_session_process_buf(g.se, &g.buf);
 		return NULL;
 	}
@@ -211,7 +231,7 @@ static void set_prop(napi_value obj, const char *name, napi_value v)
 	napi_set_named_property(g.env, obj, name, v);
 }
 
-/* Tell JS's `init` handler what INIT came to: { kernelMajor, kernelMinor, directIoAllowMmap, problem? }. */
+/* Tell JS's `init` handler what INIT came to: { kernelMajor, kernelMinor, directIoAllowMmap, killPrivV2, problem? }. */
 void init_report(void)
 {
 	napi_handle_scope hs;
@@ -222,6 +242,8 @@ void init_report(void)
 	set_prop(info, "kernelMinor", num(res.minor));
 	napi_get_boolean(g.env, res.allow_mmap, &b);
 	set_prop(info, "directIoAllowMmap", b);
+	napi_get_boolean(g.env, res.killpriv_v2, &b);
+	set_prop(info, "killPrivV2", b);
 	if (res.problem[0])
 		set_prop(info, "problem", str(res.problem));
 	call_js(OP_INIT, -1, 1, &info);

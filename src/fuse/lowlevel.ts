@@ -121,7 +121,7 @@ export class FuseTransport {
     return [
       `subsystem=fuse ${kv(Object.entries({ ...this.stats, kernel_refs: this.fs.kernelRefs.size, pending: this.n.pendingRequests(),
         entry_timeout_s: ENTRY_TIMEOUT, attr_timeout_s: ATTR_TIMEOUT,
-        kernel_proto_minor: this.init?.kernelMinor ?? 0, direct_io_allow_mmap: this.init?.directIoAllowMmap ? 1 : 0 }))}`,
+        kernel_proto_minor: this.init?.kernelMinor ?? 0, direct_io_allow_mmap: this.init?.directIoAllowMmap ? 1 : 0, killpriv_v2: this.init?.killPrivV2 ? 1 : 0 }))}`,
       `subsystem=fuse_ops ${kv([...this.ops].sort((a, b) => b[1] - a[1]))}`,
     ];
   }
@@ -543,6 +543,7 @@ export class FuseTransport {
       size: valid & SET_SIZE ? size : undefined,
       atime: t(SET_ATIME, SET_ATIME_NOW, at, atn),
       mtime: t(SET_MTIME, SET_MTIME_NOW, mt, mtn),
+      caller: valid & SET_SIZE ? this.caller() : undefined,
     };
     const file = this.fileFh(fh);
     // One request, one operation: every attribute or none (PmemFs.setattr).

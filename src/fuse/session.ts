@@ -66,7 +66,7 @@ export class FuseSession {
 
   /** One line about FUSE_INIT; a warning when dax=always files cannot be mapped shared. */
   private logInit(info: FuseInitInfo): void {
-    const init = { kernelProto: `${info.kernelMajor}.${info.kernelMinor}`, directIoAllowMmap: info.directIoAllowMmap };
+    const init = { kernelProto: `${info.kernelMajor}.${info.kernelMinor}`, directIoAllowMmap: info.directIoAllowMmap, killPrivV2: info.killPrivV2 };
     if (info.problem) {
       this.log.warn({ init, problem: info.problem }, 'FUSE_INIT: FUSE_DIRECT_IO_ALLOW_MMAP could not be added to libfuse\'s reply; ' +
         'dax=always files cannot be mapped MAP_SHARED on this mount');

@@ -30,7 +30,15 @@ export interface Stat {
 export type TimeSpec = Timespec | 'now' | 'omit';
 
 /** The attributes of one setattr request; absent ones stay. Sizes in bytes; uid/gid -1 (or absent) keeps that one. */
-export interface SetAttrs { mode?: number; uid?: number; gid?: number; size?: number; atime?: TimeSpec; mtime?: TimeSpec }
+export interface SetAttrs {
+  mode?: number; uid?: number; gid?: number; size?: number; atime?: TimeSpec; mtime?: TimeSpec;
+  /**
+   * Who truncates (size set): a caller without CAP_FSETID loses
+   * set-user-ID/set-group-ID, as do_truncate's ATTR_KILL_* would; the daemon
+   * decides it (FUSE_HANDLE_KILLPRIV_V2, native/src/init.c).
+   */
+  caller?: Caller;
+}
 
 /** An inode's attributes; a symlink's size is its target's length in bytes. */
 export function stat(fs: PmemFs, inode: Inode): Stat {
@@ -91,6 +99,7 @@ function applyAttrs(fs: PmemFs, inode: Inode, path: string, a: SetAttrs, permit:
     if (a.mode !== undefined) applyMode(tx, inode, a.mode);
     if (a.uid !== undefined || a.gid !== undefined) applyOwner(tx, inode, a.uid ?? -1, a.gid ?? -1);
     // A shrink past more extent records than one transaction frees: the rest go right after (truncateLater).
+    if (a.size !== undefined && a.mode === undefined) killPrivs(tx, inode, a.caller ?? null);
     if (a.size !== undefined && applyTruncate(fs.data, tx, inode, path, a.size, permit, fs.reapChunk)) fs.truncateLater(tx, inode);
     if (a.atime !== undefined || a.mtime !== undefined) applyTimes(tx, inode, a.atime ?? 'omit', a.mtime ?? 'omit', now);
   });
@@ -104,6 +113,21 @@ function applyAttrs(fs: PmemFs, inode: Inode, path: string, a: SetAttrs, permit:
 export function privsToDrop(inode: Inode, caller: Caller): number {
   if (caller.uid === 0) return 0;
   return inode.mode & (S_ISUID | (inode.mode & C.S_IXGRP ? S_ISGID : 0));
+}
+
+/**
+ * What a write or truncate by `caller` does to privileges (file_remove_privs,
+ * fs/inode.c): set-user-ID, and set-group-ID on a group-executable file, go
+ * when the caller lacks CAP_FSETID (privsToDrop). The inode is logged only
+ * when something changes. (There is no security.capability to remove:
+ * pmemfs stores user.* and trusted.* attributes only.)
+ */
+export function killPrivs(tx: Transaction, inode: Inode, caller: Caller | null): void {
+  const drop = caller ? privsToDrop(inode, caller) : 0;
+  if (!drop) return;
+  tx.markDirty(inode);
+  inode.mode &= ~drop;
+  inode.touchCtime();
 }
 
 /** chmod's change: the permission bits, the type kept; ctime. */

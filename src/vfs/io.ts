@@ -15,7 +15,7 @@ import { FsError } from '../errors.js';
 import { dataEnd } from '../format/layout.js';
 import type { Inode } from '../inode/inode.js';
 import type { RunTx } from '../layout/mapping.js';
-import { privsToDrop } from './attrs.js';
+import { killPrivs, privsToDrop } from './attrs.js';
 import { cowRuns, fallocateData, readData, shiftRange, unshareRange, writeData } from './data.js';
 import type { Caller, PmemFs } from './fs.js';
 import { O_ACCMODE, targetVia } from './handles.js';
@@ -43,14 +43,17 @@ export function write(fs: PmemFs, fh: number, path: string, buf: Buffer, len: nu
   const h = fs.handle(fh);
   if ((h.flags & O_ACCMODE) === C.O_RDONLY) throw new FsError('EBADF', 'write', path);
   const at = h.flags & C.O_APPEND ? h.inode.size : off;
-  return fs.tx.run((tx) => {
+  const mode0 = h.inode.mode;
+  const n = fs.tx.run((tx) => {
     // O_SYNC/O_DSYNC: durable on return (dax=always gets no FSYNC from the kernel).
     if (h.flags & C.O_DSYNC) tx.requireSync();
-    const n = writeData(fs.data, tx, h.inode, path, buf, len, at, bufOff);
-    const drop = privsToDrop(h.inode, caller);
-    if (drop) { tx.markDirty(h.inode); h.inode.mode &= ~drop; h.inode.touchCtime(); }
-    return n;
+    const done = writeData(fs.data, tx, h.inode, path, buf, len, at, bufOff);
+    killPrivs(tx, h.inode, caller);
+    return done;
   });
+  // Privileges killed here, not by a kernel SETATTR (FUSE_HANDLE_KILLPRIV_V2): the kernel's cached mode must go.
+  if (h.inode.mode !== mode0) fs.externalChange(h.inode, false);
+  return n;
 }
 
 /** fallocate(2) of [off, off+len) bytes. @throws FsError EROFS, and fallocateData's errors */
