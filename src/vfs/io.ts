@@ -33,7 +33,8 @@ export function read(fs: PmemFs, fh: number, buf: Buffer, len: number, off: numb
 
 /**
  * Write buf[bufOff, bufOff+len) at `off` (at EOF under O_APPEND) through
- * an open handle, one transaction; bytes written. A writer without
+ * an open handle, one transaction; bytes written. On an O_DSYNC handle the
+ * write is then made durable as fdatasync would (O_SYNC: as fsync). A writer without
  * CAP_FSETID (uid ≠ 0) drops set-user-ID, and set-group-ID on a
  * group-executable file, as Linux's file_remove_privs() does.
  * @throws FsError EROFS, EBADF (not open, or opened read-only), and writeData's errors
@@ -45,14 +46,15 @@ export function write(fs: PmemFs, fh: number, path: string, buf: Buffer, len: nu
   const at = h.flags & C.O_APPEND ? h.inode.size : off;
   const mode0 = h.inode.mode;
   const n = fs.tx.run((tx) => {
-    // O_SYNC/O_DSYNC: durable on return (dax=always gets no FSYNC from the kernel).
-    if (h.flags & C.O_DSYNC) tx.requireSync();
     const done = writeData(fs.data, tx, h.inode, path, buf, len, at, bufOff);
     killPrivs(tx, h.inode, caller);
     return done;
   });
   // Privileges killed here, not by a kernel SETATTR (FUSE_HANDLE_KILLPRIV_V2): the kernel's cached mode must go.
   if (h.inode.mode !== mode0) fs.externalChange(h.inode, false);
+  // O_DSYNC: durable on return as fdatasync makes it (an overwrite: its range only); O_SYNC as fsync.
+  // (dax=always gets no FSYNC from the kernel for them.)
+  if (h.flags & C.O_DSYNC) fsync(fs, h.inode, (h.flags & C.O_SYNC) !== C.O_SYNC);
   return n;
 }
 

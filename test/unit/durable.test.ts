@@ -112,6 +112,37 @@ describe('flushes per commit', () => {
     unmountRegion(r);
   });
 
+  it('an O_DSYNC overwrite flushes its range without a commit; O_SYNC commits only when the inode changed; both survive a crash', () => {
+    const m = fresh(true);
+    const f = m.fs;
+    const h0 = f.create('/d', 0o644, C.O_RDWR, ROOT);
+    f.write(h0.fh, '/d', Buffer.alloc(16384, 1), 16384, 0);
+    f.fsync(h0.inode);
+    f.release(h0.fh);
+    const d = f.open('/d', C.O_RDWR | C.O_DSYNC, ROOT);
+    const commits = m.engine.journal.stats.commits;
+    f.stat(d.inode);                                                  // the mtime will move: still no commit for O_DSYNC
+    expect(flushes(m, () => f.write(d.fh, '/d', Buffer.alloc(4096, 2), 4096, 4096))).toBe(1);
+    expect(m.engine.journal.stats.commits).toBe(commits);
+    f.release(d.fh);
+    const s = f.open('/d', C.O_RDWR | C.O_SYNC, ROOT);
+    f.stat(s.inode);
+    expect(flushes(m, () => f.write(s.fh, '/d', Buffer.alloc(4096, 3), 4096, 8192))).toBe(1);
+    expect(m.engine.journal.stats.commits).toBe(commits + 1);         // O_SYNC: the mtime is committed
+    const c = path.join(dir, 'crash.pmem');
+    m.region.crashImage(c, () => true);
+    f.release(s.fh);
+    m.region.close();
+    const r = mountRegion(c, OPTS, LOG);
+    const rh = r.fs.open('/d', C.O_RDONLY, ROOT);
+    const b = Buffer.alloc(16384);
+    r.fs.read(rh.fh, b, b.length, 0);
+    expect(b.subarray(4096, 8192).equals(Buffer.alloc(4096, 2))).toBe(true);
+    expect(b.subarray(8192, 12288).equals(Buffer.alloc(4096, 3))).toBe(true);
+    r.fs.release(rh.fh);
+    unmountRegion(r);
+  });
+
   it('a second fsync that the first one\'s commit covered flushes nothing (batched)', () => {
     const m = fresh();
     const f = m.fs;
