@@ -16,7 +16,8 @@ cd "$ROOT"
 # xfs_io, getfattr/setfattr, fio, and bindfs for the benchmark (bindfs keeps
 # working with fuse3 installed: fuse3 provides the fuse package it needs),
 # sqlite3 and pmdk-tools (pmempool) for the durable benchmark and the mmap
-# clients, libpmemobj-dev for the benchmark's PMDK program.
+# clients, libpmemobj-dev for the benchmark's PMDK program (and libpmemfs's
+# test programs).
 # Build tools: node-gyp needs python3, make and a C compiler; the addon
 # (native/) includes libfuse3-dev's headers and links libfuse3.so.3.
 RUNTIME_PKGS=(fuse3 xfsprogs attr fio bindfs sqlite3 pmdk-tools)
@@ -144,6 +145,25 @@ build() {
     || die "npm run build failed (see above): fix the native/ or TypeScript errors, then re-run npm run setup"
 }
 
+# libpmemfs (native/libpmemfs/): the C library, the LD_PRELOAD library and
+# pmemfs.pc, built by its Makefile (a no-op when up to date) and installed
+# into /usr/local with install -C (unchanged files are not rewritten), then
+# ldconfig so that libpmemfs.so.1 is found without LD_LIBRARY_PATH.
+LIBPMEMFS_DIR=native/libpmemfs
+LIBPMEMFS_PREFIX=/usr/local
+
+install_libpmemfs() {
+  step "building and installing libpmemfs (libpmemfs.so, libpmemfs-preload.so, pmemfs.h, pmemfs.pc) into $LIBPMEMFS_PREFIX"
+  make -s -C "$LIBPMEMFS_DIR" </dev/null \
+    || die "building $LIBPMEMFS_DIR failed (see above): fix the C errors, then re-run npm run setup"
+  make -s -C "$LIBPMEMFS_DIR" install PREFIX="$LIBPMEMFS_PREFIX" </dev/null \
+    || die "installing libpmemfs into $LIBPMEMFS_PREFIX failed (see above)"
+  ldconfig || die "ldconfig failed: libpmemfs.so.1 will not be found at run time"
+  pkg-config --exists pmemfs \
+    || die "pkg-config does not find pmemfs: is $LIBPMEMFS_PREFIX/lib/pkgconfig on its search path (PKG_CONFIG_PATH)?"
+  note "pmemfs $(pkg-config --modversion pmemfs): $LIBPMEMFS_PREFIX/lib/libpmemfs.so.1, $LIBPMEMFS_PREFIX/lib/libpmemfs-preload.so"
+}
+
 # A link we own is replaced freely; anything else in the way is left alone.
 link_command() {
   local target=$ROOT/bin/$1 link=$LINK_DIR/$1
@@ -219,6 +239,7 @@ main() {
   configure_fuse_conf
   install_node_modules
   build
+  install_libpmemfs
   link_commands
   check_mount_helper
   smoke
