@@ -16,14 +16,12 @@
  *  - thread-safe; no global state except the table of direct mappings'
  *    leases (see pmemfs_map_direct).
  *
- * Who holds what: the daemon records the holder of a lease or pin as the
- * id FUSE reports for the calling THREAD (the kernel's task pid, not the
- * process id), and releases it when that thread is gone (it probes every
- * 250 ms). So pmemfs_lease() and pmemfs_pin() hold for as long as the
- * calling thread lives; release them from that same thread.
- * pmemfs_map_direct() does not have this limit: it takes its leases on a
- * helper thread the library starts on first use, which lives as long as
- * the process.
+ * Who holds what: a lease or pin is held by the calling PROCESS (the
+ * daemon turns the thread id FUSE reports into its thread group) and
+ * released by pmemfs_unlease()/pmemfs_unpin() from any of its threads, or
+ * when the process exits (the daemon probes every 250 ms).
+ * pmemfs_map_direct() takes its leases on a helper thread the library
+ * starts on first use, which also works with a daemon older than that.
  *
  * Link with -lpmemfs (pkg-config pmemfs). Needs the ioctl numbers and
  * structures of pmemfs_uapi.h, which this header includes.

@@ -33,7 +33,7 @@
  * reaching a file operation (an ioctl on an open directory) is passed on
  * as no handle at all.
  */
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { FsError, toNegErrno } from '../errors.js';
 import type { Inode } from '../inode/inode.js';
@@ -465,7 +465,10 @@ export class FuseTransport {
         // What an ioctl changes behind the kernel (seal and pin fills, collapse/insert)
         // is reported where it happens, through PmemFs.externalChange.
         const done = (out: Buffer | null) => n.replyIoctl(slot, 0, out);
-        const r = this.d.ioctl.dispatch({ caller: this.caller(), inode, path: `inode ${ino}`, cmd, handle: fs.fileHandle(this.fileFh(fh), inode), input, outSize });
+        const c = this.caller();
+        // Leases and pins belong to the calling process: FUSE names the calling thread.
+        const caller = { ...c, pid: threadGroupOf(c.pid) };
+        const r = this.d.ioctl.dispatch({ caller, inode, path: `inode ${ino}`, cmd, handle: fs.fileHandle(this.fileFh(fh), inode), input, outSize });
         if (r instanceof Promise) return r.then(done);
         done(r);
       }),
@@ -622,5 +625,21 @@ export class FuseTransport {
     }
     fs.data.share.copy_range_copied_bytes += done;
     return done;
+  }
+}
+
+/**
+ * The process (thread group) of thread `tid`, from /proc/TID/status: FUSE
+ * reports the calling thread's id, while a lease or pin is held by the
+ * process ("until that process exits", the contract) and a thread of it may
+ * end first. The tid itself when /proc does not say (the thread is gone).
+ */
+export function threadGroupOf(tid: number): number {
+  if (!(tid > 0)) return tid;
+  try {
+    const m = /^Tgid:\s*(\d+)$/m.exec(readFileSync(`/proc/${tid}/status`, 'latin1'));
+    return m ? Number(m[1]) : tid;
+  } catch {
+    return tid;
   }
 }

@@ -51,7 +51,7 @@ if pkg-config --exists pmemfs; then
 else
   _log "pkg-config finds no pmemfs (npm run setup installs it): the installed build is not checked"
 fi
-_assert_exit 0 cc "${CFLAGS[@]}" -o "$PROBE" "$(dirname "$0")/mmap-probe.c"
+_assert_exit 0 cc "${CFLAGS[@]}" -I "$ROOT/native/include" -o "$PROBE" "$(dirname "$0")/mmap-probe.c"
 read -ra PMEMOBJ <<<"$(pkg-config --cflags --libs libpmemobj libpmem)"
 _assert_exit 0 cc -O2 -o "$COUNTER" "$(dirname "$0")/pmdk-counter.c" "${PMEMOBJ[@]}"
 cat >"$SCRATCH/is-pmem.c" <<'EOF'
@@ -171,9 +171,19 @@ sleep 1.5                                 # > the daemon's holder probe (250 ms)
 _assert_eq "1 lease" "$(leases_of /b) $(sealed "$B")" "leases and seal 1.5 s after the mapping thread exited"
 want "fill 3 0xa5 10000" "ok"
 _assert_errno "Text file busy" truncate -s 0 "$B"
+_log "a plain lease (the ioctl) taken on a thread that exits belongs to the process"
+T=$MNT/t
+xfs_io -f -c "pwrite 0 8192" "$T" >/dev/null
+probe "open $T rw"; tfd=${REPLY#fd }
+want "tlease $tfd" "ok"
+sleep 1.5                                 # > the daemon's holder probe (250 ms)
+_assert_eq "1 lease" "$(leases_of /t) $(sealed "$T")" "a lease 1.5 s after the thread that took it exited"
+_assert_errno "Text file busy" truncate -s 0 "$T"
 printf 'exit\n' >&"${PROBE_IO[1]}"
 _reap "$probe_pid" || _fail "mmap-probe exited non-zero: $(cat "$SCRATCH/probe.err")"
 wait_unleased /b
+wait_unleased /t
+_assert_exit 0 truncate -s 0 "$T"
 same_bytes "$B" 0xa5 10000
 _assert_eq 10000 "$(stat -c %s "$B")" "size of b"
 _assert_exit 0 truncate -s 0 "$B"

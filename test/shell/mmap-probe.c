@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
+#include "pmemfs_uapi.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,15 @@ static void reply_map(void *p)
 }
 
 struct tmap { int fd; long off; size_t len; void *p; int err; };
+
+/* A lease taken by a thread that exits right after (the ioctl itself, no library). */
+static void *tlease_thread(void *arg)
+{
+	int *fd = arg;
+
+	fd[1] = ioctl(fd[0], PMEMFS_IOC_LEASE) < 0 ? errno : 0;
+	return NULL;
+}
 
 static void *tmap_thread(void *arg)
 {
@@ -79,6 +90,16 @@ int main(void)
 			errno = t.err;
 			maps[nmaps].len = (size_t)z;
 			reply_map(t.p);
+		} else if (sscanf(line, "tlease %ld", &x) == 1) {
+			int fd[2] = { (int)x, 0 };
+			pthread_t th;
+
+			pthread_create(&th, NULL, tlease_thread, fd);
+			pthread_join(th, NULL);
+			if (fd[1])
+				printf("err %s\n", strerrorname_np(fd[1]));
+			else
+				printf("ok\n");
 		} else if ((n = sscanf(line, "fill %ld %li %ld", &x, &y, &z)) >= 2) {
 			memset(maps[x].addr, (int)y, n == 3 ? (size_t)z : maps[x].len);
 			printf("ok\n");
