@@ -19,20 +19,25 @@ export async function main(argv: string[]): Promise<void> {
     .option('-s, --size <size>', 'region size, with k/m/g/t suffix (required for a new file)')
     .option('-b, --block-size <bytes>', 'block size: 4096 to 65536, a power of two', '4096')
     .option('-L, --label <label>', 'volume label (up to 64 bytes)', '')
+    .option('-i, --bytes-per-inode <bytes>', 'one inode per this many bytes of region (1k to 64m, k/m suffix; default 16k, at most 4M inodes)')
+    .option('-N, --inodes <count>', 'number of inodes (64 to 16M), overriding -i')
     .option('-f, --force', 'overwrite an existing region or non-empty file')
     .version(version(), '-V, --version')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   await runMain(PROG, () => {
     try { cmd.parse(argv, { from: 'user' }); } catch (e) { return (e as { exitCode?: number }).exitCode ?? 1; }
-    const o = cmd.opts<{ size?: string; blockSize: string; label: string; force?: boolean }>();
+    const o = cmd.opts<{ size?: string; blockSize: string; label: string; force?: boolean; bytesPerInode?: string; inodes?: string }>();
     const region = cmd.args[0];
     const size = o.size !== undefined ? parseSize(o.size, 'size') : undefined;
     const blockSize = parseSize(o.blockSize, 'block size');
+    const bytesPerInode = o.bytesPerInode !== undefined ? parseSize(o.bytesPerInode, 'bytes per inode') : undefined;
+    if (o.inodes !== undefined && !/^[1-9][0-9]*$/.test(o.inodes)) throw new CliError(`inode count '${o.inodes}' is not a positive integer (e.g. -N 1000000)`);
+    const inodeCount = o.inodes !== undefined ? Number(o.inodes) : undefined;
     checkTarget(region, !!o.force, size);
     try {
       // The root directory belongs to whoever made the region (mke2fs's root_owner default): a user's own mount is writable.
-      const sb = formatRegion(region, { size, blockSize, label: o.label, rootUid: process.getuid?.() ?? 0, rootGid: process.getgid?.() ?? 0 });
+      const sb = formatRegion(region, { size, blockSize, bytesPerInode, inodeCount, label: o.label, rootUid: process.getuid?.() ?? 0, rootGid: process.getgid?.() ?? 0 });
       process.stdout.write(describe(region, sb));
     } catch (e) {
       if (e instanceof FormatError) throw new CliError(e.message);

@@ -324,9 +324,14 @@ export const MAX_COUNTER = 2 ** 52;
 export interface GeometryOptions {
   regionSize: number;      // bytes, rounded down to the block size
   blockSize: number;       // bytes
-  bytesPerInode?: number;  // one inode slot per this many bytes (default 16 KiB)
+  bytesPerInode?: number;  // one inode slot per this many bytes (default 16 KiB; mkfs -i)
+  inodeCount?: number;     // inode slots, overriding bytesPerInode (mkfs -N)
   journalBlocks?: number;  // log size in blocks (default: 1/32 of the region, 64..8192)
 }
+
+/** The range mkfs.pmemfs -i accepts (mke2fs's lower bound; an upper one that keeps 64 inodes in a 4 GiB region). */
+export const MIN_BYTES_PER_INODE = 1024;
+export const MAX_BYTES_PER_INODE = 64 << 20;
 
 /**
  * Lay out a region (mkfs). Throws FormatError when the size cannot hold the
@@ -340,7 +345,15 @@ export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | '
   const totalBlocks = Math.floor(o.regionSize / bs);
   const bitmapBlocks = Math.ceil(totalBlocks / bitsPerBitmapBlock(bs));
   const perInode = o.bytesPerInode ?? 16384;
-  const inodeCount = Math.max(64, Math.min(Math.floor(totalBlocks * bs / perInode), 1 << 22));
+  if (!Number.isSafeInteger(perInode) || perInode < MIN_BYTES_PER_INODE || perInode > MAX_BYTES_PER_INODE) {
+    throw new FormatError(`bytes per inode ${perInode}: ${MIN_BYTES_PER_INODE} to ${MAX_BYTES_PER_INODE}`);
+  }
+  if (o.inodeCount !== undefined && (!Number.isSafeInteger(o.inodeCount) || o.inodeCount < 64 || o.inodeCount > MAX_INODES)) {
+    throw new FormatError(`inode count ${o.inodeCount}: 64 to ${MAX_INODES}`);
+  }
+  // The default stays at most 4M inodes (its table is then 2 GiB); -i and -N may ask for up to MAX_INODES.
+  const byRatio = Math.floor(totalBlocks * bs / perInode);
+  const inodeCount = o.inodeCount ?? Math.max(64, Math.min(byRatio, o.bytesPerInode === undefined ? 1 << 22 : MAX_INODES));
   const itableBlocks = Math.ceil(inodeCount * INODE_SIZE / bs);
   const journalBlocks = o.journalBlocks ?? Math.max(MIN_JOURNAL_BLOCKS, Math.min(MAX_JOURNAL_BLOCKS, Math.floor(totalBlocks / 32)));
   if (journalBlocks < MIN_JOURNAL_BLOCKS || journalBlocks > MAX_JOURNAL_BLOCKS) {

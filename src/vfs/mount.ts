@@ -28,7 +28,7 @@ import { moduleLog } from '../log.js';
 import { regionOff } from '../types.js';
 
 export interface FormatOptions {
-  size?: number; blockSize: number; label: string; bytesPerInode?: number; journalBlocks?: number;
+  size?: number; blockSize: number; label: string; bytesPerInode?: number; inodeCount?: number; journalBlocks?: number;
   /** Owner of the root directory (default 0:0; mkfs.pmemfs passes its caller's, as mke2fs does). */
   rootUid?: number; rootGid?: number;
 }
@@ -52,7 +52,7 @@ export function engine(sb: Superblock, region: Region): Engine {
 export function formatRegion(path: string, o: FormatOptions): Superblock {
   const exists = fs.existsSync(path);
   const size = o.size ?? (exists ? fs.statSync(path).size : 0);
-  const geo = computeGeometry({ regionSize: size, blockSize: o.blockSize, bytesPerInode: o.bytesPerInode, journalBlocks: o.journalBlocks });
+  const geo = computeGeometry({ regionSize: size, blockSize: o.blockSize, bytesPerInode: o.bytesPerInode, inodeCount: o.inodeCount, journalBlocks: o.journalBlocks });
   const fd = fs.openSync(path, exists ? 'r+' : 'w+');
   try {
     fs.ftruncateSync(fd, 0);            // drop old contents: the region starts sparse and zeroed

@@ -353,6 +353,18 @@ describe('free-space bitmap block', () => {
 });
 
 describe('computeGeometry', () => {
+  it('sizes the inode table by bytes per inode (mkfs -i) or by count (mkfs -N), within bounds', () => {
+    const g = (o: object) => computeGeometry({ regionSize: 1 << 30, blockSize: 4096, ...o });
+    expect(g({}).inodeCount).toBe((1 << 30) / 16384);
+    expect(g({ bytesPerInode: 4096 }).inodeCount).toBe((1 << 30) / 4096);
+    expect(g({ inodeCount: 1_000_000 }).inodeCount).toBe(1_000_000);
+    expect(g({ inodeCount: 1_000_000 }).itableBlocks).toBe(Math.ceil(1_000_000 * 512 / 4096));
+    expect(() => g({ bytesPerInode: 1000 })).toThrow(/bytes per inode 1000: 1024 to/);
+    expect(() => g({ inodeCount: 63 })).toThrow(/inode count 63: 64 to/);
+    expect(() => g({ inodeCount: 2 ** 24 + 1 })).toThrow(/inode count/);
+    expect(() => computeGeometry({ regionSize: 64 << 20, blockSize: 4096, inodeCount: 1_000_000 })).toThrow(/too small/);
+  });
+
   it('lays out superblock, bitmap, inode table, journal and data in order', () => {
     const g = computeGeometry({ regionSize: 64 << 20, blockSize: 4096 });
     expect(g.version).toBe(2);
