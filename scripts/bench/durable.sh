@@ -17,6 +17,11 @@
 #                   MiB pool, each snapshotting and rewriting a 64-byte slot
 #                   (pmdk-tx.c). PMEM_IS_PMEM_FORCE is unset: nothing here is
 #                   DAX, so PMDK persists with msync(MS_SYNC)
+#   pmdk_tx_preload the same under LD_PRELOAD=PRELOAD (libpmemfs-preload.so,
+#                   installed by setup): on pmemfs PMDK gets MAP_SYNC
+#                   mappings of the region's blocks and persists with cache
+#                   flushes (its pmem path); elsewhere the preload passes
+#                   mmap through, so the baselines measure its overhead only
 #   sqlite_rollback/wal  commits/s of SQL_ROLLBACK_TX (journal_mode=DELETE)
 #                   and SQL_WAL_TX (journal_mode=WAL) one-row INSERT
 #                   transactions, synchronous=FULL, by the sqlite3 CLI from a
@@ -40,7 +45,10 @@
 #
 # Environment: REPS (3), FSYNC_OPS (2000), FILE_MB (16), FIO_SECONDS (5),
 # FIO_SIZE_MB (16), TX_SECONDS (5), POOL_MB (64), SQL_ROLLBACK_TX (500),
-# SQL_WAL_TX (2000), PMEMFS_OPTS, BINDFS_OPTS, BENCH_DIR, and those of lib.sh.
+# SQL_WAL_TX (2000), PMEMFS_OPTS, BINDFS_OPTS, BENCH_DIR, PRELOAD
+# (/usr/local/lib/libpmemfs-preload.so), IN_MEMORY (1: BENCH_DIR may be a
+# tmpfs, for the same figures against bindfs over tmpfs and tmpfs), and
+# those of lib.sh.
 # Needs fio, sqlite3, bindfs, cc and libpmemobj (apt-get install fio sqlite3
 # bindfs gcc pkg-config libpmemobj-dev). About 3 minutes with the defaults.
 set -euo pipefail
@@ -55,6 +63,7 @@ POOL_MB=${POOL_MB:-64}
 SQL_ROLLBACK_TX=${SQL_ROLLBACK_TX:-500}
 SQL_WAL_TX=${SQL_WAL_TX:-2000}
 PMEMFS_OPTS=${PMEMFS_OPTS:-dax=never,log=warn}
+PRELOAD=${PRELOAD:-/usr/local/lib/libpmemfs-preload.so}
 BINDFS_OPTS=${BINDFS_OPTS:-}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -72,9 +81,10 @@ for c in fio sqlite3 bindfs cc pkg-config; do
 done
 pkg-config --exists libpmemobj || die "libpmemobj not found (pkg-config): apt-get install libpmemobj-dev"
 bench_require "$PMEMFS" "$MKFS_PMEMFS" node mountpoint awk df
+[[ -r $PRELOAD ]] || die "PRELOAD=$PRELOAD is missing: npm run setup builds and installs libpmemfs-preload.so"
 [[ -d $BENCH_DIR ]] || die "BENCH_DIR=$BENCH_DIR is not a directory"
 case $(df --output=fstype "$BENCH_DIR" | tail -n 1) in
-  tmpfs | ramfs) die "BENCH_DIR=$BENCH_DIR is in memory: set BENCH_DIR to a directory on a disk" ;;
+  tmpfs | ramfs) [[ ${IN_MEMORY:-0} == 1 ]] || die "BENCH_DIR=$BENCH_DIR is in memory: set BENCH_DIR to a directory on a disk (or IN_MEMORY=1 to compare against tmpfs on purpose)" ;;
 esac
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -129,6 +139,8 @@ rep() {
   fio_fsync "$d" "$t"
   add "$t" pmdk_tx "$(env -u PMEM_IS_PMEM_FORCE "$WORK/pmdk-tx" "$d/pool" "$POOL_MB" "$TX_SECONDS")"
   rm -f "$d/pool"
+  add "$t" pmdk_tx_preload "$(env -u PMEM_IS_PMEM_FORCE LD_PRELOAD="$PRELOAD" "$WORK/pmdk-tx" "$d/pool" "$POOL_MB" "$TX_SECONDS")"
+  rm -f "$d/pool"
   sqlite_commits "$d" "$t" delete "$TMPFS/rollback.sql" "$SQL_ROLLBACK_TX" sqlite_rollback
   sqlite_commits "$d" "$t" wal "$TMPFS/wal.sql" "$SQL_WAL_TX" sqlite_wal
   rmdir "$d"
@@ -167,7 +179,7 @@ mapfile -t STATS < <(grep -Ei 'commit|persist|flush|fsync' "$WORK/pmemfs/.pmemfs
 # name, unit, higher-is-better (1) or lower (0)
 METRICS=(
   "fsync_overwrite_p50 µs 0" "fsync_overwrite_p99 µs 0" "fsync_append_p50 µs 0" "fsync_append_p99 µs 0"
-  "fio_fsync_j1 IOPS 1" "fio_fsync_j4 IOPS 1" "pmdk_tx tx/s 1"
+  "fio_fsync_j1 IOPS 1" "fio_fsync_j4 IOPS 1" "pmdk_tx tx/s 1" "pmdk_tx_preload tx/s 1"
   "sqlite_rollback commits/s 1" "sqlite_wal commits/s 1"
 )
 echo
