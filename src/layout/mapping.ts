@@ -181,7 +181,7 @@ export function makeMapped(c: DataContext, tx: Transaction, inode: Inode, permit
       let fb = h.fileBlock;
       while (fb < h.fileBlock + h.len) {
         const n = Math.min(runs[0].len, h.fileBlock + h.len - fb);
-        c.region.zero(regionOff(runs[0].start * bs), n * bs);
+        c.region.zero(regionOff(runs[0].start * bs), n * bs, true);   // newly allocated: no pre-image needed
         inode.bmap.insert(permit, { fileBlock: fb, regionBlock: runs[0].start, len: n, flags: 0 });
         if (n === runs[0].len) runs.shift(); else runs[0] = { start: regionBlock(runs[0].start + n), len: blockCount(runs[0].len - n) };
         fb += n;

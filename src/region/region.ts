@@ -176,32 +176,40 @@ export class Region {
     this.each(off, len, (w, wOff, done, n) => { w.copy(dst, dstOff + done, wOff, wOff + n); });
   }
 
-  /** Copy len bytes from src[srcOff..] to region offset off. */
-  write(off: RegionOff, src: Buffer, srcOff: number, len: number): void {
+  /**
+   * Copy len bytes from src[srcOff..] to region offset off. `fresh`: the
+   * bytes land in blocks allocated by the running transaction (free in the
+   * durable state, so what a power cut leaves in them is never read): the
+   * pages are dirty but no pre-image is kept — recording costs nothing for
+   * them (a sequential write into a new file).
+   */
+  write(off: RegionOff, src: Buffer, srcOff: number, len: number, fresh = false): void {
     if (this.readOnly) throw new Error('write to a read-only region');
-    this.noteStore(off, len);
+    this.noteStore(off, len, fresh);
     this.each(off, len, (w, wOff, done, n) => { src.copy(w, wOff, srcOff + done, srcOff + done + n); });
   }
 
-  /** Store zeroes over [off, off+len). */
-  zero(off: RegionOff, len: number): void {
+  /** Store zeroes over [off, off+len) (`fresh` as for write). */
+  zero(off: RegionOff, len: number, fresh = false): void {
     if (this.readOnly) throw new Error('write to a read-only region');
-    this.noteStore(off, len);
+    this.noteStore(off, len, fresh);
     this.each(off, len, (w, wOff, _done, n) => { w.fill(0, wOff, wOff + n); });
   }
 
   /** Remember the pages of a store (and, recording, their flushed content) before it happens. */
-  private noteStore(off: number, len: number): void {
+  private noteStore(off: number, len: number, fresh = false): void {
     if (this.halted) throw new Error('region: store after an emulated power failure');
     if (len <= 0) return;
     const last = Math.floor((off + len - 1) / PAGE_SIZE);
     for (let p = Math.floor(off / PAGE_SIZE); p <= last; p++) {
       if (this.dirtyPages.has(p)) continue;
       this.dirtyPages.add(p);
-      if (!this.preImages) continue;
-      const media = this.lostWriteback.get(p);
-      if (media) { media.copy(this.preImages.take(p)); this.lostWriteback.delete(p); }
-      else this.read(regionOff(p * PAGE_SIZE), this.preImages.take(p), 0, PAGE_SIZE);
+      if (!this.preImages || (fresh && !this.lostWriteback.has(p))) continue;
+      const media = this.lostWriteback.size ? this.lostWriteback.get(p) : undefined;
+      if (media) { media.copy(this.preImages.take(p)); this.lostWriteback.delete(p); continue; }
+      // The page's current (flushed) content, copied straight from its window (a page never straddles one).
+      const at = p * PAGE_SIZE, wi = Math.floor(at / WINDOW_SIZE), wOff = at - wi * WINDOW_SIZE;
+      this.window(wi).copy(this.preImages.take(p), 0, wOff, wOff + PAGE_SIZE);
     }
   }
 

@@ -166,9 +166,10 @@ function fillNewBlocks(c: DataContext, rb: number, fb: number, n: number, src: B
   const fStart = fb * bs, fEnd = (fb + n) * bs;
   const s = Math.max(off, fStart), e = Math.min(end, fEnd);
   const base = rb * bs - fStart;
-  if (s > fStart) c.region.zero(regionOff(fStart + base), s - fStart);
-  c.region.write(regionOff(s + base), src, srcOff + s - off, e - s);
-  if (e < fEnd) c.region.zero(regionOff(e + base), fEnd - e);
+  // Blocks this transaction allocated: no pre-images for the power-fail recording (Region.write's `fresh`).
+  if (s > fStart) c.region.zero(regionOff(fStart + base), s - fStart, true);
+  c.region.write(regionOff(s + base), src, srcOff + s - off, e - s, true);
+  if (e < fEnd) c.region.zero(regionOff(e + base), fEnd - e, true);
 }
 
 /**
