@@ -166,13 +166,13 @@ sql_script wal "$SQL_WAL_TX" >"$TMPFS/wal.sql"
 # Room for the largest test at once (fio's four files or the pool) and the metadata.
 REGION_MB=$((FILE_MB + FSYNC_OPS * 4 / 1024 + 4 * FIO_SIZE_MB + POOL_MB + 256))
 mount_pmemfs_at "$WORK/region.img" "$WORK/pmemfs" "$REGION_MB" "$PMEMFS_OPTS"
-mkdir "$WORK/bindfs-backing" "$WORK/$DISK_FS"
+mkdir "$WORK/bindfs-backing" "$WORK/fs-$DISK_FS"
 # shellcheck disable=SC2086  # BINDFS_OPTS is a list of options
 mount_bindfs "$WORK/bindfs-backing" "$WORK/bindfs" $BINDFS_OPTS
 for ((r = 1; r <= REPS; r++)); do
   log "repetition $r of $REPS: pmemfs"; rep "$WORK/pmemfs/r" pmemfs
   log "repetition $r of $REPS: bindfs-$DISK_FS"; rep "$WORK/bindfs/r" bindfs
-  log "repetition $r of $REPS: $DISK_FS"; rep "$WORK/$DISK_FS/r" disk
+  log "repetition $r of $REPS: $DISK_FS"; rep "$WORK/fs-$DISK_FS/r" disk
 done
 mapfile -t STATS < <(grep -Ei 'commit|persist|flush|fsync' "$WORK/pmemfs/.pmemfs/stats" || echo '(none)')
 
