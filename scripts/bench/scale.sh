@@ -273,6 +273,7 @@ log "compiling mkfiles into $WORK"
 cc -O2 -Wall -o "$WORK/mkfiles" "$HERE/mkfiles.c" || die "cc mkfiles.c failed"
 log "N=$N, $INODES inodes, ${REGION_MB} MiB region and ext4 ($SIZING)"
 
+TREE_ID=$(git -C "$HERE" describe --always --dirty 2>/dev/null || echo '?')  # the tree at the start
 START=$EPOCHREALTIME
 for p in 10dirs 1dir; do
   for t in pmemfs ext4; do phase "$t" "$p"; done
@@ -300,7 +301,7 @@ for m in "${METRICS[@]}"; do
   read -r name unit <<<"$m"
   pv=${R[pmemfs,$name]} ev=${R[ext4,$name]}
   r=-
-  [[ $ev == - ]] || r=$(awk -v a="$pv" -v b="$ev" 'BEGIN { if (b > 0) printf "%.3g", a / b; else print "n/a" }')
+  [[ $ev == - ]] || r=$(awk -v a="$pv" -v b="$ev" 'BEGIN { if (b > 0) printf (a / b >= 100 ? "%.0f" : "%.3g"), a / b; else print "n/a" }')
   printf '%-18s %-8s %10s %10s %9s\n' "${name/big/$BIG}" "$unit" "$pv" "$ev" "$r"
 done
 q() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -313,4 +314,4 @@ printf '  %-34s %s (ext4 %s)\n' "cold stat p50 $BIG / 1k <= 2:" "$(q "${R[pmemfs
 printf '  %-34s %s (ext4 %s)\n' "create p50 $BIG / 1k <= 2:" "$(q "${R[pmemfs,create_p50_big]}" "${R[pmemfs,create_p50_1k]}")" "$(q "${R[ext4,create_p50_big]}" "${R[ext4,create_p50_1k]}")"
 echo "sizing: $INODES inodes, ${REGION_MB} MiB region and ext4 loop file ($SIZING); run took ${TOOK} s"
 echo "machine: $(nproc) CPUs, $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)," \
-  "$("$PMEMFS" -V 2>/dev/null || echo 'pmemfs ?') (tree $(git -C "$HERE" describe --always --dirty 2>/dev/null || echo '?')), scratch $WORK on $DISK_DEV ($DISK_FS)"
+  "$("$PMEMFS" -V 2>/dev/null || echo 'pmemfs ?') (tree $TREE_ID), scratch $WORK on $DISK_DEV ($DISK_FS)"
