@@ -19,7 +19,7 @@ import { SealManager } from '../../src/seal/seal.js';
 import * as uapi from '../../src/uapi.js';
 import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
 import { seededRandom } from '../../src/region/prng.js';
-import { mountRegion, unmountRegion, type MountOptions } from '../../src/vfs/mount.js';
+import { mountRegion, unmountRegion, type MountOptions, type Mounted } from '../../src/vfs/mount.js';
 
 export const LOG = pino({ level: 'silent' });
 export const OPTS: MountOptions = { dax: 'always', readOnly: false, busy: 'refuse', busyTimeoutMs: 200 };
@@ -164,4 +164,17 @@ export function checkCrashImage(img: string, c: CrashCheck, what: string): void 
   const res = checkRegion(img, false);
   if (res.problems.length) expect.fail(`${what}: fsck -n after recovery and a clean unmount: ${res.problems.join('; ')}`);
   fs.rmSync(img, { force: true });
+}
+
+/**
+ * A power cut now, every unflushed page lost: the crash image is written to
+ * `img`, `release` runs (the caller's handles go; nothing of it reaches the
+ * image), `m`'s region is closed without a clean unmount, and the image is
+ * mounted (its recovery runs).
+ */
+export function remountAfterCut(m: Mounted, img: string, release: () => void = () => {}): Mounted {
+  m.region.crashImage(img, () => true);
+  release();
+  m.region.close();
+  return mountRegion(img, OPTS, LOG);
 }

@@ -16,7 +16,7 @@ import { constants as C } from 'node:fs';
 import { ROOT_CALLER } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion, readSuperblock, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
 import { checkRegion } from '../../src/repair/check.js';
-import { LOG, OPTS } from './crash-harness.js';
+import { LOG, OPTS, remountAfterCut } from './crash-harness.js';
 import { ImageEditor } from './image-edit.js';
 
 const MiB = 1 << 20;
@@ -103,11 +103,7 @@ describe('flushes per commit', () => {
     f.write(h.fh, '/s', Buffer.alloc(16, 3), 16, 0, { pid: 1, uid: 1000, gid: 1000 });
     expect(h.inode.mode & 0o7777).toBe(0o755);
     f.fsync(h.inode);
-    const c = path.join(dir, 'crash.pmem');
-    m.region.crashImage(c, () => true);
-    f.release(h.fh);
-    m.region.close();
-    const r = mountRegion(c, OPTS, LOG);
+    const r = remountAfterCut(m, path.join(dir, 'crash.pmem'), () => f.release(h.fh));
     expect(r.fs.getattr('/s').mode & 0o7777).toBe(0o755);
     unmountRegion(r);
   });
@@ -129,11 +125,7 @@ describe('flushes per commit', () => {
     f.stat(s.inode);
     expect(flushes(m, () => f.write(s.fh, '/d', Buffer.alloc(4096, 3), 4096, 8192))).toBe(1);
     expect(m.engine.journal.stats.commits).toBe(commits + 1);         // O_SYNC: the mtime is committed
-    const c = path.join(dir, 'crash.pmem');
-    m.region.crashImage(c, () => true);
-    f.release(s.fh);
-    m.region.close();
-    const r = mountRegion(c, OPTS, LOG);
+    const r = remountAfterCut(m, path.join(dir, 'crash.pmem'), () => f.release(s.fh));
     const rh = r.fs.open('/d', C.O_RDONLY, ROOT);
     const b = Buffer.alloc(16384);
     r.fs.read(rh.fh, b, b.length, 0);

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ROOT_CALLER } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion, unmountRegion } from '../../src/vfs/mount.js';
-import { LOG, OPTS } from './crash-harness.js';
+import { OPTS, LOG, remountAfterCut } from './crash-harness.js';
 
 const USER = { pid: 1, uid: 1000, gid: 1000 };
 let dir: string;
@@ -41,11 +41,7 @@ describe('killing privileges', () => {
     expect(h.inode.mode & 0o7777).toBe(0o755);
     expect(() => f.setxattr('/x', 'security.capability', Buffer.alloc(20), 0)).toThrow(/EOPNOTSUPP/);
     f.fsync(h.inode);
-    const c = path.join(dir, 'crash.pmem');
-    m.region.crashImage(c, () => true);
-    f.release(h.fh);
-    m.region.close();
-    const r = mountRegion(c, OPTS, LOG);
+    const r = remountAfterCut(m, path.join(dir, 'crash.pmem'), () => f.release(h.fh));
     expect(r.fs.getattr('/x').mode & 0o7777).toBe(0o755);
     unmountRegion(r);
   });
