@@ -77,11 +77,8 @@ for s in "${SEEDS[@]}"; do
   run_until_cut "$s" "$SCRATCH/pmdk.out" "$COUNTER" run "$MNT/pool"
   acked=$ACKED
   _mount
-  _run pmempool check "$MNT/pool"
-  (( LAST_RC == 0 )) || _fail "pmempool check after the cut (seed $s): $LAST_OUT $LAST_ERR"
-  now=$("$COUNTER" check "$MNT/pool") || _fail "the pool's ring disagrees with its counter after the cut (seed $s): a torn transaction"
-  (( now >= acked )) || _fail "seed $s: the counter is $now after the cut, but transaction $acked had been acknowledged"
-  _log "ok: seed $s: counter $before → $now after the cut, last acknowledged $acked; pmempool check consistent"
+  _check_pmdk_counter "$COUNTER" "$MNT/pool" "$acked" "seed $s"
+  _log "ok: seed $s: counter $before → $NOW after the cut, last acknowledged $acked; pmempool check consistent"
   _unmount
 done
 

@@ -282,11 +282,8 @@ for seed in 11 -; do
   sleep 0.5
   cut "$seed" "$COUNTER_PID"
   acked=$(grep -E '^[0-9]+$' "$SCRATCH/cut.out" | tail -n 1)
-  _run pmempool check "$CPOOL"
-  (( LAST_RC == 0 )) || _fail "pmempool check after the cut (seed $seed): $LAST_OUT $LAST_ERR"
-  now=$("$COUNTER" check "$CPOOL") || _fail "seed $seed: the ring disagrees with the counter after the cut"
-  (( now >= acked )) || _fail "seed $seed: the counter is $now after the cut, but $acked had been acknowledged"
-  _log "ok: seed $seed: last acknowledged $acked, counter $now after the cut"
+  _check_pmdk_counter "$COUNTER" "$CPOOL" "$acked" "seed $seed"
+  _log "ok: seed $seed: last acknowledged $acked, counter $NOW after the cut"
 done
 _assert_exit 0 truncate -s 0 "$CPOOL"
 _unmount

@@ -154,6 +154,18 @@ _run() {
 _quote() { printf '%q ' "$@"; }
 
 # _assert_exit CODE CMD...: CMD exits with CODE.
+# _check_pmdk_counter COUNTER POOL ACKED WHAT: after a power cut, the libpmemobj
+# pool passes pmempool check, the counter program (test/shell/pmdk-counter.c)
+# finds its ring consistent (no torn transaction), and the counter is at least
+# the last acknowledged value ACKED. NOW is the counter found.
+_check_pmdk_counter() {
+  local counter=$1 pool=$2 acked=$3 what=$4
+  _run pmempool check "$pool"
+  (( LAST_RC == 0 )) || _fail "pmempool check after the cut ($what): $LAST_OUT $LAST_ERR"
+  NOW=$("$counter" check "$pool") || _fail "$what: the pool's ring disagrees with its counter after the cut (a torn transaction)"
+  (( NOW >= acked )) || _fail "$what: the counter is $NOW after the cut, but transaction $acked had been acknowledged"
+}
+
 _assert_exit() {
   local want=$1; shift
   _run "$@"
