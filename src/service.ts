@@ -187,6 +187,7 @@ export class PmemService {
       ...(f.tx.shutdownReason === null ? [] : [`subsystem=shutdown ${kv({ failed_point: failed?.point ?? 'none', failed_seq: failed?.seq ?? 0 })}`]),
       `subsystem=alloc ${kv({ data_blocks: dataEnd(sb) - sb.dataStart, free_blocks: a.freeBlocks, available_blocks: a.availableBlocks, reserve_blocks: a.reserve, free_extents: a.freeExtentCount })}`,
       `subsystem=inodes ${kv({ total: sb.inodeCount, used: f.store.inodes.size, high_water: sb.inodeHwm })}`,
+      `subsystem=op ${kv(f.ops.stats)}`,
       `subsystem=tx ${kv(f.tx.stats)}`,
       `subsystem=journal ${kv({ ...f.tx.journal.stats, next_seq: f.tx.journal.seq, running_blocks: f.tx.journal.dirtyBlocks, log_blocks: sb.journalBlocks, busy_blocks: a.busyBlocks, commit_ms: this.opts.commitMs ?? 5000 })}`,
       `subsystem=persist ${kv({ data: 0, log: 0, commit: 0, superblock: 0, all: 0, ...persist, seq: f.store.region.persistSeq, unflushed_pages: f.store.region.unflushedPages, recording: f.store.region.recording ? 1 : 0 })}`,

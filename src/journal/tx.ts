@@ -1,7 +1,9 @@
 /**
- * @file Transactions: the one way metadata changes. An operation runs as
+ * @file Transactions: the one way metadata changes. The transaction entry
+ * belongs to the operation layer (src/op/operation.ts), which claims it once
+ * (`claimEntry`); every request reaches it as
  *
- *     fs.tx.run((tx) => { ...change inodes, tx.markDirty(inode)... })
+ *     op.apply((tx) => { ...change inodes, tx.markDirty(inode)... })
  *
  * and is all or nothing: when fn throws — ENOSPC part-way, an encoding
  * error, a bug — every block image, allocation and in-core inode it changed
@@ -63,6 +65,9 @@ export class Transaction {
   get alloc(): Allocator { this.mgr.ensureBegun(); return this.mgr.store.alloc; }
 }
 
+/** Runs fn as one transaction, all or nothing (what TxManager.claimEntry hands out). */
+export type TxEntry = <T>(fn: (tx: Transaction) => T) => T;
+
 export interface TxStats { ops: number; rollbacks: number; retries: number; commits: number; syncCommits: number; dataSyncs: number; fsyncsClean: number }
 
 export class TxManager {
@@ -70,6 +75,7 @@ export class TxManager {
   readonly store: InodeStore;
   readonly journal: Journal;
   private begun = false;
+  private claimed = false;
   private pending = false;   // inside run/runAsync
   private imagesAtBegin = 0;
   /** With power-failure recording on: commit when this many pages wait for a flush (bounds the pre-images kept). */
@@ -93,7 +99,7 @@ export class TxManager {
 
   /** @internal begin the current operation if it has not yet begun. */
   ensureBegun(): void {
-    if (!this.pending) throw new Error('transaction: change outside tx.run()');
+    if (!this.pending) throw new Error('transaction: change outside an operation\'s apply step');
     if (this.begun) return;
     this.begun = true;
     this.imagesAtBegin = this.journal.dirtyBlocks;
@@ -131,12 +137,22 @@ export class TxManager {
   }
 
   /**
-   * Run one operation, all or nothing (see the file comment).
-   * @throws whatever fn throws, after undoing its changes; FsError ENOSPC
+   * Hand out the transaction entry, once: the operation layer
+   * (src/op/operation.ts) takes it when the engine is built, so nothing else
+   * can open a transaction (the layout guard's permits work the same way).
+   * @returns run(fn): fn as one operation, all or nothing (see the file comment);
+   *   it throws whatever fn throws, after undoing its changes, and FsError ENOSPC
+   * @throws Error when the entry was already claimed
    */
-  run<T>(fn: (tx: Transaction) => T): T {
+  claimEntry(): TxEntry {
+    if (this.claimed) throw new Error('transaction: the entry is already claimed (only the operation layer opens transactions)');
+    this.claimed = true;
+    return (fn) => this.run(fn);
+  }
+
+  private run<T>(fn: (tx: Transaction) => T): T {
     this.assertRunning('tx');
-    if (this.pending) throw new Error('transaction: nested tx.run()');
+    if (this.pending) throw new Error('transaction: nested apply (an operation opens one transaction at a time)');
     for (let attempt = 0; ; attempt++) {
       const tx = new Transaction(this);
       this.pending = true;
@@ -144,7 +160,7 @@ export class TxManager {
       let done = false, result: T | undefined;
       try {
         const r = fn(tx);
-        if (r instanceof Promise) throw new Error('transaction: tx.run() takes a synchronous function (await the guard first)');
+        if (r instanceof Promise) throw new Error('transaction: apply takes a synchronous function (await in prepare)');
         this.end(tx);
         result = r; done = true;
       } catch (e) {

@@ -17,8 +17,15 @@ import type { Region } from '../region/region.js';
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import type { LayoutGuard } from './guard.js';
 
-/** Runs a synchronous change as one transaction (TxManager.run). */
-export type RunTx = <T>(fn: (tx: Transaction) => T) => T;
+/**
+ * One operation's transactions, as data operations use them (an Operation
+ * of src/op/operation.ts): its one apply step, and before it any number of
+ * rolled steps, each a bounded transaction that leaves the file consistent.
+ */
+export interface OpSteps {
+  apply<T>(fn: (tx: Transaction) => T): T;
+  roll<T>(fn: (tx: Transaction) => T): T;
+}
 
 /** Counters of block sharing (.pmemfs/stats, subsystem=reflink). */
 export interface ShareStats {

@@ -102,7 +102,7 @@ export class PinManager {
     const copy = unshare && !this.fs.data.refs.empty;
     if (!fill && !copy) return;
     const permit = fill ? this.fs.guard.allocPermit({ op: 'pin', path, inode }) : null;
-    const changed = this.fs.tx.run((tx) => {
+    const changed = this.fs.ops.apply('pin', [inode], (tx) => {
       if (permit) makeMapped(this.fs.data, tx, inode, permit, fb0, fb1);
       return (copy ? copyOnWrite(this.fs.data, tx, inode, path, 'pin', fb0, fb1) : 0) > 0 || permit !== null;
     });
@@ -135,7 +135,8 @@ export class PinManager {
   private drop(pins: Pin[], count = true): void {
     if (count) this.stats.unpinned += pins.length;
     const inos = new Set(pins.map((p) => p.ino));
-    this.fs.tx.run((tx) => {
+    // The inodes are looked up inside the apply step: nothing was resolved before it to go stale.
+    this.fs.ops.apply('unpin', [], (tx) => {
       for (const ino of inos) {
         const inode = this.fs.inodeOf(ino);
         if (inode && inode.nlink === 0) this.fs.maybeReap(tx, inode);

@@ -134,7 +134,7 @@ function findBackup(region: Region): Superblock | null {
 }
 
 function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: boolean, bitmapOk: boolean, refsBroken: boolean): void {
-  const { store, alloc, tx } = e;
+  const { store, alloc, tx, ops } = e;
   let v = validate(store, alloc);
   const dropExtent = new Map<number, Array<{ start: number; len: number }>>();
   const clear = new Set<number>(damaged);
@@ -171,16 +171,16 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   // Make allocations safe before anything is written: free space from what is referenced.
   alloc.loadFromUsage(allClaims(store).map((c) => ({ start: regionBlock(c.start), len: blockCount(c.len) })));
   alloc.takeDirtyBitmap();
-  for (const ino of damaged) tx.run(() => store.clearSlot(ino));
+  for (const ino of damaged) ops.apply('fsck', [], () => store.clearSlot(ino));
   for (const ino of clear) {
     const inode = store.inodes.get(ino);
     // Its blocks become unreferenced; the bitmap rebuilt at the end frees them.
-    if (inode && ino !== ROOT_INO) tx.run(() => { store.inodes.delete(ino); store.clearSlot(ino); });
+    if (inode && ino !== ROOT_INO) ops.apply('fsck', [], () => { store.inodes.delete(ino); store.clearSlot(ino); });
   }
   for (const [ino, runs] of dropExtent) {
     const inode = store.inodes.get(ino);
     if (!inode) continue;
-    tx.run((t) => {
+    ops.apply('fsck', [], (t) => {
       t.markDirty(inode);
       const gone = inode.bmap.extents.filter((x) => runs.some((r) => r.start === x.regionBlock));
       inode.bmap.reset(inode.bmap.extents.filter((x) => !gone.includes(x)));
@@ -193,7 +193,7 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   v = validate(store, alloc);
   if (rebuildRefs || v.refcounts.length) {
     const owners = dataOwners(allClaims(store)).filter((o) => o.count >= 2);
-    tx.run(() => store.rebuildRefcounts(owners));
+    ops.apply('fsck', [], () => store.rebuildRefcounts(owners));
   }
   // Again, now that inodes were cleared: entries naming them dangle too, and must go before a
   // cleared slot is reused (by /lost+found, say).
@@ -201,9 +201,9 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   for (const d of v.danglingEntries) if (clear.has(d.ino)) found(`directory ${d.dir}: entry '${d.name}' names cleared inode ${d.ino} (removed)`, true);
   for (const d of [...v.danglingEntries, ...v.multiLinkedDirs]) {
     const dir = store.inodes.get(d.dir);
-    if (dir) tx.run((t) => { t.markDirty(dir); dir.dirents!.delete(d.name); });
+    if (dir) ops.apply('fsck', [], (t) => { t.markDirty(dir); dir.dirents!.delete(d.name); });
   }
-  for (const i of orphans) if (store.inodes.has(i.ino)) tx.run((t) => { for (const x of i.bmap.extents) t.deferFree({ start: regionBlock(x.regionBlock), len: blockCount(x.len) }); i.bmap.reset([]); t.drop(i); });
+  for (const i of orphans) if (store.inodes.has(i.ino)) ops.apply('fsck', [], (t) => { for (const x of i.bmap.extents) t.deferFree({ start: regionBlock(x.regionBlock), len: blockCount(x.len) }); i.bmap.reset([]); t.drop(i); });
   reconnect(e, found, clear);
   v = validate(store, alloc);
   fixLinkCounts(e, v, found);
@@ -226,14 +226,14 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
  * cleared inodes, or a second name of a directory, which go; bounded rounds.
  */
 function reconnect(e: Engine, found: Found, clear: Set<number>): void {
-  const { store, alloc, tx } = e;
+  const { store, alloc, ops } = e;
   for (let round = 0; round < 16; round++) {
     const v = validate(store, alloc);
     for (const d of v.danglingEntries) found(`directory ${d.dir}: entry '${d.name}' names ${clear.has(d.ino) ? 'cleared' : 'missing'} inode ${d.ino} (removed)`, true);
     for (const d of v.multiLinkedDirs) found(`directory ${d.ino} has a second name '${d.name}' in directory ${d.dir} (removed)`, true);
     for (const d of [...v.danglingEntries, ...v.multiLinkedDirs]) {
       const dir = store.inodes.get(d.dir);
-      if (dir) tx.run((t) => { t.markDirty(dir); dir.dirents!.delete(d.name); });
+      if (dir) ops.apply('fsck', [], (t) => { t.markDirty(dir); dir.dirents!.delete(d.name); });
     }
     const stray = v.unreachable.filter((ino) => store.inodes.has(ino));
     if (!stray.length && !v.danglingEntries.length && !v.multiLinkedDirs.length) return;
@@ -243,7 +243,7 @@ function reconnect(e: Engine, found: Found, clear: Set<number>): void {
     if (!tops.length) tops = stray.slice(0, 1);   // a cycle of unreachable directories: break it anywhere
     for (const ino of tops) {
       const inode = store.inodes.get(ino)!;
-      tx.run((t) => { const lf = lostAndFound(e, t.markDirty.bind(t)); t.markDirty(lf); t.markDirty(inode); lf.dirents!.set(`#${ino}`, ino); });
+      ops.apply('fsck', [], (t) => { const lf = lostAndFound(e, t.markDirty.bind(t)); t.markDirty(lf); t.markDirty(inode); lf.dirents!.set(`#${ino}`, ino); });
     }
   }
 }
@@ -269,7 +269,7 @@ function fixLinkCounts(e: Engine, v: ReturnType<typeof validate>, found: Found):
     const want = wantLinks(inode, v);
     if (inode.nlink === want) continue;
     found(`inode ${inode.ino}: link count ${inode.nlink}, should be ${want}`, true);
-    e.tx.run((t) => { t.markDirty(inode); inode.nlink = want; });
+    e.ops.apply('fsck', [], (t) => { t.markDirty(inode); inode.nlink = want; });
   }
 }
 

@@ -70,7 +70,7 @@ export class SealManager {
 
   sealInode(inode: Inode, path: string): void {
     if (inode.persistentSeal) return;
-    this.fs.tx.run((tx) => {
+    this.fs.ops.apply('seal', [inode], (tx) => {
       tx.markDirty(inode);
       this.fillForSeal(tx, inode, path);
       inode.flags |= IFLAG_SEALED;
@@ -93,7 +93,7 @@ export class SealManager {
     if (!inode.persistentSeal) return;
     if (inode.leases.length) throw new FsError('ETXTBSY', 'unseal', path, 'a lease is held');
     if (this.fs.pins.pinsOfIno(inode.ino).length) throw new FsError('ETXTBSY', 'unseal', path, 'pages are pinned');
-    this.fs.tx.run((tx) => {
+    this.fs.ops.apply('unseal', [inode], (tx) => {
       tx.markDirty(inode);
       inode.flags &= ~IFLAG_SEALED;
       inode.touchCtime();
@@ -117,7 +117,7 @@ export class SealManager {
     const held = caller.uid === 0 ? 0 : this.perUser.get(caller.uid) ?? 0;
     if (held >= MAX_LEASES_PER_USER) throw new FsError('EAGAIN', 'lease', path, `uid ${caller.uid} holds ${held} leases (limit ${MAX_LEASES_PER_USER} per user)`);
     if (inode.sealKind === 'none') {
-      this.fs.tx.run((tx) => this.fillForSeal(tx, inode, path));
+      this.fs.ops.apply('lease', [inode], (tx) => this.fillForSeal(tx, inode, path));
       this.fs.externalChange(inode, false);   // holes filled
     }
     inode.leases.push({ pid: caller.pid, uid: caller.uid, since: Date.now(), breakDeadline: null });
@@ -144,7 +144,7 @@ export class SealManager {
     inode.leases = kept;
     const gone = before - inode.leases.length;
     if (gone && inode.nlink === 0) {
-      this.fs.tx.run((tx) => this.fs.maybeReap(tx, inode));
+      this.fs.ops.apply('unlease', [inode], (tx) => this.fs.maybeReap(tx, inode));
     }
     return gone;
   }

@@ -13,6 +13,7 @@ import type { LayoutPermit } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { S_IFMT, type Inode } from '../inode/inode.js';
 import type { Transaction } from '../journal/tx.js';
+import type { Operation } from '../op/operation.js';
 import { nowTimespec, type Timespec } from '../types.js';
 import { applyTruncate, prepareTruncate } from './data.js';
 import type { Caller, PmemFs } from './fs.js';
@@ -55,21 +56,21 @@ export function stat(fs: PmemFs, inode: Inode): Stat {
 export function chmod(fs: PmemFs, t: Inode | string, mode: number): void {
   const { inode, path } = fs.target(t);
   fs.assertWritable('chmod', path);
-  fs.tx.run((tx) => applyMode(tx, inode, mode));
+  fs.ops.apply('chmod', [inode], (tx) => applyMode(tx, inode, mode));
 }
 
 /** uid/gid -1 keeps that one. @throws FsError EROFS, and as PmemFs.target */
 export function chown(fs: PmemFs, t: Inode | string, uid: number, gid: number): void {
   const { inode, path } = fs.target(t);
   fs.assertWritable('chown', path);
-  fs.tx.run((tx) => applyOwner(tx, inode, uid, gid));
+  fs.ops.apply('chown', [inode], (tx) => applyOwner(tx, inode, uid, gid));
 }
 
 /** @throws FsError EROFS, and as PmemFs.target */
 export function utimens(fs: PmemFs, t: Inode | string, atime: TimeSpec, mtime: TimeSpec): void {
   const { inode, path } = fs.target(t);
   fs.assertWritable('utimens', path);
-  fs.tx.run((tx) => applyTimes(tx, inode, atime, mtime, nowTimespec()));
+  fs.ops.apply('utimens', [inode], (tx) => applyTimes(tx, inode, atime, mtime, nowTimespec()));
 }
 
 /**
@@ -86,16 +87,17 @@ export function utimens(fs: PmemFs, t: Inode | string, atime: TimeSpec, mtime: T
 export function setattr(fs: PmemFs, t: Inode | string, a: SetAttrs, fh?: number): void | Promise<void> {
   const { inode, path } = a.size === undefined ? fs.target(t) : targetVia(fs, t, fh, true);
   fs.assertWritable('setattr', path);
-  if (a.size === undefined) { applyAttrs(fs, inode, path, a, null); return; }   // nothing to wait for: no promise
+  const op = fs.ops.begin('setattr', inode);
+  if (a.size === undefined) { applyAttrs(fs, op, inode, path, a, null); return; }   // nothing to wait for: no promise
   if (inode.isDir) throw new FsError('EISDIR', 'truncate', path);
   if (!inode.isReg) throw new FsError('EINVAL', 'truncate', path);
-  return prepareTruncate(fs.data, inode, path, a.size).then((permit) => applyAttrs(fs, inode, path, a, permit));
+  return prepareTruncate(fs.data, inode, path, a.size).then((permit) => applyAttrs(fs, op, inode, path, a, permit));
 }
 
 /** setattr's apply step: one transaction, then (a large shrink) the blocks past EOF in chunks. */
-function applyAttrs(fs: PmemFs, inode: Inode, path: string, a: SetAttrs, permit: LayoutPermit | null): void {
+function applyAttrs(fs: PmemFs, op: Operation, inode: Inode, path: string, a: SetAttrs, permit: LayoutPermit | null): void {
   const now = nowTimespec();
-  fs.tx.run((tx) => {
+  op.apply((tx) => {
     if (a.mode !== undefined) applyMode(tx, inode, a.mode);
     if (a.uid !== undefined || a.gid !== undefined) applyOwner(tx, inode, a.uid ?? -1, a.gid ?? -1);
     // A shrink past more extent records than one transaction frees: the rest go right after (truncateLater).

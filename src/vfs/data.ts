@@ -15,7 +15,7 @@ import { HOLE, type LayoutPermit } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import { EXT_UNWRITTEN } from '../format/fork.js';
 import type { Transaction } from '../journal/tx.js';
-import { copyOnWrite, lastMappedBlock, releaseTailFrom, sharedRuns, unmapBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
+import { copyOnWrite, lastMappedBlock, releaseTailFrom, sharedRuns, unmapBlocks, type DataContext, type OpSteps } from '../layout/mapping.js';
 
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import * as uapi from '../uapi.js';
@@ -196,16 +196,6 @@ function zeroMapped(c: DataContext, tx: Transaction, inode: Inode, path: string,
 }
 
 /**
- * Change the file size. Shrinking frees blocks past the new EOF (a layout
- * change: guarded, may wait for pins); growing only changes the size.
- * @throws FsError ETXTBSY (sealed and size differs, or busy pages), EFBIG, EINVAL
- */
-export async function truncateData(c: DataContext, run: RunTx, inode: Inode, path: string, size: number): Promise<void> {
-  const permit = await prepareTruncate(c, inode, path, size);
-  run((tx) => applyTruncate(c, tx, inode, path, size, permit));
-}
-
-/**
  * truncate's prepare step: check the size, the seal, and wait for (or
  * refuse over) busy pages past the new EOF. What it returns goes to
  * applyTruncate, in the same request, with nothing awaited in between.
@@ -257,7 +247,7 @@ export function applyTruncate(c: DataContext, tx: Transaction, inode: Inode, pat
  * ones. COLLAPSE/INSERT come through their own ioctls (FUSE does not forward them).
  * @throws FsError EINVAL, EOPNOTSUPP, EFBIG, ETXTBSY (sealed or busy), ENOSPC
  */
-export async function fallocateData(c: DataContext, run: RunTx, inode: Inode, path: string, mode: number, off: number, len: number, maxExtents = Infinity): Promise<void> {
+export async function fallocateData(c: DataContext, op: OpSteps, inode: Inode, path: string, mode: number, off: number, len: number, maxExtents = Infinity): Promise<void> {
   const keep = (mode & uapi.FALLOC_FL_KEEP_SIZE) !== 0;
   const kind = mode & ~uapi.FALLOC_FL_KEEP_SIZE;
   if (!(off >= 0) || !(len > 0)) throw new FsError('EINVAL', 'fallocate', path, `offset ${off} length ${len}`);
@@ -286,12 +276,12 @@ export async function fallocateData(c: DataContext, run: RunTx, inode: Inode, pa
     for (let cut = inode.bmap.boundaryAfter(breaks.start, maxExtents, breaks.start + breaks.count); cut !== null;
       cut = inode.bmap.boundaryAfter(breaks.start, maxExtents, breaks.start + breaks.count)) {
       const from = breaks.start;
-      run((tx) => { tx.markDirty(inode); unmapBlocks(tx, inode, permit, from, cut - from); inode.touchMtime(); });
+      op.roll((tx) => { tx.markDirty(inode); unmapBlocks(tx, inode, permit, from, cut - from); inode.touchMtime(); });
       breaks.count -= cut - from;
       breaks.start = cut;
     }
   }
-  run((tx) => {
+  op.apply((tx) => {
     tx.markDirty(inode);
     if (punchOrZero) {
       // Allocate first: ENOSPC must leave the file untouched.
@@ -338,7 +328,7 @@ function allocUnwritten(c: DataContext, tx: Transaction, inode: Inode, permit: L
  * insert must start before EOF.
  * @throws FsError EISDIR, ENODEV (not a regular file), EINVAL, EFBIG, ETXTBSY, ENOSPC
  */
-export async function shiftRange(c: DataContext, run: RunTx, inode: Inode, path: string, mode: 'collapse' | 'insert', off: number, len: number): Promise<void> {
+export async function shiftRange(c: DataContext, op: OpSteps, inode: Inode, path: string, mode: 'collapse' | 'insert', off: number, len: number): Promise<void> {
   const bs = c.blockSize;
   if (!inode.isReg) throw new FsError(inode.isDir ? 'EISDIR' : 'ENODEV', mode, path);   // vfs_fallocate's order
   if (!(off >= 0) || !(len > 0) || off % bs || len % bs) throw new FsError('EINVAL', mode, path, `offset and length must be multiples of ${bs}`);
@@ -348,7 +338,7 @@ export async function shiftRange(c: DataContext, run: RunTx, inode: Inode, path:
   c.guard.assertNotSealed({ op: mode, path, inode });
   const b0 = off / bs, n = len / bs;
   const permit = await c.guard.assertLayoutMutable({ op: mode, path, inode, breaks: { start: b0, count: MAX_FILE_BLOCKS - b0 } });
-  run((tx) => {
+  op.apply((tx) => {
     tx.markDirty(inode);
     if (mode === 'collapse') {
       unmapBlocks(tx, inode, permit, b0, n);
@@ -370,7 +360,7 @@ export async function shiftRange(c: DataContext, run: RunTx, inode: Inode, path:
  * off+len). Unsharing re-points blocks, so pins on them are busy pages.
  * @throws FsError EINVAL, EFBIG, ETXTBSY (sealed or busy), ENOSPC (nothing changed)
  */
-export async function unshareRange(c: DataContext, run: RunTx, inode: Inode, path: string, off: number, len: number): Promise<void> {
+export async function unshareRange(c: DataContext, op: OpSteps, inode: Inode, path: string, off: number, len: number): Promise<void> {
   if (!inode.isReg) throw new FsError(inode.isDir ? 'EISDIR' : 'ENODEV', 'unshare', path);
   if (!Number.isSafeInteger(off) || !Number.isSafeInteger(len) || off < 0 || len <= 0) throw new FsError('EINVAL', 'unshare', path, `offset ${off} length ${len}`);
   if (off + len > MAX_FILE_SIZE) throw new FsError('EFBIG', 'unshare', path);
@@ -378,7 +368,7 @@ export async function unshareRange(c: DataContext, run: RunTx, inode: Inode, pat
   const bs = c.blockSize;
   const b0 = Math.floor(off / bs), b1 = ceilDiv(off + len, bs);
   const permit = await c.guard.assertLayoutMutable({ op: 'unshare', path, inode, breaks: null, runs: () => sharedRuns(c.refs, inode, b0, b1) });
-  run((tx) => {
+  op.apply((tx) => {
     tx.markDirty(inode);
     copyOnWrite(c, tx, inode, path, 'unshare', b0, b1);
     allocUnwritten(c, tx, inode, permit, b0, b1);

@@ -25,6 +25,7 @@ import { FsError } from '../errors.js';
 import type { Transaction, TxManager } from '../journal/tx.js';
 import type { PinRegistry } from '../layout/busy.js';
 import type { LayoutGuard } from '../layout/guard.js';
+import type { Operations } from '../op/operation.js';
 import { newShareStats, type DataContext } from '../layout/mapping.js';
 import type { Inode } from '../inode/inode.js';
 import type { InodeStore } from '../inode/store.js';
@@ -56,6 +57,8 @@ export interface FsOptions {
 export class PmemFs {
   readonly store: InodeStore;
   readonly tx: TxManager;
+  /** The operation layer: the only way to open a transaction (src/op/operation.ts). */
+  readonly ops: Operations;
   readonly guard: LayoutGuard;
   readonly pins: PinRegistry;
   readonly opts: FsOptions;
@@ -77,8 +80,8 @@ export class PmemFs {
   private readonly orphans: OrphanReaper;
   private readonly parents: ParentMap;
 
-  constructor(p: { store: InodeStore; tx: TxManager; guard: LayoutGuard; pins: PinRegistry; opts: FsOptions; log: Logger }) {
-    this.store = p.store; this.tx = p.tx; this.guard = p.guard; this.pins = p.pins; this.opts = p.opts; this.log = p.log;
+  constructor(p: { store: InodeStore; tx: TxManager; ops: Operations; guard: LayoutGuard; pins: PinRegistry; opts: FsOptions; log: Logger }) {
+    this.store = p.store; this.tx = p.tx; this.ops = p.ops; this.guard = p.guard; this.pins = p.pins; this.opts = p.opts; this.log = p.log;
     this.data = { region: p.store.region, share: newShareStats(), alloc: p.store.alloc, refs: p.store.refcount, guard: p.guard, blockSize: p.store.sb.blockSize };
     this.orphans = new OrphanReaper(p);
     this.parents = new ParentMap(p.store);

@@ -89,7 +89,7 @@ export function create(fs: PmemFs, path: string, mode: number, flags: number, ca
 /** Close `fh` (not open: nothing); the last holder of an unlinked file lets it be freed. */
 export function release(fs: PmemFs, handles: HandleTable, fh: number): void {
   const h = handles.close(fh);
-  if (h && h.inode.nlink === 0) fs.tx.run((tx) => fs.maybeReap(tx, h.inode));
+  if (h && h.inode.nlink === 0) fs.ops.apply('release', [h.inode], (tx) => fs.maybeReap(tx, h.inode));
 }
 
 /**

@@ -14,7 +14,6 @@ import { constants as C } from 'node:fs';
 import { FsError } from '../errors.js';
 import { dataEnd } from '../format/layout.js';
 import type { Inode } from '../inode/inode.js';
-import type { RunTx } from '../layout/mapping.js';
 import { killPrivs, privsToDrop } from './attrs.js';
 import { cowRuns, fallocateData, readData, shiftRange, unshareRange, writeData } from './data.js';
 import type { Caller, PmemFs } from './fs.js';
@@ -45,7 +44,7 @@ export function write(fs: PmemFs, fh: number, path: string, buf: Buffer, len: nu
   if ((h.flags & O_ACCMODE) === C.O_RDONLY) throw new FsError('EBADF', 'write', path);
   const at = h.flags & C.O_APPEND ? h.inode.size : off;
   const mode0 = h.inode.mode;
-  const n = fs.tx.run((tx) => {
+  const n = fs.ops.apply('write', [h.inode], (tx) => {
     const done = writeData(fs.data, tx, h.inode, path, buf, len, at, bufOff);
     killPrivs(tx, h.inode, caller);
     return done;
@@ -62,21 +61,21 @@ export function write(fs: PmemFs, fh: number, path: string, buf: Buffer, len: nu
 export async function fallocate(fs: PmemFs, t: Inode | string, mode: number, off: number, len: number, fh?: number): Promise<void> {
   const { inode, path } = targetVia(fs, t, fh, false);
   fs.assertWritable('fallocate', path);
-  await fallocateData(fs.data, runTx(fs), inode, path, mode, off, len, fs.reapChunk);
+  await fallocateData(fs.data, fs.ops.begin('fallocate', inode), inode, path, mode, off, len, fs.reapChunk);
 }
 
 /** Collapse or insert a block-aligned range (the pmemfs fcollapse/finsert ioctls). @throws FsError EROFS, and shiftRange's errors */
 export async function shift(fs: PmemFs, t: Inode | string, mode: 'collapse' | 'insert', off: number, len: number, fh?: number): Promise<void> {
   const { inode, path } = targetVia(fs, t, fh, false);
   fs.assertWritable(mode, path);
-  await shiftRange(fs.data, runTx(fs), inode, path, mode, off, len);
+  await shiftRange(fs.data, fs.ops.begin(mode, inode), inode, path, mode, off, len);
 }
 
 /** UNSHARE_RANGE (the pmemfs funshare ioctl): shared blocks of the range get their own copies. @throws FsError EROFS, and unshareRange's errors */
 export async function unshare(fs: PmemFs, t: Inode | string, off: number, len: number, fh?: number): Promise<void> {
   const { inode, path } = targetVia(fs, t, fh, false);
   fs.assertWritable('unshare', path);
-  await unshareRange(fs.data, runTx(fs), inode, path, off, len);
+  await unshareRange(fs.data, fs.ops.begin('unshare', inode), inode, path, off, len);
 }
 
 /**
@@ -94,7 +93,7 @@ export async function remap(fs: PmemFs, t: Inode | string, src: Inode, srcOff: n
   const { inode: dst, path } = fs.target(t);
   fs.assertWritable(op, path);
   const kill = dedupe ? 0 : privsToDrop(dst, caller);
-  const res = await remapRange(fs.data, runTx(fs), { src, srcPath: `(inode ${src.ino})`, dst, dstPath: path, srcOff, dstOff, len, dedupe, dropModeBits: kill });
+  const res = await remapRange(fs.data, fs.ops.begin(op, dst, src), { src, srcPath: `(inode ${src.ino})`, dst, dstPath: path, srcOff, dstOff, len, dedupe, dropModeBits: kill });
   const st = fs.data.share;
   if (dedupe) { st.dedupes++; if (res.differs) st.dedupe_differs++; } else st.clones++;
   st.shared_bytes += res.bytes;
@@ -160,7 +159,3 @@ export function statfs(fs: PmemFs): StatFs {
   };
 }
 
-/** The transaction runner data.ts and remap.ts take: one operation, all or nothing. */
-function runTx(fs: PmemFs): RunTx {
-  return (fn) => fs.tx.run(fn);
-}

@@ -17,6 +17,7 @@ import {
 } from '../format/layout.js';
 import { Journal } from '../journal/journal.js';
 import { TxManager } from '../journal/tx.js';
+import { Operations } from '../op/operation.js';
 import { PinRegistry } from '../layout/busy.js';
 import { Region } from '../region/region.js';
 import { LayoutGuard, type GuardOptions } from '../layout/guard.js';
@@ -34,14 +35,15 @@ export interface FormatOptions {
 }
 
 /** The engine objects over one mapped region (mount, mkfs and fsck build the same stack). */
-export interface Engine { sb: Superblock; region: Region; journal: Journal; alloc: Allocator; store: InodeStore; tx: TxManager }
+export interface Engine { sb: Superblock; region: Region; journal: Journal; alloc: Allocator; store: InodeStore; tx: TxManager; ops: Operations }
 
 /** Build the engine over a mapped region (nothing loaded yet). */
 export function engine(sb: Superblock, region: Region): Engine {
   const journal = new Journal(region, sb, sb.journalSeq + 1);
   const alloc = new Allocator({ totalBlocks: sb.totalBlocks, dataStart: sb.dataStart, dataEnd: dataEnd(sb), bitmapStart: sb.bitmapStart, blockSize: sb.blockSize });
   const store = new InodeStore(sb, region, alloc, journal);
-  return { sb, region, journal, alloc, store, tx: new TxManager(store) };
+  const tx = new TxManager(store);
+  return { sb, region, journal, alloc, store, tx, ops: new Operations(tx, (ino) => store.inodes.get(ino)) };
 }
 
 /**
@@ -70,7 +72,7 @@ export function formatRegion(path: string, o: FormatOptions): Superblock {
     // The empty bitmap goes straight home (it may be larger than the log); the root through the journal.
     e.alloc.loadFromUsage([]);
     for (const { index, image } of e.alloc.takeDirtyBitmap()) region.write(regionOff((sb.bitmapStart + index) * sb.blockSize), image, 0, image.length);
-    e.tx.run(() => {
+    e.ops.apply('mkfs', [], () => {
       const root = new Inode(ROOT_INO, S_IFDIR | 0o755, o.rootUid ?? 0, o.rootGid ?? 0);
       root.nlink = 2;
       e.store.add(root);
@@ -214,7 +216,7 @@ export function mountRegion(path: string, o: MountOptions, log: Logger = moduleL
     if (v.leaked) log.warn({ blocks: v.leaked }, 'free-space bitmap marks blocks in use that nothing references (fsck.pmemfs -y frees them)');
     const pins = new PinRegistry();
     const guard = new LayoutGuard(pins, o, log.child({ module: 'guard' }));
-    const pfs = new PmemFs({ store: e.store, tx: e.tx, guard, pins, opts: { dax: o.dax, readOnly }, log });
+    const pfs = new PmemFs({ store: e.store, tx: e.tx, ops: e.ops, guard, pins, opts: { dax: o.dax, readOnly }, log });
     if (!readOnly) {
       if (convertToTwoAreas(e)) log.info('journal: log converted to two areas (FEAT_INCOMPAT_LOG2; older pmemfs versions refuse this region now)');
       sb.state = SB_STATE_DIRTY;

@@ -43,7 +43,7 @@ export function mkdir(fs: PmemFs, path: string, mode: number, caller: Caller): I
 /** mkdir of `name` in `dir`. @throws FsError EEXIST, ENOENT, ENOTDIR, ENAMETOOLONG, EROFS, ENOSPC */
 export function mkdirAt(fs: PmemFs, parents: ParentMap, dir: Inode, name: string, mode: number, caller: Caller, path: string): Inode {
   prepareCreate(fs, dir, name, 'mkdir', path);
-  const inode = fs.tx.run((tx) => {
+  const inode = fs.ops.apply('mkdir', [dir], (tx) => {
     const i = newInode(fs, tx, dir, S_IFDIR | (mode & 0o7777), caller);
     addEntry(tx, dir, name, i);
     return i;
@@ -62,7 +62,7 @@ export function mknodAt(fs: PmemFs, dir: Inode, name: string, mode: number, rdev
   prepareCreate(fs, dir, name, 'mknod', path);
   const type = mode & S_IFMT || S_IFREG;
   if (![S_IFREG, C.S_IFIFO, C.S_IFCHR, C.S_IFBLK, C.S_IFSOCK].includes(type)) throw new FsError('EINVAL', 'mknod', path);
-  return fs.tx.run((tx) => {
+  return fs.ops.apply('mknod', [dir], (tx) => {
     const inode = newInode(fs, tx, dir, type | (mode & 0o7777), caller);
     inode.rdev = rdev;
     addEntry(tx, dir, name, inode);
@@ -81,7 +81,7 @@ export function symlinkAt(fs: PmemFs, dir: Inode, name: string, target: string, 
   const t = Buffer.from(target, 'utf8');
   if (t.length === 0) throw new FsError('ENOENT', 'symlink', path);
   if (t.length >= 4096) throw new FsError('ENAMETOOLONG', 'symlink', path);
-  return fs.tx.run((tx) => {
+  return fs.ops.apply('symlink', [dir], (tx) => {
     const inode = newInode(fs, tx, dir, S_IFLNK | 0o777, caller);
     inode.symlink = t;
     inode.size = t.length;
@@ -103,7 +103,7 @@ export function linkAt(fs: PmemFs, inode: Inode, dir: Inode, name: string, path:
   prepareCreate(fs, dir, name, 'link', path);
   if (inode.nlink === 0) throw new FsError('ENOENT', 'link', path);
   if (inode.nlink >= 0xffffffff - 1) throw new FsError('EMLINK', 'link', path);
-  fs.tx.run((tx) => {
+  fs.ops.apply('link', [inode, dir], (tx) => {
     addEntry(tx, dir, name, inode);
     inode.touchCtime();
   });
@@ -120,7 +120,7 @@ export function unlinkAt(fs: PmemFs, dir: Inode, name: string, path: string): vo
   fs.assertWritable('unlink', path);
   const inode = fs.lookup(dir, name, path);
   if (inode.isDir) throw new FsError('EISDIR', 'unlink', path);
-  fs.tx.run((tx) => removeEntry(fs, tx, dir, name, inode));
+  fs.ops.apply('unlink', [dir, inode], (tx) => removeEntry(fs, tx, dir, name, inode));
 }
 
 export function rmdir(fs: PmemFs, path: string): void {
@@ -136,7 +136,7 @@ export function rmdirAt(fs: PmemFs, parents: ParentMap, dir: Inode, name: string
   const inode = fs.lookup(dir, name, path);
   if (!inode.isDir) throw new FsError('ENOTDIR', 'rmdir', path);
   if (inode.dirents!.size) throw new FsError('ENOTEMPTY', 'rmdir', path);
-  fs.tx.run((tx) => removeEntry(fs, tx, dir, name, inode));
+  fs.ops.apply('rmdir', [dir, inode], (tx) => removeEntry(fs, tx, dir, name, inode));
   parents.removed(inode.ino);
 }
 
@@ -168,7 +168,7 @@ export function renameAt(fs: PmemFs, parents: ParentMap, sdir: Inode, sname: str
   } else if (ddir.nlink === 0) {
     throw new FsError('ENOENT', 'rename', dst, 'directory was removed');
   }
-  fs.tx.run((tx) => {
+  fs.ops.apply('rename', target ? [sdir, ddir, inode, target] : [sdir, ddir, inode], (tx) => {
     tx.markDirty(sdir); tx.markDirty(ddir); tx.markDirty(inode);
     if (target) removeEntry(fs, tx, ddir, dname, target);
     sdir.dirents!.delete(sname);

@@ -20,7 +20,8 @@ import type { Logger } from 'pino';
 import { IFLAG_ORPHAN } from '../format/layout.js';
 import type { Inode } from '../inode/inode.js';
 import type { InodeStore } from '../inode/store.js';
-import type { Transaction, TxManager } from '../journal/tx.js';
+import type { Transaction } from '../journal/tx.js';
+import type { Operations } from '../op/operation.js';
 import type { PinRegistry } from '../layout/busy.js';
 import type { LayoutGuard } from '../layout/guard.js';
 import { releaseAllBlocks, releaseTail, releaseTailFrom } from '../layout/mapping.js';
@@ -32,7 +33,7 @@ export class OrphanReaper {
   private readonly trims = new Set<Inode>();
   private draining = false;
 
-  constructor(private readonly p: { store: InodeStore; tx: TxManager; guard: LayoutGuard; pins: PinRegistry; log: Logger }) {}
+  constructor(private readonly p: { store: InodeStore; ops: Operations; guard: LayoutGuard; pins: PinRegistry; log: Logger }) {}
 
   /**
    * Most extent records one transaction frees: an eighth of the log's
@@ -79,11 +80,12 @@ export class OrphanReaper {
 
   /** Free a flagged, named inode's blocks past EOF, a chunk per transaction; the last clears the flag. */
   private trim(inode: Inode): void {
-    const { store, tx, guard } = this.p;
+    const { store, ops, guard } = this.p;
     const permit = guard.internalPermit(inode);
     const from = Math.ceil(inode.size / store.sb.blockSize);
+    const op = ops.begin('trim past EOF', inode);
     for (let more = true; more && store.inodes.get(inode.ino) === inode;) {
-      tx.run((t) => {
+      op.roll((t) => {
         more = releaseTailFrom(t, inode, permit, from, this.chunk);
         if (!more && inode.nlink > 0) inode.flags &= ~IFLAG_ORPHAN;
       });
@@ -95,7 +97,7 @@ export class OrphanReaper {
    * from the end of the file, the inode itself in the last one.
    */
   drain(): void {
-    const { store, tx, guard, log } = this.p;
+    const { store, ops, guard, log } = this.p;
     this.draining = true;
     try {
       for (const inode of this.trims) {
@@ -106,8 +108,9 @@ export class OrphanReaper {
         this.pending.delete(inode);
         const permit = guard.internalPermit(inode);
         try {
+          const op = ops.begin('free orphan', inode);
           while (store.inodes.get(inode.ino) === inode) {
-            tx.run((t) => { if (releaseTail(t, inode, permit, this.chunk) === 0) t.drop(inode); });
+            op.roll((t) => { if (releaseTail(t, inode, permit, this.chunk) === 0) t.drop(inode); });
           }
         } catch (err) {
           // The operation that queued it has committed: it stays an orphan, which the next mount frees.
@@ -126,13 +129,13 @@ export class OrphanReaper {
    * flagged for the next mount).
    */
   freeAll(): void {
-    const { store, tx } = this.p;
+    const { store, ops } = this.p;
     const orphans: Inode[] = [];
     for (const inode of store.inodes.values()) {
       inode.openCount = 0; inode.leases = [];
       if (inode.nlink === 0) orphans.push(inode);
     }
-    for (const inode of orphans) if (store.inodes.get(inode.ino) === inode) tx.run((t) => this.maybeReap(t, inode));
+    for (const inode of orphans) if (store.inodes.get(inode.ino) === inode) ops.apply('free orphan', [inode], (t) => this.maybeReap(t, inode));
     // Named inodes still flagged: a large truncate the power cut short.
     for (const inode of [...store.inodes.values()]) if (inode.nlink > 0 && inode.orphan) this.trim(inode);
   }

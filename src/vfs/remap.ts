@@ -26,7 +26,7 @@
 import { HOLE } from '../bmap/bmap.js';
 import { FsError } from '../errors.js';
 import type { Inode } from '../inode/inode.js';
-import { unmapBlocks, type DataContext, type RunTx } from '../layout/mapping.js';
+import { unmapBlocks, type DataContext, type OpSteps } from '../layout/mapping.js';
 import { MAX_FILE_SIZE, readData } from './data.js';
 
 export interface RemapRequest {
@@ -120,7 +120,7 @@ function sameBytes(c: DataContext, a: Inode, aOff: number, b: Inode, bOff: numbe
  * @returns bytes shared, and for dedupe whether the contents differed
  * @throws FsError EINVAL, EISDIR, EFBIG, EBADE (see plan); ETXTBSY (sealed, or busy pages); ENOSPC (metadata)
  */
-export async function remapRange(c: DataContext, run: RunTx, r: RemapRequest): Promise<RemapResult> {
+export async function remapRange(c: DataContext, steps: OpSteps, r: RemapRequest): Promise<RemapResult> {
   const op = r.dedupe ? 'dedupe' : 'reflink';
   // Sealed first, as the VFS checks swap files and immutable inodes before any range rule.
   c.guard.assertNotSealed({ op, path: r.srcPath, inode: r.src });
@@ -140,7 +140,7 @@ export async function remapRange(c: DataContext, run: RunTx, r: RemapRequest): P
   if (c.guard.pinnedIn([...mappedRuns(r.src, plan2.sB0, plan2.nb), ...mappedRuns(r.dst, plan2.dB0, plan2.nb)])) {
     throw new FsError('ETXTBSY', op, r.dstPath, 'pages pinned');
   }
-  return run((tx) => {
+  return steps.apply((tx) => {
     const { src, dst } = r;
     if (r.dedupe && !sameBytes(c, src, r.srcOff, dst, r.dstOff, plan2.count)) return { bytes: 0, differs: true };
     tx.markDirty(dst);

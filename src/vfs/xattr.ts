@@ -67,7 +67,7 @@ export function setxattr(fs: PmemFs, t: Inode | string, name: string, value: Buf
   let total = value.length + name.length;
   for (const [k, v] of inode.xattrs) if (k !== name) total += k.length + v.length;
   if (total > XATTR_TOTAL_MAX) throw new FsError('ENOSPC', 'setxattr', path, 'xattr space of the inode is full');
-  fs.tx.run((tx) => {
+  fs.ops.apply('setxattr', [inode], (tx) => {
     tx.markDirty(inode);
     inode.xattrs.set(name, Buffer.from(value));
     inode.touchCtime();
@@ -89,7 +89,7 @@ export function removexattr(fs: PmemFs, t: Inode | string, name: string): void {
   }
   checkName(name, 'removexattr', path);
   if (!inode.xattrs.has(name)) throw new FsError('ENODATA', 'removexattr', path);
-  fs.tx.run((tx) => {
+  fs.ops.apply('removexattr', [inode], (tx) => {
     tx.markDirty(inode);
     inode.xattrs.delete(name);
     inode.touchCtime();

@@ -96,7 +96,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
   it('a wrong link count', () => {
     const { p, m } = base();
     const f = ino(m, '/f');
-    m.engine.tx.run((t) => { t.markDirty(f); f.nlink = 5; });
+    m.engine.ops.apply('test', [], (t) => { t.markDirty(f); f.nlink = 5; });
     unmountRegion(m);
     const m2 = expectRepaired(p, /link count 5, should be 1/);
     expect(m2.fs.getattr('/f').nlink).toBe(1);
@@ -106,7 +106,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
   it('leaked blocks (marked in use, referenced by nothing)', () => {
     const { p, m } = base();
     const free0 = m.fs.statfs().bfree;
-    m.engine.tx.run((t) => t.alloc.alloc(3, 0));
+    m.engine.ops.apply('test', [], (t) => t.alloc.alloc(3, 0));
     unmountRegion(m);
     const m2 = expectRepaired(p, /3 block\(s\) marked in use but referenced by nothing/);
     expect(m2.fs.statfs().bfree).toBe(free0);
@@ -117,7 +117,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const { p, m } = base();
     const a = ino(m, '/f'), b = ino(m, '/x');
     const shared = a.bmap.extents[0].regionBlock;
-    m.engine.tx.run((t) => { t.markDirty(b); b.bmap.insert(m.fs.guard.internalPermit(b), { fileBlock: 4, regionBlock: shared, len: 1, flags: 0 }); b.size = 5 * BS; });
+    m.engine.ops.apply('test', [], (t) => { t.markDirty(b); b.bmap.insert(m.fs.guard.internalPermit(b), { fileBlock: 4, regionBlock: shared, len: 1, flags: 0 }); b.size = 5 * BS; });
     unmountRegion(m);
     expect(() => mountRegion(p, OPTS, LOG)).toThrow(/mapped by 2 file\(s\) but their reference count says 1/);
     const m2 = expectRepaired(p, /reference count 1, mapped by 2 file\(s\)/);
@@ -136,7 +136,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const { p, m } = base();
     const a = ino(m, '/f');
     const e = a.bmap.extents[0];
-    m.engine.tx.run((t) => t.refcount.increment(e.regionBlock, 2));
+    m.engine.ops.apply('test', [], (t) => t.refcount.increment(e.regionBlock, 2));
     unmountRegion(m);
     expect(() => mountRegion(p, OPTS, LOG)).toThrow(/mapped by 1 file\(s\) but their reference count says 2/);
     const m2 = expectRepaired(p, /reference count 2, mapped by 1 file\(s\)/);
@@ -154,7 +154,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const e = a.bmap.extents[0];
     const h = m.fs.create('/g', 0o644, C.O_RDWR, ROOT_CALLER);
     m.fs.release(h.fh);
-    m.engine.tx.run((t) => {
+    m.engine.ops.apply('test', [], (t) => {
       const g = ino(m, '/g');
       t.markDirty(g);
       t.refcount.increment(e.regionBlock, e.len);
@@ -181,7 +181,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     expect(z.ino).toBeGreaterThan(f.ino);
     const recBlock = z.records!.blocks[0].block;
     // The older /f gets a data extent on the newer /z's record block.
-    m.engine.tx.run((t) => { t.markDirty(f); f.bmap.insert(m.fs.guard.internalPermit(f), { fileBlock: 9, regionBlock: recBlock, len: 1, flags: 0 }); f.size = 10 * BS; });
+    m.engine.ops.apply('test', [], (t) => { t.markDirty(f); f.bmap.insert(m.fs.guard.internalPermit(f), { fileBlock: 9, regionBlock: recBlock, len: 1, flags: 0 }); f.size = 10 * BS; });
     unmountRegion(m);
     expect(() => mountRegion(p, OPTS, LOG)).toThrow(/claimed by inode/);
     const m2 = expectRepaired(p, new RegExp(`claimed by inode ${f.ino} and inode ${z.ino}`));
@@ -194,7 +194,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
   it('an orphan (no name, never freed) left by a crash', () => {
     const { p, m } = base();
     const d = ino(m, '/'), f = ino(m, '/f');
-    m.engine.tx.run((t) => { t.markDirty(d); t.markDirty(f); d.dirents!.delete('f'); f.nlink = 0; });
+    m.engine.ops.apply('test', [], (t) => { t.markDirty(d); t.markDirty(f); d.dirents!.delete('f'); f.nlink = 0; });
     m.fs.fsync();
     m.region.close();   // crash: nothing reaped it
     const m2 = expectRepaired(p, /orphan inode/);
@@ -205,7 +205,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
   it('an inode nobody can reach goes to /lost+found', () => {
     const { p, m } = base();
     const d = ino(m, '/'), f = ino(m, '/f');
-    m.engine.tx.run((t) => { t.markDirty(d); d.dirents!.delete('f'); });
+    m.engine.ops.apply('test', [], (t) => { t.markDirty(d); d.dirents!.delete('f'); });
     unmountRegion(m);
     const m2 = expectRepaired(p, new RegExp(`inode ${f.ino} is not reachable`));
     expect(readAll(m2.fs, m2.fs.resolve(`/lost+found/#${f.ino}`).ino).equals(Buffer.alloc(5 * BS, 0x5a))).toBe(true);
@@ -262,7 +262,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
   it('a directory entry naming a free inode: mount refuses, -y removes the entry', () => {
     const { p, m } = base();
     const d = ino(m, '/');
-    m.engine.tx.run((t) => { t.markDirty(d); d.dirents!.set('ghost', 50); });
+    m.engine.ops.apply('test', [], (t) => { t.markDirty(d); d.dirents!.set('ghost', 50); });
     unmountRegion(m);
     expect(() => mountRegion(p, OPTS, LOG)).toThrow(/names missing inode 50/);
     const m2 = expectRepaired(p, /entry 'ghost' names missing inode 50/);
@@ -273,7 +273,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
   it('a directory under two names (a cycle risk): mount refuses, -y drops the second name', () => {
     const { p, m } = base();
     const d = ino(m, '/d'), root = ino(m, '/');
-    m.engine.tx.run((t) => { t.markDirty(root); root.dirents!.set('again', d.ino); });
+    m.engine.ops.apply('test', [], (t) => { t.markDirty(root); root.dirents!.set('again', d.ino); });
     unmountRegion(m);
     expect(() => mountRegion(p, OPTS, LOG)).toThrow(/reachable twice/);
     const m2 = expectRepaired(p, /second name/);

@@ -3,6 +3,9 @@
  * one transaction and all or nothing (ETXTBSY on a sealed file leaves the
  * mode as it was); a change that waited for busy pages revalidates the
  * inode it looked up and gets ESTALE when the file was freed meanwhile.
+ * The transaction entry belongs to the operation layer alone: nothing else
+ * in the tree can open a transaction, an operation applies once, and each
+ * request of the table below is exactly one transaction.
  */
 import * as fs from 'node:fs';
 import { constants as C } from 'node:fs';
@@ -13,7 +16,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PmemService } from '../../src/service.js';
 import { ROOT_CALLER } from '../../src/vfs/fs.js';
 import { formatRegion } from '../../src/vfs/mount.js';
-import { acode } from './helpers.js';
+import { acode, code } from './helpers.js';
 import { MAX_PINS_PER_HOLDER } from '../../src/layout/busy.js';
 
 const BS = 4096;
@@ -110,5 +113,84 @@ describe('a pin is one operation', () => {
     expect(() => svc.pinMgr.pin(f, '/f', 0, 3 * BS, holder)).toThrow(/limit/);   // the first of three pins fits, the second does not
     expect(reg.size).toBe(n);
     expect(reg.pinsOfIno(f.ino)).toEqual([]);
+  });
+});
+
+describe('the operation layer is the only way to open a transaction', () => {
+  it('the journal hands its entry out once, and the engine has taken it', () => {
+    svc = service('refuse');
+    expect(() => svc.fs.tx.claimEntry()).toThrow(/already claimed/);
+  });
+
+  it('no source file but the operation layer claims the entry', () => {
+    const root = path.resolve(__dirname, '../../src');
+    const offenders: string[] = [];
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const f = path.join(d, e.name);
+        if (e.isDirectory()) { walk(f); continue; }
+        if (!f.endsWith('.ts') || f.endsWith(path.join('journal', 'tx.ts')) || f.endsWith(path.join('op', 'operation.ts'))) continue;
+        const text = fs.readFileSync(f, 'utf8');
+        if (/claimEntry\(|\btx\.run\(|\.tx\.run\(/.test(text)) offenders.push(path.relative(root, f));
+      }
+    };
+    walk(root);
+    expect(offenders).toEqual([]);
+  });
+
+  it('an operation applies once; a rolled step comes before its apply', () => {
+    svc = service('refuse');
+    file('/f', BS);
+    const inode = svc.fs.resolve('/f');
+    const op = svc.fs.ops.begin('test', inode);
+    op.roll((tx) => tx.markDirty(inode));
+    op.apply((tx) => tx.markDirty(inode));
+    expect(() => op.apply((tx) => tx.markDirty(inode))).toThrow(/second apply/);
+    expect(() => op.roll((tx) => tx.markDirty(inode))).toThrow(/after apply/);
+  });
+
+  it('apply refuses a target freed (and its number reused) since prepare: ESTALE, nothing changed', () => {
+    svc = service('refuse');
+    file('/f', BS);
+    const old = svc.fs.resolve('/f');
+    const op = svc.fs.ops.begin('chmod', old);
+    svc.fs.unlink('/f');
+    file('/g', BS);
+    const g = svc.fs.resolve('/g');
+    const stale = svc.fs.ops.stats.stale;
+    expect(code(() => op.apply((tx) => { tx.markDirty(old); old.mode = 0o777; }))).toBe('ESTALE');
+    expect(svc.fs.ops.stats.stale).toBe(stale + 1);
+    expect(g.mode & 0o777).toBe(0o644);
+  });
+
+  it('each request is exactly one transaction', async () => {
+    svc = service('refuse');
+    file('/a', 2 * BS);
+    file('/b', BS);
+    const f = svc.fs;
+    const user = { pid: 4242, uid: 1000, gid: 1000 };
+    const requests: Array<[string, () => unknown]> = [
+      ['mkdir', () => f.mkdir('/d', 0o755, ROOT_CALLER)],
+      ['create', () => f.release(f.create('/d/n', 0o644, C.O_RDWR, ROOT_CALLER).fh)],
+      ['write', () => { const h = f.open('/a', C.O_RDWR, ROOT_CALLER); f.write(h.fh, '/a', Buffer.alloc(100, 2), 100, 5000); f.release(h.fh); }],
+      ['chmod', () => f.chmod('/a', 0o4755)],
+      ['setattr mode+owner+size', () => f.setattr('/b', { mode: 0o600, uid: 5, gid: 5, size: 3 * BS })],
+      ['setxattr', () => f.setxattr('/a', 'user.k', Buffer.from('v'), 0)],
+      ['link', () => f.link('/a', '/d/a2')],
+      ['clone with a set-user-ID drop', () => f.remap('/a', f.resolve('/b'), 0, 0, BS, false, user)],
+      ['rename over a file', () => f.rename('/d/n', '/b')],
+      ['fallocate', () => f.fallocate('/a', 0, 0, 8 * BS)],
+      ['punch', () => f.fallocate('/a', 0x03, BS, BS)],
+      ['unlink', () => f.unlink('/d/a2')],
+    ];
+    for (const [what, run] of requests) {
+      const before = { ...f.ops.stats };
+      const opsBefore = f.tx.stats.ops;
+      await run();
+      expect({ what, applied: f.ops.stats.applied - before.applied, rolled: f.ops.stats.rolled - before.rolled })
+        .toEqual({ what, applied: 1, rolled: 0 });
+      expect(f.tx.stats.ops - opsBefore).toBeLessThanOrEqual(1);
+    }
+    expect(f.getattr('/a').mode & 0o7777).toBe(0o755);   // the clone by uid 1000 dropped set-user-ID in its one transaction
   });
 });

@@ -44,7 +44,7 @@ function manyExtents(f: PmemFs, extents: number, name = '/big'): void {
   const permit = f.guard.internalPermit(inode);
   for (let done = 0; done < extents;) {
     const n = Math.min(1000, extents - done);
-    f.tx.run((tx) => {
+    f.ops.apply('test', [], (tx) => {
       tx.markDirty(inode);
       for (let i = 0; i < n; i++) {
         const [run] = tx.alloc.alloc(1, 0);
@@ -122,7 +122,7 @@ describe('operations bounded by the log, not by the file', () => {
     const inode = f.inodeOf(ino)!;
     expect(inode.orphan).toBe(true);
     const permit = f.guard.internalPermit(inode);
-    for (let i = 0; i < 3; i++) f.tx.run((tx) => { releaseTail(tx, inode, permit, f.reapChunk); });
+    for (let i = 0; i < 3; i++) f.ops.apply('test', [], (tx) => { releaseTail(tx, inode, permit, f.reapChunk); });
     f.fsync();
     expect(inode.bmap.count).toBe(5000 - 3 * f.reapChunk);
     const img = path.join(dir, 'crash.pmem');
