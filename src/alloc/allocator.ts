@@ -228,7 +228,7 @@ export class Allocator {
   alloc(count: number, goal: number, metadata = false): BlockRun[] {
     if (count <= 0) return [];
     this.checkSpace(count, metadata);
-    if (!metadata) this.dataAllocated = true;
+    if (!metadata) { this.dataAllocated = true; this.dataTaken += count; }
     const start = this.pickRun(count, goal);
     if (start !== null) return [this.takeAt(start, count)];
     const out: BlockRun[] = [];
@@ -251,8 +251,8 @@ export class Allocator {
    */
   allocContig(count: number, goal: number, metadata = false): BlockRun {
     this.checkSpace(count, metadata);
-    if (!metadata) this.dataAllocated = true;
     const start = this.pickRun(count, goal);
+    if (!metadata) { this.dataAllocated = true; if (start !== null) this.dataTaken += count; }
     if (start === null) {
       if (this.busyCount >= count) throw new TxNeedsCommit(count);
       throw new FsError('ENOSPC', 'alloc', undefined, `no free extent of ${count} contiguous blocks`);
@@ -364,6 +364,7 @@ export class Allocator {
   unalloc(start: RegionBlock, len: BlockCount): void {
     if (len <= 0) return;
     this.checkFree(start, len);
+    this.dataTaken -= len;
     this.setBits(start, len, false);
     this.putFree(start, len);
     this.undo?.push({ kind: 'free', start, len });
@@ -375,6 +376,14 @@ export class Allocator {
    * committer (TxManager.commit).
    */
   dataAllocated = false;
+  /**
+   * Data blocks allocated since the last commit and kept (unalloc gives
+   * back; a rolled-back operation's are not counted): the journal logs a
+   * commit's new data instead of flushing it first only when the blocks it
+   * logs account for all of them. Cleared by the committer.
+   */
+  dataTaken = 0;
+  private dataTakenAtMark = 0;
 
   /** The running transaction is durable: its busy extents become free. */
   commitDone(): void {
@@ -383,7 +392,7 @@ export class Allocator {
   }
 
   /** Begin recording changes for rollback (one operation). */
-  mark(): void { this.undo = []; }
+  mark(): void { this.undo = []; this.dataTakenAtMark = this.dataTaken; }
   /** Stop recording; the operation succeeded. */
   unmark(): void { this.undo = null; }
 
@@ -391,6 +400,7 @@ export class Allocator {
   rollback(): void {
     const ops = this.undo ?? [];
     this.undo = null;
+    this.dataTaken = this.dataTakenAtMark;
     for (let i = ops.length - 1; i >= 0; i--) {
       const o = ops[i];
       if (o.kind === 'take') { this.setBits(o.start, o.len, false); this.putFree(o.start, o.len); }

@@ -10,7 +10,9 @@
  *   block d..d+n-1 the block images
  *   block d+n      commit block: u32 magic 'PMJC', u32 crc, u64 seq,
  *                  u32 images, u32 payload crc (CRC32C over descriptor
- *                  blocks and images), u64 commit time (ms)
+ *                  blocks and images), u64 commit time (ms), u32 data
+ *                  images (DATALOG: the last ones are file data blocks;
+ *                  0 before that feature)
  *
  * A transaction is replayed only when its descriptor and commit blocks agree
  * on the sequence and the payload checksum matches: a torn log (power lost
@@ -33,7 +35,13 @@ export const descCapacity = (bs: number): number => (bs - JDESC_HDR) / 8;
 /** Log blocks a transaction of n images occupies (descriptors, images, commit). */
 export const logBlocksFor = (bs: number, n: number): number => Math.max(1, Math.ceil(n / descCapacity(bs))) + n + 1;
 
-export interface LogTx { seq: number; homes: number[]; images: Buffer[] }
+/**
+ * One logged transaction. The last `dataImages` images (0 when absent) are
+ * blocks of file data the transaction exposed (DATALOG), logged so that
+ * one flush makes them durable with the metadata; recovery replays them
+ * only while the superblock's `dataSeq` is older than the transaction.
+ */
+export interface LogTx { seq: number; homes: number[]; images: Buffer[]; dataImages?: number }
 
 /**
  * Encode a transaction into its log blocks, in order (descriptors, images,
@@ -68,6 +76,9 @@ export function encodeLogTx(bs: number, t: LogTx): { body: Buffer[]; commit: Buf
   c.writeUInt32LE(t.homes.length, 16);
   c.writeUInt32LE(crc >>> 0, 20);
   writeU64(c, 24, Date.now());
+  const data = t.dataImages ?? 0;
+  if (!(Number.isSafeInteger(data) && data >= 0 && data <= t.homes.length)) throw new FormatError(`log: ${data} data images of ${t.homes.length}`);
+  c.writeUInt32LE(data, 32);
   c.writeUInt32LE(recordChecksum(c, 4), 4);
   return { body, commit: c };
 }
@@ -97,6 +108,8 @@ export function scanLog(bs: number, logBlocks: number, read: (i: number) => Buff
   if (c.readUInt32LE(0) !== JCOMMIT_MAGIC || c.readUInt32LE(4) !== recordChecksum(c, 4)) return { state: 'torn', seq, why: 'no valid commit block' };
   if (safeU64(c, 8) !== seq || c.readUInt32LE(16) !== n) return { state: 'torn', seq, why: 'commit block of another transaction' };
   const payloadCrc = c.readUInt32LE(20);
+  const dataImages = c.readUInt32LE(32);
+  if (dataImages > n) return { state: 'torn', seq, why: `commit block claims ${dataImages} data images of ${n}` };
   const homes: number[] = [];
   let crc = 0;
   for (let i = 0; i < d; i++) {
@@ -115,7 +128,7 @@ export function scanLog(bs: number, logBlocks: number, read: (i: number) => Buff
   const images: Buffer[] = [];
   for (let i = 0; i < n; i++) { const img = Buffer.from(read(d + i)); crc = crc32c(img, crc); images.push(img); }
   if (payloadCrc !== (crc >>> 0)) return { state: 'torn', seq, why: 'payload checksum mismatch' };
-  return { state: 'committed', tx: { seq, homes, images } };
+  return { state: 'committed', tx: { seq, homes, images, dataImages } };
 }
 
 function safeU64(b: Buffer, off: number): number {

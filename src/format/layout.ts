@@ -56,7 +56,17 @@ export const FEAT_INCOMPAT_REFCOUNT = 0x2;
  * the start of the log, refuses the region.
  */
 export const FEAT_INCOMPAT_LOG2 = 0x4;
-export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2;
+/**
+ * DATALOG: a commit may log the blocks of file data it exposes (a small
+ * append) instead of flushing them first, and the superblock's `dataSeq`
+ * says up to which transaction such data images must no longer be replayed
+ * (src/journal/journal.ts). Set by mkfs and by the first read-write mount
+ * of an older region (nothing to convert: an older commit block logs no
+ * data); an older pmemfs, which would replay data images over newer data,
+ * refuses the region.
+ */
+export const FEAT_INCOMPAT_DATALOG = 0x8;
+export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG;
 export const FEAT_RO_COMPAT_SUPPORTED = 0;
 
 /** Inode flags (inode record `flags`). */
@@ -72,7 +82,7 @@ export const SB = {
   rootIno: 104, featuresCompat: 112, featuresIncompat: 120, featuresRoCompat: 128,
   state: 136, flags: 140, mkfsTime: 144, lastMountTime: 152, mountCount: 160,
   journalStart: 168, journalBlocks: 176, generation: 184, label: 192,
-  inodeHwm: 256, journalSeq: 264, refcountRoot: 272, end: 280,
+  inodeHwm: 256, journalSeq: 264, refcountRoot: 272, dataSeq: 280, end: 288,
 } as const;
 
 export interface Superblock {
@@ -97,6 +107,8 @@ export interface Superblock {
   generation: number;      // next inode generation
   inodeHwm: number;        // slots at or above this index have never been used
   journalSeq: number;      // sequence of the last transaction checkpointed at clean unmount
+  /** Data images of transactions up to this sequence are home and durable: recovery never replays them (DATALOG). */
+  dataSeq: number;
   refcountRoot: number;    // region block of the reference-count index's first index block (0: none)
   label: string;
 }
@@ -208,7 +220,7 @@ export function encodeSuperblock(sb: Superblock): Buffer {
     [SB.lastMountTime, sb.lastMountTime], [SB.mountCount, sb.mountCount],
     [SB.journalStart, sb.journalStart], [SB.journalBlocks, sb.journalBlocks],
     [SB.generation, sb.generation], [SB.inodeHwm, sb.inodeHwm],
-    [SB.journalSeq, sb.journalSeq], [SB.refcountRoot, sb.refcountRoot],
+    [SB.journalSeq, sb.journalSeq], [SB.refcountRoot, sb.refcountRoot], [SB.dataSeq, sb.dataSeq ?? 0],
   ];
   for (const [off, v] of fields) writeU64(b, off, v);
   b.writeUInt32LE(sb.state, SB.state);
@@ -253,7 +265,7 @@ export function decodeSuperblock(raw: Buffer): Superblock {
     mountCount: readU64(b, SB.mountCount),
     journalStart: readU64(b, SB.journalStart), journalBlocks: readU64(b, SB.journalBlocks),
     generation: readU64(b, SB.generation), inodeHwm: readU64(b, SB.inodeHwm),
-    journalSeq: readU64(b, SB.journalSeq), refcountRoot: readU64(b, SB.refcountRoot),
+    journalSeq: readU64(b, SB.journalSeq), refcountRoot: readU64(b, SB.refcountRoot), dataSeq: readU64(b, SB.dataSeq),
     label: labelRaw.subarray(0, nul < 0 ? LABEL_MAX : nul).toString('utf8'),
   };
   if (sb.version === 1) {
@@ -284,6 +296,7 @@ function checkGeometry(sb: Superblock): void {
   if (sb.rootIno !== ROOT_INO) bad(`root inode ${sb.rootIno}`);
   if (sb.inodeHwm < 1 || sb.inodeHwm > sb.inodeCount) bad(`inode high-water mark ${sb.inodeHwm}`);
   if (sb.journalSeq > MAX_COUNTER) bad(`journal sequence ${sb.journalSeq}`);
+  if (sb.dataSeq > MAX_COUNTER) bad(`data checkpoint sequence ${sb.dataSeq}`);
   if (sb.mountCount > MAX_COUNTER) bad(`mount count ${sb.mountCount}`);
 }
 
@@ -337,7 +350,7 @@ export const MAX_BYTES_PER_INODE = 64 << 20;
  * Lay out a region (mkfs). Throws FormatError when the size cannot hold the
  * metadata and a minimum of data blocks.
  */
-export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | 'label' | 'mkfsTime' | 'lastMountTime' | 'mountCount' | 'generation' | 'state' | 'flags' | 'inodeHwm' | 'journalSeq' | 'refcountRoot'> {
+export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | 'label' | 'mkfsTime' | 'lastMountTime' | 'mountCount' | 'generation' | 'state' | 'flags' | 'inodeHwm' | 'journalSeq' | 'refcountRoot' | 'dataSeq'> {
   const bs = o.blockSize;
   if (bs < MIN_BLOCK_SIZE || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)) !== 0) {
     throw new FormatError(`block size ${bs} must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}`);
@@ -370,7 +383,7 @@ export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | '
     bitmapStart: 1, bitmapBlocks,
     itableStart: 1 + bitmapBlocks, itableBlocks, inodeCount,
     journalStart, journalBlocks, dataStart,
-    rootIno: ROOT_INO, featuresCompat: 0, featuresIncompat: FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_LOG2, featuresRoCompat: 0,
+    rootIno: ROOT_INO, featuresCompat: 0, featuresIncompat: FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG, featuresRoCompat: 0,
   };
 }
 

@@ -568,6 +568,18 @@ export class InodeStore {
     this.journal.modify(0, (img) => enc.copy(img, 0));
   }
 
+  /**
+   * The data images of transactions up to `seq` are home and durable
+   * (DATALOG): write the superblock in place with that `dataSeq`, unflushed;
+   * the next flush of any kind carries it (Journal.dataSeqUnflushed). Only
+   * between transactions, when the in-core superblock is the committed one.
+   */
+  writeDataCheckpoint(seq: number): void {
+    this.sb.dataSeq = seq;
+    this.region.write(regionOff(0), encodeSuperblock(this.sb), 0, SB_SIZE);
+    this.journal.dataSeqUnflushed = true;
+  }
+
   /** Write the superblock in place and flush it (mount state changes; never inside a transaction). */
   persistSuperblock(): void {
     this.region.write(regionOff(0), encodeSuperblock(this.sb), 0, SB_SIZE);

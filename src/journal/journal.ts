@@ -15,10 +15,29 @@
  *  1. Ordered data: when the transaction exposes blocks whose data is not
  *     yet durable — blocks newly allocated to a file, unwritten extents
  *     becoming written (`orderedData`, set by the allocator and the
- *     conversions) — every unflushed page is flushed first, so committed
- *     metadata never points at stale contents of a freed block (another
- *     user's old data). Overwrites of written blocks need no such flush:
- *     after a crash such a block holds the file's own old or new bytes.
+ *     conversions) — committed metadata must never point at stale contents
+ *     of a freed block (another user's old data). Two ways:
+ *     a. Data logging (DATALOG, the common case of a small append): when
+ *        every block the transaction exposes was declared with `logData`
+ *        (the write path does; Allocator.dataTaken checks that no other
+ *        data allocation was left out) and they are few (MAX_DATA_LOG), their
+ *        current contents go into the log as data images, after the
+ *        metadata images, under the same checksum: one flush makes data and
+ *        metadata durable together, and replay rewrites the data if the
+ *        flush kept the commit but not the data pages (ext4's data=journal
+ *        for the blocks that need it). Once that flush is done, the data is
+ *        home and durable, and a later overwrite of those blocks (made
+ *        durable by fdatasync without a commit) must never be undone by
+ *        replaying the old image: the superblock's `dataSeq` is then set to
+ *        the transaction's sequence, in place, and made durable by the very
+ *        next flush, whatever its kind (Region.persistDirty, or
+ *        TxManager.syncData, which adds the superblock sector to its
+ *        ranges). Recovery replays data images only of transactions newer
+ *        than `dataSeq` (a revoke of the whole transaction's data, where jbd2
+ *        revokes block by block).
+ *     b. Otherwise every unflushed page is flushed first.
+ *     Overwrites of written blocks need neither: after a crash such a block
+ *     holds the file's own old or new bytes.
  *  2. Write-ahead: descriptors, images and the commit block are written to
  *     the area and flushed together with every other unflushed page. The
  *     commit block carries a CRC32C over descriptors and images, so a log
@@ -52,19 +71,28 @@
  */
 import { encodeLogTx, logBlocksFor, scanLog, type LogScan, type LogTx } from '../format/journal.js';
 import type { Region } from '../region/region.js';
-import { FEAT_INCOMPAT_LOG2 } from '../format/layout.js';
+import { FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_LOG2 } from '../format/layout.js';
+
+/** Most blocks of file data one commit logs (256 KiB at 4 KiB blocks); a larger exposure flushes data first. */
+export const MAX_DATA_LOG = 64;
 import { regionOff } from '../types.js';
 
 export interface JournalGeometry {
   blockSize: number; journalStart: number; journalBlocks: number; totalBlocks: number; dataStart: number;
+  /** The superblock's data checkpoint (DATALOG): data images of transactions up to it are never replayed. */
+  dataSeq?: number;
   /** The superblock's incompat features (LOG2: two log areas); read at every use, so converting switches at once. */
   featuresIncompat?: number;
 }
 
 /** What recovery found: the transactions replayed (oldest first) and those it left. */
-export interface Recovery { replayed: LogTx[]; skipped: Array<{ seq: number; why: string }> }
+export interface Recovery {
+  replayed: LogTx[]; skipped: Array<{ seq: number; why: string }>;
+  /** Data images a real replay writes (a dry run cannot show them: a read-only mount must refuse). */
+  dataPending: number;
+}
 
-export interface JournalStats { commits: number; imagesLogged: number; emptyCommits: number; replayed: number }
+export interface JournalStats { commits: number; imagesLogged: number; dataImagesLogged: number; emptyCommits: number; replayed: number; dataImagesSkipped: number }
 
 export class Journal {
   readonly geo: JournalGeometry;
@@ -73,16 +101,55 @@ export class Journal {
   private pre: Map<number, Buffer | null> | null = null;
   /** Sequence number the next commit gets. */
   seq: number;
-  readonly stats: JournalStats = { commits: 0, imagesLogged: 0, emptyCommits: 0, replayed: 0 };
+  readonly stats: JournalStats = { commits: 0, imagesLogged: 0, dataImagesLogged: 0, emptyCommits: 0, replayed: 0, dataImagesSkipped: 0 };
   /** Test hook: called before every block-image change of an operation; may throw (failure injection). */
   failpoint: ((block: number) => void) | null = null;
 
   /** Sequence of the last transaction known to be home (the superblock's journalSeq): recovery replays only newer ones. */
   readonly checkpointSeq: number;
+  /** The superblock's dataSeq as the region was opened: recovery replays data images only of newer transactions. */
+  readonly dataCheckpointSeq: number;
+
+  /** File data runs the running transaction exposes and logs (DATALOG): [region block, blocks, fresh]. */
+  private dataRuns: Array<[number, number, boolean]> = [];
+  private dataRunsAtOp = 0;
+  /** Blocks of an exposure declared with orderData() (not logged): the commit flushes data first. */
+  private unloggedOrder = false;
+  /**
+   * Set by a commit that logged data images: the sequence whose data is now
+   * home and durable. The committer writes it to the superblock's dataSeq
+   * (in place) and the next flush must carry that sector (`dataSeqUnflushed`).
+   */
+  dataLoggedSeq = 0;
+  /** The superblock sector holds a dataSeq no flush has made durable yet. */
+  dataSeqUnflushed = false;
 
   /** @param nextSeq the sequence of the next commit: one past the superblock's journalSeq checkpoint */
   constructor(region: Region, geo: JournalGeometry, nextSeq = 1) {
     this.region = region; this.geo = geo; this.seq = nextSeq; this.checkpointSeq = nextSeq - 1;
+    this.dataCheckpointSeq = geo.dataSeq ?? 0;
+  }
+
+  /** Whether commits may log file data (FEAT_INCOMPAT_DATALOG). */
+  get dataLog(): boolean { return ((this.geo.featuresIncompat ?? 0) & FEAT_INCOMPAT_DATALOG) !== 0; }
+
+  /**
+   * The running operation exposes file data blocks [start, start+len)
+   * (`fresh`: newly allocated to the file; otherwise unwritten blocks
+   * becoming written): the commit logs their contents as of the commit, or
+   * flushes data first (see the file comment, step 1).
+   */
+  logData(start: number, len: number, fresh: boolean): void {
+    if (len <= 0) return;
+    this.orderedData = true;
+    this.dataRuns.push([start, len, fresh]);
+  }
+
+  /** Blocks declared fresh with logData since the last commit (checked against Allocator.dataTaken). */
+  get freshDataBlocks(): number {
+    let n = 0;
+    for (const [, len, fresh] of this.dataRuns) if (fresh) n += len;
+    return n;
   }
 
   /** Blocks changed by the running transaction. */
@@ -95,6 +162,9 @@ export class Journal {
    * commit flushes data before writing the log (see the file comment).
    */
   orderedData = false;
+
+  /** An exposure that is not logged (TxManager: Transaction.orderData): the commit flushes data first. */
+  orderUnlogged(): void { this.orderedData = true; this.unloggedOrder = true; }
 
   /** Whether the log is two areas used by turns (FEAT_INCOMPAT_LOG2). */
   get twoAreas(): boolean { return ((this.geo.featuresIncompat ?? 0) & FEAT_INCOMPAT_LOG2) !== 0; }
@@ -141,7 +211,7 @@ export class Journal {
     this.images.delete(block);
   }
 
-  beginOp(): void { this.pre = new Map(); }
+  beginOp(): void { this.pre = new Map(); this.dataRunsAtOp = this.dataRuns.length; }
   endOp(): void { this.pre = null; }
 
   /** Restore every block the operation changed to its image before beginOp(). */
@@ -149,22 +219,31 @@ export class Journal {
     const pre = this.pre;
     this.pre = null;
     if (!pre) return;
+    this.dataRuns.length = this.dataRunsAtOp;
     for (const [b, img] of pre) { if (img) this.images.set(b, img); else this.images.delete(b); }
   }
 
   /**
    * Make the running transaction durable (see the file comment for the
-   * order): one flush, two when ordered data must reach the media first.
-   * Also a data persistence point when no metadata changed.
+   * order): one flush, two when ordered data must reach the media first
+   * and cannot be logged. Also a data persistence point when no metadata
+   * changed.
+   * @param dataTaken data blocks the allocator gave out since the last
+   *   commit (Allocator.dataTaken): data is logged only when the blocks
+   *   declared with logData account for all of them
    * @returns true when a transaction was logged
    * @throws Error when the log is still in the one-area form (convert first); FsError EIO from a failed flush
    */
-  commit(): boolean {
+  commit(dataTaken = 0): boolean {
     if (this.pre) throw new Error('journal: commit inside an operation');
     const region = this.region;
+    const runs = this.dataRuns;
+    const unlogged = this.unloggedOrder;
+    this.dataRuns = []; this.unloggedOrder = false;
     if (this.images.size === 0) {
       region.persistDirty('data');
       this.orderedData = false;
+      this.dataSeqUnflushed = false;
       this.stats.emptyCommits++;
       return false;
     }
@@ -172,20 +251,51 @@ export class Journal {
     const bs = this.geo.blockSize;
     const homes = [...this.images.keys()].sort((a, b) => a - b);
     if (logBlocksFor(bs, homes.length) > this.areaBlocks) throw new Error(`journal: transaction of ${homes.length} blocks exceeds the ${this.areaBlocks}-block log area`);
-    if (this.orderedData && region.unflushedPages > 0) region.persistDirty('data');
     const images = homes.map((h) => this.images.get(h)!);
-    const { body, commit } = encodeLogTx(bs, { seq: this.seq, homes, images });
+    const metaCount = homes.length;
+    if (this.orderedData) {
+      const data = unlogged ? null : this.dataBlocksToLog(runs, dataTaken, metaCount);
+      if (data) {
+        for (const b of data) { homes.push(b); images.push(region.readBuf(regionOff(b * bs), bs)); }
+      } else if (region.unflushedPages > 0) {
+        region.persistDirty('data');
+      }
+    }
+    const dataImages = homes.length - metaCount;
+    const { body, commit } = encodeLogTx(bs, { seq: this.seq, homes, images, dataImages });
     const logOff = this.areaStart(this.seq % 2) * bs;
     const all = Buffer.concat([...body, commit]);
     region.write(regionOff(logOff), all, 0, all.length);
     region.persistDirty('commit');
-    for (let i = 0; i < homes.length; i++) region.write(regionOff(homes[i] * bs), images[i], 0, bs);
+    this.dataSeqUnflushed = false;
+    // Checkpoint: metadata images go home; data images are home already (they were read from there).
+    for (let i = 0; i < metaCount; i++) region.write(regionOff(homes[i] * bs), images[i], 0, bs);
+    if (dataImages) { this.dataLoggedSeq = this.seq; this.stats.dataImagesLogged += dataImages; }
     this.images.clear();
     this.orderedData = false;
     this.stats.commits++;
-    this.stats.imagesLogged += homes.length;
+    this.stats.imagesLogged += metaCount;
     this.seq++;
     return true;
+  }
+
+  /**
+   * The data blocks to log with this commit, sorted and distinct, or null
+   * when data must be flushed first instead: DATALOG off, a data
+   * allocation not declared with logData, more than MAX_DATA_LOG blocks, or
+   * no room in the log area.
+   */
+  private dataBlocksToLog(runs: ReadonlyArray<readonly [number, number, boolean]>, dataTaken: number, metaCount: number): number[] | null {
+    if (!this.dataLog || !runs.length) return null;
+    let fresh = 0;
+    for (const [, len, f] of runs) if (f) fresh += len;
+    if (fresh !== dataTaken) return null;
+    const set = new Set<number>();
+    for (const [start, len] of runs) {
+      for (let b = start; b < start + len; b++) { set.add(b); if (set.size > MAX_DATA_LOG) return null; }
+    }
+    if (logBlocksFor(this.geo.blockSize, metaCount + set.size) > this.areaBlocks) return null;
+    return [...set].sort((a, b) => a - b);
   }
 
   /**
@@ -237,7 +347,7 @@ export class Journal {
    * newest (the areas are written by turns, so a gap means a remnant).
    */
   recover(dryRun = false): Recovery {
-    const out: Recovery = { replayed: [], skipped: [] };
+    const out: Recovery = { replayed: [], skipped: [], dataPending: 0 };
     const txs: LogTx[] = [];
     for (const s of this.scanAreas()) {
       if (s.state === 'committed') {
@@ -255,11 +365,16 @@ export class Journal {
     }
     const bs = this.geo.blockSize;
     for (const tx of txs) {
-      tx.homes.forEach((h, i) => {
-        if (dryRun) this.images.set(h, tx.images[i]);
-        else this.region.write(regionOff(h * bs), tx.images[i], 0, bs);
-      });
-      this.stats.replayed += tx.homes.length;
+      // Data images of a transaction the data checkpoint covers are home, and may have been overwritten since: never replayed.
+      const data = tx.dataImages ?? 0;
+      const upto = tx.seq <= this.dataCheckpointSeq ? tx.homes.length - data : tx.homes.length;
+      for (let i = 0; i < upto; i++) {
+        if (dryRun && i < tx.homes.length - data) this.images.set(tx.homes[i], tx.images[i]);
+        else if (!dryRun) this.region.write(regionOff(tx.homes[i] * bs), tx.images[i], 0, bs);
+      }
+      this.stats.dataImagesSkipped += tx.homes.length - upto;
+      if (upto > tx.homes.length - data) out.dataPending += upto - (tx.homes.length - data);
+      this.stats.replayed += upto;
       out.replayed.push(tx);
     }
     if (!dryRun && txs.length) this.region.persistDirty('data');

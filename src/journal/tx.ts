@@ -33,6 +33,7 @@
 import type { Allocator, BlockRun } from '../alloc/allocator.js';
 import { TxNeedsCommit } from '../alloc/allocator.js';
 import { FsError } from '../errors.js';
+import { SB_SIZE } from '../format/layout.js';
 import type { Inode } from '../inode/inode.js';
 import type { InodeStore } from '../inode/store.js';
 import type { Journal } from './journal.js';
@@ -58,7 +59,14 @@ export class Transaction {
    * Blocks already allocated start being read as data (unwritten extents
    * become written): the commit flushes data before the log (Journal.orderedData).
    */
-  orderData(): void { this.mgr.ensureBegun(); this.mgr.journal.orderedData = true; }
+  orderData(): void { this.mgr.ensureBegun(); this.mgr.journal.orderUnlogged(); }
+  /**
+   * The operation exposes file data blocks [start, start+len) (`fresh`:
+   * just allocated to the file; else unwritten blocks becoming written):
+   * the commit logs their contents (a small exposure) or flushes data
+   * first (Journal.logData).
+   */
+  logData(start: number, len: number, fresh: boolean): void { this.mgr.ensureBegun(); this.mgr.journal.logData(start, len, fresh); }
   /** Make the operation durable before it returns (a persistence point). */
   requireSync(): void { this.sync = true; }
   /** The allocator, with the operation begun (so what it takes is undone on failure). */
@@ -186,8 +194,11 @@ export class TxManager {
     let wrote: boolean;
     try {
       if (this.store.alloc.dataAllocated) this.journal.orderedData = true;
-      wrote = this.journal.commit();
+      wrote = this.journal.commit(this.store.alloc.dataTaken);
       this.store.alloc.dataAllocated = false;
+      this.store.alloc.dataTaken = 0;
+      // Logged data is home and durable now: no replay may put it back over a later overwrite.
+      if (this.journal.dataLoggedSeq > this.store.sb.dataSeq) this.store.writeDataCheckpoint(this.journal.dataLoggedSeq);
     } catch (e) {
       const why = `commit (${reason}) failed: ${(e as Error).message}`;
       this.shutdown(why, e);
@@ -214,7 +225,8 @@ export class TxManager {
     const region = this.journal.region;
     try {
       if (ranges === null) region.persistDirty('data');
-      else region.persistRanges('data', ranges);
+      else region.persistRanges('data', this.journal.dataSeqUnflushed ? [[0, SB_SIZE], ...ranges] : ranges);
+      this.journal.dataSeqUnflushed = false;
     } catch (e) {
       const why = `data flush (fdatasync) failed: ${(e as Error).message}`;
       this.shutdown(why, e);

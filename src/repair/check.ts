@@ -213,7 +213,7 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   for (const { index, image } of alloc.takeDirtyBitmap()) e.region.write(regionOff((e.sb.bitmapStart + index) * e.sb.blockSize), image, 0, image.length);
   e.region.persistDirty('data');
   e.sb.state = SB_STATE_CLEAN;
-  e.sb.journalSeq = e.journal.seq - 1;
+  e.sb.journalSeq = e.sb.dataSeq = e.journal.seq - 1;
   if (e.sb.inodeHwm === e.sb.inodeCount) e.sb.inodeHwm = highestIno(store);
   store.persistSuperblock();
   store.persistBackupSuperblock();

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Allocator } from '../alloc/allocator.js';
 import {
-  computeGeometry, dataEnd, decodeSuperblock, FEAT_INCOMPAT_LOG2, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError, geometryDiffers,
+  computeGeometry, dataEnd, decodeSuperblock, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_LOG2, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError, geometryDiffers,
   ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock,
 } from '../format/layout.js';
 import { Journal } from '../journal/journal.js';
@@ -64,7 +64,7 @@ export function formatRegion(path: string, o: FormatOptions): Superblock {
   const sb: Superblock = {
     ...geo, uuid: Buffer.from(randomUUID().replace(/-/g, ''), 'hex'), label: o.label,
     mkfsTime: now, lastMountTime: 0, mountCount: 0, generation: 1, state: SB_STATE_DIRTY, flags: 0, inodeHwm: ROOT_INO,
-    journalSeq: 0, refcountRoot: 0,
+    journalSeq: 0, refcountRoot: 0, dataSeq: 0,
   };
   const region = Region.open(path);
   try {
@@ -169,6 +169,9 @@ export function loadEngine(e: Engine, dryRun: boolean, log: Logger): { recovered
   let replayed = 0;
   if (recovered) {
     const r = e.journal.recover(dryRun);
+    if (dryRun && r.dataPending) {
+      throw new FormatError(`the region was not unmounted cleanly and its journal holds ${r.dataPending} block(s) of file data to replay, which a read-only mount cannot write (mount it read-write once, or run fsck.pmemfs -y)`);
+    }
     for (const tx of r.replayed) {
       replayed += tx.homes.length;
       log.warn({ seq: tx.seq, blocks: tx.homes.length }, 'journal: replayed a committed transaction');
@@ -219,6 +222,12 @@ export function mountRegion(path: string, o: MountOptions, log: Logger = moduleL
     const pfs = new PmemFs({ store: e.store, tx: e.tx, ops: e.ops, guard, pins, opts: { dax: o.dax, readOnly }, log });
     if (!readOnly) {
       if (convertToTwoAreas(e)) log.info('journal: log converted to two areas (FEAT_INCOMPAT_LOG2; older pmemfs versions refuse this region now)');
+      if (!(sb.featuresIncompat & FEAT_INCOMPAT_DATALOG)) {
+        sb.featuresIncompat |= FEAT_INCOMPAT_DATALOG;
+        log.info('journal: commits may now log small file data (FEAT_INCOMPAT_DATALOG; older pmemfs versions refuse this region now)');
+      }
+      // Everything replayed is home and flushed (Journal.recover): no transaction now in the log is to be replayed again.
+      if (recovered) sb.journalSeq = sb.dataSeq = e.journal.seq - 1;
       sb.state = SB_STATE_DIRTY;
       sb.mountCount += 1;
       sb.lastMountTime = Math.floor(Date.now() / 1000);

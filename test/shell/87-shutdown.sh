@@ -21,15 +21,16 @@ _mount
 first=$(seq_now)
 _unmount
 
-# The second fsync of the next mount: its ordered-data and commit flushes are points first+3 and first+4
-# (a commit that exposes new blocks flushes their data first, then the log and commit block in one flush).
-fail_at=$((first + 4))
+# The first fsync of the next mount exposes 1 MiB of new blocks, more than a commit logs: data is
+# flushed first (point first+1), then the log and commit block (first+2). The second exposes one
+# small block, logged with its commit: one flush, point first+3, the one made to fail.
+fail_at=$((first + 3))
 _mount "flush_fail_at=$fail_at"
 _assert_eq "$first" "$(seq_now)" "persistence points made by the mount (the test counts on it)"
-head -c 65536 /dev/urandom >"$SCRATCH/b"
+head -c 1048576 /dev/urandom >"$SCRATCH/b"
 cp "$SCRATCH/b" "$MNT/b"
 _assert_exit 0 xfs_io -c fsync "$MNT/b"
-_assert_eq $((first + 2)) "$(seq_now)" "persistence points of one fsync of new blocks (ordered data, then log + commit)"
+_assert_eq $((first + 2)) "$(seq_now)" "persistence points of one fsync of 1 MiB of new blocks (ordered data, then log + commit)"
 echo doomed >"$MNT/c"
 _assert_errno "Input/output error" xfs_io -c fsync "$MNT/c"
 

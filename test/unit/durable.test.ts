@@ -1,7 +1,8 @@
 /**
  * The durable path's flush counts and the two-area log (no mount needed):
- * a commit is one persistence point, two when it exposes newly allocated
- * blocks (ordered data); fdatasync of an overwrite flushes only that
+ * a commit is one persistence point, also when it exposes a few newly
+ * allocated blocks (their data is logged with it: DATALOG), two when it
+ * exposes more (ordered data); fdatasync of an overwrite flushes only that
  * file's ranges without a commit; an fsync whose changes an earlier commit
  * covered flushes nothing; crashes between the two areas' turns recover;
  * an older region's one-area log is replayed and converted at mount.
@@ -12,6 +13,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeLogTx } from '../../src/format/journal.js';
 import { FEAT_INCOMPAT_LOG2 } from '../../src/format/layout.js';
+import { MAX_DATA_LOG } from '../../src/journal/journal.js';
 import { constants as C } from 'node:fs';
 import { ROOT_CALLER } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion, readSuperblock, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
@@ -39,13 +41,19 @@ function flushes(m: Mounted, fn: () => void): number {
 }
 
 describe('flushes per commit', () => {
-  it('an fsync after an overwrite is one flush; after an append, two (data first); fdatasync of an overwrite, one without a commit', () => {
+  it('an fsync after an overwrite is one flush; after a small append, one (data logged); after a large one, two (data first); fdatasync of an overwrite, one without a commit', () => {
     const m = fresh();
     const f = m.fs;
+    const big = f.create('/big', 0o644, C.O_RDWR, ROOT);
+    f.write(big.fh, '/big', Buffer.alloc((MAX_DATA_LOG + 1) * 4096, 1), (MAX_DATA_LOG + 1) * 4096, 0);
+    expect(flushes(m, () => f.fsync(big.inode))).toBe(2);             // more new blocks than a commit logs: data, then log + commit
+    f.release(big.fh);
     const h = f.create('/f', 0o644, C.O_RDWR, ROOT);
     f.write(h.fh, '/f', Buffer.alloc(64 * 1024, 1), 64 * 1024, 0);
     const inode = h.inode;
-    expect(flushes(m, () => f.fsync(inode))).toBe(2);                 // new blocks: data, then log + commit
+    const logged = m.engine.journal.stats.dataImagesLogged;
+    expect(flushes(m, () => f.fsync(inode))).toBe(1);                 // 16 new blocks: logged with the commit
+    expect(m.engine.journal.stats.dataImagesLogged - logged).toBe(16);
     f.stat(inode);                                                    // times queried: the next write stamps a new mtime
     f.write(h.fh, '/f', Buffer.alloc(4096, 2), 4096, 8192);
     const commits0 = m.engine.journal.stats.commits;
@@ -59,7 +67,7 @@ describe('flushes per commit', () => {
     expect(m.engine.journal.dirtyBlocks).toBeGreaterThan(0);          // the mtime waits for the next commit
     expect(flushes(m, () => f.fsync(inode, true))).toBe(0);           // nothing dirty: nothing flushed
     f.write(h.fh, '/f', Buffer.alloc(4096, 4), 4096, 64 * 1024);      // an append: the size changes
-    expect(flushes(m, () => f.fsync(inode, true))).toBe(2);           // fdatasync commits for it
+    expect(flushes(m, () => f.fsync(inode, true))).toBe(1);           // fdatasync commits for it (the block logged)
     f.release(h.fh);
     unmountRegion(m);
     expect(checkRegion(img, false).problems).toEqual([]);
@@ -140,7 +148,7 @@ describe('flushes per commit', () => {
     const f = m.fs;
     const hs = [0, 1, 2, 3].map((i) => f.create(`/f${i}`, 0o644, C.O_RDWR, ROOT));
     for (const h of hs) f.write(h.fh, '/x', Buffer.alloc(4096, 7), 4096, 0);
-    expect(flushes(m, () => f.fsync(hs[0].inode))).toBe(2);
+    expect(flushes(m, () => f.fsync(hs[0].inode))).toBe(1);
     for (const h of hs.slice(1)) expect(flushes(m, () => f.fsync(h.inode))).toBe(0);
     expect(f.tx.stats.fsyncsClean).toBe(3);
     for (const h of hs) f.release(h.fh);
@@ -158,8 +166,9 @@ describe('flushes per commit', () => {
     f.write(b.fh, '/b', Buffer.alloc(4096, 2), 4096, 0);
     const before = m.region.unflushedPages;
     f.fsync(a.inode, true);
-    // a's page is flushed; b's page (and the pending metadata) are not.
-    expect(m.region.unflushedPages).toBe(before - 1);
+    // a's page is flushed, with the superblock sector that carries the data checkpoint of the
+    // commit that logged the first writes; b's page (and the pending metadata) are not.
+    expect(m.region.unflushedPages).toBe(before - 2);
     f.release(a.fh); f.release(b.fh);
     unmountRegion(m);
   });
@@ -276,5 +285,91 @@ describe('group commit', () => {
     }
     unmountRegion(r);
     console.log(`group commit: ${whole} of ${during.length} crash images inside the batch's flush kept it whole`);
+  });
+});
+
+describe('data logging (DATALOG)', () => {
+  /** The file's data blocks, as region byte offsets of whole blocks. */
+  const blocksOf = (m: Mounted, p: string): number[] => {
+    const i = m.fs.resolve(p);
+    return i.bmap.extents.flatMap((x) => Array.from({ length: x.len }, (_, k) => (x.regionBlock + k) * 4096));
+  };
+  const content = (m: Mounted, p: string, len: number): Buffer => {
+    const h = m.fs.open(p, C.O_RDONLY, ROOT);
+    const b = Buffer.alloc(len);
+    expect(m.fs.read(h.fh, b, len, 0)).toBe(len);
+    m.fs.release(h.fh);
+    return b;
+  };
+
+  it('a commit kept without the appended pages is replayed with them: the file never shows what the blocks held before', () => {
+    const m = fresh(true);
+    const f = m.fs;
+    const h = f.create('/a', 0o644, C.O_RDWR, ROOT);
+    f.write(h.fh, '/a', Buffer.alloc(10000, 0x61), 10000, 0);
+    const c = path.join(dir, 'cut.pmem');
+    // At the commit's flush, the power goes with the log and commit block on the media but not the data pages
+    // (which held someone's old bytes: 0xEE here).
+    m.region.onPersist = (point) => {
+      if (point !== 'commit') return;
+      m.region.crashImage(c, () => false);
+    };
+    f.fsync(h.inode);
+    m.region.onPersist = null;
+    const fd = fs.openSync(c, 'r+');
+    for (const off of blocksOf(m, '/a')) fs.writeSync(fd, Buffer.alloc(4096, 0xee), 0, 4096, off);
+    f.release(h.fh);
+    m.region.close();
+    // ... except that the log is still unwritten at that moment: write the committed log as the flush left it.
+    const live = fs.readFileSync(img);
+    const sb = readSuperblock(img);
+    const logOff = sb.journalStart * 4096, logLen = sb.journalBlocks * 4096;
+    fs.writeSync(fd, live, logOff, logLen, logOff);
+    fs.closeSync(fd);
+    const r = mountRegion(c, OPTS, LOG);
+    expect(r.engine.journal.stats.replayed).toBeGreaterThan(0);
+    expect(content(r, '/a', 10000).equals(Buffer.alloc(10000, 0x61))).toBe(true);
+    unmountRegion(r);
+    expect(checkRegion(c, false).problems).toEqual([]);
+  });
+
+  it('an overwrite made durable by fdatasync after a logged append is not undone by replaying the append', () => {
+    const m = fresh(true);
+    const f = m.fs;
+    const h = f.create('/b', 0o644, C.O_RDWR, ROOT);
+    f.write(h.fh, '/b', Buffer.alloc(8192, 0x31), 8192, 0);
+    f.fsync(h.inode);                                           // the append: its blocks logged (transaction s)
+    expect(m.engine.journal.stats.dataImagesLogged).toBeGreaterThan(0);
+    f.write(h.fh, '/b', Buffer.alloc(4096, 0x32), 4096, 0);     // an overwrite of a logged block, same tick or not
+    f.fsync(h.inode, true);
+    const c = path.join(dir, 'after.pmem');
+    m.region.crashImage(c, () => true);                         // everything not flushed is lost
+    f.release(h.fh);
+    m.region.close();
+    const r = mountRegion(c, OPTS, LOG);
+    const b = content(r, '/b', 8192);
+    expect(b.subarray(0, 4096).equals(Buffer.alloc(4096, 0x32))).toBe(true);
+    expect(b.subarray(4096).equals(Buffer.alloc(4096, 0x31))).toBe(true);
+    expect(r.engine.journal.stats.dataImagesSkipped).toBeGreaterThan(0);
+    unmountRegion(r);
+  });
+
+  it('a read-only mount refuses a region whose journal still holds file data to replay; a read-write mount replays it', () => {
+    const m = fresh(true);
+    const f = m.fs;
+    const h = f.create('/c', 0o644, C.O_RDWR, ROOT);
+    f.write(h.fh, '/c', Buffer.alloc(4096, 0x41), 4096, 0);
+    f.fsync(h.inode);
+    const c = path.join(dir, 'ro.pmem');
+    m.region.crashImage(c, () => true);
+    f.release(h.fh);
+    m.region.close();
+    expect(() => mountRegion(c, { ...OPTS, readOnly: true }, LOG)).toThrow(/read-only mount cannot write.*read-write once/);
+    const r = mountRegion(c, OPTS, LOG);
+    expect(content(r, '/c', 4096).equals(Buffer.alloc(4096, 0x41))).toBe(true);
+    unmountRegion(r);
+    const ro = mountRegion(c, { ...OPTS, readOnly: true }, LOG);
+    expect(content(ro, '/c', 4096).equals(Buffer.alloc(4096, 0x41))).toBe(true);
+    unmountRegion(ro);
   });
 });

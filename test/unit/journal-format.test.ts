@@ -243,6 +243,21 @@ describe('scanLog: torn or empty', () => {
     expect(torn(scan(log), 77)).toMatch(/payload checksum mismatch/);
   });
 
+  it('carries the count of data images (DATALOG) at commit offset 32; more than the images is torn', () => {
+    const log = write(fresh(), { ...T, dataImages: 2 });
+    const s = scan(log);
+    committed(s, T);
+    expect(s.state === 'committed' && s.tx.dataImages).toBe(2);
+    expect(blocksOf({ ...T, dataImages: 2 })[N + 1].readUInt32LE(32)).toBe(2);
+    expect(() => blocksOf({ ...T, dataImages: N + 1 })).toThrow(FormatError);
+    const c = log[N + 1];
+    c.writeUInt32LE(N + 1, 32);
+    reseal(c);                                  // a forged commit block, its own CRC right
+    expect(torn(scan(log), 77)).toMatch(/claims \d+ data images/);
+    committed(scan(write(fresh(), T)), T);      // an older commit block: offset 32 is zero, no data images
+    expect((scan(write(fresh(), T)) as { tx: LogTx }).tx.dataImages).toBe(0);
+  });
+
   it('is torn when a later descriptor block belongs to another sequence or is out of order', () => {
     const n = 600;
     const t = tx(500, n);
