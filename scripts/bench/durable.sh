@@ -10,8 +10,9 @@
 #                   at random 4 KiB-aligned offsets of a FILE_MB MiB file
 #                   written and fsynced beforehand (fsync-lat.c)
 #   fsync_append_p50/p99     the same, each write at the end of a growing file
-#   fio_fsync_j1/j4 fio randwrite, 4 KiB, psync, --fsync=1, buffered, one
-#                   and four jobs (each on its own FIO_SIZE_MB MiB file,
+#   fio_fsync_jN    fio randwrite, 4 KiB, psync, --fsync=1, buffered, for N
+#                   in FIO_JOBS (default 1 4 16: concurrent fsync-ing writers,
+#                   what group commit is for; each on its own FIO_SIZE_MB MiB file,
 #                   group_reporting), FIO_SECONDS s: IOPS
 #   pmdk_tx         libpmemobj transactions/s for TX_SECONDS s on a POOL_MB
 #                   MiB pool, each snapshotting and rewriting a 64-byte slot
@@ -44,7 +45,7 @@
 # including untimed setup (prefills, fio's layout, pool creation).
 #
 # Environment: REPS (3), FSYNC_OPS (2000), FILE_MB (16), FIO_SECONDS (5),
-# FIO_SIZE_MB (16), TX_SECONDS (5), POOL_MB (64), SQL_ROLLBACK_TX (500),
+# FIO_SIZE_MB (16), FIO_JOBS (1 4 16), TX_SECONDS (5), POOL_MB (64), SQL_ROLLBACK_TX (500),
 # SQL_WAL_TX (2000), PMEMFS_OPTS, BINDFS_OPTS, BENCH_DIR, PRELOAD
 # (/usr/local/lib/libpmemfs-preload.so), IN_MEMORY (1: BENCH_DIR may be a
 # tmpfs, for the same figures against bindfs over tmpfs and tmpfs), and
@@ -58,6 +59,7 @@ FSYNC_OPS=${FSYNC_OPS:-2000}
 FILE_MB=${FILE_MB:-16}
 FIO_SECONDS=${FIO_SECONDS:-5}
 FIO_SIZE_MB=${FIO_SIZE_MB:-16}
+FIO_JOBS=${FIO_JOBS:-1 4 16}
 TX_SECONDS=${TX_SECONDS:-5}
 POOL_MB=${POOL_MB:-64}
 SQL_ROLLBACK_TX=${SQL_ROLLBACK_TX:-500}
@@ -109,7 +111,7 @@ fsync_lat() {  # fsync_lat DIR TARGET
 
 fio_fsync() {  # fio_fsync DIR TARGET
   local j out
-  for j in 1 4; do
+  for j in $FIO_JOBS; do
     out=$(fio --name=w --directory="$1" --size="${FIO_SIZE_MB}m" --bs=4k --rw=randwrite --fsync=1 \
       --ioengine=psync --numjobs="$j" --group_reporting --time_based --runtime="$FIO_SECONDS" \
       --randrepeat=0 --output-format=json 2>"$WORK/fio.err") || { cat "$WORK/fio.err" >&2; die "$2: fio failed"; }
@@ -164,7 +166,8 @@ sql_script delete "$SQL_ROLLBACK_TX" >"$TMPFS/rollback.sql"
 sql_script wal "$SQL_WAL_TX" >"$TMPFS/wal.sql"
 
 # Room for the largest test at once (fio's four files or the pool) and the metadata.
-REGION_MB=$((FILE_MB + FSYNC_OPS * 4 / 1024 + 4 * FIO_SIZE_MB + POOL_MB + 256))
+FIO_MAX_JOBS=$(tr ' ' '\n' <<<"$FIO_JOBS" | sort -n | tail -1)
+REGION_MB=$((FILE_MB + FSYNC_OPS * 4 / 1024 + FIO_MAX_JOBS * FIO_SIZE_MB + POOL_MB + 256))
 mount_pmemfs_at "$WORK/region.img" "$WORK/pmemfs" "$REGION_MB" "$PMEMFS_OPTS"
 mkdir "$WORK/bindfs-backing" "$WORK/fs-$DISK_FS"
 # shellcheck disable=SC2086  # BINDFS_OPTS is a list of options
@@ -179,9 +182,9 @@ mapfile -t STATS < <(grep -Ei 'commit|persist|flush|fsync' "$WORK/pmemfs/.pmemfs
 # name, unit, higher-is-better (1) or lower (0)
 METRICS=(
   "fsync_overwrite_p50 µs 0" "fsync_overwrite_p99 µs 0" "fsync_append_p50 µs 0" "fsync_append_p99 µs 0"
-  "fio_fsync_j1 IOPS 1" "fio_fsync_j4 IOPS 1" "pmdk_tx tx/s 1" "pmdk_tx_preload tx/s 1"
-  "sqlite_rollback commits/s 1" "sqlite_wal commits/s 1"
 )
+for j in $FIO_JOBS; do METRICS+=("fio_fsync_j$j IOPS 1"); done
+METRICS+=("pmdk_tx tx/s 1" "pmdk_tx_preload tx/s 1" "sqlite_rollback commits/s 1" "sqlite_wal commits/s 1")
 echo
 echo "pmemfs -o $PMEMFS_OPTS (region on $DISK_FS) vs bindfs ${BINDFS_OPTS:-(default options)} over $DISK_FS vs $DISK_FS, median of $REPS"
 printf '%-20s %-10s %10s %12s %10s %12s %12s\n' metric unit pmemfs "bindfs-$DISK_FS" "$DISK_FS" 'vs bindfs' "vs $DISK_FS"
