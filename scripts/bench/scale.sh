@@ -13,6 +13,9 @@
 #   create       N files, files/s (mkfiles timed whole)
 #   unmount      clean unmount after the creates, ms (pmemfs: fusermount -u
 #                until the daemon has exited, status 0; ext4: umount)
+#   fsck         a full check of the unmounted filesystem, s (fsck.pmemfs -n;
+#                e2fsck -fn on the loop device)
+#   rss_fsck     fsck.pmemfs's peak RSS, MiB (its closing line on stderr)
 #   mount        ms (pmemfs: daemon start until `mountpoint -q` succeeds,
 #                polled every 10 ms; ext4: the `mount` command)
 #   rss_mount    the daemon's VmRSS right after that mount, MiB
@@ -98,6 +101,23 @@ put() {
   [[ $3 =~ ^[0-9]+(\.[0-9]+)?$ || ($1 == ext4 && $2 == rss_* && $3 == -) ]] || die "$1 $2: expected a number, got '$3'"
   R[$1,$2]=$3
   log "$1: $2 = $3"
+}
+
+# pmemfs_fsck / ext4_fsck: a full read-only check of the unmounted filesystem; FSCK_S, FSCK_MIB.
+FSCK_PMEMFS=${PMEMFS_BIN:+$PMEMFS_BIN/}fsck.pmemfs
+pmemfs_fsck() {
+  local t0=$EPOCHREALTIME
+  "$FSCK_PMEMFS" -n "$PM_REGION" >"$WORK/fsck.out" 2>"$WORK/fsck.err" || { cat "$WORK/fsck.out" "$WORK/fsck.err" >&2; die "fsck.pmemfs -n found problems"; }
+  FSCK_S=$(s_between "$t0" "$EPOCHREALTIME")
+  # Its closing line on a large region: "... checked in T s, peak M MiB resident"; a small one prints none.
+  FSCK_MIB=$(sed -n 's/.* peak \([0-9]*\) MiB resident$/\1/p' "$WORK/fsck.err")
+  [[ -n $FSCK_MIB ]] || FSCK_MIB=0
+}
+ext4_fsck() {
+  local t0=$EPOCHREALTIME
+  e2fsck -fn "$LOOPDEV" >"$WORK/fsck.out" 2>&1 || { cat "$WORK/fsck.out" >&2; die "e2fsck -fn found problems"; }
+  FSCK_S=$(s_between "$t0" "$EPOCHREALTIME")
+  FSCK_MIB=-
 }
 
 # --- pmemfs: the region file, the daemon started and stopped by PID -------
@@ -235,6 +255,7 @@ phase() {
   t1=$EPOCHREALTIME
   put "$t" "create_$p" "$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')"
   "${t}_unmount"; put "$t" "unmount_$p" "$UNMOUNT_MS"
+  "${t}_fsck"; put "$t" "fsck_$p" "$FSCK_S"; put "$t" "rss_fsck_$p" "$FSCK_MIB"
   "${t}_mount"; put "$t" "mount_$p" "$MOUNT_MS"
   put "$t" "rss_mount_$p" "$("${t}_rss")"
   if [[ $p == 1dir ]]; then
@@ -286,7 +307,8 @@ BIG=$N
 # name, unit
 METRICS=(
   "create_10dirs files/s" "create_1dir files/s"
-  "unmount_10dirs ms" "unmount_1dir ms" "mount_10dirs ms" "mount_1dir ms"
+  "unmount_10dirs ms" "unmount_1dir ms" "fsck_10dirs s" "fsck_1dir s" "rss_fsck_10dirs MiB" "rss_fsck_1dir MiB"
+  "mount_10dirs ms" "mount_1dir ms"
   "rss_mount_10dirs MiB" "rss_mount_1dir MiB"
   "find_10dirs s" "find_1dir s"
   "rss_find_10dirs MiB" "rss_find_1dir MiB" "rss_forget_10dirs MiB" "rss_forget_1dir MiB"

@@ -40,16 +40,22 @@ export async function main(argv: string[]): Promise<void> {
         lockRegion(fd, region, 'exclusive', FSCK_OPERATIONAL);
       }
       let res;
-      let last = 0;
+      let last = 0, large = 0;
+      const started = Date.now();
+      const mib = (kib: number) => Math.round(kib / 1024);
+      // A large region (64Ki inode slots or more) gets a progress line a second, with the memory in use.
       const progress = (stage: string, done: number, total: number) => {
-        if (total < 65536 || Date.now() - last < 1000) return;
+        if (total < 65536) return;
+        large = total;
+        if (Date.now() - last < 1000) return;
         last = Date.now();
-        process.stderr.write(`${PROG}: ${stage} ${done}/${total} (${Math.floor((100 * done) / total)}%)\n`);
+        process.stderr.write(`${PROG}: ${stage} ${done}/${total} (${Math.floor((100 * done) / total)}%), ${mib(process.memoryUsage().rss / 1024)} MiB resident\n`);
       };
       try { res = checkRegion(region, !readOnly, { progress }); } catch (e) {
         if (e instanceof FormatError) throw new CliError(`${region}: ${e.message}`, FSCK_UNCORRECTED);
         throw new CliError(`${region}: ${(e as Error).message}`, FSCK_OPERATIONAL);
       }
+      if (large) process.stderr.write(`${PROG}: ${large} inode slots checked in ${((Date.now() - started) / 1000).toFixed(1)} s, peak ${mib(process.resourceUsage().maxRSS)} MiB resident\n`);
       for (const p of res.problems) process.stdout.write(`${res.repaired.includes(p) ? 'fixed' : 'found'}: ${p}\n`);
       if (res.uncorrected.length) {
         process.stdout.write(`${region}: ${res.uncorrected.length} problem(s) left uncorrected${readOnly ? ' (run fsck.pmemfs -y to repair)' : ''}\n`);
