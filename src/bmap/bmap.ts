@@ -54,19 +54,26 @@ export const HOLE = -1;
 export class BlockMap {
   private tree = new BTree<number, ExtentRec>();
   private mapped = 0;
+  /** Changed keys, made at the first change (most loaded files never change: no Set for them). */
+  private changedKeys: Set<number> | null = null;
+
   /** Keys (first file blocks) of records added, removed or changed since the store last synced. */
-  readonly changed = new Set<number>();
+  get changed(): Set<number> { return (this.changedKeys ??= new Set()); }
+  /** Whether any record changed since the store last synced (allocates nothing). */
+  get hasChanges(): boolean { return this.changedKeys !== null && this.changedKeys.size > 0; }
+  /** The store synced the records: forget the changes. */
+  clearChanges(): void { this.changedKeys = null; }
 
   constructor(extents: ExtentRec[] = []) {
     this.reset(extents);
   }
 
-  private put(e: ExtentRec): void {
+  private put(e: ExtentRec, mark = true): void {
     const old = this.tree.get(e.fileBlock);
     if (old) this.mapped -= old.len;
     this.tree.set(e.fileBlock, e);
     this.mapped += e.len;
-    this.changed.add(e.fileBlock);
+    if (mark) this.changed.add(e.fileBlock);
   }
 
   private del(fileBlock: number): void {
@@ -262,7 +269,7 @@ export class BlockMap {
     }
     this.tree = new BTree<number, ExtentRec>();
     this.mapped = 0;
-    for (const e of sorted) this.put(e);
-    this.changed.clear();
+    for (const e of sorted) this.put(e, false);
+    this.changedKeys = null;
   }
 }

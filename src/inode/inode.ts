@@ -33,6 +33,19 @@ export const S_IFLNK = constants.S_IFLNK;
 /** A process-lifetime seal: holder pid, the uid it ran as (per-user limit), since when (Date.now()), revocation deadline after a break. */
 export interface Lease { pid: number; uid: number; since: number; breakDeadline: number | null }
 
+/** No leases: one frozen array shared by every inode without any. */
+export const NO_LEASES: readonly Lease[] = Object.freeze([]);
+/** No dirty ranges yet: shared, replaced by a fresh array at the first range (never pushed into). */
+const NO_RANGES: Array<[number, number]> = Object.freeze([]) as unknown as Array<[number, number]>;
+
+/** An xattr map that is empty and stays so (the view of an inode without xattrs). */
+class EmptyXattrs extends TrackedMap<Buffer> {
+  override set(): this { throw new Error('inode: change through xattrs, not xattrView'); }
+  override delete(): boolean { throw new Error('inode: change through xattrs, not xattrView'); }
+  override clear(): void { throw new Error('inode: change through xattrs, not xattrView'); }
+}
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new EmptyXattrs();
+
 /** The coarse clock's tick for write timestamps (a 250 Hz kernel's jiffy). */
 const COARSE_TICK_NS = 4_000_000;
 
@@ -51,7 +64,8 @@ export class Inode {
   generation: number;
   rdev: number;
   bmap: BlockMap;
-  xattrs: TrackedMap<Buffer>;
+  /** Extended attributes, made at the first one (most files have none: no Map for them). */
+  private xattrMap: TrackedMap<Buffer> | null = null;
   dirents: TrackedMap<number> | null;
   symlink: Buffer | null;
   /** Where the fork lives now: 0 inline, else its region extent (freed when rewritten). */
@@ -68,7 +82,8 @@ export class Inode {
 
   // Run-time only.
   openCount = 0;
-  leases: Lease[] = [];
+  /** Process-lifetime seals; NO_LEASES (frozen) when none: replace the array, never push into it. */
+  leases: readonly Lease[] = NO_LEASES;
   /**
    * Journal sequence of the running transaction when this inode last
    * changed (InodeStore.markDirty), and when it last changed in a way
@@ -85,7 +100,7 @@ export class Inode {
    * flushed everything (Region.flushGen moved on). Null: too many to keep,
    * flush everything.
    */
-  dirtyRanges: Array<[number, number]> | null = [];
+  dirtyRanges: Array<[number, number]> | null = NO_RANGES;
   dirtyGen = 0;
 
   constructor(ino: number, mode: number, uid: number, gid: number) {
@@ -95,9 +110,25 @@ export class Inode {
     this.atime = now; this.mtime = now; this.ctime = now; this.btime = now;
     this.flags = 0; this.generation = 0; this.rdev = 0;
     this.bmap = new BlockMap();
-    this.xattrs = new TrackedMap();
     this.dirents = (mode & S_IFMT) === S_IFDIR ? new TrackedMap() : null;
     this.symlink = null;
+  }
+
+  /** The extended attributes, to change them (the map is made at the first use). */
+  get xattrs(): TrackedMap<Buffer> { return (this.xattrMap ??= new TrackedMap()); }
+  /** The extended attributes, to read them: allocates nothing when there are none. */
+  get xattrView(): ReadonlyMap<string, Buffer> { return this.xattrMap ?? NO_XATTRS; }
+  /** Whether an xattr was set or removed since the store last encoded the inode. */
+  get xattrsChanged(): boolean { return this.xattrMap !== null && this.xattrMap.changed.size > 0; }
+  /** The store encoded the inode: forget the xattr changes (and the map, when empty). */
+  clearXattrChanges(): void {
+    if (!this.xattrMap) return;
+    if (this.xattrMap.size === 0) this.xattrMap = null; else this.xattrMap.changed.clear();
+  }
+  /** Fill the xattrs from the media, recording no change (decoding). */
+  loadXattrs(entries: ReadonlyMap<string, Buffer>): void {
+    this.xattrMap = null;
+    if (entries.size) this.xattrs.load(entries);
   }
 
   get isDir(): boolean { return (this.mode & S_IFMT) === S_IFDIR; }
@@ -114,7 +145,7 @@ export class Inode {
 
   /** Note an overwrite of region bytes [off, off+len) (flush generation gen); merges with the last range when adjacent. */
   noteDirtyData(off: number, len: number, gen: number): void {
-    if (gen !== this.dirtyGen) { this.dirtyRanges = []; this.dirtyGen = gen; }
+    if (gen !== this.dirtyGen || this.dirtyRanges === NO_RANGES) { this.dirtyRanges = []; this.dirtyGen = gen; }
     const r = this.dirtyRanges;
     if (!r) return;
     const last = r[r.length - 1];
@@ -125,10 +156,10 @@ export class Inode {
 
   /** The dirty ranges to flush (generation gen), emptied; null: flush everything. */
   takeDirtyData(gen: number): Array<[number, number]> | null {
-    if (gen !== this.dirtyGen) { this.dirtyRanges = []; this.dirtyGen = gen; return []; }
+    if (gen !== this.dirtyGen) { this.dirtyRanges = NO_RANGES; this.dirtyGen = gen; return []; }
     const r = this.dirtyRanges;
-    this.dirtyRanges = [];
-    return r;
+    this.dirtyRanges = NO_RANGES;
+    return r === NO_RANGES ? [] : r;
   }
 
   /**

@@ -146,8 +146,7 @@ export class InodeStore {
       nlink: rec.nlink, size: rec.size, atime: rec.atime, mtime: rec.mtime, ctime: rec.ctime, btime: rec.btime,
       flags: rec.flags, generation: rec.generation, rdev: rec.rdev, forkBlock: rec.forkBlock, forkBlocks: rec.forkBlocks,
     });
-    inode.xattrs = new TrackedMap<Buffer>();
-    inode.xattrs.load(fork.xattrs);
+    inode.loadXattrs(fork.xattrs);
     inode.symlink = fork.symlink;
     inode.forkDirty = false;
     inode.forkLen = rec.forkLen; inode.forkCrc = rec.forkCrc; inode.inlineFork = inlineFork;
@@ -440,17 +439,17 @@ export class InodeStore {
   /** Encode one inode: its changed records, its fork if changed, its slot. */
   private writeInode(inode: Inode): void {
     const kind = this.kindOf(inode);
-    const recsChanged = inode.bmap.changed.size > 0 || (inode.dirents?.changed.size ?? 0) > 0;
-    let forkDirty = inode.forkDirty || inode.xattrs.changed.size > 0 || (recsChanged && !inode.records);
+    const recsChanged = inode.bmap.hasChanges || (inode.dirents?.changed.size ?? 0) > 0;
+    let forkDirty = inode.forkDirty || inode.xattrsChanged || (recsChanged && !inode.records);
     if (kind && !inode.records && forkDirty && forkSize(this.forkOf(inode, true)) > INLINE_FORK_MAX) {
       this.migrateRecords(inode, kind);
       forkDirty = true;
     } else if (inode.records && recsChanged) {
       this.syncRecords(inode);
     }
-    inode.bmap.changed.clear();
+    inode.bmap.clearChanges();
     inode.dirents?.changed.clear();
-    inode.xattrs.changed.clear();
+    inode.clearXattrChanges();
     if (forkDirty) this.writeFork(inode);
     inode.forkDirty = false;
     this.writeSlot(inode);
@@ -459,7 +458,7 @@ export class InodeStore {
   private forkOf(inode: Inode, withRecords: boolean): Fork {
     return {
       extents: withRecords && inode.isReg ? inode.bmap.toRecords() : [],
-      xattrs: inode.xattrs,
+      xattrs: inode.xattrView as Map<string, Buffer>,   // encodeFork only reads it
       dirents: inode.isDir ? (withRecords ? inode.dirents : new Map()) : null,
       symlink: inode.symlink,
     };

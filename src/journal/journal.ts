@@ -18,9 +18,11 @@
  *     conversions) — committed metadata must never point at stale contents
  *     of a freed block (another user's old data). Two ways:
  *     a. Data logging (DATALOG, the common case of a small append): when
- *        every block the transaction exposes was declared with `logData`
- *        (the write path does; Allocator.dataTaken checks that no other
- *        data allocation was left out) and they are few (MAX_DATA_LOG), their
+ *        every block the transaction newly allocated to a file was declared
+ *        with `logData` (the write path does; Allocator.dataTaken checks
+ *        that no other data allocation was left out), nothing else is
+ *        exposed (unwritten blocks becoming written are not logged), and
+ *        they are few (MAX_DATA_LOG), their
  *        current contents go into the log as data images, after the
  *        metadata images, under the same checksum: one flush makes data and
  *        metadata durable together, and replay rewrites the data if the
@@ -34,7 +36,10 @@
  *        TxManager.syncData, which adds the superblock sector to its
  *        ranges). Recovery replays data images only of transactions newer
  *        than `dataSeq` (a revoke of the whole transaction's data, where jbd2
- *        revokes block by block).
+ *        revokes block by block), and only into blocks the transaction
+ *        allocates (clear in the bitmap before it, set in its bitmap
+ *        image): a forged log cannot aim logged bytes at another file's
+ *        block (newlyAllocated).
  *     b. Otherwise every unflushed page is flushed first.
  *     Overwrites of written blocks need neither: after a crash such a block
  *     holds the file's own old or new bytes.
@@ -71,7 +76,7 @@
  */
 import { encodeLogTx, logBlocksFor, scanLog, type LogScan, type LogTx } from '../format/journal.js';
 import type { Region } from '../region/region.js';
-import { FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_LOG2 } from '../format/layout.js';
+import { BITMAP_HDR, bitsPerBitmapBlock, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_LOG2 } from '../format/layout.js';
 
 /** Most blocks of file data one commit logs (256 KiB at 4 KiB blocks); a larger exposure flushes data first. */
 export const MAX_DATA_LOG = 64;
@@ -81,6 +86,8 @@ export interface JournalGeometry {
   blockSize: number; journalStart: number; journalBlocks: number; totalBlocks: number; dataStart: number;
   /** The superblock's data checkpoint (DATALOG): data images of transactions up to it are never replayed. */
   dataSeq?: number;
+  /** First block of the free-space bitmap (replay checks that a data image's home is newly allocated). */
+  bitmapStart?: number;
   /** The superblock's incompat features (LOG2: two log areas); read at every use, so converting switches at once. */
   featuresIncompat?: number;
 }
@@ -110,8 +117,8 @@ export class Journal {
   /** The superblock's dataSeq as the region was opened: recovery replays data images only of newer transactions. */
   readonly dataCheckpointSeq: number;
 
-  /** File data runs the running transaction exposes and logs (DATALOG): [region block, blocks, fresh]. */
-  private dataRuns: Array<[number, number, boolean]> = [];
+  /** File data runs the running transaction newly allocated and logs (DATALOG): [region block, blocks]. */
+  private dataRuns: Array<[number, number]> = [];
   private dataRunsAtOp = 0;
   /** Blocks of an exposure declared with orderData() (not logged): the commit flushes data first. */
   private unloggedOrder = false;
@@ -134,22 +141,16 @@ export class Journal {
   get dataLog(): boolean { return ((this.geo.featuresIncompat ?? 0) & FEAT_INCOMPAT_DATALOG) !== 0; }
 
   /**
-   * The running operation exposes file data blocks [start, start+len)
-   * (`fresh`: newly allocated to the file; otherwise unwritten blocks
-   * becoming written): the commit logs their contents as of the commit, or
-   * flushes data first (see the file comment, step 1).
+   * The running operation exposes file data blocks [start, start+len) that
+   * it newly allocated: the commit logs their contents as of the commit, or
+   * flushes data first (see the file comment, step 1). Unwritten blocks
+   * becoming written are not logged (orderUnlogged): replay writes a data
+   * image only into a block its transaction allocates (newlyAllocated).
    */
-  logData(start: number, len: number, fresh: boolean): void {
+  logData(start: number, len: number): void {
     if (len <= 0) return;
     this.orderedData = true;
-    this.dataRuns.push([start, len, fresh]);
-  }
-
-  /** Blocks declared fresh with logData since the last commit (checked against Allocator.dataTaken). */
-  get freshDataBlocks(): number {
-    let n = 0;
-    for (const [, len, fresh] of this.dataRuns) if (fresh) n += len;
-    return n;
+    this.dataRuns.push([start, len]);
   }
 
   /** Blocks changed by the running transaction. */
@@ -285,10 +286,10 @@ export class Journal {
    * allocation not declared with logData, more than MAX_DATA_LOG blocks, or
    * no room in the log area.
    */
-  private dataBlocksToLog(runs: ReadonlyArray<readonly [number, number, boolean]>, dataTaken: number, metaCount: number): number[] | null {
+  private dataBlocksToLog(runs: ReadonlyArray<readonly [number, number]>, dataTaken: number, metaCount: number): number[] | null {
     if (!this.dataLog || !runs.length) return null;
     let fresh = 0;
-    for (const [, len, f] of runs) if (f) fresh += len;
+    for (const [, len] of runs) fresh += len;
     if (fresh !== dataTaken) return null;
     const set = new Set<number>();
     for (const [start, len] of runs) {
@@ -314,6 +315,28 @@ export class Journal {
   homeOk(b: number): boolean {
     const { journalStart, journalBlocks, totalBlocks } = this.geo;
     return Number.isSafeInteger(b) && b >= 0 && b < totalBlocks && !(b >= journalStart && b < journalStart + journalBlocks);
+  }
+
+  /**
+   * Whether `home` is a block transaction `tx` allocates: clear in the
+   * free-space bitmap as replay has left it so far, set in the bitmap image
+   * the transaction logs. Only such a block may receive a data image. A
+   * commit logs data only for blocks it newly allocated, and when replay
+   * matters (the power went inside that commit's flush) its bitmap is not
+   * yet home; a forged log that aims a data image at a block some file
+   * already maps is refused here, so replay never writes one file's logged
+   * bytes into another's block.
+   */
+  private newlyAllocated(tx: LogTx, meta: number, home: number): boolean {
+    const bs = this.geo.blockSize, per = bitsPerBitmapBlock(bs);
+    const start = this.geo.bitmapStart;
+    if (start === undefined || !Number.isSafeInteger(home) || home < (this.geo.dataStart ?? 0) || home >= this.geo.totalBlocks) return false;
+    const idx = Math.floor(home / per), local = home - idx * per;
+    const byte = BITMAP_HDR + (local >> 3), mask = 1 << (local & 7);
+    const blk = start + idx;
+    if (this.read(blk)[byte] & mask) return false;
+    for (let i = 0; i < meta; i++) if (tx.homes[i] === blk) return (tx.images[i][byte] & mask) !== 0;
+    return false;
   }
 
   /** Read the log areas without changing anything (one entry per area). */
@@ -365,16 +388,21 @@ export class Journal {
     }
     const bs = this.geo.blockSize;
     for (const tx of txs) {
-      // Data images of a transaction the data checkpoint covers are home, and may have been overwritten since: never replayed.
-      const data = tx.dataImages ?? 0;
-      const upto = tx.seq <= this.dataCheckpointSeq ? tx.homes.length - data : tx.homes.length;
-      for (let i = 0; i < upto; i++) {
-        if (dryRun && i < tx.homes.length - data) this.images.set(tx.homes[i], tx.images[i]);
-        else if (!dryRun) this.region.write(regionOff(tx.homes[i] * bs), tx.images[i], 0, bs);
+      const meta = tx.homes.length - (tx.dataImages ?? 0);
+      // Which data images to write, decided before this transaction's bitmap goes home (see newlyAllocated).
+      const data: number[] = [];
+      for (let i = meta; i < tx.homes.length; i++) {
+        // Data images of a transaction the data checkpoint covers are home, and may have been overwritten since.
+        if (tx.seq > this.dataCheckpointSeq && this.newlyAllocated(tx, meta, tx.homes[i])) data.push(i);
       }
-      this.stats.dataImagesSkipped += tx.homes.length - upto;
-      if (upto > tx.homes.length - data) out.dataPending += upto - (tx.homes.length - data);
-      this.stats.replayed += upto;
+      for (let i = 0; i < meta; i++) {
+        if (dryRun) this.images.set(tx.homes[i], tx.images[i]);
+        else this.region.write(regionOff(tx.homes[i] * bs), tx.images[i], 0, bs);
+      }
+      for (const i of data) if (!dryRun) this.region.write(regionOff(tx.homes[i] * bs), tx.images[i], 0, bs);
+      this.stats.dataImagesSkipped += tx.homes.length - meta - data.length;
+      out.dataPending += data.length;
+      this.stats.replayed += meta + data.length;
       out.replayed.push(tx);
     }
     if (!dryRun && txs.length) this.region.persistDirty('data');

@@ -61,12 +61,11 @@ export class Transaction {
    */
   orderData(): void { this.mgr.ensureBegun(); this.mgr.journal.orderUnlogged(); }
   /**
-   * The operation exposes file data blocks [start, start+len) (`fresh`:
-   * just allocated to the file; else unwritten blocks becoming written):
-   * the commit logs their contents (a small exposure) or flushes data
-   * first (Journal.logData).
+   * The operation exposes file data blocks [start, start+len) it just
+   * allocated: the commit logs their contents (a small exposure) or flushes
+   * data first (Journal.logData).
    */
-  logData(start: number, len: number, fresh: boolean): void { this.mgr.ensureBegun(); this.mgr.journal.logData(start, len, fresh); }
+  logData(start: number, len: number): void { this.mgr.ensureBegun(); this.mgr.journal.logData(start, len); }
   /** Make the operation durable before it returns (a persistence point). */
   requireSync(): void { this.sync = true; }
   /** The allocator, with the operation begun (so what it takes is undone on failure). */

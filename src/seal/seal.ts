@@ -120,7 +120,7 @@ export class SealManager {
       this.fs.ops.apply('lease', [inode], (tx) => this.fillForSeal(tx, inode, path));
       this.fs.externalChange(inode, false);   // holes filled
     }
-    inode.leases.push({ pid: caller.pid, uid: caller.uid, since: Date.now(), breakDeadline: null });
+    inode.leases = [...inode.leases, { pid: caller.pid, uid: caller.uid, since: Date.now(), breakDeadline: null }];
     if (caller.uid !== 0) this.perUser.set(caller.uid, held + 1);
     this.stats.leases++;
     this.log.info({ ino: inode.ino, holder: caller.pid, untrusted: { path } }, 'lease taken');

@@ -127,7 +127,7 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
           const n = Math.min(run.len, seg.fileBlock + seg.len - fb);
           fillNewBlocks(c, run.start, fb, n, src, off, end, srcOff);
           inode.bmap.insert(permit!, { fileBlock: fb, regionBlock: run.start, len: n, flags: 0 });
-          tx.logData(run.start, n, true);
+          tx.logData(run.start, n);
           if (n === run.len) runs.shift(); else runs[0] = { start: run.start + n, len: run.len - n };
           fb += n;
         }
@@ -137,7 +137,7 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
         c.region.write(regionOff(s + base), src, srcOff + s - off, e - s);
         c.region.zero(regionOff(e + base), segEnd - e);
         inode.bmap.convertWritten(permit!, seg.fileBlock, seg.len);
-        tx.logData(seg.regionBlock, seg.len, false);
+        tx.orderData();
       } else {
         const at = seg.regionBlock * bs + (s - segStart);
         c.region.write(regionOff(at), src, srcOff + s - off, e - s);

@@ -18,7 +18,7 @@
  */
 import type { Logger } from 'pino';
 import { IFLAG_ORPHAN } from '../format/layout.js';
-import type { Inode } from '../inode/inode.js';
+import { NO_LEASES, type Inode } from '../inode/inode.js';
 import type { InodeStore } from '../inode/store.js';
 import type { Transaction } from '../journal/tx.js';
 import type { Operations } from '../op/operation.js';
@@ -132,7 +132,7 @@ export class OrphanReaper {
     const { store, ops } = this.p;
     const orphans: Inode[] = [];
     for (const inode of store.inodes.values()) {
-      inode.openCount = 0; inode.leases = [];
+      inode.openCount = 0; inode.leases = NO_LEASES;
       if (inode.nlink === 0) orphans.push(inode);
     }
     for (const inode of orphans) if (store.inodes.get(inode.ino) === inode) ops.apply('free orphan', [inode], (t) => this.maybeReap(t, inode));

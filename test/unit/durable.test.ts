@@ -354,6 +354,36 @@ describe('data logging (DATALOG)', () => {
     unmountRegion(r);
   });
 
+  it('a forged log that aims a data image at a block another file maps is not followed', () => {
+    const m = fresh(true);
+    const f = m.fs;
+    const hb = f.create('/victim', 0o600, C.O_RDWR, ROOT);
+    f.write(hb.fh, '/victim', Buffer.alloc(4096, 0x62), 4096, 0);
+    f.fsync(hb.inode);
+    const victimBlock = m.fs.resolve('/victim').bmap.extents[0].regionBlock;
+    const ha = f.create('/a', 0o644, C.O_RDWR, ROOT);
+    f.write(ha.fh, '/a', Buffer.alloc(4096, 0x61), 4096, 0);
+    const c = path.join(dir, 'forged.pmem');
+    m.region.onPersist = (point) => { if (point === 'commit') m.region.crashImage(c, () => false); };
+    f.fsync(ha.inode);                                          // /a's block logged with the commit
+    m.region.onPersist = null;
+    f.release(ha.fh); f.release(hb.fh);
+    m.region.close();
+    const live = fs.readFileSync(img);
+    const sb = readSuperblock(img);
+    fs.writeFileSync(c, Buffer.concat([fs.readFileSync(c).subarray(0, sb.journalStart * 4096), live.subarray(sb.journalStart * 4096, (sb.journalStart + sb.journalBlocks) * 4096), fs.readFileSync(c).subarray((sb.journalStart + sb.journalBlocks) * 4096)]));
+    const e = new ImageEditor(c);
+    const tx = e.log!;
+    expect(tx.dataImages).toBe(1);
+    tx.homes[tx.homes.length - 1] = victimBlock;              // the data image now aims at /victim's block (CRCs recomputed)
+    e.touchLog();
+    e.close();
+    const r = mountRegion(c, OPTS, LOG);
+    expect(r.engine.journal.stats.dataImagesSkipped).toBeGreaterThanOrEqual(1);
+    expect(content(r, '/victim', 4096).equals(Buffer.alloc(4096, 0x62))).toBe(true);
+    unmountRegion(r);
+  });
+
   it('a read-only mount refuses a region whose journal still holds file data to replay; a read-write mount replays it', () => {
     const m = fresh(true);
     const f = m.fs;
