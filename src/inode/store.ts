@@ -575,13 +575,18 @@ export class InodeStore {
    */
   writeDataCheckpoint(seq: number): void {
     this.sb.dataSeq = seq;
-    this.region.write(regionOff(0), encodeSuperblock(this.sb), 0, SB_SIZE);
+    this.writeSuperblockHome();
     this.journal.dataSeqUnflushed = true;
+  }
+
+  /** The in-core superblock written to its home sector, unflushed. */
+  private writeSuperblockHome(): void {
+    this.region.write(regionOff(0), encodeSuperblock(this.sb), 0, SB_SIZE);
   }
 
   /** Write the superblock in place and flush it (mount state changes; never inside a transaction). */
   persistSuperblock(): void {
-    this.region.write(regionOff(0), encodeSuperblock(this.sb), 0, SB_SIZE);
+    this.writeSuperblockHome();
     this.region.persist('superblock', regionOff(0), SB_SIZE);
   }
 

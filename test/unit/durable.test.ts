@@ -40,6 +40,15 @@ function flushes(m: Mounted, fn: () => void): number {
   return m.region.persistSeq - s0;
 }
 
+/** The first len bytes of file p (all of them must read). */
+function content(m: Mounted, p: string, len: number): Buffer {
+  const h = m.fs.open(p, C.O_RDONLY, ROOT);
+  const b = Buffer.alloc(len);
+  expect(m.fs.read(h.fh, b, len, 0)).toBe(len);
+  m.fs.release(h.fh);
+  return b;
+}
+
 describe('flushes per commit', () => {
   it('an fsync after an overwrite is one flush; after a small append, one (data logged); after a large one, two (data first); fdatasync of an overwrite, one without a commit', () => {
     const m = fresh();
@@ -134,12 +143,9 @@ describe('flushes per commit', () => {
     expect(flushes(m, () => f.write(s.fh, '/d', Buffer.alloc(4096, 3), 4096, 8192))).toBe(1);
     expect(m.engine.journal.stats.commits).toBe(commits + 1);         // O_SYNC: the mtime is committed
     const r = remountAfterCut(m, path.join(dir, 'crash.pmem'), () => f.release(s.fh));
-    const rh = r.fs.open('/d', C.O_RDONLY, ROOT);
-    const b = Buffer.alloc(16384);
-    r.fs.read(rh.fh, b, b.length, 0);
+    const b = content(r, '/d', 16384);
     expect(b.subarray(4096, 8192).equals(Buffer.alloc(4096, 2))).toBe(true);
     expect(b.subarray(8192, 12288).equals(Buffer.alloc(4096, 3))).toBe(true);
-    r.fs.release(rh.fh);
     unmountRegion(r);
   });
 
@@ -276,13 +282,7 @@ describe('group commit', () => {
       expect(checkRegion(c, false).problems).toEqual([]);
     }
     const r = mountRegion(after, OPTS, LOG);
-    for (let i = 0; i < 8; i++) {
-      const h = r.fs.open(`/d/w${i}`, C.O_RDONLY, ROOT);
-      const b = Buffer.alloc(3000 + i);
-      expect(r.fs.read(h.fh, b, b.length, 0)).toBe(3000 + i);
-      expect(b.equals(Buffer.alloc(3000 + i, 0x41 + i))).toBe(true);
-      r.fs.release(h.fh);
-    }
+    for (let i = 0; i < 8; i++) expect(content(r, `/d/w${i}`, 3000 + i).equals(Buffer.alloc(3000 + i, 0x41 + i))).toBe(true);
     unmountRegion(r);
     console.log(`group commit: ${whole} of ${during.length} crash images inside the batch's flush kept it whole`);
   });
@@ -293,13 +293,6 @@ describe('data logging (DATALOG)', () => {
   const blocksOf = (m: Mounted, p: string): number[] => {
     const i = m.fs.resolve(p);
     return i.bmap.extents.flatMap((x) => Array.from({ length: x.len }, (_, k) => (x.regionBlock + k) * 4096));
-  };
-  const content = (m: Mounted, p: string, len: number): Buffer => {
-    const h = m.fs.open(p, C.O_RDONLY, ROOT);
-    const b = Buffer.alloc(len);
-    expect(m.fs.read(h.fh, b, len, 0)).toBe(len);
-    m.fs.release(h.fh);
-    return b;
   };
 
   it('a commit kept without the appended pages is replayed with them: the file never shows what the blocks held before', () => {
@@ -342,11 +335,7 @@ describe('data logging (DATALOG)', () => {
     expect(m.engine.journal.stats.dataImagesLogged).toBeGreaterThan(0);
     f.write(h.fh, '/b', Buffer.alloc(4096, 0x32), 4096, 0);     // an overwrite of a logged block, same tick or not
     f.fsync(h.inode, true);
-    const c = path.join(dir, 'after.pmem');
-    m.region.crashImage(c, () => true);                         // everything not flushed is lost
-    f.release(h.fh);
-    m.region.close();
-    const r = mountRegion(c, OPTS, LOG);
+    const r = remountAfterCut(m, path.join(dir, 'after.pmem'), () => f.release(h.fh));   // everything not flushed is lost
     const b = content(r, '/b', 8192);
     expect(b.subarray(0, 4096).equals(Buffer.alloc(4096, 0x32))).toBe(true);
     expect(b.subarray(4096).equals(Buffer.alloc(4096, 0x31))).toBe(true);
