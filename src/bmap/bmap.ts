@@ -51,8 +51,14 @@ function checkPermit(p: LayoutPermit): void {
 export interface MapSeg { fileBlock: number; len: number; regionBlock: number; flags: number }
 export const HOLE = -1;
 
+/**
+ * The tree of every empty block map (most inodes of a large tree are empty
+ * files, directories or symlinks): never changed; put() gives the map its own.
+ */
+const EMPTY_TREE = new BTree<number, ExtentRec>();
+
 export class BlockMap {
-  private tree = new BTree<number, ExtentRec>();
+  private tree: BTree<number, ExtentRec> = EMPTY_TREE;
   private mapped = 0;
   /** Changed keys, made at the first change (most loaded files never change: no Set for them). */
   private changedKeys: Set<number> | null = null;
@@ -65,12 +71,13 @@ export class BlockMap {
   clearChanges(): void { this.changedKeys = null; }
 
   constructor(extents: ExtentRec[] = []) {
-    this.reset(extents);
+    if (extents.length) this.reset(extents);
   }
 
   private put(e: ExtentRec, mark = true): void {
     const old = this.tree.get(e.fileBlock);
     if (old) this.mapped -= old.len;
+    if (this.tree === EMPTY_TREE) this.tree = new BTree<number, ExtentRec>();
     this.tree.set(e.fileBlock, e);
     this.mapped += e.len;
     if (mark) this.changed.add(e.fileBlock);
@@ -267,7 +274,7 @@ export class BlockMap {
       const a = sorted[i - 1];
       if (a.fileBlock + a.len > sorted[i].fileBlock) throw new Error(`bmap: records overlap at file block ${sorted[i].fileBlock}`);
     }
-    this.tree = new BTree<number, ExtentRec>();
+    this.tree = sorted.length ? new BTree<number, ExtentRec>() : EMPTY_TREE;
     this.mapped = 0;
     for (const e of sorted) this.put(e, false);
     this.changedKeys = null;

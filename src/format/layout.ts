@@ -450,11 +450,13 @@ export function isFreeSlot(raw: Buffer): boolean {
 }
 
 /**
- * Decode an inode slot.
+ * Decode an inode slot. `inlineFork` is a view into `raw` (copy it to keep it).
  * @throws FormatError on bad magic or checksum
  */
 export function decodeInode(raw: Buffer, expectIno: number): { rec: InodeRecord; inlineFork: Buffer | null } {
-  const b = Buffer.from(raw.subarray(0, INODE_SIZE));
+  // Read in place (mount decodes every slot: no copy of the slot); only the inline fork, which the inode keeps, is copied.
+  if (raw.length < INODE_SIZE) throw new FormatError(`inode ${expectIno}: slot of ${raw.length} bytes`);
+  const b = raw.length === INODE_SIZE ? raw : raw.subarray(0, INODE_SIZE);
   if (b.readUInt32LE(INO.magic) !== INODE_MAGIC) throw new FormatError(`inode ${expectIno}: bad magic`);
   if (b.readUInt32LE(INO.crc) !== checksum(b, INO.crc)) throw new FormatError(`inode ${expectIno}: checksum mismatch`);
   const ts = (s: number, n: number): Timespec => ({ sec: readI64(b, s), nsec: b.readUInt32LE(n) });
@@ -479,7 +481,7 @@ export function decodeInode(raw: Buffer, expectIno: number): { rec: InodeRecord;
   if (rec.recIndex === 0 && (rec.recBlocks !== 0 || rec.recCount !== 0)) {
     throw new FormatError(`inode ${expectIno}: ${rec.recBlocks} record blocks with ${rec.recCount} records but no record index`);
   }
-  const inlineFork = rec.forkBlock === 0 ? Buffer.from(b.subarray(INO.inlineFork, INO.inlineFork + rec.forkLen)) : null;
+  const inlineFork = rec.forkBlock === 0 ? b.subarray(INO.inlineFork, INO.inlineFork + rec.forkLen) : null;
   return { rec, inlineFork };
 }
 

@@ -21,7 +21,7 @@
  * and reloading the inodes it touched from them (`rollback`).
  */
 import { Allocator, type BlockRun } from '../alloc/allocator.js';
-import { decodeFork, encodeFork, type ExtentRec, forkSize, type Fork } from '../format/fork.js';
+import { decodeFork, emptyFork, encodeFork, type ExtentRec, forkSize, type Fork } from '../format/fork.js';
 import {
   crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, INLINE_FORK_MAX, INODE_SIZE,
   isFreeSlot, SB_SIZE, type InodeRecord, type Superblock,
@@ -48,6 +48,10 @@ export interface StoreOp {
   sb: { inodeHwm: number; generation: number; refcountRoot: number; featuresIncompat: number };
   sbDirty: boolean;
 }
+
+/** The encoding of an empty fork (encodeFork(emptyFork())), shared by every inode whose fork it is. */
+const EMPTY_INLINE_FORK = encodeFork(emptyFork());
+const isEmptyFork = (b: Buffer): boolean => b.length === EMPTY_INLINE_FORK.length && b.equals(EMPTY_INLINE_FORK);
 
 /** Most index blocks one inode may chain (bounds memory and time on hostile images). */
 const MAX_INDEX_CHAIN = 1 << 16;
@@ -109,7 +113,7 @@ export class InodeStore {
         const raw = blk.subarray(this.slotOffInBlock(ino), this.slotOffInBlock(ino) + INODE_SIZE);
         if (isFreeSlot(raw)) { if (ino > 1) this.freeSlots.push(ino); continue; }
         try {
-          this.inodes.set(ino, this.decode(Buffer.from(raw), ino, new Inode(ino, 0, 0, 0)));
+          this.inodes.set(ino, this.decode(raw, ino, new Inode(ino, 0, 0, 0)));
         } catch (e) {
           if (!(e instanceof FormatError)) throw e;
           problems.push({ ino, message: e.message });
@@ -123,7 +127,10 @@ export class InodeStore {
 
   /** Decode slot `raw` of inode `ino` (and its fork and records) into `inode`. @throws FormatError */
   private decode(raw: Buffer, ino: number, inode: Inode): Inode {
-    const { rec, inlineFork } = decodeInode(raw, ino);
+    const { rec, inlineFork: forkView } = decodeInode(raw, ino);
+    // The inode keeps its inline fork (attribute changes re-encode the slot without the fork); an empty
+    // fork (most files of a large tree) is one shared buffer, which nothing writes into.
+    const inlineFork = forkView === null ? null : isEmptyFork(forkView) ? EMPTY_INLINE_FORK : Buffer.from(forkView);
     let forkBuf = inlineFork;
     if (!forkBuf) {
       // forkLen is bounded by decodeInode; the extent must be exactly what it needs, so a
@@ -142,10 +149,10 @@ export class InodeStore {
     const fork = decodeFork(forkBuf, `inode ${ino}`);
     checkForkKind(rec, fork);
     inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid;
-    Object.assign(inode, {
-      nlink: rec.nlink, size: rec.size, atime: rec.atime, mtime: rec.mtime, ctime: rec.ctime, btime: rec.btime,
-      flags: rec.flags, generation: rec.generation, rdev: rec.rdev, forkBlock: rec.forkBlock, forkBlocks: rec.forkBlocks,
-    });
+    inode.nlink = rec.nlink; inode.size = rec.size;
+    inode.atime = rec.atime; inode.mtime = rec.mtime; inode.ctime = rec.ctime; inode.btime = rec.btime;
+    inode.flags = rec.flags; inode.generation = rec.generation; inode.rdev = rec.rdev;
+    inode.forkBlock = rec.forkBlock; inode.forkBlocks = rec.forkBlocks;
     inode.loadXattrs(fork.xattrs);
     inode.symlink = fork.symlink;
     inode.forkDirty = false;
