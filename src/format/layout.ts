@@ -177,12 +177,14 @@ const beyond53 = (what: string, off: number) =>
  */
 export function readU64(b: Buffer, off: number, what = 'metadata'): number {
   const hi = b.readUInt32LE(off + 4);
+  if (hi === 0) return b.readUInt32LE(off);   // a small integer stays one (no boxed double in the object that keeps it)
   if (hi > 0x1f_ffff) throw new FormatError(beyond53(what, off));
   return hi * TWO32 + b.readUInt32LE(off);
 }
 /** Signed twin of readU64. @throws FormatError when outside ±(2^53 - 1) */
 export function readI64(b: Buffer, off: number, what = 'metadata'): number {
   const hi = b.readInt32LE(off + 4);
+  if (hi === 0) return b.readUInt32LE(off);
   if (hi > 0x1f_ffff || hi < -0x20_0000) throw new FormatError(beyond53(what, off));
   return hi * TWO32 + b.readUInt32LE(off);
 }
@@ -459,7 +461,13 @@ export function decodeInode(raw: Buffer, expectIno: number): { rec: InodeRecord;
   const b = raw.length === INODE_SIZE ? raw : raw.subarray(0, INODE_SIZE);
   if (b.readUInt32LE(INO.magic) !== INODE_MAGIC) throw new FormatError(`inode ${expectIno}: bad magic`);
   if (b.readUInt32LE(INO.crc) !== checksum(b, INO.crc)) throw new FormatError(`inode ${expectIno}: checksum mismatch`);
-  const ts = (s: number, n: number): Timespec => ({ sec: readI64(b, s), nsec: b.readUInt32LE(n) });
+  // Equal stamps share one object (a file's four are often equal; nothing changes a Timespec in place).
+  let last: Timespec | null = null;
+  const ts = (s: number, n: number): Timespec => {
+    const sec = readI64(b, s), nsec = b.readUInt32LE(n);
+    if (last && last.sec === sec && last.nsec === nsec) return last;
+    return (last = { sec, nsec });
+  };
   const rec: InodeRecord = {
     ino: readU64(b, INO.ino),
     mode: b.readUInt32LE(INO.mode), uid: b.readUInt32LE(INO.uid), gid: b.readUInt32LE(INO.gid),

@@ -97,7 +97,8 @@ export interface DecodedRecords {
 }
 
 /**
- * Decode a record block owned by `ino`.
+ * Decode a record block owned by `ino`. Each record's bytes are a view into
+ * `raw` (copy them to keep them past raw's life).
  * @throws FormatError on bad magic, owner, kind, checksum or a malformed record
  */
 export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where: string): DecodedRecords {
@@ -119,19 +120,19 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
       const child = readU64(raw, p, where);
       const name = raw.toString('utf8', p + 9, p + 9 + nl);
       if (!validEntryName(name, nl)) throw bad(`has an invalid name`);
-      out.dirents.push([name, child, Buffer.from(raw.subarray(p, p + 9 + nl))]);
+      out.dirents.push([name, child, raw.subarray(p, p + 9 + nl)]);
       p += 9 + nl;
     } else if (kind === REC_KIND_REFCOUNT) {
       if (p + REFCOUNT_REC_SIZE > end) throw bad('is truncated');
       const r = { start: readU64(raw, p, where), len: raw.readUInt32LE(p + 8), count: raw.readUInt32LE(p + 12) };
       if (r.len === 0 || r.count < 2) throw bad(`has a bad reference-count record ${i} (len ${r.len}, count ${r.count})`);
-      out.refcounts.push([r, Buffer.from(raw.subarray(p, p + REFCOUNT_REC_SIZE))]);
+      out.refcounts.push([r, raw.subarray(p, p + REFCOUNT_REC_SIZE)]);
       p += REFCOUNT_REC_SIZE;
     } else {
       if (p + EXTENT_REC_SIZE > end) throw bad('is truncated');
       const e = { fileBlock: readU64(raw, p, where), regionBlock: readU64(raw, p + 8, where), len: raw.readUInt32LE(p + 16), flags: raw.readUInt32LE(p + 20) };
       if (e.len === 0 || (e.flags & ~EXT_KNOWN) !== 0) throw bad(`has a bad extent record ${i}`);
-      out.extents.push([e, Buffer.from(raw.subarray(p, p + EXTENT_REC_SIZE))]);
+      out.extents.push([e, raw.subarray(p, p + EXTENT_REC_SIZE)]);
       p += EXTENT_REC_SIZE;
     }
   }

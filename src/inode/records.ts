@@ -14,7 +14,31 @@ import { indexCapacity, recBlockCapacity, type RecKind } from '../format/records
 export type RecKey = string | number;
 
 /** One record block in core: its region block and the encoded records it holds. */
-export interface RecBlock { block: number; items: Map<RecKey, Buffer>; used: number }
+/**
+ * A record's encoded bytes: a Buffer, or where they lie in the block image
+ * the record block was loaded from (`RecBlock.src`), as offset * 65536 +
+ * length. Mount keeps the position instead of a Buffer object per record
+ * (a directory of a million entries holds a million records).
+ */
+export type RecBytes = Buffer | number;
+export interface RecBlock {
+  block: number; items: Map<RecKey, RecBytes>; used: number;
+  /** The image this block was decoded from (never written to), for records held as positions. */
+  src: Buffer | null;
+}
+
+const POS = 65536;
+/** Bytes of a record. */
+export function recLen(r: RecBytes): number { return typeof r === 'number' ? r % POS : r.length; }
+
+/** The records of a block as Buffers (views into its source image for the ones loaded from media). */
+export function* recordBytes(rb: RecBlock): Generator<Buffer> {
+  for (const r of rb.items.values()) {
+    if (typeof r !== 'number') { yield r; continue; }
+    const off = Math.floor(r / POS);
+    yield rb.src!.subarray(off, off + (r % POS));
+  }
+}
 /** One index block in core: its region block and the record blocks it lists. */
 export interface IndexBlock { block: number; list: number[] }
 
@@ -39,10 +63,18 @@ export class RecordSet {
   get count(): number { return this.where.size; }
   get firstIndexBlock(): number { return this.index[0]?.block ?? 0; }
 
-  /** Register a decoded record block (mount, reload). */
-  adopt(block: number, items: Array<[RecKey, Buffer]>): RecBlock {
-    const rb: RecBlock = { block, items: new Map(), used: 0 };
-    for (const [k, r] of items) { rb.items.set(k, r); rb.used += r.length; this.where.set(k, rb); }
+  /**
+   * Register a decoded record block (mount, reload). With `src`, the image
+   * the records were decoded from (a private copy nothing writes to),
+   * records that are views into it are kept as positions, not Buffers.
+   */
+  adopt(block: number, items: Array<[RecKey, Buffer]>, src: Buffer | null = null): RecBlock {
+    const rb: RecBlock = { block, items: new Map(), used: 0, src };
+    for (const [k, r] of items) {
+      const inSrc = src !== null && r.buffer === src.buffer && r.byteOffset >= src.byteOffset && r.byteOffset + r.length <= src.byteOffset + src.length;
+      rb.items.set(k, inSrc && r.length < POS ? (r.byteOffset - src.byteOffset) * POS + r.length : r);
+      rb.used += r.length; this.where.set(k, rb);
+    }
     this.blocks.push(rb);
     this.noteRoom(rb);
     return rb;
@@ -61,9 +93,9 @@ export class RecordSet {
   put(key: RecKey, rec: Buffer, t: RecTouched, allocBlock: (goal: number) => number): void {
     const cur = this.where.get(key);
     if (cur) {
-      const old = cur.items.get(key)!;
-      if (recBlockCapacity(this.bs) - cur.used + old.length >= rec.length) {
-        cur.items.set(key, rec); cur.used += rec.length - old.length;
+      const old = recLen(cur.items.get(key)!);
+      if (recBlockCapacity(this.bs) - cur.used + old >= rec.length) {
+        cur.items.set(key, rec); cur.used += rec.length - old;
         this.noteRoom(cur); t.recs.add(cur);
         return;
       }
@@ -80,7 +112,7 @@ export class RecordSet {
   remove(key: RecKey, t: RecTouched): void {
     const rb = this.where.get(key);
     if (!rb) return;
-    rb.used -= rb.items.get(key)!.length;
+    rb.used -= recLen(rb.items.get(key)!);
     rb.items.delete(key);
     this.where.delete(key);
     this.noteRoom(rb); t.recs.add(rb);
@@ -101,7 +133,7 @@ export class RecordSet {
     }
     ix.list.push(block);
     t.index.add(ix);
-    const rb: RecBlock = { block, items: new Map(), used: 0 };
+    const rb: RecBlock = { block, items: new Map(), used: 0, src: null };
     this.blocks.push(rb);
     return rb;
   }

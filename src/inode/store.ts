@@ -37,7 +37,7 @@ import type { Region } from '../region/region.js';
 import { FsError } from '../errors.js';
 import { blockCount, regionBlock, regionOff } from '../types.js';
 import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
-import { RecordSet, type RecTouched } from './records.js';
+import { recordBytes, RecordSet, type RecTouched } from './records.js';
 
 /** What one operation did to the store, for finish and rollback. */
 export interface StoreOp {
@@ -195,7 +195,7 @@ export class InodeStore {
    * registers it with the set. Bounded (MAX_INDEX_CHAIN) and loop-proof.
    * @throws FormatError for a broken chain, a block outside the data area or listed twice, a damaged block
    */
-  private readChain(set: RecordSet, first: number, where: string, onBlock: (block: number, d: DecodedRecords) => void, maxRecBlocks = Infinity): void {
+  private readChain(set: RecordSet, first: number, where: string, onBlock: (block: number, d: DecodedRecords, img: Buffer) => void, maxRecBlocks = Infinity): void {
     const seen = new Set<number>();
     let next = first;
     let recBlocks = 0;
@@ -209,7 +209,8 @@ export class InodeStore {
       for (const b of ix.blocks) {
         if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
         seen.add(b);
-        onBlock(b, decodeRecordBlock(this.journal.read(b), set.ino, set.kind, `${where} block ${b}`));
+        const img = this.journal.readCopy(b);
+        onBlock(b, decodeRecordBlock(img, set.ino, set.kind, `${where} block ${b}`), img);
       }
       next = ix.next;
     }
@@ -226,12 +227,12 @@ export class InodeStore {
     const set = new RecordSet(kind, inode.ino, this.bs);
     const extents: ExtentRec[] = [];
     const dirents: Array<[string, number]> = [];
-    this.readChain(set, rec.recIndex, where, (b, d) => {
+    this.readChain(set, rec.recIndex, where, (b, d, img) => {
       if (kind === REC_KIND_DIRENT) {
-        set.adopt(b, d.dirents.map(([n, , raw]) => [n, raw]));
+        set.adopt(b, d.dirents.map(([n, , raw]) => [n, raw]), img);
         for (const [n, c] of d.dirents) dirents.push([n, c]);
       } else {
-        set.adopt(b, d.extents.map(([e, raw]) => [e.fileBlock, raw]));
+        set.adopt(b, d.extents.map(([e, raw]) => [e.fileBlock, raw]), img);
         for (const [e] of d.extents) extents.push(e);
       }
     }, rec.recBlocks);
@@ -253,8 +254,8 @@ export class InodeStore {
     const where = 'refcount index';
     const set = new RecordSet(REC_KIND_REFCOUNT, REFCOUNT_OWNER, this.bs);
     const recs: RefcountRec[] = [];
-    this.readChain(set, this.sb.refcountRoot, where, (b, d) => {
-      set.adopt(b, d.refcounts.map(([r, raw]) => [r.start, raw]));
+    this.readChain(set, this.sb.refcountRoot, where, (b, d, img) => {
+      set.adopt(b, d.refcounts.map(([r, raw]) => [r.start, raw]), img);
       for (const [r] of d.refcounts) {
         if (!this.inData(r.start, r.len)) throw new FormatError(`${where}: record [${r.start}, +${r.len}) outside the data area`);
         recs.push(r);
@@ -437,7 +438,7 @@ export class InodeStore {
       if (this.sb.refcountRoot !== 0) { this.sb.refcountRoot = 0; op.sbDirty = true; }
       return;
     }
-    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, REFCOUNT_OWNER, REC_KIND_REFCOUNT, rb.items.values()));
+    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, REFCOUNT_OWNER, REC_KIND_REFCOUNT, recordBytes(rb)));
     for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, REFCOUNT_OWNER, set.nextOf(ix), ix.list));
     if (this.sb.refcountRoot !== set.firstIndexBlock) { this.sb.refcountRoot = set.firstIndexBlock; op.sbDirty = true; }
     if (set.count > 0 && !(this.sb.featuresIncompat & FEAT_INCOMPAT_REFCOUNT)) { this.sb.featuresIncompat |= FEAT_INCOMPAT_REFCOUNT; op.sbDirty = true; }
@@ -503,7 +504,7 @@ export class InodeStore {
 
   private encodeTouched(inode: Inode, t: RecTouched): void {
     const set = inode.records!;
-    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, inode.ino, set.kind, rb.items.values()));
+    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, inode.ino, set.kind, recordBytes(rb)));
     for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, inode.ino, set.nextOf(ix), ix.list));
   }
 

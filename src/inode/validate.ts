@@ -17,6 +17,32 @@ import { ROOT_INO } from '../format/layout.js';
 import type { Inode } from './inode.js';
 import { InodeStore } from './store.js';
 
+/**
+ * A count per inode number in one typed array: O(1) without hashing, and
+ * 4 bytes per slot where a Map of a million inodes costs tens of bytes each
+ * (mount validates every inode). Numbers at or beyond the bound count 0 and
+ * are not stored: only loaded inodes (below the high-water mark) are counted.
+ */
+export class InoCounts {
+  private readonly a: Uint32Array;
+  /** @param bound one past the largest inode number counted (the superblock's inodeHwm) */
+  constructor(bound: number) { this.a = new Uint32Array(Math.max(0, bound)); }
+  /** The count of `ino` (0 when never counted). */
+  get(ino: number): number { return ino >= 0 && ino < this.a.length ? this.a[ino] : 0; }
+  /** Add one to the count of `ino`; ignored for a number beyond the bound. */
+  inc(ino: number): void { if (ino >= 0 && ino < this.a.length) this.a[ino]++; }
+}
+
+/** A set of inode numbers as one bit each (see InoCounts); numbers beyond the bound are never members. */
+export class InoSet {
+  private readonly a: Uint8Array;
+  /** @param bound one past the largest inode number held */
+  constructor(bound: number) { this.a = new Uint8Array(Math.ceil(Math.max(0, bound) / 8)); }
+  has(ino: number): boolean { return ino >= 0 && ino < this.a.length * 8 && (this.a[ino >> 3] & (1 << (ino & 7))) !== 0; }
+  /** Add `ino`; ignored for a number beyond the bound. */
+  add(ino: number): void { if (ino >= 0 && ino < this.a.length * 8) this.a[ino >> 3] |= 1 << (ino & 7); }
+}
+
 /** A run of region blocks referenced by inode `ino` (0: the region's own refcount index). */
 export interface BlockClaim { start: number; len: number; ino: number; data?: boolean }
 
@@ -39,10 +65,10 @@ export interface Validation {
   /** Inodes with links that cannot be reached from the root. */
   unreachable: number[];
   /** ino → number of entries naming it, and directory → subdirectory count (directories reachable from the root). */
-  links: Map<number, number>;
-  subdirs: Map<number, number>;
+  links: InoCounts;
+  subdirs: InoCounts;
   /** Inodes named by an entry of any loaded directory, reachable or not: never freed as orphans. */
-  named: Set<number>;
+  named: InoSet;
   /** Reachable inodes whose link count is not what the entries say (a named inode with nlink 0 among them). */
   linkCounts: Array<{ ino: number; nlink: number; want: number }>;
   /** Inodes with nlink 0 that no entry names but that are not marked orphans: nothing unlinked them. */
@@ -51,15 +77,15 @@ export interface Validation {
 
 /** The link count the entries give an inode: 2 + subdirectories for a directory, its names otherwise. */
 export function wantLinks(inode: Inode, v: Pick<Validation, 'links' | 'subdirs'>): number {
-  return inode.isDir ? 2 + (v.subdirs.get(inode.ino) ?? 0) : v.links.get(inode.ino) ?? 0;
+  return inode.isDir ? 2 + v.subdirs.get(inode.ino) : v.links.get(inode.ino);
 }
 
 /** Every block claim of every inode and of the refcount index, sorted by start. */
 export function allClaims(store: InodeStore): BlockClaim[] {
   const claims: BlockClaim[] = [];
   for (const inode of store.inodes.values()) {
-    for (const e of inode.bmap.extents) claims.push({ start: e.regionBlock, len: e.len, ino: inode.ino, data: true });
-    for (const r of InodeStore.metaRuns(inode)) claims.push({ start: r.start, len: r.len, ino: inode.ino });
+    if (inode.bmap.count) for (const e of inode.bmap.extents) claims.push({ start: e.regionBlock, len: e.len, ino: inode.ino, data: true });
+    if (inode.forkBlock || inode.records) for (const r of InodeStore.metaRuns(inode)) claims.push({ start: r.start, len: r.len, ino: inode.ino });
   }
   for (const b of store.refcountBlocks()) claims.push({ start: b, len: 1, ino: 0 });
   return claims.sort((a, b) => a.start - b.start || a.len - b.len);
@@ -102,11 +128,20 @@ function checkRefcounts(store: InodeStore, owners: ReturnType<typeof dataOwners>
   }
 }
 
+/** One past the largest loaded inode number (slots up to the high-water mark). */
+function inoBound(store: InodeStore): number {
+  let m = store.sb.inodeHwm;
+  for (const ino of store.inodes.keys()) if (ino > m) m = ino;
+  return m + 1;
+}
+
 /** Run every cross-inode check (see the file comment). */
 export function validate(store: InodeStore, alloc: Allocator): Validation {
+  const bound = inoBound(store);
   const v: Validation = {
     overlaps: [], refcounts: [], markedFree: [], leaked: 0, danglingEntries: [], multiLinkedDirs: [], unreachable: [],
-    links: new Map(), subdirs: new Map(), named: new Set(), linkCounts: [], strays: [],
+    links: new InoCounts(bound), subdirs: new InoCounts(bound), named: new InoSet(bound),
+    linkCounts: [], strays: [],
   };
   const claims = allClaims(store);
   // One pass in start order: `reach` is the claim reaching furthest so far, so a claim
@@ -156,16 +191,17 @@ function checkLinks(store: InodeStore, v: Validation): void {
 function walkTree(store: InodeStore, v: Validation): void {
   const root = store.inodes.get(ROOT_INO);
   if (!root) return;
-  const seen = new Set<number>([ROOT_INO]);
+  const seen = new InoSet(inoBound(store));
+  seen.add(ROOT_INO);
   const stack: Inode[] = [root];
   while (stack.length) {
     const dir = stack.pop()!;
     for (const [name, ino] of dir.dirents!) {
       const child = store.inodes.get(ino);
       if (!child) { v.danglingEntries.push({ dir: dir.ino, name, ino }); continue; }
-      v.links.set(ino, (v.links.get(ino) ?? 0) + 1);
+      v.links.inc(ino);
       if (child.isDir) {
-        v.subdirs.set(dir.ino, (v.subdirs.get(dir.ino) ?? 0) + 1);
+        v.subdirs.inc(dir.ino);
         if (seen.has(ino)) { v.multiLinkedDirs.push({ dir: dir.ino, name, ino }); continue; }
         stack.push(child);
       }

@@ -182,6 +182,12 @@ export class Journal {
     return this.region.readBuf(regionOff(block * bs), bs);
   }
 
+  /** A block as the running transaction sees it, always as a private copy (for a caller that keeps it). */
+  readCopy(block: number): Buffer {
+    const img = this.images.get(block);
+    return img ? Buffer.from(img) : this.read(block);
+  }
+
   private keepPre(block: number): void {
     this.failpoint?.(block);
     if (this.pre && !this.pre.has(block)) {

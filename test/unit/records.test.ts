@@ -18,7 +18,7 @@ import {
   encodeRecordBlock, indexCapacity, REC_HDR, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_MAGIC, recBlockCapacity,
   RIDX_HDR, RIDX_MAGIC,
 } from '../../src/format/records.js';
-import { RecordSet, type RecTouched } from '../../src/inode/records.js';
+import { recordBytes, RecordSet, type RecTouched } from '../../src/inode/records.js';
 
 const BS = 4096;
 const INO = 4242;
@@ -245,7 +245,7 @@ const nameOf = (rec: Buffer) => rec.toString('utf8', 9, 9 + rec[8]);
 /** Encode the set as the store does and decode it back: names → inos, walking the index chain. */
 function roundTrip(set: RecordSet): Map<string, number> {
   const media = new Map<number, Buffer>();
-  for (const rb of set.blocks) media.set(rb.block, encodeRecordBlock(BS, set.ino, set.kind, rb.items.values()));
+  for (const rb of set.blocks) media.set(rb.block, encodeRecordBlock(BS, set.ino, set.kind, recordBytes(rb)));
   for (const ix of set.index) media.set(ix.block, encodeIndexBlock(BS, set.ino, set.nextOf(ix), ix.list));
   const out = new Map<string, number>();
   const listed: number[] = [];
@@ -406,7 +406,7 @@ describe('RecordSet', () => {
     set.put(8, moved, t, a.alloc);
     expect([...t.recs]).toEqual([set.blocks[0]]);
     expect(set.count).toBe(200);
-    const d = decodeRecordBlock(encodeRecordBlock(BS, INO, REC_KIND_EXTENT, set.blocks[0].items.values()), INO, REC_KIND_EXTENT, 'x');
+    const d = decodeRecordBlock(encodeRecordBlock(BS, INO, REC_KIND_EXTENT, recordBytes(set.blocks[0])), INO, REC_KIND_EXTENT, 'x');
     expect(d.extents.find(([e]) => e.fileBlock === 8)![0]).toEqual({ fileBlock: 8, regionBlock: 77, len: 8, flags: EXT_UNWRITTEN });
     expect(d.extents.length + set.blocks[1].items.size).toBe(200);
   });
@@ -445,5 +445,27 @@ describe('RecordSet', () => {
     expect(a.goals).toEqual([61]);                           // a second record block; the index has room
     expect(set.index).toEqual([{ block: 50, list: [60, 1000] }]);
     expect(roundTrip(set).size).toBe(19);
+  });
+
+  it('keeps records adopted with their source image as positions, and encodes, replaces and removes them alike', () => {
+    const set = new RecordSet(REC_KIND_DIRENT, INO, BS);
+    const names = Array.from({ length: 40 }, (_, i) => `entry-${i}`);
+    const raw = encodeRecordBlock(BS, INO, REC_KIND_DIRENT, names.map((n, i) => encodeDirentRec(n, i + 10)));
+    const d = decodeRecordBlock(raw, INO, REC_KIND_DIRENT, 'x');
+    set.index.push({ block: 50, list: [60] });
+    const rb = set.adopt(60, d.dirents.map(([n, , r]) => [n, r]), raw);
+    expect([...rb.items.values()].every((v) => typeof v === 'number')).toBe(true);   // no Buffer per record
+    expect(rb.used).toBe(d.dirents.reduce((n, [, , r]) => n + r.length, 0));
+    // Encoding the block again gives back the very bytes it was read from.
+    expect(encodeRecordBlock(BS, INO, REC_KIND_DIRENT, recordBytes(rb)).equals(raw)).toBe(true);
+    const a = blocks();
+    set.put('entry-3', encodeDirentRec('entry-3', 999), touched(), a.alloc);        // replaced in place
+    set.remove('entry-7', touched());
+    const back = new Map(decodeRecordBlock(encodeRecordBlock(BS, INO, REC_KIND_DIRENT, recordBytes(rb)), INO, REC_KIND_DIRENT, 'x').dirents.map(([n, i]) => [n, i]));
+    expect(back.size).toBe(39);
+    expect(back.get('entry-3')).toBe(999);
+    expect(back.has('entry-7')).toBe(false);
+    expect(back.get('entry-39')).toBe(49);
+    expect(rb.used).toBe([...recordBytes(rb)].reduce((n, r) => n + r.length, 0));
   });
 });
