@@ -22,6 +22,8 @@ export class TrackedMap<V> extends Map<string, V> {
   override clear(): void { for (const k of this.keys()) this.changed.add(k); super.clear(); }
   /** Fill without recording (decoding from media). */
   load(entries: Iterable<[string, V]>): void { for (const [k, v] of entries) super.set(k, v); }
+  /** One entry as loaded from media (not a change). */
+  loadOne(k: string, v: V): void { super.set(k, v); }
 }
 
 export const S_IFMT = constants.S_IFMT;
@@ -103,8 +105,8 @@ export class Inode {
   dirtyRanges: Array<[number, number]> | null = NO_RANGES;
   dirtyGen = 0;
 
-  constructor(ino: number, mode: number, uid: number, gid: number) {
-    const now = nowTimespec();
+  /** @param now the four timestamps (default: the clock; mount passes a constant, which decoding replaces) */
+  constructor(ino: number, mode: number, uid: number, gid: number, now: Timespec = nowTimespec()) {
     this.ino = ino; this.mode = mode; this.uid = uid; this.gid = gid;
     this.nlink = 0; this.size = 0;
     this.atime = now; this.mtime = now; this.ctime = now; this.btime = now;

@@ -35,7 +35,7 @@ import { RefcountIndex } from '../refcount/refcount.js';
 import type { Journal } from '../journal/journal.js';
 import type { Region } from '../region/region.js';
 import { FsError } from '../errors.js';
-import { blockCount, regionBlock, regionOff } from '../types.js';
+import { blockCount, regionBlock, regionOff, type Timespec } from '../types.js';
 import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
 import { recordBytes, RecordSet, type RecTouched } from './records.js';
 
@@ -52,6 +52,12 @@ export interface StoreOp {
 /** The encoding of an empty fork (encodeFork(emptyFork())), shared by every inode whose fork it is. */
 const EMPTY_INLINE_FORK = encodeFork(emptyFork());
 const isEmptyFork = (b: Buffer): boolean => b.length === EMPTY_INLINE_FORK.length && b.equals(EMPTY_INLINE_FORK);
+const EMPTY_FORK_CRC = crc32c(EMPTY_INLINE_FORK) >>> 0;
+const NO_DIRENTS: ReadonlyArray<[string, number]> = Object.freeze([]);
+/** The timestamps of an inode being loaded, until decoding sets its own. */
+const LOADING: Timespec = Object.freeze({ sec: 0, nsec: 0 });
+/** What an empty fork decodes to, shared (decode only reads it). */
+const EMPTY_FORK: Fork = Object.freeze({ extents: Object.freeze([]) as unknown as ExtentRec[], xattrs: new Map(), dirents: null, symlink: null });
 
 /** Most index blocks one inode may chain (bounds memory and time on hostile images). */
 const MAX_INDEX_CHAIN = 1 << 16;
@@ -113,7 +119,7 @@ export class InodeStore {
         const raw = blk.subarray(this.slotOffInBlock(ino), this.slotOffInBlock(ino) + INODE_SIZE);
         if (isFreeSlot(raw)) { if (ino > 1) this.freeSlots.push(ino); continue; }
         try {
-          this.inodes.set(ino, this.decode(raw, ino, new Inode(ino, 0, 0, 0)));
+          this.inodes.set(ino, this.decode(raw, ino, new Inode(ino, 0, 0, 0, LOADING)));
         } catch (e) {
           if (!(e instanceof FormatError)) throw e;
           problems.push({ ino, message: e.message });
@@ -145,8 +151,9 @@ export class InodeStore {
       for (let i = 0; i < rec.forkBlocks; i++) parts.push(this.journal.read(rec.forkBlock + i));
       forkBuf = Buffer.concat(parts).subarray(0, rec.forkLen);
     }
-    if ((crc32c(forkBuf) >>> 0) !== rec.forkCrc) throw new FormatError(`inode ${ino}: fork checksum mismatch`);
-    const fork = decodeFork(forkBuf, `inode ${ino}`);
+    const empty = forkBuf === EMPTY_INLINE_FORK;
+    if ((empty ? EMPTY_FORK_CRC : crc32c(forkBuf) >>> 0) !== rec.forkCrc) throw new FormatError(`inode ${ino}: fork checksum mismatch`);
+    const fork = empty ? EMPTY_FORK : decodeFork(forkBuf, `inode ${ino}`);
     checkForkKind(rec, fork);
     inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid;
     inode.nlink = rec.nlink; inode.size = rec.size;
@@ -160,14 +167,20 @@ export class InodeStore {
     inode.records = null;
     const kind = this.kindOf(inode);
     let extents = fork.extents;
-    let dirents: Array<[string, number]> = fork.dirents ? [...fork.dirents] : [];
+    let dirents: ReadonlyMap<string, number> | ReadonlyArray<[string, number]> = fork.dirents ?? NO_DIRENTS;
     if (rec.recIndex) {
       if (!kind) throw new FormatError(`inode ${ino}: records on an inode that cannot have them`);
       const loaded = this.loadRecords(inode, kind, rec);
       extents = loaded.extents; dirents = loaded.dirents;
     }
-    try { inode.bmap.reset(kind === REC_KIND_EXTENT ? extents : []); } catch (e) { throw new FormatError(`inode ${ino}: ${(e as Error).message}`); }
-    for (const e of inode.bmap.extents) {
+    if (kind === REC_KIND_EXTENT && extents.length) {
+      try { inode.bmap.reset(extents); } catch (e) { throw new FormatError(`inode ${ino}: ${(e as Error).message}`); }
+    } else if (inode.bmap.count) {
+      inode.bmap.reset([]);
+    } else {
+      inode.bmap.clearChanges();
+    }
+    if (inode.bmap.count) for (const e of inode.bmap.extents) {
       if (!this.inData(e.regionBlock, e.len)) throw new FormatError(`inode ${ino}: extent [${e.regionBlock}, +${e.len}) outside the data area`);
       if (e.fileBlock + e.len > 2 ** 52 / 4096) throw new FormatError(`inode ${ino}: extent at file block ${e.fileBlock} beyond the maximum file size`);
     }
@@ -176,11 +189,11 @@ export class InodeStore {
       for (const [name, child] of dirents) {
         if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
         if (inode.dirents.has(name)) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);
-        inode.dirents.load([[name, child]]);
+        inode.dirents.loadOne(name, child);
       }
     } else {
       inode.dirents = null;
-      if (dirents.length) throw new FormatError(`inode ${ino}: directory entries on a non-directory`);
+      if ('size' in dirents ? dirents.size : dirents.length) throw new FormatError(`inode ${ino}: directory entries on a non-directory`);
     }
     return inode;
   }
