@@ -28,9 +28,9 @@ export class InoCounts {
   /** @param bound one past the largest inode number counted (the superblock's inodeHwm) */
   constructor(bound: number) { this.a = new Uint32Array(Math.max(0, bound)); }
   /** The count of `ino` (0 when never counted). */
-  get(ino: number): number { return ino >= 0 && ino < this.a.length ? this.a[ino] : 0; }
+  get(ino: number): number { return Number.isInteger(ino) && ino >= 0 && ino < this.a.length ? this.a[ino] : 0; }
   /** Add one to the count of `ino`; ignored for a number beyond the bound. */
-  inc(ino: number): void { if (ino >= 0 && ino < this.a.length) this.a[ino]++; }
+  inc(ino: number): void { if (Number.isInteger(ino) && ino >= 0 && ino < this.a.length) this.a[ino]++; }
 }
 
 /** A set of inode numbers as one bit each (see InoCounts); numbers beyond the bound are never members. */
@@ -38,9 +38,9 @@ export class InoSet {
   private readonly a: Uint8Array;
   /** @param bound one past the largest inode number held */
   constructor(bound: number) { this.a = new Uint8Array(Math.ceil(Math.max(0, bound) / 8)); }
-  has(ino: number): boolean { return ino >= 0 && ino < this.a.length * 8 && (this.a[ino >> 3] & (1 << (ino & 7))) !== 0; }
+  has(ino: number): boolean { return Number.isInteger(ino) && ino >= 0 && ino < this.a.length * 8 && (this.a[ino >> 3] & (1 << (ino & 7))) !== 0; }
   /** Add `ino`; ignored for a number beyond the bound. */
-  add(ino: number): void { if (ino >= 0 && ino < this.a.length * 8) this.a[ino >> 3] |= 1 << (ino & 7); }
+  add(ino: number): void { if (Number.isInteger(ino) && ino >= 0 && ino < this.a.length * 8) this.a[ino >> 3] |= 1 << (ino & 7); }
 }
 
 /** A run of region blocks referenced by inode `ino` (0: the region's own refcount index). */
