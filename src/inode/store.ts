@@ -114,7 +114,7 @@ export class InodeStore {
     const n = this.sb.inodeHwm;
     const perBlock = this.bs / INODE_SIZE;
     for (let first = 1; first <= n; first += perBlock) {
-      const blk = this.journal.read(this.slotBlock(first));
+      const blk = this.journal.readScan(this.slotBlock(first));
       for (let ino = first; ino < first + perBlock && ino <= n; ino++) {
         const raw = blk.subarray(this.slotOffInBlock(ino), this.slotOffInBlock(ino) + INODE_SIZE);
         if (isFreeSlot(raw)) { if (ino > 1) this.freeSlots.push(ino); continue; }
@@ -215,7 +215,7 @@ export class InodeStore {
     while (next) {
       if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: record index chain is broken at block ${next}`);
       seen.add(next);
-      const ix = decodeIndexBlock(this.journal.read(next), set.ino, where);
+      const ix = decodeIndexBlock(this.journal.readScan(next), set.ino, where);
       set.index.push({ block: next, list: ix.blocks });
       recBlocks += ix.blocks.length;
       if (recBlocks > maxRecBlocks) throw new FormatError(`${where}: record index lists more than the ${maxRecBlocks} record blocks the inode says`);

@@ -182,10 +182,22 @@ export class Journal {
     return this.region.readBuf(regionOff(block * bs), bs);
   }
 
-  /** A block as the running transaction sees it, always as a private copy (for a caller that keeps it). */
+  /** A block as the running transaction sees it, always as a private copy (for a caller that keeps it), read as readScan does. */
   readCopy(block: number): Buffer {
     const img = this.images.get(block);
-    return img ? Buffer.from(img) : this.read(block);
+    return img ? Buffer.from(img) : this.readScan(block);
+  }
+
+  /**
+   * A block as the running transaction sees it (the image itself when it
+   * has one, a copy otherwise), read with pread rather than through the
+   * mapping: for mount's and fsck's scans of all metadata (Region.preadBuf).
+   */
+  readScan(block: number): Buffer {
+    const img = this.images.get(block);
+    if (img) return img;
+    const bs = this.geo.blockSize;
+    return this.region.preadBuf(regionOff(block * bs), bs);
   }
 
   private keepPre(block: number): void {
@@ -351,7 +363,7 @@ export class Journal {
     const areas = this.twoAreas ? [0, 1] : [0];
     return areas.map((a) => {
       const start = this.areaStart(a);
-      return scanLog(bs, this.areaBlocks, (i) => this.region.readBuf(regionOff((start + i) * bs), bs), (b) => this.homeOk(b));
+      return scanLog(bs, this.areaBlocks, (i) => this.region.preadBuf(regionOff((start + i) * bs), bs), (b) => this.homeOk(b));
     });
   }
 

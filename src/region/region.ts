@@ -171,6 +171,26 @@ export class Region {
     }
   }
 
+  /**
+   * A copy of [off, off+len) read with pread(2), not through the mapping:
+   * for scans that read all the metadata once (mount, fsck), so the pages
+   * they read stay in the host's page cache without being mapped into this
+   * process, where they would count in its RSS for as long as it runs (an
+   * XFS mount reads its metadata into the buffer cache, not into a
+   * process). The bytes are the mapping's: one page cache serves both.
+   * @throws RangeError outside the region; Error on a short read (the file shrank)
+   */
+  preadBuf(off: RegionOff, len: number): Buffer {
+    this.check(off, len);
+    const b = Buffer.allocUnsafe(len);
+    for (let done = 0; done < len;) {
+      const n = fs.readSync(this.fd, b, done, len - done, off + done);
+      if (n <= 0) throw new Error(`region: read of [${off}, +${len}) ended at ${done} bytes (the region file is shorter than its superblock says)`);
+      done += n;
+    }
+    return b;
+  }
+
   /** Copy len bytes at region offset off into dst[dstOff..]. */
   read(off: RegionOff, dst: Buffer, dstOff: number, len: number): void {
     this.each(off, len, (w, wOff, done, n) => { w.copy(dst, dstOff + done, wOff, wOff + n); });

@@ -181,7 +181,7 @@ export function loadEngine(e: Engine, dryRun: boolean, log: Logger): { recovered
   } else {
     e.journal.seq = Math.max(e.journal.seq, e.journal.newestSeq() + 1);
   }
-  e.alloc.loadBitmap((i) => e.journal.read(e.sb.bitmapStart + i));
+  e.alloc.loadBitmap((i) => e.journal.readScan(e.sb.bitmapStart + i));
   try {
     e.store.loadRefcounts();
   } catch (err) {
