@@ -1,8 +1,10 @@
 /**
  * @file The per-file block map: file block → region block, as flat extent
  * records in a B+tree keyed by first file block (sorted-btree), so a lookup,
- * insert or removal costs O(log n) whatever the number of extents. Units are
- * blocks throughout; callers convert bytes at the edge.
+ * insert or removal costs O(log n) whatever the number of extents; a map of
+ * at most SMALL_MAP_MAX records is a sorted array until it grows (most files
+ * have one extent). Units are blocks throughout; callers convert bytes at
+ * the edge.
  *
  * Every mutating method takes a LayoutPermit, which only the layout guard
  * (src/seal/guard.ts, assertLayoutMutable) hands out: like the single check
@@ -51,14 +53,80 @@ function checkPermit(p: LayoutPermit): void {
 export interface MapSeg { fileBlock: number; len: number; regionBlock: number; flags: number }
 export const HOLE = -1;
 
+/** The subset of sorted-btree's interface a block map uses (keys: first file blocks). */
+interface ExtentTree {
+  readonly size: number;
+  get(k: number): ExtentRec | undefined;
+  set(k: number, v: ExtentRec): unknown;
+  delete(k: number): unknown;
+  values(): IterableIterator<ExtentRec>;
+  minKey(): number | undefined;
+  maxKey(): number | undefined;
+  /** The pair with the largest key <= k. */
+  getPairOrNextLower(k: number): [number, ExtentRec] | undefined;
+  /** The pair with the smallest key >= k. */
+  getPairOrNextHigher(k: number): [number, ExtentRec] | undefined;
+  /** Pairs from the smallest key >= lowestKey on, in key order. */
+  entries(lowestKey?: number): IterableIterator<[number, ExtentRec]>;
+}
+
+/** Records a block map keeps in a sorted array before it moves them into a B+tree. */
+export const SMALL_MAP_MAX = 8;
+
+/**
+ * A block map of at most SMALL_MAP_MAX records as one sorted array (key:
+ * the record's fileBlock). Most files of a large tree have one extent; a
+ * B+tree for it costs some 600 bytes (tree, root node and two preallocated
+ * arrays), this about 60. Same semantics as sorted-btree for the methods
+ * above; O(SMALL_MAP_MAX) each.
+ */
+class SmallTree implements ExtentTree {
+  private recs: ExtentRec[] = [];
+  get size(): number { return this.recs.length; }
+  /** Index of the last record with fileBlock <= k, or -1. */
+  private floor(k: number): number {
+    let i = this.recs.length - 1;
+    while (i >= 0 && this.recs[i].fileBlock > k) i--;
+    return i;
+  }
+  get(k: number): ExtentRec | undefined { const i = this.floor(k); return i >= 0 && this.recs[i].fileBlock === k ? this.recs[i] : undefined; }
+  set(k: number, v: ExtentRec): void {
+    if (v.fileBlock !== k) throw new Error(`bmap: record at file block ${v.fileBlock} stored under key ${k}`);
+    const i = this.floor(k);
+    if (i >= 0 && this.recs[i].fileBlock === k) { this.recs[i] = v; return; }
+    // A new array of exactly the new length (a push would reserve 17 slots for the first record).
+    const n = this.recs.length, next: ExtentRec[] = new Array<ExtentRec>(n + 1);
+    for (let j = 0; j <= i; j++) next[j] = this.recs[j];
+    next[i + 1] = v;
+    for (let j = i + 1; j < n; j++) next[j + 1] = this.recs[j];
+    this.recs = next;
+  }
+  delete(k: number): boolean { const i = this.floor(k); if (i < 0 || this.recs[i].fileBlock !== k) return false; this.recs.splice(i, 1); return true; }
+  values(): IterableIterator<ExtentRec> { return this.recs.slice().values(); }
+  minKey(): number | undefined { return this.recs[0]?.fileBlock; }
+  maxKey(): number | undefined { return this.recs[this.recs.length - 1]?.fileBlock; }
+  getPairOrNextLower(k: number): [number, ExtentRec] | undefined { const i = this.floor(k); return i >= 0 ? [this.recs[i].fileBlock, this.recs[i]] : undefined; }
+  getPairOrNextHigher(k: number): [number, ExtentRec] | undefined {
+    const i = this.floor(k);
+    const j = i >= 0 && this.recs[i].fileBlock === k ? i : i + 1;
+    return j < this.recs.length ? [this.recs[j].fileBlock, this.recs[j]] : undefined;
+  }
+  *entries(lowestKey = -Infinity): IterableIterator<[number, ExtentRec]> {
+    // A copy: the caller may change the map between steps (sorted-btree leaves that undefined; the callers here do not).
+    for (const e of this.recs.slice()) if (e.fileBlock >= lowestKey) yield [e.fileBlock, e];
+  }
+  /** The records, in order (moving them into a B+tree). */
+  all(): readonly ExtentRec[] { return this.recs; }
+}
+
 /**
  * The tree of every empty block map (most inodes of a large tree are empty
  * files, directories or symlinks): never changed; put() gives the map its own.
  */
-const EMPTY_TREE = new BTree<number, ExtentRec>();
+const EMPTY_TREE: ExtentTree = new SmallTree();
 
 export class BlockMap {
-  private tree: BTree<number, ExtentRec> = EMPTY_TREE;
+  private tree: ExtentTree = EMPTY_TREE;
   private mapped = 0;
   /** Changed keys, made at the first change (most loaded files never change: no Set for them). */
   private changedKeys: Set<number> | null = null;
@@ -77,7 +145,12 @@ export class BlockMap {
   private put(e: ExtentRec, mark = true): void {
     const old = this.tree.get(e.fileBlock);
     if (old) this.mapped -= old.len;
-    if (this.tree === EMPTY_TREE) this.tree = new BTree<number, ExtentRec>();
+    if (this.tree === EMPTY_TREE) this.tree = new SmallTree();
+    else if (!old && this.tree instanceof SmallTree && this.tree.size >= SMALL_MAP_MAX) {
+      const big = new BTree<number, ExtentRec>();
+      for (const r of this.tree.all()) big.set(r.fileBlock, r);
+      this.tree = big;
+    }
     this.tree.set(e.fileBlock, e);
     this.mapped += e.len;
     if (mark) this.changed.add(e.fileBlock);
@@ -274,7 +347,7 @@ export class BlockMap {
       const a = sorted[i - 1];
       if (a.fileBlock + a.len > sorted[i].fileBlock) throw new Error(`bmap: records overlap at file block ${sorted[i].fileBlock}`);
     }
-    this.tree = sorted.length ? new BTree<number, ExtentRec>() : EMPTY_TREE;
+    this.tree = sorted.length === 0 ? EMPTY_TREE : sorted.length <= SMALL_MAP_MAX ? new SmallTree() : new BTree<number, ExtentRec>();
     this.mapped = 0;
     for (const e of sorted) this.put(e, false);
     this.changedKeys = null;

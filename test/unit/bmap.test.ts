@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { BlockMap, HOLE } from '../../src/bmap/bmap.js';
+import { BlockMap, HOLE, SMALL_MAP_MAX } from '../../src/bmap/bmap.js';
 import { PinRegistry } from '../../src/layout/busy.js';
 import { LayoutGuard } from '../../src/layout/guard.js';
 import { Inode } from '../../src/inode/inode.js';
@@ -194,5 +194,70 @@ describe('layout permits', () => {
     expect(() => takePermitMint()).toThrow(/already taken/);
     m.insert(P, { fileBlock: 0, regionBlock: 100, len: 1, flags: 0 });
     expect(m.count).toBe(1);
+  });
+});
+
+describe('BlockMap: small maps (a sorted array) and large ones (a B+tree) behave alike', () => {
+  // A plain model: one entry per mapped file block (region block and flags), checked after every step.
+  type Cell = [number, number];
+  const modelMap = (model: Map<number, Cell>, start: number, count: number) => {
+    const out: Array<[number, number, number]> = [];
+    for (let b = start; b < start + count; b++) {
+      const c = model.get(b);
+      out.push(c ? [b, c[0], c[1]] : [b, HOLE, 0]);
+    }
+    return out;
+  };
+  const mapCells = (m: BlockMap, start: number, count: number) => {
+    const out: Array<[number, number, number]> = [];
+    for (const s of m.map(start, count)) for (let i = 0; i < s.len; i++) out.push([s.fileBlock + i, s.regionBlock === HOLE ? HOLE : s.regionBlock + i, s.regionBlock === HOLE ? 0 : s.flags]);
+    return out;
+  };
+  let seed = 0x9e3779b9;
+  const rnd = (n: number) => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n; };   // xorshift32
+
+  it('random inserts and removals across the size where the array becomes a tree', () => {
+    let most = 0;
+    for (let round = 0; round < 40; round++) {
+      const m = new BlockMap();
+      const model = new Map<number, Cell>();
+      let region = 1000;
+      for (let step = 0; step < 60; step++) {
+        const start = rnd(64), len = 1 + rnd(4);
+        if (rnd(5) > 0) {
+          let free = true;
+          for (let b = start; b < start + len; b++) if (model.has(b)) free = false;
+          if (!free) continue;
+          const flags = rnd(2) ? U : 0;
+          region += 3 + rnd(5);   // not contiguous with the last insert, so records stay apart more often
+          m.insert(P, e(start, region, len, flags));
+          for (let i = 0; i < len; i++) model.set(start + i, [region + i, flags]);
+          region += len;
+        } else {
+          m.remove(P, start, len);
+          for (let b = start; b < start + len; b++) model.delete(b);
+        }
+        expect(mapCells(m, 0, 72)).toEqual(modelMap(model, 0, 72));
+        expect(m.mappedBlocks()).toBe(model.size);
+        const ext = m.extents;
+        for (let i = 1; i < ext.length; i++) expect(ext[i - 1].fileBlock + ext[i - 1].len).toBeLessThanOrEqual(ext[i].fileBlock);
+        expect(m.lastExtent()).toEqual(ext[ext.length - 1]);
+        expect(m.firstExtent()).toEqual(ext[0]);
+        most = Math.max(most, m.count);
+      }
+    }
+    expect(most).toBeGreaterThan(SMALL_MAP_MAX * 2);   // the tree form was exercised too
+  });
+
+  it('a map loaded with more records than the array holds, then emptied', () => {
+    const recsIn = Array.from({ length: 20 }, (_, i) => e(i * 10, 5000 + i * 100, 5, i % 2 ? U : 0));
+    const m = new BlockMap(recsIn);
+    expect(m.count).toBe(20);
+    expect(recs(m)).toEqual(recsIn.map((x) => [x.fileBlock, x.regionBlock, x.len, x.flags]));
+    m.remove(P, 0, 200);
+    expect(m.count).toBe(0);
+    expect(m.map(0, 10)).toEqual([{ fileBlock: 0, len: 10, regionBlock: HOLE, flags: 0 }]);
+    m.insert(P, e(3, 77, 2));
+    expect(recs(m)).toEqual([[3, 77, 2, 0]]);
   });
 });
