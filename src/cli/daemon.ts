@@ -51,6 +51,10 @@ Serve the pmemfs region file REGION at MOUNTPOINT.
      poll_us=N            after the request queue runs dry, look for the next request for up to
                           N microseconds before sleeping (default 50; 0 never): saves a wakeup per
                           request for synchronous clients, costs at most N µs of CPU per idle spell
+     check                load and cross-check every inode at mount (what fsck.pmemfs -n checks),
+                          refusing a damaged region; default: inodes are read when first used,
+                          so mount time does not grow with the file count
+     inode_cache=N        in-core inodes kept once the kernel forgets them (default 65536)
      allow_other          let other users access the mount
      default_permissions  kernel permission checks (always on)
      ro                   read-only
@@ -112,6 +116,10 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
       case 'powerfail_seed': r.svc.powerfailSeed = int(k, v, 0, 2 ** 32 - 1); break;
       case 'poll_us': r.pollUs = int(k, v, 0, 100_000); break;
       case 'allow_other': r.allowOther = true; break;
+      case 'check':
+        if (o.includes('=')) throw new CliError('mount option check takes no value');
+        r.svc.check = true; break;
+      case 'inode_cache': r.svc.inodeCache = int(k, v, 16, 1 << 24); break;
       case 'ro': r.svc.readOnly = true; break;
       case 'log':
         if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v)) throw new CliError(`mount option log=${v}: use trace, debug, info, warn, error, fatal or silent`);

@@ -66,7 +66,19 @@ export const FEAT_INCOMPAT_LOG2 = 0x4;
  * refuses the region.
  */
 export const FEAT_INCOMPAT_DATALOG = 0x8;
-export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG;
+/**
+ * ICACHE: inodes are read on demand, so mount reads a constant amount. The
+ * superblock counts the slots in use (`inodesUsed`, for statfs's f_ffree and
+ * the free-slot search) and roots the in-core list (`ilistRoot`): the
+ * inodes mount must load, those flagged IFLAG_ORPHAN or IFLAG_SEALED
+ * (ext4's orphan list, s_last_orphan, generalised to seals). A directory's
+ * `rdev` field holds its parent directory's inode number (what XFS keeps in
+ * a short-form directory's header), for '..' and rename's loop check. Set
+ * by mkfs, and by the first read-write mount of an older region, which
+ * loads everything once and writes the counts, the list and the parents.
+ */
+export const FEAT_INCOMPAT_ICACHE = 0x10;
+export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE;
 export const FEAT_RO_COMPAT_SUPPORTED = 0;
 
 /** Inode flags (inode record `flags`). */
@@ -82,7 +94,7 @@ export const SB = {
   rootIno: 104, featuresCompat: 112, featuresIncompat: 120, featuresRoCompat: 128,
   state: 136, flags: 140, mkfsTime: 144, lastMountTime: 152, mountCount: 160,
   journalStart: 168, journalBlocks: 176, generation: 184, label: 192,
-  inodeHwm: 256, journalSeq: 264, refcountRoot: 272, dataSeq: 280, end: 288,
+  inodeHwm: 256, journalSeq: 264, refcountRoot: 272, dataSeq: 280, inodesUsed: 288, ilistRoot: 296, end: 304,
 } as const;
 
 export interface Superblock {
@@ -110,6 +122,10 @@ export interface Superblock {
   /** Data images of transactions up to this sequence are home and durable: recovery never replays them (DATALOG). */
   dataSeq: number;
   refcountRoot: number;    // region block of the reference-count index's first index block (0: none)
+  /** Inode slots in use (ICACHE; 0 on an older region until its first read-write mount). */
+  inodesUsed: number;
+  /** Region block of the in-core list's first index block (ICACHE; 0: empty). */
+  ilistRoot: number;
   label: string;
 }
 
@@ -223,6 +239,7 @@ export function encodeSuperblock(sb: Superblock): Buffer {
     [SB.journalStart, sb.journalStart], [SB.journalBlocks, sb.journalBlocks],
     [SB.generation, sb.generation], [SB.inodeHwm, sb.inodeHwm],
     [SB.journalSeq, sb.journalSeq], [SB.refcountRoot, sb.refcountRoot], [SB.dataSeq, sb.dataSeq ?? 0],
+    [SB.inodesUsed, sb.inodesUsed ?? 0], [SB.ilistRoot, sb.ilistRoot ?? 0],
   ];
   for (const [off, v] of fields) writeU64(b, off, v);
   b.writeUInt32LE(sb.state, SB.state);
@@ -268,6 +285,7 @@ export function decodeSuperblock(raw: Buffer): Superblock {
     journalStart: readU64(b, SB.journalStart), journalBlocks: readU64(b, SB.journalBlocks),
     generation: readU64(b, SB.generation), inodeHwm: readU64(b, SB.inodeHwm),
     journalSeq: readU64(b, SB.journalSeq), refcountRoot: readU64(b, SB.refcountRoot), dataSeq: readU64(b, SB.dataSeq),
+    inodesUsed: readU64(b, SB.inodesUsed), ilistRoot: readU64(b, SB.ilistRoot),
     label: labelRaw.subarray(0, nul < 0 ? LABEL_MAX : nul).toString('utf8'),
   };
   if (sb.version === 1) {
@@ -297,6 +315,7 @@ function checkGeometry(sb: Superblock): void {
   if (sb.inodeCount > MAX_INODES) bad(`inode count ${sb.inodeCount}`);
   if (sb.rootIno !== ROOT_INO) bad(`root inode ${sb.rootIno}`);
   if (sb.inodeHwm < 1 || sb.inodeHwm > sb.inodeCount) bad(`inode high-water mark ${sb.inodeHwm}`);
+  if (sb.inodesUsed > sb.inodeHwm) bad(`${sb.inodesUsed} inodes in use above the high-water mark ${sb.inodeHwm}`);
   if (sb.journalSeq > MAX_COUNTER) bad(`journal sequence ${sb.journalSeq}`);
   if (sb.dataSeq > MAX_COUNTER) bad(`data checkpoint sequence ${sb.dataSeq}`);
   if (sb.mountCount > MAX_COUNTER) bad(`mount count ${sb.mountCount}`);
@@ -352,7 +371,7 @@ export const MAX_BYTES_PER_INODE = 64 << 20;
  * Lay out a region (mkfs). Throws FormatError when the size cannot hold the
  * metadata and a minimum of data blocks.
  */
-export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | 'label' | 'mkfsTime' | 'lastMountTime' | 'mountCount' | 'generation' | 'state' | 'flags' | 'inodeHwm' | 'journalSeq' | 'refcountRoot' | 'dataSeq'> {
+export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | 'label' | 'mkfsTime' | 'lastMountTime' | 'mountCount' | 'generation' | 'state' | 'flags' | 'inodeHwm' | 'journalSeq' | 'refcountRoot' | 'dataSeq' | 'inodesUsed' | 'ilistRoot'> {
   const bs = o.blockSize;
   if (bs < MIN_BLOCK_SIZE || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)) !== 0) {
     throw new FormatError(`block size ${bs} must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}`);
@@ -385,7 +404,7 @@ export function computeGeometry(o: GeometryOptions): Omit<Superblock, 'uuid' | '
     bitmapStart: 1, bitmapBlocks,
     itableStart: 1 + bitmapBlocks, itableBlocks, inodeCount,
     journalStart, journalBlocks, dataStart,
-    rootIno: ROOT_INO, featuresCompat: 0, featuresIncompat: FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG, featuresRoCompat: 0,
+    rootIno: ROOT_INO, featuresCompat: 0, featuresIncompat: FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE, featuresRoCompat: 0,
   };
 }
 

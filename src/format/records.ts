@@ -20,6 +20,8 @@
  *                 record have one owner when in use (XFS's refcountbt keeps
  *                 records only for shared extents too). Owner id 0: the
  *                 refcount index is the region's, not an inode's.
+ *     ilist       u64 ino (8 bytes): an inode mount must load (orphan or
+ *                 sealed, FEAT_INCOMPAT_ICACHE); owner id 0, as refcount.
  *   index block   32-byte header: u32 magic 'PMRI', u32 crc, u64 ino, u64 next
  *                 index block (0: last), u32 count, u32 0; then u64 record blocks
  */
@@ -33,7 +35,9 @@ export const RIDX_HDR = 32;
 export const REC_KIND_DIRENT = 1;
 export const REC_KIND_EXTENT = 2;
 export const REC_KIND_REFCOUNT = 3;
-export type RecKind = typeof REC_KIND_DIRENT | typeof REC_KIND_EXTENT | typeof REC_KIND_REFCOUNT;
+export const REC_KIND_ILIST = 4;
+export type RecKind = typeof REC_KIND_DIRENT | typeof REC_KIND_EXTENT | typeof REC_KIND_REFCOUNT | typeof REC_KIND_ILIST;
+export const ILIST_REC_SIZE = 8;
 /** Owner id in the header of the refcount index's record and index blocks. */
 export const REFCOUNT_OWNER = 0;
 export const REFCOUNT_REC_SIZE = 16;
@@ -66,6 +70,12 @@ export function encodeExtentRec(e: ExtentRec): Buffer {
   return b;
 }
 
+export function encodeIlistRec(ino: number): Buffer {
+  const b = Buffer.allocUnsafe(ILIST_REC_SIZE);
+  writeU64(b, 0, ino);
+  return b;
+}
+
 export function encodeRefcountRec(r: RefcountRec): Buffer {
   const b = Buffer.allocUnsafe(REFCOUNT_REC_SIZE);
   writeU64(b, 0, r.start);
@@ -94,6 +104,7 @@ export interface DecodedRecords {
   dirents: Array<[string, number, Buffer]>;
   extents: Array<[ExtentRec, Buffer]>;
   refcounts: Array<[RefcountRec, Buffer]>;
+  ilist: Array<[number, Buffer]>;
 }
 
 /**
@@ -109,7 +120,7 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
   if (raw[16] !== kind) throw bad(`of kind ${raw[16]}, expected ${kind}`);
   const count = raw.readUInt16LE(18), used = raw.readUInt16LE(20);
   if (REC_HDR + used > raw.length) throw bad(`claims ${used} bytes`);
-  const out: DecodedRecords = { dirents: [], extents: [], refcounts: [] };
+  const out: DecodedRecords = { dirents: [], extents: [], refcounts: [], ilist: [] };
   let p = REC_HDR;
   const end = REC_HDR + used;
   for (let i = 0; i < count; i++) {
@@ -128,6 +139,12 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
       if (r.len === 0 || r.count < 2) throw bad(`has a bad reference-count record ${i} (len ${r.len}, count ${r.count})`);
       out.refcounts.push([r, raw.subarray(p, p + REFCOUNT_REC_SIZE)]);
       p += REFCOUNT_REC_SIZE;
+    } else if (kind === REC_KIND_ILIST) {
+      if (p + ILIST_REC_SIZE > end) throw bad('is truncated');
+      const ino = readU64(raw, p, where);
+      if (ino < 1) throw bad(`lists inode ${ino}`);
+      out.ilist.push([ino, raw.subarray(p, p + ILIST_REC_SIZE)]);
+      p += ILIST_REC_SIZE;
     } else {
       if (p + EXTENT_REC_SIZE > end) throw bad('is truncated');
       const e = { fileBlock: readU64(raw, p, where), regionBlock: readU64(raw, p + 8, where), len: raw.readUInt32LE(p + 16), flags: raw.readUInt32LE(p + 20) };

@@ -274,7 +274,7 @@ export class FuseTransport {
       forget: (ino, nlookup) => {
         this.stats.forgets++;
         const left = (fs.kernelRefs.get(ino) ?? 0) - nlookup;
-        if (left > 0) fs.kernelRefs.set(ino, left); else fs.kernelRefs.delete(ino);
+        if (left > 0) fs.kernelRefs.set(ino, left); else { fs.kernelRefs.delete(ino); fs.forgotten(ino); }
       },
 
       getattr: (slot, ino) => this.run(slot, 'getattr', () => {

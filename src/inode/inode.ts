@@ -65,6 +65,8 @@ export class Inode {
   flags: number;           // IFLAG_*
   generation: number;
   rdev: number;
+  /** A directory's parent directory (its own number for the root); 0 when unknown (an older region being converted). */
+  parent = 0;
   bmap: BlockMap;
   /** Extended attributes, made at the first one (most files have none: no Map for them). */
   private xattrMap: TrackedMap<Buffer> | null = null;

@@ -23,12 +23,12 @@
 import { Allocator, type BlockRun } from '../alloc/allocator.js';
 import { decodeFork, emptyFork, encodeFork, type ExtentRec, forkSize, type Fork } from '../format/fork.js';
 import {
-  crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, INLINE_FORK_MAX, INODE_SIZE,
-  isFreeSlot, SB_SIZE, type InodeRecord, type Superblock,
+  crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_ICACHE, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, IFLAG_ORPHAN, IFLAG_SEALED,
+  INLINE_FORK_MAX, INODE_SIZE, isFreeSlot, ROOT_INO, SB_SIZE, type InodeRecord, type Superblock,
 } from '../format/layout.js';
 import {
-  type DecodedRecords, decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
-  encodeRecordBlock, encodeRefcountRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
+  type DecodedRecords, decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock,
+  encodeRecordBlock, encodeRefcountRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
   type RecKind, type RefcountRec,
 } from '../format/records.js';
 import { RefcountIndex } from '../refcount/refcount.js';
@@ -45,9 +45,16 @@ export interface StoreOp {
   dropped: Set<Inode>;
   created: Set<Inode>;
   slotOps: Array<['pop' | 'push', number]>;
-  sb: { inodeHwm: number; generation: number; refcountRoot: number; featuresIncompat: number };
+  sb: { inodeHwm: number; generation: number; refcountRoot: number; featuresIncompat: number; inodesUsed: number; ilistRoot: number };
   sbDirty: boolean;
+  /** Inode numbers this operation put on or took off the in-core list (ilist). */
+  ilistChanged: Set<number>;
 }
+
+/** Inode flags that keep an inode on the in-core list (loaded at mount, never evicted). */
+const ILIST_FLAGS = IFLAG_ORPHAN | IFLAG_SEALED;
+/** Inode-table blocks one free-slot search reads at most (allocIno). */
+const SLOT_SCAN_BLOCKS = 64;
 
 /** The encoding of an empty fork (encodeFork(emptyFork())), shared by every inode whose fork it is. */
 const EMPTY_INLINE_FORK = encodeFork(emptyFork());
@@ -86,9 +93,22 @@ export class InodeStore {
   readonly refcount = new RefcountIndex();
   /** Where the refcount records live on media (null until the first one is written). */
   private refSet: RecordSet | null = null;
+  /** Set by PmemFs: an inode was read on demand (an eviction candidate). */
+  onLoad: ((ino: number) => void) | null = null;
   /** Set by the FUSE transport: whether the kernel still holds this inode number. */
   referenced: ((ino: number) => boolean) | null = null;
   private freeSlots: number[] = [];   // inode numbers below the high-water mark, unused
+  /**
+   * Inodes are read on demand (FEAT_INCOMPAT_ICACHE, after loadLazy): slots
+   * at or above `scanNext` were not yet searched for free ones (allocIno).
+   */
+  private lazy = false;
+  private scanNext = 1;
+  /** The in-core list (ILIST_FLAGS) as on media, and as a set of inode numbers. */
+  private ilistSet: RecordSet | null = null;
+  readonly ilist = new Set<number>();
+  /** Inodes that failed to decode when read on demand (statfs and the log name them; fsck repairs). */
+  readonly damaged = new Map<number, string>();
   private op: StoreOp | null = null;
 
   constructor(sb: Superblock, region: Region, alloc: Allocator, journal: Journal) {
@@ -104,6 +124,88 @@ export class InodeStore {
     return Number.isSafeInteger(start) && Number.isSafeInteger(len) && len > 0 && start >= this.sb.dataStart && start + len <= dataEnd(this.sb);
   }
 
+  /** Inode slots in use: the superblock's count (FEAT_INCOMPAT_ICACHE), or the loaded inodes on an older region. */
+  get inodesInUse(): number {
+    return this.sb.featuresIncompat & FEAT_INCOMPAT_ICACHE ? this.sb.inodesUsed : this.inodes.size;
+  }
+
+  /** Whether inodes are read on demand (FEAT_INCOMPAT_ICACHE and loadLazy). */
+  get onDemand(): boolean { return this.lazy; }
+
+  /**
+   * Mount without the full scan (FEAT_INCOMPAT_ICACHE): load the in-core
+   * list and the root; every other inode is read when first named (get).
+   * Reads O(orphans + sealed files) blocks, whatever the file count.
+   * @returns the listed inodes that do not decode, with why
+   * @throws FormatError for a damaged list chain
+   */
+  loadLazy(): Array<{ ino: number; message: string }> {
+    this.lazy = true;
+    this.scanNext = 2;
+    const problems: Array<{ ino: number; message: string }> = [];
+    for (const ino of [ROOT_INO, ...this.ilist]) {
+      try {
+        if (!this.loadSlot(ino)) problems.push({ ino, message: `inode ${ino}: ${ino === ROOT_INO ? 'the root' : 'listed in the in-core list'} but its slot is free` });
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e;
+        problems.push({ ino, message: e.message });
+      }
+    }
+    return problems;
+  }
+
+  /**
+   * The in-core inode `ino`, read from its slot on first use when inodes
+   * are read on demand (the running transaction's view of the slot).
+   * @returns undefined for a free slot or a number outside 1..inodeHwm
+   * @throws FsError EIO for a slot that does not decode (logged once in
+   *   `damaged`; fsck.pmemfs repairs it), as XFS's read verifiers return
+   *   EFSCORRUPTED
+   */
+  get(ino: number): Inode | undefined {
+    const hit = this.inodes.get(ino);
+    if (hit || !this.lazy) return hit;
+    if (!Number.isSafeInteger(ino) || ino < 1 || ino > this.sb.inodeHwm) return undefined;
+    try {
+      return this.loadSlot(ino) ?? undefined;
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      if (!this.damaged.has(ino)) this.damaged.set(ino, e.message);
+      throw new FsError('EIO', 'read inode', undefined, `${e.message} (unmount and run fsck.pmemfs -y)`);
+    }
+  }
+
+  /** Read one slot into the cache; null when the slot is free. @throws FormatError */
+  private loadSlot(ino: number): Inode | null {
+    const blk = this.journal.read(this.slotBlock(ino));
+    const raw = blk.subarray(this.slotOffInBlock(ino), this.slotOffInBlock(ino) + INODE_SIZE);
+    if (isFreeSlot(raw)) return null;
+    const inode = this.decode(raw, ino, new Inode(ino, 0, 0, 0, LOADING));
+    // What the full scan's cross-check would catch first: data the bitmap calls free.
+    for (const r of InodeStore.usedRuns(inode)) {
+      if (!this.alloc.isAllocated(r.start, r.len)) throw new FormatError(`inode ${ino}: blocks [${r.start}, +${r.len}) are free in the free-space bitmap`);
+    }
+    if (((inode.flags & ILIST_FLAGS) !== 0) !== this.ilist.has(ino) && this.sb.featuresIncompat & FEAT_INCOMPAT_ICACHE) {
+      throw new FormatError(`inode ${ino}: flags 0x${inode.flags.toString(16)} disagree with the in-core list`);
+    }
+    this.inodes.set(ino, inode);
+    this.onLoad?.(ino);
+    return inode;
+  }
+
+  /**
+   * Drop a clean in-core inode (the cache is over its limit and nothing
+   * holds it: the caller checked kernel references, handles, pins and
+   * leases). Never inside an operation, never an inode on the in-core list.
+   * @returns whether it was dropped
+   */
+  evict(inode: Inode): boolean {
+    if (!this.lazy || this.op || this.ilist.has(inode.ino) || inode.ino === ROOT_INO) return false;
+    if (this.inodes.get(inode.ino) !== inode || inode.bmap.hasChanges || inode.forkDirty) return false;
+    this.inodes.delete(inode.ino);
+    return true;
+  }
+
   /**
    * Load every used slot below the high-water mark (as the running
    * transaction sees it: after a dry-run replay, fsck -n sees the replayed state).
@@ -113,6 +215,8 @@ export class InodeStore {
     const problems: Array<{ ino: number; message: string }> = [];
     const n = this.sb.inodeHwm;
     const perBlock = this.bs / INODE_SIZE;
+    this.lazy = false;
+    this.freeSlots = [];
     for (let first = 1; first <= n; first += perBlock) {
       const blk = this.journal.readScan(this.slotBlock(first));
       for (let ino = first; ino < first + perBlock && ino <= n; ino++) {
@@ -158,7 +262,14 @@ export class InodeStore {
     inode.mode = rec.mode; inode.uid = rec.uid; inode.gid = rec.gid;
     inode.nlink = rec.nlink; inode.size = rec.size;
     inode.atime = rec.atime; inode.mtime = rec.mtime; inode.ctime = rec.ctime; inode.btime = rec.btime;
-    inode.flags = rec.flags; inode.generation = rec.generation; inode.rdev = rec.rdev;
+    inode.flags = rec.flags; inode.generation = rec.generation;
+    // A directory's rdev field holds its parent (FEAT_INCOMPAT_ICACHE; 0 on an older region).
+    if ((rec.mode & S_IFMT) === S_IFDIR) {
+      // Checked where it is used (PmemFs.parentOf) and by fsck, so a wrong parent never costs the directory.
+      inode.parent = rec.rdev; inode.rdev = 0;
+    } else {
+      inode.rdev = rec.rdev;
+    }
     inode.forkBlock = rec.forkBlock; inode.forkBlocks = rec.forkBlocks;
     inode.loadXattrs(fork.xattrs);
     inode.symlink = fork.symlink;
@@ -279,6 +390,62 @@ export class InodeStore {
   }
 
   /**
+   * Load the in-core list (FEAT_INCOMPAT_ICACHE) from the record chain at
+   * the superblock's `ilistRoot`, as the running transaction sees it.
+   * @throws FormatError for a damaged chain or an inode number out of range
+   */
+  loadIlist(): void {
+    const where = 'in-core inode list';
+    const set = new RecordSet(REC_KIND_ILIST, REFCOUNT_OWNER, this.bs);
+    this.ilist.clear();
+    this.readChain(set, this.sb.ilistRoot, where, (b, d, img) => {
+      set.adopt(b, d.ilist.map(([ino, raw]) => [ino, raw]), img);
+      for (const [ino] of d.ilist) {
+        if (ino > this.sb.inodeHwm) throw new FormatError(`${where}: inode ${ino} above the high-water mark ${this.sb.inodeHwm}`);
+        if (this.ilist.has(ino)) throw new FormatError(`${where}: inode ${ino} listed twice`);
+        this.ilist.add(ino);
+      }
+    });
+    this.ilistSet = this.sb.ilistRoot ? set : null;
+  }
+
+  /**
+   * Give the in-core list its chain (an index block and an empty record
+   * block) in the running operation, if it has none: mkfs, the conversion
+   * of an older region, fsck -y.
+   */
+  ensureIlist(): void {
+    const op = this.needOp();
+    if (this.ilistSet) return;
+    const set = new RecordSet(REC_KIND_ILIST, REFCOUNT_OWNER, this.bs);
+    const t: RecTouched = { recs: new Set(), index: new Set() };
+    set.put(ROOT_INO, encodeIlistRec(ROOT_INO), t, (g) => this.allocMeta(g));
+    set.remove(ROOT_INO, t);
+    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, REFCOUNT_OWNER, REC_KIND_ILIST, recordBytes(rb)));
+    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, REFCOUNT_OWNER, set.nextOf(ix), ix.list));
+    this.ilistSet = set;
+    this.ilist.clear();   // what a broken chain held is not on the new one (rebuildIlist puts it back)
+    this.sb.ilistRoot = set.firstIndexBlock;
+    op.sbDirty = true;
+  }
+
+  /** Region blocks of the in-core list itself: metadata, owned by the region. */
+  ilistBlocks(): number[] { return this.ilistSet?.allBlocks() ?? []; }
+
+  /**
+   * fsck -y, and the conversion of an older region: the in-core list
+   * becomes exactly the loaded inodes flagged ILIST_FLAGS, in the running
+   * operation (the old chain's blocks are freed with it).
+   */
+  rebuildIlist(): void {
+    const op = this.needOp();
+    const want = new Set<number>();
+    for (const inode of this.inodes.values()) if (inode.flags & ILIST_FLAGS) want.add(inode.ino);
+    for (const ino of this.ilist) if (!want.has(ino)) { this.ilist.delete(ino); op.ilistChanged.add(ino); }
+    for (const ino of want) if (!this.ilist.has(ino)) { this.ilist.add(ino); op.ilistChanged.add(ino); }
+  }
+
+  /**
    * Replace the refcount index with `recs`, written to a fresh chain in the
    * running operation (fsck -y, from the owners it counted). The old chain's
    * blocks are left unreferenced (fsck rebuilds the bitmap afterwards).
@@ -311,7 +478,8 @@ export class InodeStore {
     const sb = this.sb;
     this.op = {
       dirty: new Set(), dropped: new Set(), created: new Set(), slotOps: [],
-      sb: { inodeHwm: sb.inodeHwm, generation: sb.generation, refcountRoot: sb.refcountRoot, featuresIncompat: sb.featuresIncompat }, sbDirty: false,
+      sb: { inodeHwm: sb.inodeHwm, generation: sb.generation, refcountRoot: sb.refcountRoot, featuresIncompat: sb.featuresIncompat, inodesUsed: sb.inodesUsed, ilistRoot: sb.ilistRoot },
+      sbDirty: false, ilistChanged: new Set(),
     };
     this.refcount.touched = false;
     return this.op;
@@ -333,6 +501,7 @@ export class InodeStore {
     const op = this.needOp();
     // A number the kernel still references (FUSE lookup count) is skipped, so a
     // node id names one inode until the kernel forgets it (fuse_lowlevel.h, forget).
+    if (this.lazy && !this.freeSlots.length) this.scanSlots();
     for (let i = this.freeSlots.length - 1; i >= 0 && i >= this.freeSlots.length - 64; i--) {
       const slot = this.freeSlots[i];
       if (this.referenced?.(slot)) continue;
@@ -346,9 +515,39 @@ export class InodeStore {
     return this.sb.inodeHwm;
   }
 
+  /**
+   * Inodes read on demand: search the inode table from `scanNext` for free
+   * slots below the high-water mark (at most SLOT_SCAN_BLOCKS blocks a
+   * call, and only while the superblock's count says some are free), as
+   * ext4 reads an inode bitmap block when it needs one. Slots freed at or
+   * above `scanNext` during this mount are found here, not pushed.
+   */
+  private scanSlots(): void {
+    const n = this.sb.inodeHwm;
+    if (this.sb.inodesUsed >= n) { this.scanNext = n + 1; return; }
+    const perBlock = this.bs / INODE_SIZE;
+    let blocks = 0;
+    while (this.scanNext <= n && blocks < SLOT_SCAN_BLOCKS && this.freeSlots.length < 64) {
+      const first = this.scanNext;
+      const blk = this.journal.read(this.slotBlock(first));
+      const last = Math.min(n, first - ((first - 1) % perBlock) + perBlock - 1);
+      const found: number[] = [];
+      for (let ino = first; ino <= last; ino++) {
+        if (ino === ROOT_INO || this.inodes.has(ino)) continue;
+        const off = this.slotOffInBlock(ino);
+        if (isFreeSlot(blk.subarray(off, off + INODE_SIZE))) found.push(ino);
+      }
+      this.scanNext = last + 1;
+      blocks++;
+      for (let i = found.length - 1; i >= 0; i--) this.freeSlots.unshift(found[i]);
+    }
+  }
+
   /** Register a new in-core inode (created by this operation). */
   add(inode: Inode): void {
     const op = this.needOp();
+    this.sb.inodesUsed += 1;
+    op.sbDirty = true;
     this.inodes.set(inode.ino, inode);
     inode.forkDirty = true;
     op.created.add(inode);
@@ -383,6 +582,7 @@ export class InodeStore {
     const op = this.needOp();
     for (const inode of op.dirty) if (!op.dropped.has(inode)) this.writeInode(inode);
     for (const inode of op.dropped) this.clearInode(inode, op);
+    if (op.ilistChanged.size) this.syncIlist(op);
     if (this.refcount.changed.size) this.syncRefcounts(op);
     if (op.sbDirty) this.writeSuperblockImage();
     for (const { index, image } of this.alloc.takeDirtyBitmap()) this.journal.put(this.sb.bitmapStart + index, image);
@@ -404,6 +604,7 @@ export class InodeStore {
       else { const j = this.freeSlots.lastIndexOf(ino); if (j >= 0) this.freeSlots.splice(j, 1); }
     }
     for (const inode of op.created) this.inodes.delete(inode.ino);
+    if (op.ilistChanged.size) this.loadIlist();
     for (const inode of [...op.dirty, ...op.dropped]) {
       if (op.created.has(inode)) continue;
       this.reload(inode);
@@ -419,6 +620,33 @@ export class InodeStore {
     const raw = Buffer.from(blk.subarray(this.slotOffInBlock(inode.ino), this.slotOffInBlock(inode.ino) + INODE_SIZE));
     this.decode(raw, inode.ino, inode);
     this.inodes.set(inode.ino, inode);
+  }
+
+  /**
+   * Write the in-core list's changed records (ilistChanged), as
+   * syncRefcounts does for reference counts. The chain keeps its blocks
+   * when the list empties (mkfs makes it, ensureIlist), so an unlink that
+   * leaves an orphan costs no block: statfs does not move while a pinned
+   * or open file waits to be freed.
+   */
+  private syncIlist(op: StoreOp): void {
+    const set = this.ilistSet ?? new RecordSet(REC_KIND_ILIST, REFCOUNT_OWNER, this.bs);
+    this.ilistSet = set;
+    const t: RecTouched = { recs: new Set(), index: new Set() };
+    for (const ino of op.ilistChanged) {
+      if (this.ilist.has(ino)) set.put(ino, encodeIlistRec(ino), t, (g) => this.allocMeta(g));
+      else if (set.has(ino)) set.remove(ino, t);
+    }
+    if (set.count === 0 && set.blocks.length > 1) {
+      // Emptied after a crowd of orphans: back to one record block.
+      for (const b of set.allBlocks()) this.freeMeta({ start: regionBlock(b), len: blockCount(1) });
+      this.ilistSet = null;
+      this.ensureIlist();
+      return;
+    }
+    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, REFCOUNT_OWNER, REC_KIND_ILIST, recordBytes(rb)));
+    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, REFCOUNT_OWNER, set.nextOf(ix), ix.list));
+    if (this.sb.ilistRoot !== set.firstIndexBlock) { this.sb.ilistRoot = set.firstIndexBlock; op.sbDirty = true; }
   }
 
   private allocMeta(goal: number): number {
@@ -474,6 +702,13 @@ export class InodeStore {
     if (forkDirty) this.writeFork(inode);
     inode.forkDirty = false;
     this.writeSlot(inode);
+    this.noteIlist(inode.ino, (inode.flags & ILIST_FLAGS) !== 0);
+  }
+
+  private noteIlist(ino: number, want: boolean): void {
+    if (want === this.ilist.has(ino)) return;
+    if (want) this.ilist.add(ino); else this.ilist.delete(ino);
+    this.needOp().ilistChanged.add(ino);
   }
 
   private forkOf(inode: Inode, withRecords: boolean): Fork {
@@ -553,7 +788,7 @@ export class InodeStore {
     const rec: InodeRecord = {
       ino: inode.ino, mode: inode.mode, uid: inode.uid, gid: inode.gid, nlink: inode.nlink, size: inode.size,
       atime: inode.atime, mtime: inode.mtime, ctime: inode.ctime, btime: inode.btime, flags: inode.flags,
-      generation: inode.generation, rdev: inode.rdev, forkLen: inode.forkLen!, forkCrc: inode.forkCrc!,
+      generation: inode.generation, rdev: inode.isDir ? inode.parent : inode.rdev, forkLen: inode.forkLen!, forkCrc: inode.forkCrc!,
       forkBlock: inode.forkBlock, forkBlocks: inode.forkBlocks,
       recIndex: inode.records?.firstIndexBlock ?? 0, recBlocks: inode.records?.blocks.length ?? 0, recCount: inode.records?.count ?? 0,
     };
@@ -569,8 +804,17 @@ export class InodeStore {
     for (const r of InodeStore.metaRuns(inode)) this.freeMeta(r);
     inode.forkBlock = 0; inode.forkBlocks = 0; inode.records = null;
     this.inodes.delete(inode.ino);
-    this.freeSlots.push(inode.ino);
-    op.slotOps.push(['push', inode.ino]);
+    this.noteIlist(inode.ino, false);
+    this.sb.inodesUsed = Math.max(0, this.sb.inodesUsed - 1);
+    op.sbDirty = true;
+    this.pushFreeSlot(inode.ino, op);
+  }
+
+  /** A slot became free: hand it out again, unless the on-demand search has yet to reach it. */
+  private pushFreeSlot(ino: number, op: StoreOp): void {
+    if (this.lazy && ino >= this.scanNext) return;
+    this.freeSlots.push(ino);
+    op.slotOps.push(['push', ino]);
   }
 
   /** fsck: zero the slot of an inode that could not be loaded (its blocks become unreferenced). */
@@ -578,8 +822,8 @@ export class InodeStore {
     const op = this.needOp();
     const off = this.slotOffInBlock(ino);
     this.journal.modify(this.slotBlock(ino), (img) => img.fill(0, off, off + INODE_SIZE));
-    this.freeSlots.push(ino);
-    op.slotOps.push(['push', ino]);
+    this.noteIlist(ino, false);
+    this.pushFreeSlot(ino, op);
   }
 
   /** Put the superblock into the running transaction (block 0). */

@@ -13,7 +13,7 @@
  * (plus one sort of the block claims: O(e log e) in extents).
  */
 import type { Allocator } from '../alloc/allocator.js';
-import { ROOT_INO } from '../format/layout.js';
+import { FEAT_INCOMPAT_ICACHE, IFLAG_ORPHAN, IFLAG_SEALED, ROOT_INO } from '../format/layout.js';
 import type { Inode } from './inode.js';
 import { InodeStore } from './store.js';
 
@@ -73,6 +73,15 @@ export interface Validation {
   linkCounts: Array<{ ino: number; nlink: number; want: number }>;
   /** Inodes with nlink 0 that no entry names but that are not marked orphans: nothing unlinked them. */
   strays: number[];
+  /**
+   * FEAT_INCOMPAT_ICACHE bookkeeping that disagrees with the inodes: a
+   * directory's parent field, the superblock's count of slots in use, the
+   * in-core list against the orphan and seal flags. Mount reads inodes on
+   * demand by them, so each is a problem for fsck (none loses data).
+   */
+  icache: string[];
+  /** Directory → the directory whose entry reaches it in the walk from the root (the root: itself). */
+  parentOf: Map<number, number>;
 }
 
 /** The link count the entries give an inode: 2 + subdirectories for a directory, its names otherwise. */
@@ -88,6 +97,7 @@ export function allClaims(store: InodeStore): BlockClaim[] {
     if (inode.forkBlock || inode.records) for (const r of InodeStore.metaRuns(inode)) claims.push({ start: r.start, len: r.len, ino: inode.ino });
   }
   for (const b of store.refcountBlocks()) claims.push({ start: b, len: 1, ino: 0 });
+  for (const b of store.ilistBlocks()) claims.push({ start: b, len: 1, ino: 0 });
   return claims.sort((a, b) => a.start - b.start || a.len - b.len);
 }
 
@@ -141,7 +151,7 @@ export function validate(store: InodeStore, alloc: Allocator): Validation {
   const v: Validation = {
     overlaps: [], refcounts: [], markedFree: [], leaked: 0, danglingEntries: [], multiLinkedDirs: [], unreachable: [],
     links: new InoCounts(bound), subdirs: new InoCounts(bound), named: new InoSet(bound),
-    linkCounts: [], strays: [],
+    linkCounts: [], strays: [], icache: [], parentOf: new Map(),
   };
   const claims = allClaims(store);
   // One pass in start order: `reach` is the claim reaching furthest so far, so a claim
@@ -166,7 +176,21 @@ export function validate(store: InodeStore, alloc: Allocator): Validation {
   v.leaked = Math.max(0, inUse - claimed);
   walkTree(store, v);
   checkLinks(store, v);
+  if (store.sb.featuresIncompat & FEAT_INCOMPAT_ICACHE) checkIcache(store, v);
   return v;
+}
+
+/** The ICACHE bookkeeping against the loaded inodes (Validation.icache). */
+function checkIcache(store: InodeStore, v: Validation): void {
+  if (store.sb.inodesUsed !== store.inodes.size) v.icache.push(`the superblock counts ${store.sb.inodesUsed} inodes in use, the inode table holds ${store.inodes.size}`);
+  for (const inode of store.inodes.values()) {
+    const flagged = (inode.flags & (IFLAG_ORPHAN | IFLAG_SEALED)) !== 0;
+    if (flagged !== store.ilist.has(inode.ino)) v.icache.push(`inode ${inode.ino} is ${flagged ? 'missing from' : 'wrongly on'} the in-core list`);
+    if (inode.isDir && v.parentOf.has(inode.ino) && v.parentOf.get(inode.ino) !== inode.parent) {
+      v.icache.push(`directory ${inode.ino} records parent ${inode.parent}, directory ${v.parentOf.get(inode.ino)} names it`);
+    }
+  }
+  for (const ino of store.ilist) if (!store.inodes.has(ino)) v.icache.push(`the in-core list names free inode ${ino}`);
 }
 
 /**
@@ -193,6 +217,7 @@ function walkTree(store: InodeStore, v: Validation): void {
   if (!root) return;
   const seen = new InoSet(inoBound(store));
   seen.add(ROOT_INO);
+  v.parentOf.set(ROOT_INO, ROOT_INO);
   const stack: Inode[] = [root];
   while (stack.length) {
     const dir = stack.pop()!;
@@ -203,6 +228,7 @@ function walkTree(store: InodeStore, v: Validation): void {
       if (child.isDir) {
         v.subdirs.inc(dir.ino);
         if (seen.has(ino)) { v.multiLinkedDirs.push({ dir: dir.ino, name, ino }); continue; }
+        v.parentOf.set(ino, dir.ino);
         stack.push(child);
       }
       seen.add(ino);
@@ -221,5 +247,6 @@ export function mountBlocker(v: Validation): string | null {
   if (v.linkCounts.length) { const l = v.linkCounts[0]; return `inode ${l.ino} has link count ${l.nlink} but ${l.want} directory link(s) name it`; }
   if (v.unreachable.length) return `inode ${v.unreachable[0]} has links but no directory reachable from the root names it`;
   if (v.strays.length) return `inode ${v.strays[0]} has link count 0 and no name but is not marked an orphan`;
+  if (v.icache.length) return v.icache[0];
   return null;
 }

@@ -25,7 +25,7 @@
  * is then written home directly, so an interrupted repair is finished by
  * running fsck.pmemfs -y again.
  */
-import { decodeSuperblock, encodeSuperblock, FormatError, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock } from '../format/layout.js';
+import { decodeSuperblock, encodeSuperblock, FEAT_INCOMPAT_ICACHE, FormatError, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock } from '../format/layout.js';
 import { Inode, S_IFDIR } from '../inode/inode.js';
 import { InodeStore } from '../inode/store.js';
 import { allClaims, dataOwners, validate, wantLinks } from '../inode/validate.js';
@@ -79,6 +79,10 @@ export function checkRegion(path: string, repair: boolean, o: CheckOptions = {})
       if (!(err instanceof FormatError)) throw err;
       refsBroken = true;
       found(`${err.message}: the reference counts are rebuilt from the block maps`, true);
+    }
+    try { e.store.loadIlist(); } catch (err) {
+      if (!(err instanceof FormatError)) throw err;
+      found(`${err.message}: the in-core list is rebuilt from the inodes' flags`, true);
     }
     const damaged = new Set<number>();
     for (const { ino, message } of e.store.loadAll((d, t) => o.progress?.('inodes', d, t))) {
@@ -166,7 +170,7 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   const orphans = [...store.inodes.values()].filter((i) => i.nlink === 0 && i.ino !== ROOT_INO && !v.named.has(i.ino));
   for (const i of orphans) found(`orphan inode ${i.ino} (unlinked, never freed)`, true);
   for (const ino of v.unreachable) if (!clear.has(ino)) found(`inode ${ino} is not reachable from the root${repair ? ': linked into /lost+found' : ''}`, true);
-  if (!repair) { reportLinkCounts(v, found); return; }
+  if (!repair) { reportLinkCounts(v, found); for (const m of v.icache) found(m, true); return; }
 
   // Make allocations safe before anything is written: free space from what is referenced.
   alloc.loadFromUsage(allClaims(store).map((c) => ({ start: regionBlock(c.start), len: blockCount(c.len) })));
@@ -207,6 +211,7 @@ function checkAndRepair(e: Engine, damaged: Set<number>, found: Found, repair: b
   reconnect(e, found, clear);
   v = validate(store, alloc);
   fixLinkCounts(e, v, found);
+  fixIcache(e, validate(store, alloc), found);
   tx.commit('fsck');
   // The bitmap, rebuilt from what is referenced now, written home.
   alloc.loadFromUsage(allClaims(store).map((c) => ({ start: regionBlock(c.start), len: blockCount(c.len) })));
@@ -273,6 +278,29 @@ function fixLinkCounts(e: Engine, v: ReturnType<typeof validate>, found: Found):
   }
 }
 
+/**
+ * The FEAT_INCOMPAT_ICACHE bookkeeping from the repaired tree: every
+ * directory's parent, the in-core list from the flags, the count of slots
+ * in use; an older region gains the feature (as its first mount would).
+ */
+function fixIcache(e: Engine, v: ReturnType<typeof validate>, found: Found): void {
+  const { store, sb } = e;
+  for (const m of v.icache) found(`${m} (rewritten)`, true);
+  if (!(sb.featuresIncompat & FEAT_INCOMPAT_ICACHE)) found('inodes: parents, counts and the in-core list written (FEAT_INCOMPAT_ICACHE)', true);
+  const dirs = [...v.parentOf].map(([ino, parent]) => ({ inode: store.inodes.get(ino)!, parent })).filter((d) => d.inode.parent !== d.parent);
+  for (let i = 0; i < dirs.length; i += 256) {
+    e.ops.apply('fsck', [], (t) => { for (const d of dirs.slice(i, i + 256)) { t.markDirty(d.inode); d.inode.parent = d.parent; } });
+  }
+  e.ops.apply('fsck', [], (t) => {
+    t.markDirty(store.inodes.get(ROOT_INO)!);
+    store.ensureIlist();
+    store.rebuildIlist();
+    sb.inodesUsed = store.inodes.size;
+    sb.featuresIncompat |= FEAT_INCOMPAT_ICACHE;
+    store.writeSuperblockImage();
+  });
+}
+
 function lostAndFound(e: Engine, markDirty: (i: Inode) => void): Inode {
   const root = e.store.inodes.get(ROOT_INO)!;
   const ino = root.dirents!.get('lost+found');
@@ -280,6 +308,7 @@ function lostAndFound(e: Engine, markDirty: (i: Inode) => void): Inode {
   if (existing?.isDir) return existing;
   const lf = new Inode(e.store.allocIno(), S_IFDIR | 0o700, 0, 0);
   lf.nlink = 2;
+  lf.parent = ROOT_INO;
   e.store.add(lf);
   markDirty(root);
   root.dirents!.set('lost+found', lf.ino);

@@ -22,6 +22,7 @@
  */
 import type { Logger } from 'pino';
 import { FsError } from '../errors.js';
+import { IFLAG_ORPHAN, IFLAG_SEALED } from '../format/layout.js';
 import type { Transaction, TxManager } from '../journal/tx.js';
 import type { PinRegistry } from '../layout/busy.js';
 import type { LayoutGuard } from '../layout/guard.js';
@@ -52,7 +53,12 @@ export const ROOT_CALLER: Caller = { pid: 0, uid: 0, gid: 0 };
 export interface FsOptions {
   dax: 'always' | 'never';
   readOnly: boolean;
+  /** In-core inodes kept once nothing holds them (`-o inode_cache=N`; default DEFAULT_INODE_CACHE). */
+  inodeCache?: number;
 }
+
+/** Default of `-o inode_cache`: about 30-60 MiB of in-core inodes of small files. */
+export const DEFAULT_INODE_CACHE = 65536;
 
 export class PmemFs {
   readonly store: InodeStore;
@@ -76,6 +82,12 @@ export class PmemFs {
    * (and with `data`, its contents) without a kernel request saying so.
    */
   onExternalChange: ((inode: Inode, data: boolean) => void) | null = null;
+  /** Most in-core inodes kept once nothing holds them (inodes read on demand only). */
+  readonly inodeCacheLimit: number;
+  /** Inodes dropped from core since mount. */
+  evictions = 0;
+  /** Eviction candidates, oldest first: inodes read on demand or forgotten by the kernel. */
+  private readonly cold = new Set<number>();
   private readonly handles = new HandleTable();
   private readonly orphans: OrphanReaper;
   private readonly parents: ParentMap;
@@ -88,6 +100,48 @@ export class PmemFs {
     p.store.referenced = (ino) => this.kernelRefs.has(ino);
     p.tx.afterOp = () => this.orphans.afterOp();
     p.guard.isLive = (inode) => this.store.inodes.get(inode.ino) === inode;
+    this.inodeCacheLimit = p.opts.inodeCache ?? DEFAULT_INODE_CACHE;
+    p.store.onLoad = (ino) => this.cold.add(ino);
+  }
+
+  /**
+   * The kernel dropped its last reference to `ino` (FUSE forget, e.g. after
+   * `echo 2 > /proc/sys/vm/drop_caches`): it may now leave core, oldest
+   * candidates first, while the cache is over its limit (the kernel's icache
+   * evicts on the same signal; XFS's inode reclaim walks clean inodes).
+   */
+  forgotten(ino: number): void {
+    if (!this.store.onDemand) return;
+    this.cold.delete(ino);
+    this.cold.add(ino);
+    this.trimCache();
+  }
+
+  /** Evict cold, evictable inodes until the cache is within its limit. */
+  trimCache(): void {
+    const inodes = this.store.inodes;
+    if (inodes.size <= this.inodeCacheLimit) return;
+    for (const ino of this.cold) {
+      if (inodes.size <= this.inodeCacheLimit) break;
+      this.cold.delete(ino);
+      const inode = inodes.get(ino);
+      if (inode && this.evictable(inode) && this.store.evict(inode)) this.evictions++;
+    }
+  }
+
+  /**
+   * Nothing holds the inode and nothing about it waits for a flush: no
+   * kernel reference, handle, lease, pin or seal, not an orphan, its last
+   * change committed and its overwritten ranges flushed (fsync of a fresh
+   * copy must not find it clean when it is not).
+   */
+  private evictable(inode: Inode): boolean {
+    if (this.kernelRefs.has(inode.ino) || inode.openCount > 0 || inode.leases.length > 0 || inode.flags !== (inode.flags & ~(IFLAG_ORPHAN | IFLAG_SEALED))) return false;
+    const seq = this.tx.journal.seq;
+    if (inode.metaSeq >= seq || inode.dataSeq >= seq) return false;
+    const r = inode.dirtyRanges;
+    if ((r === null || r.length > 0) && inode.dirtyGen === this.store.region.flushGen) return false;
+    return this.pins.pinsOfIno(inode.ino).length === 0;
   }
 
   /** Most extent records one transaction frees (OrphanReaper.chunk). */
@@ -107,7 +161,8 @@ export class PmemFs {
 
   // --- resolution (lookup.ts) ------------------------------------------------
 
-  inodeOf(ino: number): Inode | undefined { return this.store.inodes.get(ino); }
+  /** The inode under a number (read on demand), undefined when the slot is free. @throws FsError EIO for a damaged slot */
+  inodeOf(ino: number): Inode | undefined { return this.store.get(ino); }
 
   /**
    * One name in one directory (FUSE LOOKUP: node ids are inode numbers).

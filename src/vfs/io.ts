@@ -152,7 +152,7 @@ export function statfs(fs: PmemFs): StatFs {
   const sb = fs.store.sb;
   const a = fs.store.alloc;
   const files = sb.inodeCount;
-  const ffree = files - fs.store.inodes.size;
+  const ffree = files - fs.store.inodesInUse;
   return {
     bsize: sb.blockSize, frsize: sb.blockSize, blocks: dataEnd(sb) - sb.dataStart,
     bfree: a.freeBlocks, bavail: Math.max(0, a.freeBlocks - a.reserve), files, ffree, favail: ffree, namemax: NAME_MAX,

@@ -3,10 +3,11 @@
  * path's parent directory, and the parent of a directory ('..', rename's
  * loop check). Reads the tree only; src/vfs/namespace.ts changes it.
  *
- * Caveat: directories record no parent on the media. The directory →
- * parent map is built by one walk from the root on first use and then kept
- * by mkdir, rmdir and rename; a directory entry that names a missing inode
- * (a damaged image) is EIO, not ENOENT.
+ * A directory records its parent in its slot (FEAT_INCOMPAT_ICACHE; mkdir
+ * and rename keep it). An older region mounted read-only has none: its
+ * directory → parent map is built by one walk from the root on first use.
+ * A directory entry that names a missing inode (a damaged image) is EIO,
+ * not ENOENT.
  */
 import { FsError } from '../errors.js';
 import type { Inode } from '../inode/inode.js';
@@ -24,7 +25,7 @@ export function splitPath(path: string): string[] {
 
 /** The inode a directory entry names. @throws FsError EIO when it is missing */
 export function mustInode(store: InodeStore, ino: number): Inode {
-  const i = store.inodes.get(ino);
+  const i = store.get(ino);
   if (!i) throw new FsError('EIO', 'lookup', undefined, `directory entry points at missing inode ${ino} (run fsck.pmemfs)`);
   return i;
 }
@@ -68,8 +69,17 @@ export class ParentMap {
 
   constructor(private readonly store: InodeStore) {}
 
-  /** The parent directory of a directory (the root is its own parent). */
+  /**
+   * The parent directory of a directory (the root is its own parent).
+   * @throws FsError EIO when the recorded parent is not a directory (a damaged image)
+   */
   parentOf(dir: Inode): Inode {
+    if (dir.ino === this.store.sb.rootIno) return dir;
+    if (dir.parent !== 0) {
+      const p = this.store.get(dir.parent);
+      if (!p?.isDir) throw new FsError('EIO', 'lookup', '..', `directory ${dir.ino} records parent ${dir.parent}, which is not a directory (run fsck.pmemfs)`);
+      return p;
+    }
     if (!this.parents) this.parents = buildParents(this.root(), (ino) => this.store.inodes.get(ino));
     return this.store.inodes.get(this.parents.get(dir.ino) ?? this.store.sb.rootIno) ?? this.root();
   }
@@ -77,7 +87,7 @@ export class ParentMap {
   /** Whether `a` is `d` or one of its ancestors (rename of a directory into itself). @throws FsError EIO on a cycle */
   isAncestor(a: Inode, d: Inode): boolean {
     const root = this.root();
-    for (let cur = d, steps = 0; steps <= this.store.inodes.size; steps++) {
+    for (let cur = d, steps = 0; steps <= this.store.sb.inodeHwm; steps++) {
       if (cur === a) return true;
       if (cur === root) return false;
       cur = this.parentOf(cur);

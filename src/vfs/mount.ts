@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Allocator } from '../alloc/allocator.js';
 import {
-  computeGeometry, dataEnd, decodeSuperblock, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_LOG2, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError, geometryDiffers,
+  computeGeometry, dataEnd, decodeSuperblock, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_ICACHE, FEAT_INCOMPAT_LOG2, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FormatError, geometryDiffers,
   ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock,
 } from '../format/layout.js';
 import { Journal } from '../journal/journal.js';
@@ -43,7 +43,7 @@ export function engine(sb: Superblock, region: Region): Engine {
   const alloc = new Allocator({ totalBlocks: sb.totalBlocks, dataStart: sb.dataStart, dataEnd: dataEnd(sb), bitmapStart: sb.bitmapStart, blockSize: sb.blockSize });
   const store = new InodeStore(sb, region, alloc, journal);
   const tx = new TxManager(store);
-  return { sb, region, journal, alloc, store, tx, ops: new Operations(tx, (ino) => store.inodes.get(ino)) };
+  return { sb, region, journal, alloc, store, tx, ops: new Operations(tx, (ino) => store.get(ino)) };
 }
 
 /**
@@ -64,7 +64,7 @@ export function formatRegion(path: string, o: FormatOptions): Superblock {
   const sb: Superblock = {
     ...geo, uuid: Buffer.from(randomUUID().replace(/-/g, ''), 'hex'), label: o.label,
     mkfsTime: now, lastMountTime: 0, mountCount: 0, generation: 1, state: SB_STATE_DIRTY, flags: 0, inodeHwm: ROOT_INO,
-    journalSeq: 0, refcountRoot: 0, dataSeq: 0,
+    journalSeq: 0, refcountRoot: 0, dataSeq: 0, inodesUsed: 0, ilistRoot: 0,
   };
   const region = Region.open(path);
   try {
@@ -75,7 +75,9 @@ export function formatRegion(path: string, o: FormatOptions): Superblock {
     e.ops.apply('mkfs', [], () => {
       const root = new Inode(ROOT_INO, S_IFDIR | 0o755, o.rootUid ?? 0, o.rootGid ?? 0);
       root.nlink = 2;
+      root.parent = ROOT_INO;
       e.store.add(root);
+      e.store.ensureIlist();
       e.store.writeSuperblockImage();
     });
     e.tx.commit('mkfs');
@@ -105,6 +107,14 @@ export function readSuperblock(path: string): Superblock {
 export interface MountOptions extends FsOptions, GuardOptions {
   /** Keep pre-images of unflushed pages so a power failure can be emulated (test and ctl `powerfail`). */
   powerfail?: boolean;
+  /**
+   * `-o check`: load and cross-check every inode at mount, refusing a
+   * damaged region (what fsck.pmemfs -n checks), instead of reading
+   * inodes on demand. Always so on a region without FEAT_INCOMPAT_ICACHE.
+   */
+  check?: boolean;
+  /** `-o inode_cache=N`: in-core inodes kept once the kernel forgets them (PmemFs.inodeCacheLimit). */
+  inodeCache?: number;
 }
 
 export interface Mounted {
@@ -158,13 +168,51 @@ export function replayedSuperblock(e: Engine): Superblock {
   return sb;
 }
 
+/** Directories one conversion step rewrites (each a slot in the log). */
+const CONVERT_CHUNK = 256;
+
+/**
+ * An older region (every inode loaded and cross-checked) gains
+ * FEAT_INCOMPAT_ICACHE: each directory's parent goes into its slot, the
+ * superblock counts the slots in use, and the in-core list names the
+ * orphans and sealed files. The directories are rewritten in rolled
+ * transactions; the feature bit is set by the last one, so a crash before
+ * it leaves an older region that the next mount converts again.
+ */
+export function convertToIcache(e: Engine): void {
+  const { store } = e;
+  const root = store.inodes.get(ROOT_INO)!;
+  const parents = new Map<number, number>([[ROOT_INO, ROOT_INO]]);
+  const stack = [root];
+  while (stack.length) {
+    const dir = stack.pop()!;
+    for (const ino of dir.dirents!.values()) {
+      const child = store.inodes.get(ino);
+      if (child?.isDir && !parents.has(ino)) { parents.set(ino, dir.ino); stack.push(child); }
+    }
+  }
+  const dirs = [...parents].map(([ino, parent]) => ({ inode: store.inodes.get(ino)!, parent })).filter((d) => d.inode.parent !== d.parent);
+  const op = e.ops.begin('convert');
+  for (let i = 0; i < dirs.length; i += CONVERT_CHUNK) {
+    op.roll((t) => { for (const d of dirs.slice(i, i + CONVERT_CHUNK)) { t.markDirty(d.inode); d.inode.parent = d.parent; } });
+  }
+  op.apply((t) => {
+    t.markDirty(root);
+    store.ensureIlist();
+    store.rebuildIlist();
+    e.sb.inodesUsed = store.inodes.size;
+    e.sb.featuresIncompat |= FEAT_INCOMPAT_ICACHE;
+    store.writeSuperblockImage();
+  });
+}
+
 /**
  * Replay the journal if the region was not unmounted cleanly, then load and
  * validate every inode and the bitmap. `dryRun` (read-only users) replays
  * into memory only.
  * @throws FormatError naming the damage and the fix
  */
-export function loadEngine(e: Engine, dryRun: boolean, log: Logger): { recovered: boolean; replayed: number; problems: string[] } {
+export function loadEngine(e: Engine, dryRun: boolean, log: Logger, onDemand = false): { recovered: boolean; replayed: number; problems: string[]; lazy: boolean } {
   const recovered = e.sb.state !== SB_STATE_CLEAN;
   let replayed = 0;
   if (recovered) {
@@ -188,8 +236,15 @@ export function loadEngine(e: Engine, dryRun: boolean, log: Logger): { recovered
     if (err instanceof FormatError) throw new FormatError(`${err.message} (run fsck.pmemfs -y: it rebuilds the reference counts from the block maps)`);
     throw err;
   }
-  const problems = e.store.loadAll().map((p) => p.message);
-  return { recovered, replayed, problems };
+  try {
+    e.store.loadIlist();
+  } catch (err) {
+    if (err instanceof FormatError) throw new FormatError(`${err.message} (run fsck.pmemfs -y: it rebuilds the list from the inodes' flags)`);
+    throw err;
+  }
+  const lazy = onDemand && (e.sb.featuresIncompat & FEAT_INCOMPAT_ICACHE) !== 0;
+  const problems = (lazy ? e.store.loadLazy() : e.store.loadAll()).map((p) => p.message);
+  return { recovered, replayed, problems, lazy };
 }
 
 /**
@@ -207,21 +262,27 @@ export function mountRegion(path: string, o: MountOptions, log: Logger = moduleL
   try {
     if (o.powerfail && !readOnly) region.recordUnflushed();
     const e = engine(sb, region);
-    const { recovered, replayed, problems } = loadEngine(e, readOnly, log);
+    const { recovered, replayed, problems, lazy } = loadEngine(e, readOnly, log, !o.check);
     if (problems.length) {
       throw new FormatError(`${problems.length} damaged inode(s), first: ${problems[0]} (run fsck.pmemfs -y)`);
     }
     const root = e.store.inodes.get(ROOT_INO);
     if (!root || !root.isDir) throw new FormatError('the root inode is missing or not a directory (run fsck.pmemfs -y)');
-    const v = validate(e.store, e.alloc);
-    const blocker = mountBlocker(v);
-    if (blocker) throw new FormatError(`${blocker} (run fsck.pmemfs -y)`);
-    if (v.leaked) log.warn({ blocks: v.leaked }, 'free-space bitmap marks blocks in use that nothing references (fsck.pmemfs -y frees them)');
+    if (!lazy) {
+      const v = validate(e.store, e.alloc);
+      const blocker = mountBlocker(v);
+      if (blocker) throw new FormatError(`${blocker} (run fsck.pmemfs -y)`);
+      if (v.leaked) log.warn({ blocks: v.leaked }, 'free-space bitmap marks blocks in use that nothing references (fsck.pmemfs -y frees them)');
+    }
     const pins = new PinRegistry();
     const guard = new LayoutGuard(pins, o, log.child({ module: 'guard' }));
-    const pfs = new PmemFs({ store: e.store, tx: e.tx, ops: e.ops, guard, pins, opts: { dax: o.dax, readOnly }, log });
+    const pfs = new PmemFs({ store: e.store, tx: e.tx, ops: e.ops, guard, pins, opts: { dax: o.dax, readOnly, inodeCache: o.inodeCache }, log });
     if (!readOnly) {
       if (convertToTwoAreas(e)) log.info('journal: log converted to two areas (FEAT_INCOMPAT_LOG2; older pmemfs versions refuse this region now)');
+      if (!(sb.featuresIncompat & FEAT_INCOMPAT_ICACHE)) {
+        convertToIcache(e);
+        log.info({ inodes: sb.inodesUsed }, 'inodes: parents, counts and the in-core list written; later mounts read inodes on demand (FEAT_INCOMPAT_ICACHE; older pmemfs versions refuse this region now)');
+      }
       if (!(sb.featuresIncompat & FEAT_INCOMPAT_DATALOG)) {
         sb.featuresIncompat |= FEAT_INCOMPAT_DATALOG;
         log.info('journal: commits may now log small file data (FEAT_INCOMPAT_DATALOG; older pmemfs versions refuse this region now)');

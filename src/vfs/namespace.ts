@@ -45,6 +45,7 @@ export function mkdirAt(fs: PmemFs, parents: ParentMap, dir: Inode, name: string
   prepareCreate(fs, dir, name, 'mkdir', path);
   const inode = fs.ops.apply('mkdir', [dir], (tx) => {
     const i = newInode(fs, tx, dir, S_IFDIR | (mode & 0o7777), caller);
+    i.parent = dir.ino;
     addEntry(tx, dir, name, i);
     return i;
   });
@@ -174,6 +175,7 @@ export function renameAt(fs: PmemFs, parents: ParentMap, sdir: Inode, sname: str
     sdir.dirents!.delete(sname);
     ddir.dirents!.set(dname, inode.ino);
     if (inode.isDir && sdir !== ddir) { sdir.nlink--; ddir.nlink++; }
+    if (inode.isDir) inode.parent = ddir.ino;
     sdir.touchMtime(); ddir.touchMtime();
     inode.touchCtime();
   });

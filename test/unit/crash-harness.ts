@@ -23,6 +23,8 @@ import { mountRegion, unmountRegion, type MountOptions, type Mounted } from '../
 
 export const LOG = pino({ level: 'silent' });
 export const OPTS: MountOptions = { dax: 'always', readOnly: false, busy: 'refuse', busyTimeoutMs: 200 };
+/** OPTS with `-o check`: every inode loaded and cross-checked at mount, a damaged region refused (hostile images, fsck). */
+export const CHECKED: MountOptions = { ...OPTS, check: true };
 const BS = 4096;
 
 /** Deterministic PRNG (the one `powerfail SEED` uses). */

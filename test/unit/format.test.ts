@@ -14,7 +14,7 @@ import {
 } from '../../src/format/fork.js';
 import {
   BITMAP_HDR, BITMAP_MAGIC, bitsPerBitmapBlock, computeGeometry, dataEnd, decodeBitmapBlock, decodeInode,
-  decodeSuperblock, encodeBitmapBlock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_JOURNAL, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_LOG2, FEAT_INCOMPAT_REFCOUNT,
+  decodeSuperblock, encodeBitmapBlock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_JOURNAL, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_ICACHE, FEAT_INCOMPAT_LOG2, FEAT_INCOMPAT_REFCOUNT,
   FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FORMAT_VERSION, FormatError, hasSuperblockMagic, IFLAG_ORPHAN,
   IFLAG_SEALED, INLINE_FORK_MAX, INO, INODE_MAGIC, INODE_SIZE, isFreeSlot, LABEL_MAX, MAX_COUNTER, MAX_INODES, MAX_JOURNAL_BLOCKS,
   MIN_JOURNAL_BLOCKS, readI64, readU64, recordChecksum, ROOT_INO, SB, SB_MAGIC, SB_SIZE, SB_STATE_DIRTY, writeI64,
@@ -31,7 +31,7 @@ function sampleSuperblock(): Superblock {
     mkfsTime: 1_700_000_000, lastMountTime: 1_700_000_123, mountCount: 7,
     generation: 4242, state: SB_STATE_DIRTY, flags: 0x5, inodeHwm: 37,
     featuresCompat: 0x8000_0000_01, featuresIncompat: FEAT_INCOMPAT_JOURNAL,
-    journalSeq: 2 ** 40 + 3, refcountRoot: 0, dataSeq: 2 ** 40 + 2,
+    journalSeq: 2 ** 40 + 3, refcountRoot: 0, dataSeq: 2 ** 40 + 2, inodesUsed: 30, ilistRoot: 2 ** 33 + 9,
   };
 }
 
@@ -86,12 +86,13 @@ describe('on-media sizes and offsets', () => {
     expect(MAX_INODES).toBe(1 << 24);
   });
 
-  it('pins the feature bits: v2 requires the journal; refcounts (reflink), the two-area log and data logging are supported', () => {
+  it('pins the feature bits: v2 requires the journal; refcounts (reflink), the two-area log, data logging and on-demand inodes are supported', () => {
     expect(FEAT_INCOMPAT_JOURNAL).toBe(0x1);
     expect(FEAT_INCOMPAT_REFCOUNT).toBe(0x2);
     expect(FEAT_INCOMPAT_LOG2).toBe(0x4);
     expect(FEAT_INCOMPAT_DATALOG).toBe(0x8);
-    expect(FEAT_INCOMPAT_SUPPORTED).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG);
+    expect(FEAT_INCOMPAT_ICACHE).toBe(0x10);
+    expect(FEAT_INCOMPAT_SUPPORTED).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE);
     expect(FEAT_RO_COMPAT_SUPPORTED).toBe(0);
   });
 
@@ -103,7 +104,7 @@ describe('on-media sizes and offsets', () => {
       rootIno: 104, featuresCompat: 112, featuresIncompat: 120, featuresRoCompat: 128,
       state: 136, flags: 140, mkfsTime: 144, lastMountTime: 152, mountCount: 160,
       journalStart: 168, journalBlocks: 176, generation: 184, label: 192,
-      inodeHwm: 256, journalSeq: 264, refcountRoot: 272, dataSeq: 280, end: 288,
+      inodeHwm: 256, journalSeq: 264, refcountRoot: 272, dataSeq: 280, inodesUsed: 288, ilistRoot: 296, end: 304,
     });
   });
 
@@ -379,7 +380,7 @@ describe('computeGeometry', () => {
     expect(g.journalBlocks).toBe(512);            // 16384 / 32
     expect(g.dataStart).toBe(1026);
     expect(g.regionSize).toBe(64 << 20);
-    expect(g.featuresIncompat).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG);
+    expect(g.featuresIncompat).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE);
     expect(g.featuresCompat).toBe(0);
     expect(g.featuresRoCompat).toBe(0);
   });
@@ -422,7 +423,7 @@ describe('computeGeometry', () => {
 
   it('produces geometry that decodeSuperblock accepts, for several sizes', () => {
     for (const [size, bs] of [[91 * 4096, 4096], [64 << 20, 4096], [(1 << 30) + 12345, 8192], [1 << 30, 65536]]) {
-      const sb: Superblock = { ...sampleSuperblock(), ...computeGeometry({ regionSize: size, blockSize: bs }), inodeHwm: 1 };
+      const sb: Superblock = { ...sampleSuperblock(), ...computeGeometry({ regionSize: size, blockSize: bs }), inodeHwm: 1, inodesUsed: 1 };
       expect(decodeSuperblock(encodeSuperblock(sb))).toEqual(sb);
     }
   });

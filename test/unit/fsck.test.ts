@@ -18,7 +18,7 @@ import type { Inode } from '../../src/inode/inode.js';
 import { checkRegion } from '../../src/repair/check.js';
 import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
-import { LOG, OPTS, readAll, rng, snapshot } from './crash-harness.js';
+import { CHECKED, LOG, OPTS, readAll, rng, snapshot } from './crash-harness.js';
 
 const BS = 4096;
 const MiB = 1 << 20;
@@ -32,7 +32,7 @@ const sha = (p: string) => createHash('sha256').update(fs.readFileSync(p)).diges
 function base(size = 8 * MiB): { p: string; m: Mounted } {
   const p = path.join(dir, 'r.pmem');
   formatRegion(p, { size, blockSize: BS, label: 'fsck' });
-  const m = mountRegion(p, OPTS, LOG);
+  const m = mountRegion(p, CHECKED, LOG);
   const f = m.fs;
   f.mkdir('/d', 0o755, ROOT_CALLER);
   for (let i = 0; i < 40; i++) f.mknod(`/d/${'n'.repeat(60)}-${i}`, 0o644, 0, ROOT_CALLER);
@@ -62,7 +62,7 @@ function expectRepaired(p: string, what: RegExp): Mounted {
   expect(y.uncorrected).toEqual([]);
   expect(y.repaired.join('\n')).toMatch(what);
   expect(checkRegion(p, false).problems).toEqual([]);
-  return mountRegion(p, OPTS, LOG);
+  return mountRegion(p, CHECKED, LOG);
 }
 
 /** Byte offset of inode `i`'s slot in the region file. */
@@ -85,7 +85,7 @@ describe('fsck on a clean region', () => {
     unmountRegion(m);
     expect(checkRegion(p, true)).toEqual({ problems: [], repaired: [], uncorrected: [] });
     expect(checkRegion(p, false)).toEqual({ problems: [], repaired: [], uncorrected: [] });
-    const m2 = mountRegion(p, OPTS, LOG);
+    const m2 = mountRegion(p, CHECKED, LOG);
     expect(JSON.stringify([...snapshot(m2.fs)].sort())).toBe(snap);
     expect(readAll(m2.fs, m2.fs.resolve('/d/file-49').ino).equals(Buffer.alloc(BS + 49, 49))).toBe(true);
     unmountRegion(m2);
@@ -119,7 +119,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const shared = a.bmap.extents[0].regionBlock;
     m.engine.ops.apply('test', [], (t) => { t.markDirty(b); b.bmap.insert(m.fs.guard.internalPermit(b), { fileBlock: 4, regionBlock: shared, len: 1, flags: 0 }); b.size = 5 * BS; });
     unmountRegion(m);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/mapped by 2 file\(s\) but their reference count says 1/);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(/mapped by 2 file\(s\) but their reference count says 1/);
     const m2 = expectRepaired(p, /reference count 1, mapped by 2 file\(s\)/);
     expect([...m2.fs.store.refcount.records()]).toEqual([{ start: shared, len: 1, count: 2 }]);
     // Shared now: a write to /f copies the block, /x keeps the old bytes.
@@ -138,7 +138,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const e = a.bmap.extents[0];
     m.engine.ops.apply('test', [], (t) => t.refcount.increment(e.regionBlock, 2));
     unmountRegion(m);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/mapped by 1 file\(s\) but their reference count says 2/);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(/mapped by 1 file\(s\) but their reference count says 2/);
     const m2 = expectRepaired(p, /reference count 2, mapped by 1 file\(s\)/);
     expect(m2.fs.store.refcount.size).toBe(0);
     const free0 = m2.fs.statfs().bfree;
@@ -166,7 +166,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     unmountRegion(m);
     expect(checkRegion(p, false).problems).toEqual([]);
     flipByte(p, root * BS + 40);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/refcount index.*fsck\.pmemfs -y/);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(/refcount index.*fsck\.pmemfs -y/);
     const m2 = expectRepaired(p, /refcount index/);
     expect([...m2.fs.store.refcount.records()]).toEqual([{ start: e.regionBlock, len: e.len, count: 2 }]);
     expect(readAll(m2.fs, m2.fs.resolve('/g').ino).equals(Buffer.alloc(5 * BS, 0x5a))).toBe(true);
@@ -183,7 +183,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     // The older /f gets a data extent on the newer /z's record block.
     m.engine.ops.apply('test', [], (t) => { t.markDirty(f); f.bmap.insert(m.fs.guard.internalPermit(f), { fileBlock: 9, regionBlock: recBlock, len: 1, flags: 0 }); f.size = 10 * BS; });
     unmountRegion(m);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/claimed by inode/);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(/claimed by inode/);
     const m2 = expectRepaired(p, new RegExp(`claimed by inode ${f.ino} and inode ${z.ino}`));
     expect(m2.fs.readdir('/')).not.toContain('z');
     expect(m2.fs.readdir('/lost+found').length).toBe(2 + 30);
@@ -217,7 +217,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const off = slotOff(m, ino(m, '/x').ino) + 40;
     unmountRegion(m);
     flipByte(p, off);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/checksum mismatch.*fsck/);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(/checksum mismatch.*fsck/);
     const m2 = expectRepaired(p, /checksum mismatch/);
     expect(m2.fs.readdir('/')).not.toContain('x');
     expect(m2.fs.readdir('/')).toContain('f');
@@ -229,7 +229,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const rb = ino(m, '/d').records!.blocks[0].block;
     unmountRegion(m);
     flipByte(p, rb * BS + 100);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/record block/);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(/record block/);
     const m2 = expectRepaired(p, /record block/);
     expect(m2.fs.readdir('/lost+found').length).toBeGreaterThan(2);
     unmountRegion(m2);
@@ -242,7 +242,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const fd = fs.openSync(p, 'r+');
     fs.writeSync(fd, Buffer.alloc(512), 0, 512, 0);
     fs.closeSync(fd);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(FormatError);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(FormatError);
     const m2 = expectRepaired(p, /primary superblock unusable/);
     expect(JSON.stringify([...snapshot(m2.fs)].sort())).toBe(snap);
     unmountRegion(m2);
@@ -253,7 +253,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const free0 = m.fs.statfs().bfree;
     unmountRegion(m);
     flipByte(p, 1 * BS + 200);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/bitmap block 0/);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(/bitmap block 0/);
     const m2 = expectRepaired(p, /bitmap block 0/);
     expect(m2.fs.statfs().bfree).toBe(free0);
     unmountRegion(m2);
@@ -264,7 +264,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const d = ino(m, '/');
     m.engine.ops.apply('test', [], (t) => { t.markDirty(d); d.dirents!.set('ghost', 50); });
     unmountRegion(m);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/names missing inode 50/);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(/names missing inode 50/);
     const m2 = expectRepaired(p, /entry 'ghost' names missing inode 50/);
     expect(m2.fs.readdir('/')).not.toContain('ghost');
     unmountRegion(m2);
@@ -275,7 +275,7 @@ describe('fsck: each corruption class is found by -n and repaired by -y', () => 
     const d = ino(m, '/d'), root = ino(m, '/');
     m.engine.ops.apply('test', [], (t) => { t.markDirty(root); root.dirents!.set('again', d.ino); });
     unmountRegion(m);
-    expect(() => mountRegion(p, OPTS, LOG)).toThrow(/reachable twice/);
+    expect(() => mountRegion(p, CHECKED, LOG)).toThrow(/reachable twice/);
     const m2 = expectRepaired(p, /second name/);
     expect(m2.fs.readdir('/').filter((n) => n === 'd' || n === 'again')).toHaveLength(1);
     unmountRegion(m2);
@@ -317,7 +317,7 @@ describe('fsck: mutated images are refused or repaired, never a crash', () => {
       // Mount validates before use: it refuses with a FormatError, or what it serves is readable.
       const probe = path.join(dir, 'probe.pmem');
       fs.copyFileSync(img, probe);
-      try { const pm = mountRegion(probe, OPTS, LOG); snapshot(pm.fs); unmountRegion(pm); } catch (e) {
+      try { const pm = mountRegion(probe, CHECKED, LOG); snapshot(pm.fs); unmountRegion(pm); } catch (e) {
         if (!(e instanceof FormatError)) throw new Error(`mutation ${i} (kind ${kind}): mount crashed: ${(e as Error).stack}`);
         counts.mountRefused++;
       }
@@ -335,7 +335,7 @@ describe('fsck: mutated images are refused or repaired, never a crash', () => {
       if (res.repaired.length) counts.repaired++; else counts.clean++;
       const again = checkRegion(img, false);
       expect(again.problems, `mutation ${i} (kind ${kind}) after -y: ${res.repaired.join('; ')}`).toEqual([]);
-      const mm = mountRegion(img, OPTS, LOG);
+      const mm = mountRegion(img, CHECKED, LOG);
       snapshot(mm.fs);
       unmountRegion(mm);
       fs.rmSync(img);

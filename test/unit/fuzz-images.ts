@@ -16,7 +16,7 @@ import {
 } from '../../src/format/records.js';
 import { ROOT_CALLER, type Caller, type PmemFs } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion } from '../../src/vfs/mount.js';
-import { LOG, OPTS } from './crash-harness.js';
+import { CHECKED, LOG, OPTS } from './crash-harness.js';
 import { ImageEditor } from './image-edit.js';
 
 const BS = 4096;
@@ -56,7 +56,7 @@ function put(f: PmemFs, p: string, caller: Caller, fill: (ino: number) => Buffer
 export async function buildBase(img: string, size: number): Promise<Base> {
   const work = `${img}.work`;
   formatRegion(work, { size, blockSize: BS, label: 'hostile' });
-  const m = mountRegion(work, { ...OPTS, powerfail: true }, LOG);
+  const m = mountRegion(work, { ...CHECKED, powerfail: true }, LOG);
   const f = m.fs;
   const allowed = new Map<number, Set<number>>();
   const own = (ino: number) => allowed.set(ino, new Set([ino]));

@@ -14,7 +14,7 @@ import { encodeSuperblock, FormatError, IFLAG_ORPHAN, MAX_FORK_BYTES, MAX_JOURNA
 import { checkRegion } from '../../src/repair/check.js';
 import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion, unmountRegion } from '../../src/vfs/mount.js';
-import { LOG, OPTS, readAll } from './crash-harness.js';
+import { CHECKED, LOG, OPTS, readAll } from './crash-harness.js';
 import { ImageEditor } from './image-edit.js';
 
 const BS = 4096;
@@ -34,7 +34,7 @@ function put(f: PmemFs, p: string, b: Buffer): number {
 /** A clean region: /a (2 blocks of 0xaa), /b (2 blocks of 0xbb), /d/c, /x with a 2000-byte xattr (out-of-line fork). */
 function region(size = 16 * MiB): Record<string, number> {
   formatRegion(img, { size, blockSize: BS, label: 'hostile' });
-  const m = mountRegion(img, OPTS, LOG);
+  const m = mountRegion(img, CHECKED, LOG);
   const f = m.fs;
   f.mkdir('/d', 0o755, ROOT_CALLER);
   const inos = { a: put(f, '/a', Buffer.alloc(2 * BS, 0xaa)), b: put(f, '/b', Buffer.alloc(2 * BS, 0xbb)), c: put(f, '/d/c', Buffer.alloc(10, 0xcc)), x: put(f, '/x', Buffer.alloc(10, 1)), d: f.resolve('/d').ino };
@@ -51,7 +51,7 @@ function edit(fn: (e: ImageEditor) => void): void {
 /** The mount's refusal: a FormatError whose message matches `what` and names fsck.pmemfs. */
 function refusal(what: RegExp): string {
   let msg = '';
-  try { unmountRegion(mountRegion(img, OPTS, LOG)); } catch (e) { expect(e).toBeInstanceOf(FormatError); msg = (e as Error).message; }
+  try { unmountRegion(mountRegion(img, CHECKED, LOG)); } catch (e) { expect(e).toBeInstanceOf(FormatError); msg = (e as Error).message; }
   expect(msg).toMatch(what);
   expect(msg).toMatch(/fsck\.pmemfs/);
   return msg;
@@ -73,7 +73,7 @@ describe('lengths are bounded before they are used', () => {
 
   it('record counts beyond the data area, or a chain longer than the inode says, are refused', () => {
     formatRegion(img, { size: 16 * MiB, blockSize: BS, label: 'hostile' });
-    const m = mountRegion(img, OPTS, LOG);
+    const m = mountRegion(img, CHECKED, LOG);
     m.fs.mkdir('/big', 0o755, ROOT_CALLER);
     for (let i = 0; i < 300; i++) m.fs.mknod(`/big/${'n'.repeat(100)}-${i}`, 0o100644, 0, ROOT_CALLER);
     const big = m.fs.resolve('/big').ino;
@@ -104,7 +104,7 @@ describe('lengths are bounded before they are used', () => {
   it.each([[5000, 'symlink', /symlink target of 5000 bytes/], [10, 'file', /a symlink target on a non-symlink/]] as const)(
     'a symlink target of %i bytes on a %s is refused', (len, on, what) => {
       formatRegion(img, { size: 16 * MiB, blockSize: BS, label: 'hostile' });
-      const m = mountRegion(img, OPTS, LOG);
+      const m = mountRegion(img, CHECKED, LOG);
       const l = m.fs.symlink('/a', '/l', ROOT_CALLER).ino;
       const a = put(m.fs, '/a', Buffer.from('x'));
       unmountRegion(m);
@@ -128,7 +128,7 @@ describe('link counts and reachability', () => {
     const y = checkRegion(img, true);
     expect(y.uncorrected).toEqual([]);
     expect(y.repaired.join('\n')).not.toMatch(new RegExp(`orphan inode ${a}\\b`));
-    const m = mountRegion(img, OPTS, LOG);
+    const m = mountRegion(img, CHECKED, LOG);
     expect(m.fs.resolve('/a').ino).toBe(a);
     expect(m.fs.resolve('/a').nlink).toBe(1);
     expect(readAll(m.fs, a).equals(Buffer.alloc(2 * BS, 0xaa))).toBe(true);
@@ -146,7 +146,7 @@ describe('link counts and reachability', () => {
     edit((e) => { const { rec, fork } = e.inode(d)!; fork.dirents = new Map(); e.writeInode(rec, fork); });
     refusal(new RegExp(`inode ${c} has links but no directory reachable from the root names it`));
     expect(checkRegion(img, true).uncorrected).toEqual([]);
-    const m = mountRegion(img, OPTS, LOG);
+    const m = mountRegion(img, CHECKED, LOG);
     expect(m.fs.resolve(`/lost+found/#${c}`).ino).toBe(c);
     unmountRegion(m);
   });
@@ -162,13 +162,13 @@ describe('link counts and reachability', () => {
 
   it('a genuine orphan (link count 0, marked, unnamed) is still freed at mount', () => {
     formatRegion(img, { size: 16 * MiB, blockSize: BS, label: 'hostile' });
-    let m = mountRegion(img, OPTS, LOG);
+    let m = mountRegion(img, CHECKED, LOG);
     const o = put(m.fs, '/o', Buffer.alloc(BS, 1));
     m.fs.open('/o', C.O_RDONLY, ROOT_CALLER);
     m.fs.unlink('/o');
     m.fs.fsync();
     m.region.close();                              // a crash with the orphan held
-    m = mountRegion(img, OPTS, LOG);
+    m = mountRegion(img, CHECKED, LOG);
     expect(m.fs.inodeOf(o)).toBeUndefined();
     unmountRegion(m);
     expect(checkRegion(img, false).problems).toEqual([]);
@@ -181,7 +181,7 @@ describe('journal replay and shared blocks', () => {
     const old = new ImageEditor(img);
     const stale = old.log!;
     old.close();
-    const m = mountRegion(img, OPTS, LOG);
+    const m = mountRegion(img, CHECKED, LOG);
     put(m.fs, '/newer', Buffer.from('new'));
     m.fs.unlink('/a');
     unmountRegion(m);
@@ -190,7 +190,7 @@ describe('journal replay and shared blocks', () => {
       const sb = e.superblock(); sb.state = SB_STATE_DIRTY; e.writeSuperblock(sb);
       e.log = stale; e.touchLog();                 // the older transaction back in the log
     });
-    const m2 = mountRegion(img, OPTS, LOG);
+    const m2 = mountRegion(img, CHECKED, LOG);
     expect(m2.replayed).toBe(0);
     expect(m2.fs.readdir('/').sort()).toEqual(['.', '..', 'b', 'd', 'newer', 'x']);
     unmountRegion(m2);
@@ -199,7 +199,7 @@ describe('journal replay and shared blocks', () => {
 
   it('a replayed superblock image that moves a structure is refused', () => {
     region();
-    const m = mountRegion(img, OPTS, LOG);
+    const m = mountRegion(img, CHECKED, LOG);
     put(m.fs, '/n', Buffer.from('n'));
     m.fs.fsync();
     m.region.close();

@@ -148,7 +148,8 @@ export class ImageEditor {
     rec.forkLen = buf.length;
     rec.forkCrc = crc32c(buf) >>> 0;
     if (buf.length <= INLINE_FORK_MAX && rec.forkBlock === 0) { this.writeInodeRaw(rec, buf); return; }
-    if (rec.forkBlock === 0) rec.forkBlock = this.sb.dataStart + 1;
+    // A new fork extent goes at the end of the data area, clear of what mkfs put at its start.
+    if (rec.forkBlock === 0) rec.forkBlock = this.sb.totalBlocks - 2 - Math.ceil(buf.length / this.bs);
     rec.forkBlocks = Math.ceil(buf.length / this.bs);
     for (let i = 0; i < rec.forkBlocks; i++) {
       const img = Buffer.alloc(this.bs);

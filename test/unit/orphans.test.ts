@@ -83,7 +83,7 @@ describe('operations bounded by the log, not by the file', () => {
     const t0 = Date.now();
     const r = mountRegion(img, OPTS, LOG);
     const ms = Date.now() - t0;
-    expect(r.fs.store.inodes.size).toBe(2);   // the root and /d
+    expect(r.fs.store.inodesInUse).toBe(2);   // the root and /d
     expect(r.fs.statfs().bfree).toBeGreaterThanOrEqual(free0);   // every data block back (the directory's record blocks too)
     unmountRegion(r);
     const check = checkRegion(img, false);

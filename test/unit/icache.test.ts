@@ -1,0 +1,258 @@
+/**
+ * Inodes read on demand (FEAT_INCOMPAT_ICACHE): mount loads the root and
+ * the in-core list only; other inodes are read when named, evicted when the
+ * kernel forgets them and the cache is over its limit; free slots below the
+ * high-water mark are found again after a remount; an older region is
+ * converted by its first read-write mount; fsck checks and rebuilds the
+ * bookkeeping (parents, the count of slots in use, the in-core list); a
+ * damaged slot is EIO when read, not a refused or crashed mount.
+ */
+import * as fs from 'node:fs';
+import { constants as C } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BITMAP_HDR, encodeBitmapBlock, FEAT_INCOMPAT_ICACHE, IFLAG_SEALED } from '../../src/format/layout.js';
+import { REC_KIND_ILIST } from '../../src/format/records.js';
+import { checkRegion } from '../../src/repair/check.js';
+import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
+import { formatRegion, mountRegion, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
+import { CHECKED, LOG, OPTS } from './crash-harness.js';
+import { ImageEditor } from './image-edit.js';
+
+const BS = 4096;
+const MiB = 1 << 20;
+let dir: string;
+let img: string;
+beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pmemfs-icache-')); img = path.join(dir, 'r.pmem'); });
+afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+
+function put(f: PmemFs, p: string, b: Buffer): number {
+  const h = f.create(p, 0o644, C.O_RDWR, ROOT_CALLER);
+  if (b.length) f.write(h.fh, p, b, b.length, 0);
+  f.release(h.fh);
+  return f.resolve(p).ino;
+}
+
+/**
+ * /d0../d3, each with `per` files of one block tagged with their name, and
+ * /d0/sub; unmounted clean. `legacy`: then made what an older pmemfs left
+ * (no FEAT_INCOMPAT_ICACHE, no parents, no count, no list).
+ */
+function tree(per: number, o: { legacy?: boolean } = {}): void {
+  formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache' });
+  const m = mountRegion(img, OPTS, LOG);
+  for (let d = 0; d < 4; d++) {
+    m.fs.mkdir(`/d${d}`, 0o755, ROOT_CALLER);
+    for (let i = 0; i < per; i++) put(m.fs, `/d${d}/f${i}`, Buffer.alloc(BS, `d${d}f${i}`));
+  }
+  m.fs.mkdir('/d0/sub', 0o755, ROOT_CALLER);
+  unmountRegion(m);
+  if (o.legacy) {
+    edit((e) => {
+      for (const ino of e.usedInos()) {
+        const x = e.inode(ino)!;
+        if ((x.rec.mode & C.S_IFMT) === C.S_IFDIR) { x.rec.rdev = 0; e.writeInode(x.rec, x.fork); }
+      }
+      const sb = e.superblock();
+      const { index, blocks } = e.chain(sb.ilistRoot, 0, REC_KIND_ILIST);
+      const bits = Buffer.from(e.read(sb.bitmapStart).subarray(BITMAP_HDR));
+      for (const { block } of [...index, ...blocks]) bits[block >> 3] &= ~(1 << (block & 7));
+      e.write(sb.bitmapStart, encodeBitmapBlock(BS, 0, bits));
+      sb.featuresIncompat &= ~FEAT_INCOMPAT_ICACHE; sb.inodesUsed = 0; sb.ilistRoot = 0;
+      e.writeSuperblock(sb);
+    });
+  }
+}
+
+function edit(fn: (e: ImageEditor) => void): void {
+  const e = new ImageEditor(img);
+  try { fn(e); } finally { e.close(); }
+}
+
+function read(f: PmemFs, p: string): string {
+  const h = f.open(p, C.O_RDONLY, ROOT_CALLER);
+  const b = Buffer.alloc(BS);
+  const n = f.read(h.fh, b, BS, 0);
+  f.release(h.fh);
+  return b.subarray(0, n).toString();
+}
+
+describe('inodes read on demand', () => {
+  it('mount loads the root only; a name reads its inode; statfs counts every slot in use', () => {
+    tree(50);
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(m.fs.store.onDemand).toBe(true);
+      expect(m.fs.store.inodes.size).toBe(1);
+      expect(m.fs.store.inodesInUse).toBe(1 + 4 + 200 + 1);
+      expect(m.fs.statfs().ffree).toBe(m.engine.sb.inodeCount - 206);
+      expect(read(m.fs, '/d2/f17')).toBe('d2f17'.repeat(BS / 5 + 1).slice(0, BS));
+      expect(m.fs.store.inodes.size).toBe(3);   // the root, /d2, /d2/f17
+      // '..' and rename's loop check follow the parent recorded in the slot.
+      const sub = m.fs.resolve('/d0/sub');
+      expect(m.fs.parentOf(sub).ino).toBe(m.fs.resolve('/d0').ino);
+      expect(() => m.fs.rename('/d0', '/d0/sub/x')).toThrow(/EINVAL/);
+      m.fs.rename('/d0/sub', '/d1/sub');
+      expect(m.fs.parentOf(m.fs.resolve('/d1/sub')).ino).toBe(m.fs.resolve('/d1').ino);
+    } finally { unmountRegion(m); }
+    const m2 = mountRegion(img, OPTS, LOG);
+    expect(m2.fs.parentOf(m2.fs.resolve('/d1/sub')).ino).toBe(m2.fs.resolve('/d1').ino);
+    unmountRegion(m2);
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
+  it('slots freed before a remount are handed out again, and the count stays right', () => {
+    tree(50);
+    let m = mountRegion(img, OPTS, LOG);
+    const hwm = m.engine.sb.inodeHwm;
+    for (let i = 0; i < 50; i += 2) m.fs.unlink(`/d1/f${i}`);
+    unmountRegion(m);
+    m = mountRegion(img, OPTS, LOG);
+    const inos: number[] = [];
+    for (let i = 0; i < 25; i++) inos.push(put(m.fs, `/d3/new${i}`, Buffer.alloc(0)));
+    expect(m.engine.sb.inodeHwm).toBe(hwm);             // every new file took a freed slot
+    expect(new Set(inos).size).toBe(25);
+    expect(m.fs.store.inodesInUse).toBe(206);
+    put(m.fs, '/d3/past', Buffer.alloc(0));             // no free slot left below the mark
+    expect(m.engine.sb.inodeHwm).toBe(hwm + 1);
+    unmountRegion(m);
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
+  it('forgotten inodes leave core past the limit; held, dirty or sealed ones stay', () => {
+    tree(50);
+    const m = mountRegion(img, { ...OPTS, inodeCache: 16 }, LOG);
+    const f = m.fs;
+    try {
+      const held = f.open('/d0/f0', C.O_RDWR, ROOT_CALLER);
+      f.write(held.fh, '/d0/f0', Buffer.from('held'), 4, 0);
+      const sealed = f.resolve('/d0/f1');
+      f.ops.apply('seal', [sealed], (t) => { t.markDirty(sealed); sealed.flags |= IFLAG_SEALED; });
+      f.tx.commit('test');
+      expect(sealed.flags & IFLAG_SEALED).toBe(IFLAG_SEALED);
+      for (let i = 2; i < 50; i++) { const ino = f.resolve(`/d0/f${i}`).ino; f.kernelRefs.set(ino, 1); }
+      expect(f.store.inodes.size).toBeGreaterThan(40);
+      for (const ino of [...f.kernelRefs.keys()]) { f.kernelRefs.delete(ino); f.forgotten(ino); }
+      f.forgotten(held.inode.ino); f.forgotten(sealed.ino);
+      expect(f.store.inodes.size).toBeLessThanOrEqual(16);
+      expect(f.evictions).toBeGreaterThan(30);
+      expect(f.inodeOf(held.inode.ino)).toBe(held.inode);       // open: kept
+      expect(f.inodeOf(sealed.ino)).toBe(sealed);               // sealed: on the in-core list
+      // An evicted inode reads back the same.
+      expect(read(f, '/d0/f33')).toBe('d0f33'.repeat(BS / 5 + 1).slice(0, BS));
+      f.release(held.fh);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
+  it('an overwrite not yet flushed keeps its inode in core until it is', () => {
+    tree(4);
+    const m = mountRegion(img, { ...OPTS, inodeCache: 16 }, LOG);
+    const f = m.fs;
+    try {
+      for (let i = 0; i < 40; i++) put(f, `/d1/n${i}`, Buffer.alloc(0));
+      f.tx.commit('test');
+      const h = f.open('/d0/f0', C.O_RDWR, ROOT_CALLER);
+      f.write(h.fh, '/d0/f0', Buffer.from('over'), 4, 0);   // an overwrite, neither committed nor flushed
+      const inode = h.inode;
+      f.release(h.fh);
+      for (const i of [...f.store.inodes.values()]) f.forgotten(i.ino);
+      expect(f.store.inodes.size).toBeLessThanOrEqual(17);
+      expect(f.store.inodes.get(inode.ino)).toBe(inode);
+      f.fsync(inode, false);
+      // Over the limit again, with everything else held by the kernel: the flushed inode is what goes.
+      for (let i = 0; i < 40; i++) f.kernelRefs.set(f.resolve(`/d1/n${i}`).ino, 1);
+      f.forgotten(inode.ino);
+      expect(f.store.inodes.get(inode.ino)).toBeUndefined();
+    } finally { unmountRegion(m); }
+  });
+
+  it('a damaged slot is EIO when read, named in the stats, and repaired by fsck -y', () => {
+    tree(4);
+    let victim = 0;
+    let m = mountRegion(img, OPTS, LOG);
+    victim = m.fs.resolve('/d2/f1').ino;
+    unmountRegion(m);
+    edit((e) => {
+      const blk = e.read(e.sb.itableStart + Math.floor((victim - 1) * 512 / BS));
+      blk[((victim - 1) * 512) % BS + 40] ^= 0xff;   // a timestamp byte: the checksum no longer matches
+      e.write(e.sb.itableStart + Math.floor((victim - 1) * 512 / BS), blk);
+    });
+    m = mountRegion(img, OPTS, LOG);              // mount reads a constant amount: it does not see the damage
+    expect(() => m.fs.resolve('/d2/f1')).toThrow(/EIO.*checksum.*fsck\.pmemfs/);
+    expect(m.fs.store.damaged.has(victim)).toBe(true);
+    expect(read(m.fs, '/d2/f2')).toMatch(/^d2f2/);  // the rest of the directory serves on
+    unmountRegion(m);
+    expect(() => unmountRegion(mountRegion(img, CHECKED, LOG))).toThrow(/damaged inode.*fsck\.pmemfs/);
+    expect(checkRegion(img, true).repaired.some((p) => p.includes(`damaged inode ${victim}`))).toBe(true);
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
+  it('an inode whose blocks the bitmap calls free is EIO when read, not handed to a second file', () => {
+    tree(4);
+    let m = mountRegion(img, OPTS, LOG);
+    const ino = m.fs.resolve('/d3/f3').ino;
+    const blk = m.fs.resolve('/d3/f3').bmap.extents[0].regionBlock;
+    unmountRegion(m);
+    edit((e) => {
+      const bits = Buffer.from(e.read(e.sb.bitmapStart).subarray(BITMAP_HDR));
+      bits[blk >> 3] &= ~(1 << (blk & 7));
+      e.write(e.sb.bitmapStart, encodeBitmapBlock(BS, 0, bits));
+    });
+    m = mountRegion(img, OPTS, LOG);
+    expect(() => m.fs.resolve('/d3/f3')).toThrow(/EIO.*free-space bitmap/);
+    expect(m.fs.store.damaged.has(ino)).toBe(true);
+    unmountRegion(m);
+  });
+});
+
+describe('the bookkeeping: conversion and fsck', () => {
+  it('an older region is converted by its first read-write mount, then mounts on demand', () => {
+    tree(10, { legacy: true });
+    let m: Mounted = mountRegion(img, OPTS, LOG);
+    expect(m.fs.store.onDemand).toBe(false);                     // everything loaded once
+    expect(m.engine.sb.featuresIncompat & FEAT_INCOMPAT_ICACHE).toBe(FEAT_INCOMPAT_ICACHE);
+    expect(m.engine.sb.inodesUsed).toBe(1 + 4 + 40 + 1);
+    unmountRegion(m);
+    expect(checkRegion(img, false).problems).toEqual([]);
+    m = mountRegion(img, OPTS, LOG);
+    expect(m.fs.store.onDemand).toBe(true);
+    expect(m.fs.parentOf(m.fs.resolve('/d0/sub')).ino).toBe(m.fs.resolve('/d0').ino);
+    unmountRegion(m);
+  });
+
+  it('a read-only mount of an older region reads everything and finds parents by a walk', () => {
+    tree(3, { legacy: true });
+    const m = mountRegion(img, { ...OPTS, readOnly: true }, LOG);
+    expect(m.fs.store.onDemand).toBe(false);
+    expect(m.engine.sb.featuresIncompat & FEAT_INCOMPAT_ICACHE).toBe(0);
+    expect(m.fs.parentOf(m.fs.resolve('/d0/sub')).ino).toBe(m.fs.resolve('/d0').ino);
+    unmountRegion(m);
+  });
+
+  it('fsck finds a wrong parent, a wrong count and a missing list entry, and -y rewrites them', () => {
+    tree(3);
+    let m = mountRegion(img, OPTS, LOG);
+    const sub = m.fs.resolve('/d0/sub').ino;
+    const d1 = m.fs.resolve('/d1').ino;
+    const f = m.fs.resolve('/d1/f1').ino;
+    unmountRegion(m);
+    edit((e) => {
+      const s = e.inode(sub)!; s.rec.rdev = d1; e.writeInode(s.rec, s.fork);
+      const x = e.inode(f)!; x.rec.flags |= IFLAG_SEALED; e.writeInode(x.rec, x.fork);
+      const sb = e.superblock(); sb.inodesUsed -= 1; e.writeSuperblock(sb);
+    });
+    const found = checkRegion(img, false).problems.join('\n');
+    expect(found).toMatch(new RegExp(`directory ${sub} records parent ${d1}, directory \\d+ names it`));
+    expect(found).toMatch(/counts \d+ inodes in use/);
+    expect(found).toMatch(new RegExp(`inode ${f} is missing from the in-core list`));
+    expect(() => unmountRegion(mountRegion(img, CHECKED, LOG))).toThrow(/fsck\.pmemfs/);
+    checkRegion(img, true);
+    expect(checkRegion(img, false).problems).toEqual([]);
+    m = mountRegion(img, OPTS, LOG);
+    expect(m.fs.store.inodes.has(f)).toBe(true);                 // on the list: loaded at mount
+    expect(m.fs.parentOf(m.fs.resolve('/d0/sub')).ino).toBe(m.fs.resolve('/d0').ino);
+    unmountRegion(m);
+  });
+});
