@@ -65,10 +65,13 @@ const describeSnap = (s: Snap) => [...s].map(([p, n]) => `${p}:${n.type}${n.ino}
  * append, overwrite, truncate, punch, fsync, rename (across directories and
  * over existing names), link, unlink, mkdir, rmdir, symlink, reflink (whole
  * files and block ranges: later overwrites and appends copy on write),
- * setxattr, seal.
+ * setxattr, seal, and orphans: a file held open and unlinked (it stays on
+ * the in-core list until its handle goes, a later operation).
+ * Returns how many of each operation ran (attempts, failed ones included).
  * `after` runs after each operation (the harness records file versions).
  */
-export async function workload(f: PmemFs, seed: number, ops: number, after: (op: string) => void): Promise<void> {
+export async function workload(f: PmemFs, seed: number, ops: number, after: (op: string) => void): Promise<Map<string, number>> {
+  const done = new Map<string, number>();
   const r = rng(seed);
   const pick = <T>(a: T[]): T => a[Math.floor(r() * a.length)];
   const seals = new SealManager(f, 1000, LOG);
@@ -81,6 +84,7 @@ export async function workload(f: PmemFs, seed: number, ops: number, after: (op:
     const h = f.open(p, C.O_RDWR, ROOT_CALLER);
     try { f.write(h.fh, p, b, b.length, off); } finally { f.release(h.fh); }
   };
+  const held: number[] = [];
   for (const d of ['/a', '/b']) f.mkdir(d, 0o755, ROOT_CALLER);
   after('mkdir');
   for (let i = 0; i < ops; i++) {
@@ -114,12 +118,19 @@ export async function workload(f: PmemFs, seed: number, ops: number, after: (op:
         }
       }
       else if (x < 0.96) { op = 'setxattr'; const p = pick(files()); if (p) f.setxattr(p, `user.k${Math.floor(r() * 4)}`, data(Math.floor(r() * 600)), 0); }
-      else { op = 'seal'; const p = pick(files()); if (p) seals.seal(p, ROOT_CALLER); }
+      else if (x < 0.98) { op = 'seal'; const p = pick(files()); if (p) seals.seal(p, ROOT_CALLER); }
+      else if (held.length < 3) { op = 'orphan'; const p = pick(files()); if (p) { held.push(f.open(p, C.O_RDONLY, ROOT_CALLER).fh); f.unlink(p); } }
+      else { op = 'release orphan'; f.release(held.shift()!); }
     } catch (e) {
       if (!(e instanceof FsError)) throw e;   // EEXIST, ENOENT, ENOTEMPTY, ETXTBSY (sealed), EISDIR...: part of the game
     }
+    done.set(op, (done.get(op) ?? 0) + 1);
     after(op);
   }
+  for (const fh of held) {
+    try { f.release(fh); } catch (e) { if (!(e instanceof FsError)) throw e; }   // EIO after a shutdown: the orphan stays listed
+  }
+  return done;
 }
 
 export interface CrashCheck {

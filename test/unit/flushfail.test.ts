@@ -28,7 +28,7 @@ import { checkCrashImage, LOG, OPTS, readAll, rng, snapshot, workload, type Snap
 
 const LONG = process.env.PMEMFS_TEST_LONG === '1';
 const MiB = 1 << 20;
-const OPS = 120;
+const OPS = 150;
 
 let dir: string;
 beforeEach(() => { dir = fs.mkdtempSync(os.tmpdir() + '/pmemfs-flushfail-'); });

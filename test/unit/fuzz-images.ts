@@ -12,7 +12,7 @@ import { constants as C } from 'node:fs';
 import { encodeFork } from '../../src/format/fork.js';
 import { dataEnd, IFLAG_ORPHAN } from '../../src/format/layout.js';
 import {
-  encodeDirentRec, encodeExtentRec, encodeRefcountRec, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
+  encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeRefcountRec, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
 } from '../../src/format/records.js';
 import { ROOT_CALLER, type Caller, type PmemFs } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion } from '../../src/vfs/mount.js';
@@ -143,12 +143,13 @@ function blockValue(c: Ctx): number {
 
 function mutateSuperblock(c: Ctx): string | null {
   const sb = c.e.superblock();
-  const field = pick(c.r, ['inodeCount', 'inodeHwm', 'journalBlocks', 'journalSeq', 'refcountRoot', 'state', 'mountCount', 'featuresIncompat', 'geometry', 'shrink'] as const);
+  const field = pick(c.r, ['inodeCount', 'inodeHwm', 'journalBlocks', 'journalSeq', 'refcountRoot', 'state', 'mountCount', 'featuresIncompat', 'geometry', 'shrink', 'inodesUsed', 'ilistRoot'] as const);
   if (field === 'geometry') { const k = pick(c.r, [1, 64, 9000, 2 ** 20]); sb.journalBlocks += k; sb.dataStart += k; }
   else if (field === 'shrink') { const k = pick(c.r, [1, 1024, Math.floor(sb.totalBlocks / 2)]); sb.totalBlocks -= k; sb.regionSize -= k * BS; }
   else if (field === 'state') sb.state = pick(c.r, [1, 2, 3]);
   else if (field === 'journalSeq') sb.journalSeq = pick(c.r, [0, sb.journalSeq + 1, sb.journalSeq + 5, 2 ** 48, 2 ** 53 - 1]);
   else if (field === 'refcountRoot') sb.refcountRoot = blockValue(c);
+  else if (field === 'ilistRoot') sb.ilistRoot = blockValue(c);
   else sb[field] = pick(c.r, [...U64, sb[field] + 1, sb[field] - 1, sb.inodeCount, sb.inodeCount + 1]);
   c.e.writeSuperblock(sb);
   return `superblock ${field}`;
@@ -159,15 +160,16 @@ function mutateInode(c: Ctx): string | null {
   const d = c.e.inode(ino);
   if (!d) return null;
   const { rec, fork } = d;
-  const field = pick(c.r, ['nlink', 'nlink0', 'nlink0', 'mode', 'size', 'flags', 'forkBlock', 'forkBlocks', 'forkBlocks', 'forkLen', 'recIndex', 'recBlocks', 'recCount', 'ino'] as const);
+  const field = pick(c.r, ['nlink', 'nlink0', 'nlink0', 'mode', 'size', 'flags', 'forkBlock', 'forkBlocks', 'forkBlocks', 'forkLen', 'recIndex', 'recBlocks', 'recCount', 'ino', 'rdev'] as const);
   const inline = rec.forkBlock === 0 ? encodeFork(fork) : null;
   if (field === 'nlink0') { rec.nlink = 0; if (c.r() < 0.5) rec.flags |= IFLAG_ORPHAN; }
   else if (field === 'forkBlocks') rec.forkBlocks = pick(c.r, [dataEnd(c.e.sb) - Math.max(rec.forkBlock, c.e.sb.dataStart), rec.forkBlocks + 1, 2 ** 40, 0]);
   else if (field === 'forkBlock' || field === 'recIndex') rec[field] = blockValue(c);
   else if (field === 'size' || field === 'ino') rec[field] = pick(c.r, [...U64, rec[field] + 1]);
+  else if (field === 'rdev') rec.rdev = pick(c.r, [0, ino, 1, pick(c.r, c.inos), c.e.sb.inodeCount + 1, 2 ** 40]);   // a directory's parent
   else if (field === 'mode') rec.mode = pick(c.r, [0, 0o100644, 0o040755, 0o120777, 0o020644, 0o170000, 0xffffffff]);
   else rec[field] = pick(c.r, [...U32, rec[field] + 1, rec[field] - 1].filter((v) => v >= 0 && v <= 0xffffffff));
-  c.e.writeInodeRaw(rec, inline);
+  c.e.writeInodeRaw(rec, inline, ino);
   return `inode ${ino} ${field}`;
 }
 
@@ -252,6 +254,29 @@ function mutateRefcount(c: Ctx): string | null {
   return `refcount record ${field}`;
 }
 
+/** The in-core list (orphans, sealed files): its index block, or a record naming another, a free or no inode. */
+function mutateIlist(c: Ctx): string | null {
+  const root = c.e.superblock().ilistRoot;
+  if (!root) return null;
+  const { index, blocks } = c.e.chain(root, REFCOUNT_OWNER, REC_KIND_ILIST);
+  if (c.r() < 0.25 && index.length) {
+    const ix = index[0];
+    const list = ix.blocks.length && c.r() < 0.7 ? ix.blocks.map((b, i) => (i === 0 ? blockValue(c) : b)) : ix.blocks;
+    c.e.writeIndexBlock(ix.block, REFCOUNT_OWNER, c.r() < 0.3 ? blockValue(c) : ix.next, list);
+    return 'in-core list index block';
+  }
+  const blk = blocks.length ? pick(c.r, blocks) : null;
+  if (!blk) return null;
+  const inos = blk.recs.ilist.map(([x]) => x);
+  const how = pick(c.r, ['add', 'drop', 'duplicate', 'huge'] as const);
+  if (how === 'add') inos.push(pick(c.r, c.inos));
+  else if (how === 'drop' && inos.length) inos.pop();
+  else if (how === 'duplicate' && inos.length) inos.push(inos[0]);
+  else inos.push(pick(c.r, [c.e.sb.inodeCount, c.e.sb.inodeCount + 1, 2 ** 40]));
+  c.e.writeRecordBlock(blk.block, REFCOUNT_OWNER, REC_KIND_ILIST, inos.map(encodeIlistRec));
+  return `in-core list ${how}`;
+}
+
 /** xattrs and symlink targets beyond the limits, through a re-encoded fork. */
 function mutateFork(c: Ctx): string | null {
   const ino = pick(c.r, c.inos);
@@ -281,7 +306,7 @@ function mutateJournal(c: Ctx): string | null {
 
 const MUTATORS: Array<[string, number, (c: Ctx) => string | null]> = [
   ['superblock', 2, mutateSuperblock], ['inode', 5, mutateInode], ['extent', 5, mutateExtent], ['dirent', 4, mutateDirent],
-  ['refcount', 2, mutateRefcount], ['fork', 2, mutateFork], ['journal', 2, mutateJournal],
+  ['refcount', 2, mutateRefcount], ['fork', 2, mutateFork], ['journal', 2, mutateJournal], ['ilist', 2, mutateIlist],
 ];
 
 /** Apply 1..3 seeded mutations to the image at `img`. */

@@ -130,9 +130,13 @@ export class ImageEditor {
     } catch { return null; }
   }
 
-  /** Write an inode record as given (only its checksum recomputed); inlineFork for an inline fork. */
-  writeInodeRaw(rec: InodeRecord, inlineFork: Buffer | null): void {
-    const { block, off } = this.slot(rec.ino);
+  /**
+   * Write an inode record as given (only its checksum recomputed) into slot
+   * `slotIno` (default: the record's own number, which a forgery may change);
+   * inlineFork for an inline fork.
+   */
+  writeInodeRaw(rec: InodeRecord, inlineFork: Buffer | null, slotIno = rec.ino): void {
+    const { block, off } = this.slot(slotIno);
     const img = this.read(block);
     encodeInode(rec, inlineFork).copy(img, off);
     this.write(block, img);

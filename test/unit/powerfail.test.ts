@@ -28,7 +28,7 @@ let dir: string;
 beforeEach(() => { dir = fs.mkdtempSync(os.tmpdir() + '/pmemfs-powerfail-'); });
 afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
 
-async function harness(seed: number, ops: number): Promise<{ points: number; images: number }> {
+async function harness(seed: number, ops: number): Promise<{ points: number; images: number; done: Map<string, number> }> {
   const p = path.join(dir, 'r.pmem');
   formatRegion(p, { size: 8 * MiB, blockSize: 4096, label: 'pf' });
   const m: Mounted = mountRegion(p, { ...OPTS, powerfail: true }, LOG);
@@ -58,17 +58,21 @@ async function harness(seed: number, ops: number): Promise<{ points: number; ima
       if (point === 'commit') { committed = snapshot(f); resetVersions(); }   // after this flush the transaction is durable
     }
   };
-  await workload(f, seed, ops, () => current());
+  const done = await workload(f, seed, ops, () => current());
   m.region.onPersist = null;
   unmountRegion(m);
-  return { points, images };
+  return { points, images, done };
 }
 
 describe('power failure at every persistence point', () => {
-  it('a mixed workload of 220 operations: every crash image recovers consistently', async () => {
+  it('a mixed workload of 300 operations: every crash image recovers consistently', async () => {
     for (const seed of FULL ? [1, 2, 3] : [1]) {
-      const { points, images } = await harness(seed, 220);
+      const { points, images, done } = await harness(seed, 300);
       expect(points).toBeGreaterThan(40);
+      // The in-core list changes: orphans made and released, files sealed.
+      expect(done.get('orphan') ?? 0).toBeGreaterThan(0);
+      expect(done.get('release orphan') ?? 0).toBeGreaterThan(0);
+      expect(done.get('seal') ?? 0).toBeGreaterThan(0);
       expect(images).toBe(points * SUBSETS);
       if (FULL) console.log(`powerfail seed ${seed}: ${points} persistence points, ${images} images checked`);
     }
