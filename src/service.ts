@@ -5,6 +5,8 @@
  * directly.
  */
 import type { Logger } from 'pino';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { FsError } from './errors.js';
 import { PinManager } from './pin/pin.js';
 import { MAX_PINS_PER_HOLDER } from './layout/busy.js';
@@ -37,6 +39,19 @@ export interface ServiceOptions extends MountOptions {
   flushFailAt?: number;
 }
 
+/** Evictions that call for a full garbage collection (PmemService.noteEvicted). */
+const GC_AFTER_EVICTIONS = 4096;
+
+let gcFn: (() => void) | null = null;
+/** A full V8 garbage collection (the runtime's `gc`, exposed on first use). */
+function fullGc(): void {
+  if (!gcFn) {
+    v8.setFlagsFromString('--expose-gc');
+    gcFn = vm.runInNewContext('gc') as () => void;
+  }
+  gcFn();
+}
+
 export class PmemService {
   readonly mounted: Mounted;
   readonly fs: PmemFs;
@@ -48,6 +63,8 @@ export class PmemService {
   readonly regionPath: string;
   private readonly started = Date.now();
   private readonly commitTimer: NodeJS.Timeout | null;
+  private gcTimer: NodeJS.Timeout | null = null;
+  private evictedSinceGc = 0;
   /** Set by the daemon: the FUSE transport's counters for .pmemfs/stats (absent without a mount). */
   transportStats: (() => string[]) | null = null;
   /**
@@ -79,6 +96,7 @@ export class PmemService {
     this.fs.tx.onShutdown = (reason, err) => {
       this.log.error({ err, reason }, 'filesystem shut down: every change and fsync now fails with EIO; unmount and mount again to recover the last durable commit');
     };
+    this.fs.onEvict = (n) => this.noteEvicted(n);
     const every = opts.commitMs ?? 5000;
     this.commitTimer = opts.readOnly ? null : setInterval(() => this.backgroundCommit(), every);
     this.commitTimer?.unref();
@@ -101,6 +119,26 @@ export class PmemService {
     };
   }
 
+  /**
+   * Many inodes left core (the kernel forgot them, e.g. drop_caches): a
+   * full garbage collection a moment after the last of them gives their
+   * memory back to the system. V8 left alone keeps the pages of a heap that
+   * shrank, so the daemon's RSS would stay at its high-water mark.
+   */
+  private noteEvicted(n: number): void {
+    this.evictedSinceGc += n;
+    if (this.evictedSinceGc < GC_AFTER_EVICTIONS) return;
+    if (this.gcTimer) clearTimeout(this.gcTimer);
+    this.gcTimer = setTimeout(() => {
+      this.gcTimer = null;
+      this.evictedSinceGc = 0;
+      const t0 = Date.now(), before = process.memoryUsage().rss;
+      fullGc();
+      this.log.debug({ ms: Date.now() - t0, rssMiB: [before >> 20, process.memoryUsage().rss >> 20] }, 'inode cache: memory of evicted inodes returned');
+    }, 500);
+    this.gcTimer.unref();
+  }
+
   /** The commit=SECONDS timer: bounds what a power failure can take. */
   private backgroundCommit(): void {
     if (!this.fs.tx.running || !this.fs.tx.dirty) return;
@@ -111,6 +149,7 @@ export class PmemService {
   /** Clean unmount of the region (after the FUSE session ended). */
   close(): void {
     if (this.commitTimer) clearInterval(this.commitTimer);
+    if (this.gcTimer) clearTimeout(this.gcTimer);
     this.holders.stop();
     this.seals.stop();
     if (this.fs.tx.halted) return;   // power failure emulated: nothing more reaches the media

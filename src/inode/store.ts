@@ -177,7 +177,8 @@ export class InodeStore {
 
   /** Read one slot into the cache; null when the slot is free. @throws FormatError */
   private loadSlot(ino: number): Inode | null {
-    const blk = this.journal.read(this.slotBlock(ino));
+    // pread, not the mapping: a find over a large tree leaves the table in the host's page cache, not in our RSS.
+    const blk = this.journal.readScan(this.slotBlock(ino));
     const raw = blk.subarray(this.slotOffInBlock(ino), this.slotOffInBlock(ino) + INODE_SIZE);
     if (isFreeSlot(raw)) return null;
     const inode = this.decode(raw, ino, new Inode(ino, 0, 0, 0, LOADING));

@@ -86,6 +86,8 @@ export class PmemFs {
   readonly inodeCacheLimit: number;
   /** Inodes dropped from core since mount. */
   evictions = 0;
+  /** Set by the service: `n` inodes just left core (it returns their memory to the system in bulk). */
+  onEvict: ((n: number) => void) | null = null;
   /** Eviction candidates, oldest first: inodes read on demand or forgotten by the kernel. */
   private readonly cold = new Set<number>();
   private readonly handles = new HandleTable();
@@ -121,12 +123,15 @@ export class PmemFs {
   trimCache(): void {
     const inodes = this.store.inodes;
     if (inodes.size <= this.inodeCacheLimit) return;
+    let n = 0;
     for (const ino of this.cold) {
       if (inodes.size <= this.inodeCacheLimit) break;
       this.cold.delete(ino);
       const inode = inodes.get(ino);
-      if (inode && this.evictable(inode) && this.store.evict(inode)) this.evictions++;
+      if (inode && this.evictable(inode) && this.store.evict(inode)) n++;
     }
+    this.evictions += n;
+    if (n) this.onEvict?.(n);
   }
 
   /**
