@@ -36,6 +36,7 @@
 import { constants, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { FsError, toNegErrno } from '../errors.js';
+import { DirStream } from './dirstream.js';
 import type { Inode } from '../inode/inode.js';
 import { RequestContext, runInRequest } from '../layout/interrupt.js';
 import type { FuseInitInfo } from '../../native/index.js';
@@ -77,7 +78,6 @@ const SEEK_DATA = 3, SEEK_HOLE = 4;
 const RENAME_NOREPLACE = 1;
 const ENOTTY = 25;
 
-interface DirHandle { ino: number; entries: [name: string, ino: number][] }
 
 export interface TransportDeps {
   fs: PmemFs;
@@ -97,7 +97,7 @@ export class FuseTransport {
   private readonly sc: Float64Array;
   private readonly recv: Buffer;
   private readonly ctlPaths = new Map<number, string>();
-  private readonly dirs = new Map<number, DirHandle>();
+  private readonly dirs = new Map<number, DirStream>();
   private nextDirFh = DIR_FH_BASE;
   /** Requests still running after their handler returned (they await something), by slot id. */
   private readonly running = new Map<number, RequestContext>();
@@ -382,47 +382,47 @@ export class FuseTransport {
       fsyncdir: (slot) => this.run(slot, 'fsyncdir', () => { fs.fsync(); n.replyErr(slot, 0); }),
 
       opendir: (slot, ino) => this.run(slot, 'opendir', () => {
-        let entries: [string, number][];
+        let stream: DirStream;
         if (this.isCtl(ino)) {
-          entries = ctl.readdir().map((name) => [name, name === '..' ? ROOT_ID : name === '.' ? ino : ctl.getattr(`${this.ctlPath(ino)}/${name}`).ino]);
+          const entries = ctl.readdir().map((name): [string, number] => [name, name === '..' ? ROOT_ID : name === '.' ? ino : ctl.getattr(`${this.ctlPath(ino)}/${name}`).ino]);
+          stream = new DirStream(ino, entries, () => []);
         } else {
           const dir = this.inode(ino, 'opendir');
           if (!dir.isDir) throw new FsError('ENOTDIR', 'opendir');
-          entries = [['.', dir.ino], ['..', fs.parentOf(dir).ino], ...dir.dirents!];
+          // No snapshot: the entries are read from the live map as the kernel asks (dirstream.ts).
+          stream = new DirStream(ino, [['.', dir.ino], ['..', fs.parentOf(dir).ino]], () => dir.dirents!);
         }
         const fh = this.newDirFh();
-        this.dirs.set(fh, { ino, entries });
+        this.dirs.set(fh, stream);
         n.replyOpen(slot, fh, 0);
       }),
 
       readdir: (slot, _ino, fh, _size, off, plus) => this.run(slot, 'readdir', () => {
         const d = this.dirs.get(fh);
         if (!d) throw new FsError('EBADF', 'readdir');
-        for (let i = off; i < d.entries.length; i++) {
-          const [name, ino] = d.entries[i];
+        d.read(off, (name, ino, next) => {
           if (!plus || this.isCtl(ino)) {
-            const mode = this.isCtl(ino) ? ctl.getattr(this.ctlPath(ino)).mode : (fs.inodeOf(ino)?.mode ?? 0);
-            if (!plus) { if (!n.dirAdd(slot, name, ino, mode, i + 1)) break; continue; }
+            // A plain listing reads no inode: the type of one not in core is DT_UNKNOWN (the caller stats it if it cares).
+            const mode = this.isCtl(ino) ? ctl.getattr(this.ctlPath(ino)).mode : (fs.inCore(ino)?.mode ?? 0);
+            if (!plus) return n.dirAdd(slot, name, ino, mode, next);
             // Control entries are listed without an entry: the kernel looks them up.
             this.sc.fill(0, SCRATCH.ATTR, SCRATCH.ATTR + 19);
             this.sc[SCRATCH.ATTR] = ino; this.sc[SCRATCH.ATTR + 1] = mode;
-            if (!n.dirAddPlus(slot, name, i + 1)) break;
-            continue;
+            return n.dirAddPlus(slot, name, next);
           }
           const inode = fs.inodeOf(ino);
-          if (!inode) continue;   // removed since opendir
+          if (!inode) return true;   // removed since it was listed
           if (name === '.' || name === '..') {
             // No entry for these (the kernel ignores them): no lookup count.
             this.putAttr(fs.stat(inode), 0, 0);
             this.sc[SCRATCH.ATTR + 18] = 0;
-            const ok = n.dirAddPlus(slot, name, i + 1);
-            if (!ok) break;
-            continue;
+            return n.dirAddPlus(slot, name, next);
           }
           this.putAttr(fs.stat(inode), inode.generation, ENTRY_TIMEOUT);
-          if (!n.dirAddPlus(slot, name, i + 1)) break;
+          if (!n.dirAddPlus(slot, name, next)) return false;
           this.countRef(ino);
-        }
+          return true;
+        });
         n.replyDir(slot);
       }),
 

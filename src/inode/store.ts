@@ -1,8 +1,11 @@
 /**
  * @file The inode store: inode slots, forks and record blocks, between the
- * in-core inodes and the journal's block images. All inodes below the
- * superblock's high-water mark are loaded at mount and kept in core; an
- * operation changes them in core, and at its end (`finish`) the store
+ * in-core inodes and the journal's block images. Inodes are read from
+ * their slots on demand (`get`, FEAT_INCOMPAT_ICACHE: mount loads the root
+ * and the in-core list of orphans and sealed files, `loadLazy`) and leave
+ * core when PmemFs evicts them; fsck, `-o check` and an older region load
+ * them all (`loadAll`). An operation changes them in core, and at its end
+ * (`finish`) the store
  * encodes what changed into block images of the running transaction:
  *
  *  - the inode slot (512 bytes inside an inode-table block);

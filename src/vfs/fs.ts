@@ -57,6 +57,9 @@ export interface FsOptions {
   inodeCache?: number;
 }
 
+/** Entries from which a forgotten directory leaves core at once, whatever the cache's size (PmemFs.forgotten). */
+const BIG_DIR_ENTRIES = 4096;
+
 /** Default of `-o inode_cache`: about 30-60 MiB of in-core inodes of small files. */
 export const DEFAULT_INODE_CACHE = 65536;
 
@@ -116,6 +119,13 @@ export class PmemFs {
     if (!this.store.onDemand) return;
     this.cold.delete(ino);
     this.cold.add(ino);
+    // A large directory weighs as much as thousands of inodes (its entry map): it goes as soon as it may.
+    const inode = this.store.inodes.get(ino);
+    if (inode?.dirents && inode.dirents.size >= BIG_DIR_ENTRIES && this.evictable(inode) && this.store.evict(inode)) {
+      this.cold.delete(ino);
+      this.evictions++;
+      this.onEvict?.(inode.dirents.size);
+    }
     this.trimCache();
   }
 
@@ -165,6 +175,9 @@ export class PmemFs {
   }
 
   // --- resolution (lookup.ts) ------------------------------------------------
+
+  /** The inode under a number if it is in core now (nothing is read). */
+  inCore(ino: number): Inode | undefined { return this.store.inodes.get(ino); }
 
   /** The inode under a number (read on demand), undefined when the slot is free. @throws FsError EIO for a damaged slot */
   inodeOf(ino: number): Inode | undefined { return this.store.get(ino); }

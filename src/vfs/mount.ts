@@ -1,10 +1,12 @@
 /**
  * @file Formatting and mounting a region: everything between a region file
  * name and a ready PmemFs. Mount validates the superblock, replays the
- * journal when the region was not unmounted cleanly, loads and validates
- * every inode (extents inside the data area and not overlapping, marked in
- * use, the directory tree rooted and acyclic), marks the superblock DIRTY,
- * and frees orphans left by a crash. Unmount commits, flushes everything,
+ * journal when the region was not unmounted cleanly, loads the free-space
+ * bitmap, the reference counts, the in-core list and the root (inodes are
+ * read on demand, FEAT_INCOMPAT_ICACHE); with `-o check`, or on an older
+ * region, it loads and validates every inode (extents inside the data area
+ * and not overlapping, marked in use, the directory tree rooted and
+ * acyclic). It marks the superblock DIRTY and frees orphans left by a crash. Unmount commits, flushes everything,
  * and only then writes CLEAN (and the backup superblock).
  */
 import { randomUUID } from 'node:crypto';
@@ -207,9 +209,10 @@ export function convertToIcache(e: Engine): void {
 }
 
 /**
- * Replay the journal if the region was not unmounted cleanly, then load and
- * validate every inode and the bitmap. `dryRun` (read-only users) replays
- * into memory only.
+ * Replay the journal if the region was not unmounted cleanly, then load the
+ * bitmap, the reference counts and the in-core list, and then the root and
+ * that list (`onDemand` on an ICACHE region) or every inode. `dryRun`
+ * (read-only users) replays into memory only.
  * @throws FormatError naming the damage and the fix
  */
 export function loadEngine(e: Engine, dryRun: boolean, log: Logger, onDemand = false): { recovered: boolean; replayed: number; problems: string[]; lazy: boolean } {

@@ -146,6 +146,25 @@ describe('inodes read on demand', () => {
     expect(checkRegion(img, false).problems).toEqual([]);
   });
 
+  it('a forgotten directory of 4096+ entries leaves core at once, under the limit too', () => {
+    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
+    let m = mountRegion(img, OPTS, LOG);
+    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
+    m.fs.mkdir('/small', 0o755, ROOT_CALLER);
+    for (let i = 0; i < 4100; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
+    put(m.fs, '/small/x', Buffer.alloc(0));
+    unmountRegion(m);
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big'), small = m.fs.resolve('/small');
+      m.fs.forgotten(small.ino);
+      m.fs.forgotten(big.ino);
+      expect(m.fs.store.inodes.get(small.ino)).toBe(small);          // the cache is far under its limit
+      expect(m.fs.store.inodes.get(big.ino)).toBeUndefined();        // but 4100 entries weigh more than an inode
+      expect(m.fs.resolve('/big').dirents!.size).toBe(4100);         // read again when named
+    } finally { unmountRegion(m); }
+  });
+
   it('an overwrite not yet flushed keeps its inode in core until it is', () => {
     tree(4);
     const m = mountRegion(img, { ...OPTS, inodeCache: 16 }, LOG);
