@@ -62,6 +62,8 @@ export class PmemService {
   readonly ioctls = new IoctlDispatcher();
   readonly regionPath: string;
   private readonly started = Date.now();
+  /** What mounting the region took in this process (journal replay, loading, orphan recovery), ms. */
+  private readonly mountMs: number;
   private readonly commitTimer: NodeJS.Timeout | null;
   private gcTimer: NodeJS.Timeout | null = null;
   private evictedSinceGc = 0;
@@ -77,7 +79,9 @@ export class PmemService {
 
   constructor(regionPath: string, readonly opts: ServiceOptions, readonly log: Logger) {
     this.regionPath = regionPath;
+    const t0 = performance.now();
     this.mounted = mountRegion(regionPath, opts, log.child({ module: 'mount' }));
+    this.mountMs = Math.round((performance.now() - t0) * 10) / 10;
     this.fs = this.mounted.fs;
     this.seals = new SealManager(this.fs, opts.leaseBreakMs, log.child({ module: 'seal' }));
     this.pinMgr = new PinManager(this.fs, this.fs.pins, log.child({ module: 'pin' }));
@@ -222,7 +226,7 @@ export class PmemService {
     const persist = Object.fromEntries(f.store.region.persistCounts);
     const failed = f.store.region.failed;
     return [
-      `subsystem=region path=${this.regionPath} size=${sb.regionSize} block_size=${sb.blockSize} dax=${f.opts.dax} read_only=${f.opts.readOnly ? 1 : 0} uptime_ms=${Date.now() - this.started} recovered=${this.mounted.recovered ? 1 : 0} shutdown=${f.tx.shutdownReason === null ? 0 : 1}`,
+      `subsystem=region path=${this.regionPath} size=${sb.regionSize} block_size=${sb.blockSize} dax=${f.opts.dax} read_only=${f.opts.readOnly ? 1 : 0} uptime_ms=${Date.now() - this.started} mount_ms=${this.mountMs} recovered=${this.mounted.recovered ? 1 : 0} shutdown=${f.tx.shutdownReason === null ? 0 : 1}`,
       ...(f.tx.shutdownReason === null ? [] : [`subsystem=shutdown ${kv({ failed_point: failed?.point ?? 'none', failed_seq: failed?.seq ?? 0 })}`]),
       `subsystem=alloc ${kv({ data_blocks: dataEnd(sb) - sb.dataStart, free_blocks: a.freeBlocks, available_blocks: a.availableBlocks, reserve_blocks: a.reserve, free_extents: a.freeExtentCount })}`,
       `subsystem=inodes ${kv({ total: sb.inodeCount, used: f.store.inodesInUse, high_water: sb.inodeHwm, in_core: f.store.inodes.size, cache_limit: f.inodeCacheLimit, evicted: f.evictions, on_demand: f.store.onDemand ? 1 : 0, damaged: f.store.damaged.size })}`,

@@ -49,9 +49,10 @@
 # Environment: N (1000000, at least 1000), PMEMFS_OPTS (dax=always,log=warn),
 # MOUNT_WAIT (600: seconds allowed for one mount or unmount), BENCH_DIR, and those of lib.sh.
 # Needs cc, perl, losetup, mkfs.ext4. N=100000 takes under 2 minutes on 2
-# CPUs. The current pmemfs holds every inode in RAM (issue 18), about 7 KiB
-# per file at N=100000 in one directory, so N=1000000 needs some 8 GiB free:
-# the script refuses to start with less than N * 8 KiB + 2 GiB available.
+# CPUs. pmemfs reads inodes on demand, but fsck.pmemfs and the find load
+# every one (about 1-1.3 KiB per file at N=1000000), and ext4's and pmemfs's
+# backing files stay in the host page cache: the script refuses to start
+# with less than N * 8 KiB + 2 GiB available.
 set -euo pipefail
 export LC_ALL=C
 
