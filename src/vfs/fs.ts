@@ -118,6 +118,8 @@ export class PmemFs {
   forgotten(ino: number): void {
     if (!this.store.onDemand) return;
     this.cold.delete(ino);
+    // Not in core (evicted, or freed after an unlink): nothing to keep track of.
+    if (!this.store.inodes.has(ino)) return;
     this.cold.add(ino);
     // A large directory weighs as much as thousands of inodes (its entry map): it goes as soon as it may.
     const inode = this.store.inodes.get(ino);

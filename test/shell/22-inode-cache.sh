@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Inodes read on demand, through the mount: after a clean remount nothing
+# but the root is in core (`.pmemfs/stats`, subsystem=inodes in_core=); a
+# listing with attributes reads the files; when the kernel forgets them
+# (`echo 2 > /proc/sys/vm/drop_caches`) they leave core down to
+# `-o inode_cache=N`, and every file still reads back as written; `df -i`
+# counts every inode, in core or not; `-o check` mounts the same region
+# with every inode loaded and cross-checked; fsck.pmemfs -n is clean.
+. "$(dirname "$0")/lib.sh"
+
+_require_root
+_require_fuse
+_require_cmd xargs cmp df
+[[ -w /proc/sys/vm/drop_caches ]] || _skip "/proc/sys/vm/drop_caches is not writable (the kernel's forget cannot be asked for)"
+
+FILES=600
+LIMIT=64
+_scratch_setup
+_mkfs -s 256m
+inodes() { sed -n "s/.*subsystem=inodes .* $1=\([0-9]*\).*/\1/p" "$MNT/.pmemfs/stats"; }
+
+_log "$FILES files in 3 directories, each holding its own name"
+_mount
+for d in a b c; do mkdir "$MNT/$d"; done
+for ((i = 0; i < FILES; i++)); do d=$(( i % 3 )); d=${d/0/a}; d=${d/1/b}; d=${d/2/c}; echo "file $i" >"$MNT/$d/f$i"; done
+used=$(df --output=iused "$MNT" | tail -n 1 | tr -d ' ')
+_unmount
+
+_log "a remount reads the root and nothing else"
+_mount "inode_cache=$LIMIT"
+_assert_eq "1" "$(inodes in_core)" "inodes in core right after mount"
+_assert_eq "1" "$(inodes on_demand)" "on_demand"
+_assert_eq "$used" "$(df --output=iused "$MNT" | tail -n 1 | tr -d ' ')" "df -i inodes in use after the remount"
+ls -l "$MNT/a" "$MNT/b" "$MNT/c" >/dev/null
+in_core=$(inodes in_core)
+(( in_core > FILES )) || _fail "after ls -l only $in_core inodes in core, expected more than $FILES"
+
+_log "the kernel forgets them: they leave core down to inode_cache=$LIMIT"
+sync
+echo 2 >/proc/sys/vm/drop_caches
+for ((i = 0; i < 50; i++)); do (( $(inodes in_core) <= LIMIT )) && break; sleep 0.1; done
+in_core=$(inodes in_core)
+(( in_core <= LIMIT )) || _fail "$in_core inodes in core after the kernel forgot them (limit $LIMIT); stats: $(grep subsystem=inodes "$MNT/.pmemfs/stats")"
+(( $(inodes evicted) >= FILES - LIMIT )) || _fail "only $(inodes evicted) evictions: $(grep subsystem=inodes "$MNT/.pmemfs/stats")"
+_log "ok: $in_core in core, $(inodes evicted) evicted"
+
+_log "every file reads back as written, read again from its slot"
+for ((i = 0; i < FILES; i++)); do
+  d=$(( i % 3 )); d=${d/0/a}; d=${d/1/b}; d=${d/2/c}
+  [[ $(cat "$MNT/$d/f$i") == "file $i" ]] || _fail "$d/f$i reads '$(cat "$MNT/$d/f$i")'"
+done
+_unmount
+
+_log "-o check loads and cross-checks every inode"
+_mount check
+_assert_eq "$used" "$(inodes in_core)" "inodes in core with -o check"
+_assert_eq "0" "$(inodes on_demand)" "on_demand with -o check"
+_unmount
+_run "$FSCK_PMEMFS" -n "$REGION"
+(( LAST_RC == 0 )) || _fail "fsck.pmemfs -n: exit $LAST_RC: $LAST_ERR"
+_log "done"
