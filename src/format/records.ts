@@ -7,7 +7,7 @@
  * record rewrites only the record block that holds it (and, when a block is
  * added, one index block), so a create, unlink or extent change costs O(1)
  * blocks whatever the directory or map size. Lookups use the in-core index
- * built at mount (a Map for names, a sorted array for extents), like the
+ * built when the inode is read (a Map for names, a sorted array for extents), like the
  * dcache over ext2's linear directories.
  *
  *   record block  32-byte header: u32 magic 'PMRB', u32 crc, u64 ino,
