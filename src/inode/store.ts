@@ -425,8 +425,7 @@ export class InodeStore {
     const t: RecTouched = { recs: new Set(), index: new Set() };
     set.put(ROOT_INO, encodeIlistRec(ROOT_INO), t, (g) => this.allocMeta(g));
     set.remove(ROOT_INO, t);
-    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, REFCOUNT_OWNER, REC_KIND_ILIST, recordBytes(rb)));
-    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, REFCOUNT_OWNER, set.nextOf(ix), ix.list));
+    this.putTouched(set, t);
     this.ilistSet = set;
     this.ilist.clear();   // what a broken chain held is not on the new one (rebuildIlist puts it back)
     this.sb.ilistRoot = set.firstIndexBlock;
@@ -648,8 +647,7 @@ export class InodeStore {
       this.ensureIlist();
       return;
     }
-    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, REFCOUNT_OWNER, REC_KIND_ILIST, recordBytes(rb)));
-    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, REFCOUNT_OWNER, set.nextOf(ix), ix.list));
+    this.putTouched(set, t);
     if (this.sb.ilistRoot !== set.firstIndexBlock) { this.sb.ilistRoot = set.firstIndexBlock; op.sbDirty = true; }
   }
 
@@ -683,8 +681,7 @@ export class InodeStore {
       if (this.sb.refcountRoot !== 0) { this.sb.refcountRoot = 0; op.sbDirty = true; }
       return;
     }
-    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, REFCOUNT_OWNER, REC_KIND_REFCOUNT, recordBytes(rb)));
-    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, REFCOUNT_OWNER, set.nextOf(ix), ix.list));
+    this.putTouched(set, t);
     if (this.sb.refcountRoot !== set.firstIndexBlock) { this.sb.refcountRoot = set.firstIndexBlock; op.sbDirty = true; }
     if (set.count > 0 && !(this.sb.featuresIncompat & FEAT_INCOMPAT_REFCOUNT)) { this.sb.featuresIncompat |= FEAT_INCOMPAT_REFCOUNT; op.sbDirty = true; }
   }
@@ -754,10 +751,12 @@ export class InodeStore {
     this.encodeTouched(inode, t);
   }
 
-  private encodeTouched(inode: Inode, t: RecTouched): void {
-    const set = inode.records!;
-    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, inode.ino, set.kind, recordBytes(rb)));
-    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, inode.ino, set.nextOf(ix), ix.list));
+  private encodeTouched(inode: Inode, t: RecTouched): void { this.putTouched(inode.records!, t); }
+
+  /** The record and index blocks an update of `set` touched, encoded (owner and kind from the set) into the running transaction. */
+  private putTouched(set: RecordSet, t: RecTouched): void {
+    for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, set.ino, set.kind, recordBytes(rb)));
+    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, set.ino, set.nextOf(ix), ix.list));
   }
 
   /** Encode the fork: inline, or copy-on-write to a new extent (the old one freed). */

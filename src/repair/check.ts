@@ -31,7 +31,7 @@ import { InodeStore } from '../inode/store.js';
 import { allClaims, dataOwners, validate, wantLinks } from '../inode/validate.js';
 import { Region } from '../region/region.js';
 import { regionBlock, blockCount, regionOff } from '../types.js';
-import { convertToTwoAreas, engine, replayedSuperblock, type Engine } from '../vfs/mount.js';
+import { convertToTwoAreas, engine, replayedSuperblock, writeIcache, type Engine } from '../vfs/mount.js';
 
 export interface CheckResult {
   problems: string[];     // everything found
@@ -284,21 +284,9 @@ function fixLinkCounts(e: Engine, v: ReturnType<typeof validate>, found: Found):
  * in use; an older region gains the feature (as its first mount would).
  */
 function fixIcache(e: Engine, v: ReturnType<typeof validate>, found: Found): void {
-  const { store, sb } = e;
   for (const m of v.icache) found(`${m} (rewritten)`, true);
-  if (!(sb.featuresIncompat & FEAT_INCOMPAT_ICACHE)) found('inodes: parents, counts and the in-core list written (FEAT_INCOMPAT_ICACHE)', true);
-  const dirs = [...v.parentOf].map(([ino, parent]) => ({ inode: store.inodes.get(ino)!, parent })).filter((d) => d.inode.parent !== d.parent);
-  for (let i = 0; i < dirs.length; i += 256) {
-    e.ops.apply('fsck', [], (t) => { for (const d of dirs.slice(i, i + 256)) { t.markDirty(d.inode); d.inode.parent = d.parent; } });
-  }
-  e.ops.apply('fsck', [], (t) => {
-    t.markDirty(store.inodes.get(ROOT_INO)!);
-    store.ensureIlist();
-    store.rebuildIlist();
-    sb.inodesUsed = store.inodes.size;
-    sb.featuresIncompat |= FEAT_INCOMPAT_ICACHE;
-    store.writeSuperblockImage();
-  });
+  if (!(e.sb.featuresIncompat & FEAT_INCOMPAT_ICACHE)) found('inodes: parents, counts and the in-core list written (FEAT_INCOMPAT_ICACHE)', true);
+  writeIcache(e, v.parentOf, 'fsck');
 }
 
 function lostAndFound(e: Engine, markDirty: (i: Inode) => void): Inode {

@@ -174,32 +174,23 @@ export function replayedSuperblock(e: Engine): Superblock {
 const CONVERT_CHUNK = 256;
 
 /**
- * An older region (every inode loaded and cross-checked) gains
- * FEAT_INCOMPAT_ICACHE: each directory's parent goes into its slot, the
- * superblock counts the slots in use, and the in-core list names the
- * orphans and sealed files. The directories are rewritten in rolled
- * transactions; the feature bit is set by the last one, so a crash before
- * it leaves an older region that the next mount converts again.
+ * Write the FEAT_INCOMPAT_ICACHE bookkeeping from a fully loaded, checked
+ * tree (`parentOf`: Validation.parentOf): each directory's parent into its
+ * slot, the in-core list from the orphan and seal flags, the count of slots
+ * in use, and the feature bit. The directories are rewritten in rolled
+ * transactions; the bit is set by the last one, so a crash before it leaves
+ * a region that is converted (or repaired) again. The first read-write
+ * mount of an older region and fsck -y call it.
  */
-export function convertToIcache(e: Engine): void {
+export function writeIcache(e: Engine, parentOf: ReadonlyMap<number, number>, opName: string): void {
   const { store } = e;
-  const root = store.inodes.get(ROOT_INO)!;
-  const parents = new Map<number, number>([[ROOT_INO, ROOT_INO]]);
-  const stack = [root];
-  while (stack.length) {
-    const dir = stack.pop()!;
-    for (const ino of dir.dirents!.values()) {
-      const child = store.inodes.get(ino);
-      if (child?.isDir && !parents.has(ino)) { parents.set(ino, dir.ino); stack.push(child); }
-    }
-  }
-  const dirs = [...parents].map(([ino, parent]) => ({ inode: store.inodes.get(ino)!, parent })).filter((d) => d.inode.parent !== d.parent);
-  const op = e.ops.begin('convert');
+  const dirs = [...parentOf].map(([ino, parent]) => ({ inode: store.inodes.get(ino)!, parent })).filter((d) => d.inode.parent !== d.parent);
+  const op = e.ops.begin(opName);
   for (let i = 0; i < dirs.length; i += CONVERT_CHUNK) {
     op.roll((t) => { for (const d of dirs.slice(i, i + CONVERT_CHUNK)) { t.markDirty(d.inode); d.inode.parent = d.parent; } });
   }
   op.apply((t) => {
-    t.markDirty(root);
+    t.markDirty(store.inodes.get(ROOT_INO)!);
     store.ensureIlist();
     store.rebuildIlist();
     e.sb.inodesUsed = store.inodes.size;
@@ -271,8 +262,10 @@ export function mountRegion(path: string, o: MountOptions, log: Logger = moduleL
     }
     const root = e.store.inodes.get(ROOT_INO);
     if (!root || !root.isDir) throw new FormatError('the root inode is missing or not a directory (run fsck.pmemfs -y)');
+    let parentOf: ReadonlyMap<number, number> | null = null;
     if (!lazy) {
       const v = validate(e.store, e.alloc);
+      parentOf = v.parentOf;
       const blocker = mountBlocker(v);
       if (blocker) throw new FormatError(`${blocker} (run fsck.pmemfs -y)`);
       if (v.leaked) log.warn({ blocks: v.leaked }, 'free-space bitmap marks blocks in use that nothing references (fsck.pmemfs -y frees them)');
@@ -282,8 +275,8 @@ export function mountRegion(path: string, o: MountOptions, log: Logger = moduleL
     const pfs = new PmemFs({ store: e.store, tx: e.tx, ops: e.ops, guard, pins, opts: { dax: o.dax, readOnly, inodeCache: o.inodeCache }, log });
     if (!readOnly) {
       if (convertToTwoAreas(e)) log.info('journal: log converted to two areas (FEAT_INCOMPAT_LOG2; older pmemfs versions refuse this region now)');
-      if (!(sb.featuresIncompat & FEAT_INCOMPAT_ICACHE)) {
-        convertToIcache(e);
+      if (!(sb.featuresIncompat & FEAT_INCOMPAT_ICACHE) && parentOf) {
+        writeIcache(e, parentOf, 'convert');
         log.info({ inodes: sb.inodesUsed }, 'inodes: parents, counts and the in-core list written; later mounts read inodes on demand (FEAT_INCOMPAT_ICACHE; older pmemfs versions refuse this region now)');
       }
       if (!(sb.featuresIncompat & FEAT_INCOMPAT_DATALOG)) {
