@@ -22,7 +22,6 @@
  */
 import type { Logger } from 'pino';
 import { FsError } from '../errors.js';
-import { IFLAG_ORPHAN, IFLAG_SEALED } from '../format/layout.js';
 import type { Transaction, TxManager } from '../journal/tx.js';
 import type { PinRegistry } from '../layout/busy.js';
 import type { LayoutGuard } from '../layout/guard.js';
@@ -119,15 +118,14 @@ export class PmemFs {
     if (!this.store.onDemand) return;
     this.cold.delete(ino);
     // Not in core (evicted, or freed after an unlink): nothing to keep track of.
-    if (!this.store.inodes.has(ino)) return;
-    this.cold.add(ino);
-    // A large directory weighs as much as thousands of inodes (its entry map): it goes as soon as it may.
     const inode = this.store.inodes.get(ino);
-    if (inode?.dirents && inode.dirents.size >= BIG_DIR_ENTRIES && this.evictable(inode) && this.store.evict(inode)) {
-      this.cold.delete(ino);
-      this.evictions++;
+    if (!inode) return;
+    // A large directory weighs as much as thousands of inodes (its entry map): it goes as soon as it may.
+    if (inode.dirents && inode.dirents.size >= BIG_DIR_ENTRIES && this.tryEvict(inode)) {
       this.onEvict?.(inode.dirents.size);
+      return;
     }
+    this.cold.add(ino);
     this.trimCache();
   }
 
@@ -140,20 +138,27 @@ export class PmemFs {
       if (inodes.size <= this.inodeCacheLimit) break;
       this.cold.delete(ino);
       const inode = inodes.get(ino);
-      if (inode && this.evictable(inode) && this.store.evict(inode)) n++;
+      if (inode && this.tryEvict(inode)) n++;
     }
-    this.evictions += n;
     if (n) this.onEvict?.(n);
+  }
+
+  /** Drop the inode from core if nothing holds it (evictable) and the store agrees (InodeStore.evict); counts it. */
+  private tryEvict(inode: Inode): boolean {
+    if (!this.evictable(inode) || !this.store.evict(inode)) return false;
+    this.evictions++;
+    return true;
   }
 
   /**
    * Nothing holds the inode and nothing about it waits for a flush: no
-   * kernel reference, handle, lease, pin or seal, not an orphan, its last
-   * change committed and its overwritten ranges flushed (fsync of a fresh
-   * copy must not find it clean when it is not).
+   * kernel reference, handle, lease or pin, its last change committed and
+   * its overwritten ranges flushed (fsync of a fresh copy must not find it
+   * clean when it is not). Orphans and sealed files are on the in-core
+   * list, which InodeStore.evict keeps in core.
    */
   private evictable(inode: Inode): boolean {
-    if (this.kernelRefs.has(inode.ino) || inode.openCount > 0 || inode.leases.length > 0 || inode.flags !== (inode.flags & ~(IFLAG_ORPHAN | IFLAG_SEALED))) return false;
+    if (this.kernelRefs.has(inode.ino) || inode.openCount > 0 || inode.leases.length > 0) return false;
     const seq = this.tx.journal.seq;
     if (inode.metaSeq >= seq || inode.dataSeq >= seq) return false;
     const r = inode.dirtyRanges;
