@@ -379,7 +379,10 @@ export class FuseTransport {
       }),
 
       fsync: (slot, ino, datasync) => this.run(slot, 'fsync', () => { fs.fsync(this.isCtl(ino) ? null : (fs.inodeOf(ino) ?? null), datasync !== 0); n.replyErr(slot, 0); }),
-      fsyncdir: (slot) => this.run(slot, 'fsyncdir', () => { fs.fsync(); n.replyErr(slot, 0); }),
+      // A directory's own sequence decides, as for a file: its entries are durable once the
+      // commit that covered them is (ext4 and XFS commit a directory's fsync only when its
+      // transaction has not committed yet). A directory has no data, so otherwise nothing.
+      fsyncdir: (slot, ino) => this.run(slot, 'fsyncdir', () => { fs.fsync(this.isCtl(ino) ? null : (fs.inodeOf(ino) ?? null)); n.replyErr(slot, 0); }),
 
       opendir: (slot, ino) => this.run(slot, 'opendir', () => {
         let stream: DirStream;

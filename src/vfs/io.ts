@@ -118,7 +118,10 @@ export function cowWait(fs: PmemFs, fh: number, off: number, len: number): Promi
 
 /**
  * fsync/fdatasync/fsyncdir: a persistence point for `inode` (null: the
- * whole filesystem, fsyncdir and syncfs). When the inode changed in the
+ * whole filesystem, syncfs and the control directory). A directory is
+ * synced by its own sequence like a file: it changed in the running
+ * transaction (an entry added, removed or renamed marks it), or its entries
+ * are durable and there is nothing to flush. When the inode changed in the
  * running transaction — for fdatasync, in a way it needs: size, block map,
  * not timestamps — the journal commits the whole running transaction (every
  * file's metadata and the data it orders, jbd2's behaviour), so the file,

@@ -161,6 +161,28 @@ describe('flushes per commit', () => {
     unmountRegion(m);
   });
 
+  it('fsync of a directory commits only when the directory changed in the running transaction; its entries survive a crash', () => {
+    let m = fresh(true);
+    const f = m.fs;
+    f.mkdir('/d', 0o755, ROOT); f.mkdir('/e', 0o755, ROOT);
+    f.release(f.create('/d/a', 0o644, C.O_RDWR, ROOT).fh);
+    const d = f.resolve('/d');
+    expect(flushes(m, () => f.fsync(d))).toBe(1);                      // the create is in the running transaction
+    expect(flushes(m, () => f.fsync(d))).toBe(0);                      // committed: nothing to flush
+    f.release(f.create('/e/x', 0o644, C.O_RDWR, ROOT).fh);
+    expect(flushes(m, () => f.fsync(d))).toBe(0);                      // another directory's change is not d's
+    expect(m.fs.tx.dirty).toBe(true);
+    f.rename('/e/x', '/d/y');
+    expect(flushes(m, () => f.fsync(d))).toBe(1);                      // a rename into d marks it
+    f.unlink('/d/a');
+    expect(flushes(m, () => f.fsync(d))).toBe(1);                      // so does an unlink from it
+    m = remountAfterCut(m, img);                                       // every unflushed page lost
+    const names = (p: string) => m.fs.readdir(p).filter((n) => n !== '.' && n !== '..').sort();
+    expect(names('/d')).toEqual(['y']);
+    expect(names('/e')).toEqual([]);
+    unmountRegion(m);
+  });
+
   it('fdatasync of an overwrite leaves another file\'s dirty pages dirty', () => {
     const m = fresh(true);
     const f = m.fs;
