@@ -90,14 +90,26 @@ export type LogScan =
   | { state: 'committed'; tx: LogTx };
 
 /**
+ * The sequence a log area's first block claims, whatever the state of the
+ * rest: what scanLog reports as the sequence of a committed or torn
+ * transaction, read from one block (mount after a clean unmount needs only
+ * this, to number the next transaction past everything in the log).
+ * @param d0 the area's first block
+ * @returns null when the block is no descriptor (an empty area); -1 when its sequence field is unreadable
+ */
+export function logSeq(d0: Buffer): number | null {
+  return d0.readUInt32LE(0) === JDESC_MAGIC ? safeU64(d0, 8) : null;
+}
+
+/**
  * Read the log. `read(i)` returns log block i (0-based) or throws.
  * Never throws for damaged contents: that is what a torn log looks like.
  * @param homeOk validates a home block number (inside the metadata or data area)
  */
 export function scanLog(bs: number, logBlocks: number, read: (i: number) => Buffer, homeOk: (b: number) => boolean): LogScan {
   const d0 = read(0);
-  if (d0.readUInt32LE(0) !== JDESC_MAGIC) return { state: 'empty' };
-  const seq = safeU64(d0, 8);
+  const seq = logSeq(d0);
+  if (seq === null) return { state: 'empty' };
   if (d0.readUInt32LE(4) !== recordChecksum(d0, 4) || seq < 0) return { state: 'torn', seq, why: 'descriptor checksum mismatch' };
   if (seq > MAX_COUNTER) return { state: 'torn', seq, why: `sequence ${seq} beyond ${MAX_COUNTER}` };
   const n = d0.readUInt32LE(16), d = d0.readUInt32LE(20);

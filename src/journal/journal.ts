@@ -74,7 +74,7 @@
  * each block keeps the block's previous image, so a failed operation is
  * undone with rollbackOp().
  */
-import { encodeLogTx, logBlocksFor, scanLog, type LogScan, type LogTx } from '../format/journal.js';
+import { encodeLogTx, logBlocksFor, logSeq, scanLog, type LogScan, type LogTx } from '../format/journal.js';
 import type { Region } from '../region/region.js';
 import { BITMAP_HDR, bitsPerBitmapBlock, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_LOG2 } from '../format/layout.js';
 
@@ -367,12 +367,17 @@ export class Journal {
     });
   }
 
-  /** The newest sequence found in the log (committed or torn), or -1. */
+  /**
+   * The newest sequence found in the log (committed or torn), or -1: the
+   * sequence each area's first block claims (logSeq), so one block per area
+   * is read, not the transactions (a clean mount's whole use of the log).
+   */
   newestSeq(): number {
     let m = -1;
-    for (const s of this.scanAreas()) {
-      if (s.state === 'committed') m = Math.max(m, s.tx.seq);
-      else if (s.state !== 'empty') m = Math.max(m, s.seq);
+    const areas = this.twoAreas ? [0, 1] : [0];
+    for (const a of areas) {
+      const seq = logSeq(this.region.preadBuf(regionOff(this.areaStart(a) * this.geo.blockSize), this.geo.blockSize));
+      if (seq !== null) m = Math.max(m, seq);
     }
     return m;
   }

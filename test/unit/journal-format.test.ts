@@ -10,7 +10,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  descCapacity, encodeLogTx, JCOMMIT_MAGIC, JDESC_HDR, JDESC_MAGIC, logBlocksFor, scanLog, type LogScan, type LogTx,
+  descCapacity, encodeLogTx, JCOMMIT_MAGIC, JDESC_HDR, JDESC_MAGIC, logBlocksFor, logSeq, scanLog, type LogScan, type LogTx,
 } from '../../src/format/journal.js';
 import { crc32c, FormatError, MAX_COUNTER, recordChecksum } from '../../src/format/layout.js';
 
@@ -209,6 +209,23 @@ describe('scanLog: torn or empty', () => {
       log[0][i] ^= 0x02;
       const s = scan(log);
       expect(s.state, `byte ${i}`).toBe(i < 4 ? 'empty' : 'torn');
+    }
+  });
+
+  it('logSeq (one block, what a clean mount reads) claims the sequence scanLog reports, whatever is flipped or missing', () => {
+    const claimed = (s: LogScan) => (s.state === 'committed' ? s.tx.seq : s.state === 'empty' ? null : s.seq);
+    const good = fresh();
+    expect(logSeq(good[0])).toBe(77);
+    expect(logSeq(Buffer.alloc(BS))).toBeNull();
+    let x = 12345;
+    const rnd = (n: number) => { x = (x * 1103515245 + 12345) >>> 0; return x % n; };
+    for (let round = 0; round < 3000; round++) {
+      const log = good.map((b) => Buffer.from(b));
+      const k = rnd(N + 2);
+      if (round % 3 === 0) log[k] = Buffer.alloc(BS);                 // a block never written
+      else log[k][rnd(k === 0 ? 64 : BS)] ^= 1 << rnd(8);             // the descriptor's header, or anywhere else
+      const s = scan(log);
+      expect(logSeq(log[0]), `round ${round}: ${JSON.stringify(s)}`).toBe(claimed(s));
     }
   });
 
