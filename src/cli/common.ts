@@ -9,6 +9,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNative } from '../native.js';
 
+// Every command: a reader that went away (`pmemfs-io --help | head -1`) stops it quietly, as a
+// C tool dies of SIGPIPE, instead of an unhandled EPIPE with a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; });
+
 /** Package root, found from this file whether it runs from src/ or dist/src/. */
 export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
