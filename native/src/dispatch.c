@@ -112,10 +112,16 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 		conn->max_write = MAX_WRITE;
 	conn->max_readahead = MAX_WRITE;
 	conn->time_gran = 1;
-	/* Kernel-side opens with O_TRUNC arrive as SETATTR(size); no splice; readdirplus always. */
+	/*
+	 * Kernel-side opens with O_TRUNC arrive as SETATTR(size); no splice.
+	 * READDIRPLUS_AUTO (libfuse's default, asked for here too): the kernel asks for attributes
+	 * (READDIRPLUS, which loads each child inode) for a directory's first reply
+	 * and while its children are being looked up (ls -l), a plain READDIR
+	 * otherwise (ls -f, find: d_type from the slot, no inode loaded).
+	 */
 	conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-			FUSE_CAP_SPLICE_MOVE | FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_READDIRPLUS_AUTO);
-	conn->want |= conn->capable & (FUSE_CAP_READDIRPLUS | FUSE_CAP_AUTO_INVAL_DATA |
+			FUSE_CAP_SPLICE_MOVE | FUSE_CAP_WRITEBACK_CACHE);
+	conn->want |= conn->capable & (FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_AUTO_INVAL_DATA |
 				       FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_IOCTL_DIR | FUSE_CAP_ASYNC_DIO);
 }
 

@@ -471,6 +471,22 @@ export function isFreeSlot(raw: Buffer): boolean {
 }
 
 /**
+ * The file type of an inode slot (mode & S_IFMT) without decoding it, for a
+ * directory listing's d_type: 0 (unknown) unless the slot checks as
+ * decodeInode checks it first (magic, checksum, the expected number, a file
+ * type). Never throws.
+ */
+export function slotFileType(raw: Buffer, expectIno: number): number {
+  if (raw.length < INODE_SIZE || raw.readUInt32LE(INO.magic) !== INODE_MAGIC) return 0;
+  const b = raw.subarray(0, INODE_SIZE);
+  if (b.readUInt32LE(INO.crc) !== checksum(b, INO.crc)) return 0;
+  let ino: number;
+  try { ino = readU64(b, INO.ino); } catch { return 0; }
+  const type = b.readUInt32LE(INO.mode) & 0o170000;
+  return ino === expectIno && FILE_TYPES.has(type) ? type : 0;
+}
+
+/**
  * Decode an inode slot. `inlineFork` is a view into `raw` (copy it to keep it).
  * @throws FormatError on bad magic or checksum
  */

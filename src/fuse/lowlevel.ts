@@ -403,10 +403,11 @@ export class FuseTransport {
       readdir: (slot, _ino, fh, _size, off, plus) => this.run(slot, 'readdir', () => {
         const d = this.dirs.get(fh);
         if (!d) throw new FsError('EBADF', 'readdir');
+        const slots = new Map<number, Buffer>();
         d.read(off, (name, ino, next) => {
           if (!plus || this.isCtl(ino)) {
-            // A plain listing reads no inode: the type of one not in core is DT_UNKNOWN (the caller stats it if it cares).
-            const mode = this.isCtl(ino) ? ctl.getattr(this.ctlPath(ino)).mode : (fs.inCore(ino)?.mode ?? 0);
+            // A plain listing loads no inode: the type of one not in core comes from its slot (ls -f, find).
+            const mode = this.isCtl(ino) ? ctl.getattr(this.ctlPath(ino)).mode : fs.store.peekType(ino, slots);
             if (!plus) return n.dirAdd(slot, name, ino, mode, next);
             // Control entries are listed without an entry: the kernel looks them up.
             this.sc.fill(0, SCRATCH.ATTR, SCRATCH.ATTR + 19);

@@ -27,7 +27,7 @@ import { Allocator, type BlockRun } from '../alloc/allocator.js';
 import { decodeFork, emptyFork, encodeFork, type ExtentRec, forkSize, type Fork } from '../format/fork.js';
 import {
   crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_ICACHE, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, IFLAG_ORPHAN, IFLAG_SEALED,
-  INLINE_FORK_MAX, INODE_SIZE, isFreeSlot, ROOT_INO, SB_SIZE, type InodeRecord, type Superblock,
+  INLINE_FORK_MAX, INODE_SIZE, isFreeSlot, ROOT_INO, SB_SIZE, slotFileType, type InodeRecord, type Superblock,
 } from '../format/layout.js';
 import {
   type DecodedRecords, decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock,
@@ -176,6 +176,24 @@ export class InodeStore {
       if (!this.damaged.has(ino)) this.damaged.set(ino, e.message);
       throw new FsError('EIO', 'read inode', undefined, `${e.message} (unmount and run fsck.pmemfs -y)`);
     }
+  }
+
+  /**
+   * The file type (mode & S_IFMT) of `ino` without loading it, for a plain
+   * directory listing's d_type (ext4 keeps it in the entry; here it is in
+   * the slot): the in-core inode's, else its slot's when the slot checks
+   * (slotFileType), else 0 (DT_UNKNOWN: the caller stats it). Reads one table
+   * block per 8-128 slots; `blocks` holds those this listing already read
+   * (keep it for one reply only: a slot freed and reused later changes type).
+   */
+  peekType(ino: number, blocks: Map<number, Buffer>): number {
+    const hit = this.inodes.get(ino);
+    if (hit) return hit.mode & S_IFMT;
+    if (!this.lazy || !Number.isSafeInteger(ino) || ino < 1 || ino > this.sb.inodeHwm) return 0;
+    const b = this.slotBlock(ino);
+    let blk = blocks.get(b);
+    if (!blk) { blk = this.journal.readScan(b); blocks.set(b, blk); }
+    return slotFileType(blk.subarray(this.slotOffInBlock(ino)), ino);
   }
 
   /** Read one slot into the cache; null when the slot is free. @throws FormatError */

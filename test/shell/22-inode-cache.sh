@@ -3,7 +3,8 @@
 # but the root is in core (`.pmemfs/stats`, subsystem=inodes in_core=); a
 # listing with attributes reads the files; when the kernel forgets them
 # (`echo 2 > /proc/sys/vm/drop_caches`) they leave core down to
-# `-o inode_cache=N`, and every file still reads back as written; `df -i`
+# `-o inode_cache=N`, and every file still reads back as written; `ls -f`
+# and `find` learn the types from the slots without loading the inodes; `df -i`
 # counts every inode, in core or not; `-o check` mounts the same region
 # with every inode loaded and cross-checked; fsck.pmemfs -n is clean.
 . "$(dirname "$0")/lib.sh"
@@ -31,6 +32,23 @@ _mount "inode_cache=$LIMIT"
 _assert_eq "1" "$(inodes in_core)" "inodes in core right after mount"
 _assert_eq "1" "$(inodes on_demand)" "on_demand"
 _assert_eq "$used" "$(df --output=iused "$MNT" | tail -n 1 | tr -d ' ')" "df -i inodes in use after the remount"
+BIG=3000
+mkdir "$MNT/big" "$MNT/big/sub"; ln -s f0 "$MNT/big/link"
+(cd "$MNT/big" && seq -f 'f%g' 1 "$BIG" | xargs touch)
+_unmount
+
+_log "ls -f and find take each type from its slot: no inode is loaded for them"
+_mount "inode_cache=$LIMIT"
+_assert_eq "$((BIG + 4))" "$(ls -f "$MNT/big" | wc -l)" "names listed by ls -f (the files, sub, link, . and ..)"
+_assert_eq "$BIG" "$(find "$MNT/big" -type f | wc -l)" "files found by find -type f"
+_assert_eq "$MNT/big/sub" "$(find "$MNT/big" -mindepth 1 -type d)" "directory found by find -type d"
+_assert_eq "$MNT/big/link" "$(find "$MNT/big" -type l)" "symlink found by find -type l"
+in_core=$(inodes in_core)
+# The kernel asks for attributes with a directory's first reply (READDIRPLUS_AUTO): those children only.
+(( in_core < BIG / 3 )) || _fail "after ls -f and find of $BIG files $in_core inodes in core: the listing loaded them (stats: $(grep subsystem=fuse_ops "$MNT/.pmemfs/stats"))"
+_log "ok: $in_core inodes in core after ls -f and find of $BIG files"
+rm -r "$MNT/big"
+used=$(df --output=iused "$MNT" | tail -n 1 | tr -d ' ')
 ls -l "$MNT/a" "$MNT/b" "$MNT/c" >/dev/null
 in_core=$(inodes in_core)
 (( in_core > FILES )) || _fail "after ls -l only $in_core inodes in core, expected more than $FILES"
