@@ -403,11 +403,10 @@ export class FuseTransport {
       readdir: (slot, _ino, fh, _size, off, plus) => this.run(slot, 'readdir', () => {
         const d = this.dirs.get(fh);
         if (!d) throw new FsError('EBADF', 'readdir');
-        const slots = new Map<number, Buffer>();
         d.read(off, (name, ino, next) => {
           if (!plus || this.isCtl(ino)) {
             // A plain listing loads no inode: the type of one not in core comes from its slot (ls -f, find).
-            const mode = this.isCtl(ino) ? ctl.getattr(this.ctlPath(ino)).mode : fs.store.peekType(ino, slots);
+            const mode = this.isCtl(ino) ? ctl.getattr(this.ctlPath(ino)).mode : fs.store.peekType(ino);
             if (!plus) return n.dirAdd(slot, name, ino, mode, next);
             // Control entries are listed without an entry: the kernel looks them up.
             this.sc.fill(0, SCRATCH.ATTR, SCRATCH.ATTR + 19);

@@ -182,24 +182,39 @@ export class InodeStore {
    * The file type (mode & S_IFMT) of `ino` without loading it, for a plain
    * directory listing's d_type (ext4 keeps it in the entry; here it is in
    * the slot): the in-core inode's, else its slot's when the slot checks
-   * (slotFileType), else 0 (DT_UNKNOWN: the caller stats it). Reads one table
-   * block per 8-128 slots; `blocks` holds those this listing already read
-   * (keep it for one reply only: a slot freed and reused later changes type).
+   * (slotFileType), else 0 (DT_UNKNOWN: the caller stats it). Children
+   * numbered in a row share table blocks, read once (tableBlock).
    */
-  peekType(ino: number, blocks: Map<number, Buffer>): number {
+  peekType(ino: number): number {
     const hit = this.inodes.get(ino);
     if (hit) return hit.mode & S_IFMT;
     if (!this.lazy || !Number.isSafeInteger(ino) || ino < 1 || ino > this.sb.inodeHwm) return 0;
-    const b = this.slotBlock(ino);
-    let blk = blocks.get(b);
-    if (!blk) { blk = this.journal.readScan(b); blocks.set(b, blk); }
-    return slotFileType(blk.subarray(this.slotOffInBlock(ino)), ino);
+    return slotFileType(this.tableBlock(this.slotBlock(ino)).subarray(this.slotOffInBlock(ino)), ino);
+  }
+
+  /** The last inode-table block read from the region, and the journal sequence it was read at. */
+  private lastTable: { block: number; seq: number; buf: Buffer } | null = null;
+
+  /**
+   * An inode-table block as the running transaction sees it (Journal.readScan).
+   * The last one read from the region is kept until the next commit moves
+   * the journal's sequence (only a commit writes table blocks home): a listing
+   * and the lookups after it read the 8-128 slots of one block in a row.
+   * Callers only read the buffer.
+   */
+  private tableBlock(block: number): Buffer {
+    const j = this.journal, t = this.lastTable;
+    if (j.hasImage(block)) return j.readScan(block);
+    if (t && t.block === block && t.seq === j.seq) return t.buf;
+    const buf = j.readScan(block);
+    this.lastTable = { block, seq: j.seq, buf };
+    return buf;
   }
 
   /** Read one slot into the cache; null when the slot is free. @throws FormatError */
   private loadSlot(ino: number): Inode | null {
     // pread, not the mapping: a find over a large tree leaves the table in the host's page cache, not in our RSS.
-    const blk = this.journal.readScan(this.slotBlock(ino));
+    const blk = this.tableBlock(this.slotBlock(ino));
     const raw = blk.subarray(this.slotOffInBlock(ino), this.slotOffInBlock(ino) + INODE_SIZE);
     if (isFreeSlot(raw)) return null;
     const inode = this.decode(raw, ino, new Inode(ino, 0, 0, 0, LOADING));

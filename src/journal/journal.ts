@@ -200,6 +200,9 @@ export class Journal {
     return this.region.preadBuf(regionOff(block * bs), bs);
   }
 
+  /** Whether the running transaction holds an image of `block` (readScan returns it, not the region's copy). */
+  hasImage(block: number): boolean { return this.images.has(block); }
+
   private keepPre(block: number): void {
     this.failpoint?.(block);
     if (this.pre && !this.pre.has(block)) {
