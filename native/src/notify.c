@@ -114,7 +114,14 @@ void notify_join(void)
 	g.nthread_up = false;
 }
 
-/* notifyInvalInode(ino, off, len): off -1 drops cached attributes only; len 0 means to the end. */
+/*
+ * notifyInvalInode(ino, off, len): off -1 drops cached attributes only; len 0 means to the end.
+ * Attributes only are sent at once, from this thread: the kernel takes no page or inode lock
+ * for them (fuse_reverse_inval_inode), so nothing a pending request holds can block the write,
+ * and the caller may reply to a request knowing the kernel has already dropped what it cached
+ * (a chmod made by a setxattr of an ACL: the kernel must not answer the next stat with the old
+ * mode). Page-cache invalidations go through the helper thread.
+ */
 static napi_value notify_inval_inode(napi_env env, napi_callback_info info)
 {
 	ARGS(3)
@@ -125,6 +132,11 @@ static napi_value notify_inval_inode(napi_env env, napi_callback_info info)
 		return NULL;
 	if (!g.se || g.ended)
 		return undefined(env);
+	if (off < 0) {
+		/* -ENOENT: the kernel has no such inode cached; nothing to do. */
+		fuse_lowlevel_notify_inval_inode(g.se, (fuse_ino_t)ino, -1, 0);
+		return undefined(env);
+	}
 	struct notice *n = calloc(1, sizeof *n);
 	if (!n)
 		return undefined(env);

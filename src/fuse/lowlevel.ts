@@ -441,6 +441,9 @@ export class FuseTransport {
       setxattr: (slot, ino, name, value, flags) => this.run(slot, 'setxattr', () => {
         this.noCtlChange(ino, 'setxattr');
         fs.setxattr(this.inode(ino, 'setxattr'), name, value, flags, this.caller());
+        // An access ACL is taken as the chmod it means: the kernel, which sent an xattr, must
+        // learn the new mode before the caller's next stat (sent now, ahead of the reply).
+        if (name === 'system.posix_acl_access') this.invalidate(ino, false);
         n.replyErr(slot, 0);
       }),
 

@@ -82,6 +82,15 @@ for how in ioctl xattr; do
   _assert_eq 2048 "$(stat -c %b "$F")" "blocks right after sealing by $how"
 done
 
+_log "an access ACL equal to the mode bits is a chmod: stat sees the new mode at once (cp -a sets modes so)"
+F=$MNT/aclmode
+touch "$F"; chmod 600 "$F"
+_assert_eq 600 "$(stat -c %a "$F")" "mode before the ACL (now cached)"
+# user::rw- group::r-- other::r-- (xattr form: version 2, then tag, perm, id per entry)
+setfattr -n system.posix_acl_access -v 0x02000000010006000000000004000400000000002000040000000000 "$F" ||
+  _fail "setfattr system.posix_acl_access (a minimal ACL) failed"
+_assert_eq 644 "$(stat -c %a "$F")" "mode right after the ACL (stat asks for the mode only: no ctime to refresh)"
+
 _log "an unlinked open file is an orphan until its last close"
 free0=$(stat -f -c %f "$MNT")
 head -c $((8 * MiB)) /dev/urandom >"$SCRATCH/orphan.src"
