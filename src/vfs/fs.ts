@@ -92,6 +92,8 @@ export class PmemFs {
   onEvict: ((n: number) => void) | null = null;
   /** Eviction candidates, oldest first: inodes read on demand or forgotten by the kernel. */
   private readonly cold = new Set<number>();
+  /** Large directories the kernel forgot while a change to them was not yet committed: tried again after each commit. */
+  private readonly forgottenBig = new Set<number>();
   private readonly handles = new HandleTable();
   private readonly orphans: OrphanReaper;
   private readonly parents: ParentMap;
@@ -103,6 +105,7 @@ export class PmemFs {
     this.parents = new ParentMap(p.store);
     p.store.referenced = (ino) => this.kernelRefs.has(ino);
     p.tx.afterOp = () => this.orphans.afterOp();
+    p.tx.onCommit = () => this.evictForgottenBig();
     p.guard.isLive = (inode) => this.store.inodes.get(inode.ino) === inode;
     this.inodeCacheLimit = p.opts.inodeCache ?? DEFAULT_INODE_CACHE;
     p.store.onLoad = (ino) => this.cold.add(ino);
@@ -121,12 +124,33 @@ export class PmemFs {
     const inode = this.store.inodes.get(ino);
     if (!inode) return;
     // A large directory weighs as much as thousands of inodes (its entry map): it goes as soon as it may.
-    if (inode.dirents && inode.dirents.size >= BIG_DIR_ENTRIES && this.tryEvict(inode)) {
-      this.onEvict?.(inode.dirents.size);
-      return;
+    if (inode.dirents && inode.dirents.size >= BIG_DIR_ENTRIES) {
+      const entries = inode.dirents.size;
+      if (this.tryEvict(inode)) { this.onEvict?.(entries); return; }
+      // Changed since the last commit (creates just before `drop_caches`): it goes after the next one.
+      this.forgottenBig.add(ino);
     }
     this.cold.add(ino);
     this.trimCache();
+  }
+
+  /**
+   * TxManager.onCommit: large directories forgotten before their last change
+   * was committed leave core now if nothing else holds them; one the kernel
+   * named again is dropped from the list (its next forget puts it back).
+   */
+  private evictForgottenBig(): void {
+    if (this.forgottenBig.size === 0) return;
+    for (const ino of this.forgottenBig) {
+      const inode = this.store.inodes.get(ino);
+      if (!inode || !inode.dirents || this.kernelRefs.has(ino)) { this.forgottenBig.delete(ino); continue; }
+      const entries = inode.dirents.size;
+      if (this.tryEvict(inode)) {
+        this.forgottenBig.delete(ino);
+        this.cold.delete(ino);
+        this.onEvict?.(entries);
+      }
+    }
   }
 
   /** Evict cold, evictable inodes until the cache is within its limit. */

@@ -165,6 +165,31 @@ describe('inodes read on demand', () => {
     } finally { unmountRegion(m); }
   });
 
+  it('a large directory forgotten before its last change was committed leaves core at the next commit', () => {
+    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
+    let m = mountRegion(img, OPTS, LOG);
+    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
+    for (let i = 0; i < 4100; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
+    unmountRegion(m);
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      put(m.fs, '/big/new', Buffer.alloc(0));                          // a create not yet committed
+      m.fs.forgotten(big.ino);
+      expect(m.fs.store.inodes.get(big.ino)).toBe(big);               // its change is not durable: it stays
+      m.fs.fsync();
+      expect(m.fs.store.inodes.get(big.ino)).toBeUndefined();        // the commit lets it go
+      expect(m.fs.resolve('/big').dirents!.size).toBe(4101);
+      // Named again by the kernel before the commit: it stays after it.
+      const again = m.fs.resolve('/big');
+      put(m.fs, '/big/new2', Buffer.alloc(0));
+      m.fs.forgotten(again.ino);
+      m.fs.kernelRefs.set(again.ino, 1);
+      m.fs.fsync();
+      expect(m.fs.store.inodes.get(again.ino)).toBe(again);
+    } finally { unmountRegion(m); }
+  });
+
   it('an overwrite not yet flushed keeps its inode in core until it is', () => {
     tree(4);
     const m = mountRegion(img, { ...OPTS, inodeCache: 16 }, LOG);
