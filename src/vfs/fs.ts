@@ -125,8 +125,7 @@ export class PmemFs {
     if (!inode) return;
     // A large directory weighs as much as thousands of inodes (its entry map): it goes as soon as it may.
     if (inode.dirents && inode.dirents.size >= BIG_DIR_ENTRIES) {
-      const entries = inode.dirents.size;
-      if (this.tryEvict(inode)) { this.onEvict?.(entries); return; }
+      if (this.evictDir(inode)) return;
       // Changed since the last commit (creates just before `drop_caches`): it goes after the next one.
       this.forgottenBig.add(ino);
     }
@@ -144,13 +143,16 @@ export class PmemFs {
     for (const ino of this.forgottenBig) {
       const inode = this.store.inodes.get(ino);
       if (!inode || !inode.dirents || this.kernelRefs.has(ino)) { this.forgottenBig.delete(ino); continue; }
-      const entries = inode.dirents.size;
-      if (this.tryEvict(inode)) {
-        this.forgottenBig.delete(ino);
-        this.cold.delete(ino);
-        this.onEvict?.(entries);
-      }
+      if (this.evictDir(inode)) { this.forgottenBig.delete(ino); this.cold.delete(ino); }
     }
+  }
+
+  /** tryEvict for a directory, reported by its entry count (what its leaving frees). */
+  private evictDir(inode: Inode): boolean {
+    const entries = inode.dirents!.size;
+    if (!this.tryEvict(inode)) return false;
+    this.onEvict?.(entries);
+    return true;
   }
 
   /** Evict cold, evictable inodes until the cache is within its limit. */
