@@ -54,6 +54,9 @@ const COARSE_TICK_NS = 4_000_000;
 /** Dirty data ranges an inode keeps for fdatasync before it falls back to flushing everything. */
 const MAX_DIRTY_RANGES = 4096;
 
+/** A directory's entries left on media (Inode.deferRecords): the slot's record fields and what reads them. */
+export interface DeferredRecords { recIndex: number; recBlocks: number; recCount: number; read: (inode: Inode, at: DeferredRecords) => void }
+
 export class Inode {
   ino: number;
   mode: number;
@@ -70,13 +73,18 @@ export class Inode {
   bmap: BlockMap;
   /** Extended attributes, made at the first one (most files have none: no Map for them). */
   private xattrMap: TrackedMap<Buffer> | null = null;
-  dirents: TrackedMap<number> | null;
+  private direntMap: TrackedMap<number> | null;
   symlink: Buffer | null;
   /** Where the fork lives now: 0 inline, else its region extent (freed when rewritten). */
   forkBlock = 0;
   forkBlocks = 0;
-  /** Block-based directory entries or extent records; null while they live in the fork. */
-  records: RecordSet | null = null;
+  private recordSet: RecordSet | null = null;
+  /**
+   * A directory whose entries are in record blocks not read yet: where they
+   * are (the slot's fields) and the store's reader. Null once read, and for
+   * every other inode. See `dirents`.
+   */
+  private pending: DeferredRecords | null = null;
   /** The fork must be re-encoded (new inode, symlink set). */
   forkDirty = false;
   /** The fork as last encoded: length, CRC32C, and its bytes when inline. */
@@ -114,8 +122,56 @@ export class Inode {
     this.atime = now; this.mtime = now; this.ctime = now; this.btime = now;
     this.flags = 0; this.generation = 0; this.rdev = 0;
     this.bmap = new BlockMap();
-    this.dirents = (mode & S_IFMT) === S_IFDIR ? new TrackedMap() : null;
+    this.direntMap = (mode & S_IFMT) === S_IFDIR ? new TrackedMap() : null;
     this.symlink = null;
+  }
+
+  /**
+   * A directory's entries (name → inode number); null for any other inode.
+   * A directory read from its slot with block-based entries reads them here,
+   * at the first use (InodeStore defers them: listing a parent, which loads
+   * each child directory for its attributes, does not read a million entries
+   * of each). That first read may throw FsError EIO for damaged record
+   * blocks, and then again at the next use.
+   */
+  get dirents(): TrackedMap<number> | null {
+    if (this.pending) this.readPending();
+    return this.direntMap;
+  }
+  set dirents(m: TrackedMap<number> | null) { this.pending = null; this.direntMap = m; }
+  /** Block-based directory entries or extent records; null while they live in the fork (reads deferred entries, as `dirents`). */
+  get records(): RecordSet | null {
+    if (this.pending) this.readPending();
+    return this.recordSet;
+  }
+  set records(s: RecordSet | null) { this.pending = null; this.recordSet = s; }
+  /** The record set if it is in core, without reading deferred entries (null for those). */
+  get recordsInCore(): RecordSet | null { return this.pending ? null : this.recordSet; }
+  /** Read deferred entries now (no-op when none are). @throws FsError EIO, as `dirents` */
+  readDeferred(): void { if (this.pending) this.readPending(); }
+  /** The entry map if it is in core, without reading deferred entries (null for those, and for non-directories). */
+  get direntsInCore(): TrackedMap<number> | null { return this.pending ? null : this.direntMap; }
+  /** Where the deferred entries are on media: the slot's record fields (null when none are deferred). */
+  get pendingRecords(): { recIndex: number; recBlocks: number; recCount: number } | null { return this.pending; }
+  /**
+   * Defer a directory's block-based entries (InodeStore.decode): `read`
+   * sets `dirents` and `records` from the record chain when they are first
+   * used, or throws and leaves them deferred.
+   */
+  deferRecords(recIndex: number, recBlocks: number, recCount: number, read: (inode: Inode, at: DeferredRecords) => void): void {
+    this.direntMap = null; this.recordSet = null;
+    this.pending = { recIndex, recBlocks, recCount, read };
+  }
+  private readPending(): void {
+    const p = this.pending!;
+    this.pending = null;
+    try {
+      p.read(this, p);
+    } catch (e) {
+      this.direntMap = null; this.recordSet = null;
+      this.pending = p;
+      throw e;
+    }
   }
 
   /** The extended attributes, to change them (the map is made at the first use). */

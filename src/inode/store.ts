@@ -39,7 +39,7 @@ import type { Journal } from '../journal/journal.js';
 import type { Region } from '../region/region.js';
 import { FsError } from '../errors.js';
 import { blockCount, regionBlock, regionOff, type Timespec } from '../types.js';
-import { Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
+import { type DeferredRecords, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
 import { recordBytes, RecordSet, type RecTouched } from './records.js';
 
 /** What one operation did to the store, for finish and rollback. */
@@ -316,6 +316,12 @@ export class InodeStore {
     const kind = this.kindOf(inode);
     let extents = fork.extents;
     let dirents: ReadonlyMap<string, number> | ReadonlyArray<[string, number]> = fork.dirents ?? NO_DIRENTS;
+    if (rec.recIndex && kind === REC_KIND_DIRENT && this.lazy) {
+      inode.bmap.reset([]);
+      this.checkRecordCounts(ino, rec);
+      inode.deferRecords(rec.recIndex, rec.recBlocks, rec.recCount, (dir, at) => this.readDeferred(dir, at));
+      return inode;
+    }
     if (rec.recIndex) {
       if (!kind) throw new FormatError(`inode ${ino}: records on an inode that cannot have them`);
       const loaded = this.loadRecords(inode, kind, rec);
@@ -333,17 +339,46 @@ export class InodeStore {
       if (e.fileBlock + e.len > 2 ** 52 / 4096) throw new FormatError(`inode ${ino}: extent at file block ${e.fileBlock} beyond the maximum file size`);
     }
     if (inode.isDir) {
-      inode.dirents = new TrackedMap<number>();
-      for (const [name, child] of dirents) {
-        if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
-        if (inode.dirents.has(name)) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);
-        inode.dirents.loadOne(name, child);
-      }
+      inode.dirents = this.entryMap(ino, dirents);
     } else {
       inode.dirents = null;
       if ('size' in dirents ? dirents.size : dirents.length) throw new FormatError(`inode ${ino}: directory entries on a non-directory`);
     }
     return inode;
+  }
+
+  /** A directory's decoded entries as its in-core map. @throws FormatError for a number out of range or a name twice */
+  private entryMap(ino: number, dirents: Iterable<[string, number]>): TrackedMap<number> {
+    const map = new TrackedMap<number>();
+    for (const [name, child] of dirents) {
+      if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
+      if (map.has(name)) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);
+      map.loadOne(name, child);
+    }
+    return map;
+  }
+
+  /**
+   * Read a deferred directory's entries (Inode.deferRecords) from its record
+   * chain, as the running transaction sees it, and check its blocks against
+   * the free-space bitmap as loadSlot checks the slot's.
+   * @throws FsError EIO when they do not decode (noted in `damaged`, as get)
+   */
+  private readDeferred(dir: Inode, p: DeferredRecords): void {
+    try {
+      const set = new RecordSet(REC_KIND_DIRENT, dir.ino, this.bs);
+      const loaded = this.readRecordChain(set, dir.ino, REC_KIND_DIRENT, p);
+      for (const b of set.allBlocks()) {
+        if (!this.alloc.isAllocated(regionBlock(b), blockCount(1))) throw new FormatError(`inode ${dir.ino}: record block ${b} is free in the free-space bitmap`);
+      }
+      const map = this.entryMap(dir.ino, loaded.dirents);
+      dir.records = set;
+      dir.dirents = map;
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      if (!this.damaged.has(dir.ino)) this.damaged.set(dir.ino, e.message);
+      throw new FsError('EIO', 'read directory', undefined, `${e.message} (unmount and run fsck.pmemfs -y)`);
+    }
   }
 
   private kindOf(inode: Inode): RecKind | null {
@@ -377,15 +412,30 @@ export class InodeStore {
     }
   }
 
-  private loadRecords(inode: Inode, kind: RecKind, rec: InodeRecord): { extents: ExtentRec[]; dirents: Array<[string, number]> } {
-    const where = `inode ${inode.ino}`;
-    // Both counts are checked against the chain after it is read; bounding them first keeps
-    // a forged chain from being followed further than the inode itself allows.
+  /**
+   * Bound a slot's record counts before anything follows its chain: a forged
+   * chain is never followed further than the inode itself allows (both counts
+   * are checked against the chain once it is read).
+   * @throws FormatError
+   */
+  private checkRecordCounts(ino: number, rec: { recBlocks: number; recCount: number }): void {
     const dataBlocks = dataEnd(this.sb) - this.sb.dataStart;
     if (rec.recBlocks > dataBlocks || rec.recCount > rec.recBlocks * Math.floor(recBlockCapacity(this.bs) / MIN_REC_BYTES)) {
-      throw new FormatError(`${where}: ${rec.recBlocks} record blocks with ${rec.recCount} records is impossible in a region of ${dataBlocks} data blocks`);
+      throw new FormatError(`inode ${ino}: ${rec.recBlocks} record blocks with ${rec.recCount} records is impossible in a region of ${dataBlocks} data blocks`);
     }
+  }
+
+  private loadRecords(inode: Inode, kind: RecKind, rec: InodeRecord): { extents: ExtentRec[]; dirents: Array<[string, number]> } {
+    this.checkRecordCounts(inode.ino, rec);
     const set = new RecordSet(kind, inode.ino, this.bs);
+    const loaded = this.readRecordChain(set, inode.ino, kind, rec);
+    inode.records = set;
+    return loaded;
+  }
+
+  /** Read an inode's record chain into `set`: its decoded records, checked against the slot's counts. @throws FormatError */
+  private readRecordChain(set: RecordSet, ino: number, kind: RecKind, rec: { recIndex: number; recBlocks: number; recCount: number }): { extents: ExtentRec[]; dirents: Array<[string, number]> } {
+    const where = `inode ${ino}`;
     const extents: ExtentRec[] = [];
     const dirents: Array<[string, number]> = [];
     this.readChain(set, rec.recIndex, where, (b, d, img) => {
@@ -400,7 +450,6 @@ export class InodeStore {
     if (set.blocks.length !== rec.recBlocks || set.count !== rec.recCount) {
       throw new FormatError(`${where}: ${set.blocks.length} record blocks with ${set.count} records, the inode says ${rec.recBlocks} and ${rec.recCount}`);
     }
-    inode.records = set;
     return { extents, dirents };
   }
 
@@ -601,11 +650,15 @@ export class InodeStore {
     return data.concat(InodeStore.metaRuns(inode));
   }
 
-  /** Metadata blocks of an inode (fork extent, record and index blocks). */
+  /**
+   * Metadata blocks of an inode (fork extent, record and index blocks); a
+   * directory's deferred record blocks are not included (checked when read:
+   * readDeferred).
+   */
   static metaRuns(inode: Inode): BlockRun[] {
     const runs: BlockRun[] = [];
     if (inode.forkBlock) runs.push({ start: regionBlock(inode.forkBlock), len: blockCount(inode.forkBlocks) });
-    if (inode.records) for (const b of inode.records.allBlocks()) runs.push({ start: regionBlock(b), len: blockCount(1) });
+    if (inode.recordsInCore) for (const b of inode.recordsInCore.allBlocks()) runs.push({ start: regionBlock(b), len: blockCount(1) });
     return runs;
   }
 
@@ -721,6 +774,16 @@ export class InodeStore {
 
   /** Encode one inode: its changed records, its fork if changed, its slot. */
   private writeInode(inode: Inode): void {
+    if (inode.pendingRecords) {
+      // Entries still on media, unchanged: the slot keeps pointing at them.
+      const forkDirty = inode.forkDirty || inode.xattrsChanged;
+      inode.clearXattrChanges();
+      if (forkDirty) this.writeFork(inode);
+      inode.forkDirty = false;
+      this.writeSlot(inode);
+      this.noteIlist(inode.ino, (inode.flags & ILIST_FLAGS) !== 0);
+      return;
+    }
     const kind = this.kindOf(inode);
     const recsChanged = inode.bmap.hasChanges || (inode.dirents?.changed.size ?? 0) > 0;
     let forkDirty = inode.forkDirty || inode.xattrsChanged || (recsChanged && !inode.records);
@@ -794,7 +857,7 @@ export class InodeStore {
 
   /** Encode the fork: inline, or copy-on-write to a new extent (the old one freed). */
   private writeFork(inode: Inode): void {
-    const buf = encodeFork(this.forkOf(inode, !inode.records));
+    const buf = encodeFork(this.forkOf(inode, !inode.pendingRecords && !inode.records));
     const old = inode.forkBlock ? { start: regionBlock(inode.forkBlock), len: blockCount(inode.forkBlocks) } : null;
     if (buf.length > INLINE_FORK_MAX) {
       const bs = this.bs;
@@ -826,16 +889,22 @@ export class InodeStore {
       atime: inode.atime, mtime: inode.mtime, ctime: inode.ctime, btime: inode.btime, flags: inode.flags,
       generation: inode.generation, rdev: inode.isDir ? inode.parent : inode.rdev, forkLen: inode.forkLen!, forkCrc: inode.forkCrc!,
       forkBlock: inode.forkBlock, forkBlocks: inode.forkBlocks,
-      recIndex: inode.records?.firstIndexBlock ?? 0, recBlocks: inode.records?.blocks.length ?? 0, recCount: inode.records?.count ?? 0,
+      ...(inode.pendingRecords ? InodeStore.recFields(inode.pendingRecords)
+        : { recIndex: inode.records?.firstIndexBlock ?? 0, recBlocks: inode.records?.blocks.length ?? 0, recCount: inode.records?.count ?? 0 }),
     };
     const slot = encodeInode(rec, inode.forkBlock ? null : inode.inlineFork ?? null);
     const off = this.slotOffInBlock(inode.ino);
     this.journal.modify(this.slotBlock(inode.ino), (img) => slot.copy(img, off));
   }
 
+  private static recFields(p: { recIndex: number; recBlocks: number; recCount: number }): { recIndex: number; recBlocks: number; recCount: number } {
+    return { recIndex: p.recIndex, recBlocks: p.recBlocks, recCount: p.recCount };
+  }
+
   /** The inode is gone: zero its slot, free its metadata blocks. */
   private clearInode(inode: Inode, op: StoreOp): void {
     const off = this.slotOffInBlock(inode.ino);
+    inode.readDeferred();   // its record blocks are freed with it
     this.journal.modify(this.slotBlock(inode.ino), (img) => img.fill(0, off, off + INODE_SIZE));
     for (const r of InodeStore.metaRuns(inode)) this.freeMeta(r);
     inode.forkBlock = 0; inode.forkBlocks = 0; inode.records = null;

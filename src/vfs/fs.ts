@@ -124,7 +124,7 @@ export class PmemFs {
     const inode = this.store.inodes.get(ino);
     if (!inode) return;
     // A large directory weighs as much as thousands of inodes (its entry map): it goes as soon as it may.
-    if (inode.dirents && inode.dirents.size >= BIG_DIR_ENTRIES) {
+    if ((inode.direntsInCore?.size ?? 0) >= BIG_DIR_ENTRIES) {
       if (this.evictDir(inode)) return;
       // Changed since the last commit (creates just before `drop_caches`): it goes after the next one.
       this.forgottenBig.add(ino);
@@ -142,14 +142,14 @@ export class PmemFs {
     if (this.forgottenBig.size === 0) return;
     for (const ino of this.forgottenBig) {
       const inode = this.store.inodes.get(ino);
-      if (!inode || !inode.dirents || this.kernelRefs.has(ino)) { this.forgottenBig.delete(ino); continue; }
+      if (!inode || !inode.direntsInCore || this.kernelRefs.has(ino)) { this.forgottenBig.delete(ino); continue; }
       if (this.evictDir(inode)) { this.forgottenBig.delete(ino); this.cold.delete(ino); }
     }
   }
 
   /** tryEvict for a directory, reported by its entry count (what its leaving frees). */
   private evictDir(inode: Inode): boolean {
-    const entries = inode.dirents!.size;
+    const entries = inode.direntsInCore?.size ?? 0;
     if (!this.tryEvict(inode)) return false;
     this.onEvict?.(entries);
     return true;

@@ -157,6 +157,7 @@ describe('inodes read on demand', () => {
     m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big'), small = m.fs.resolve('/small');
+      expect(m.fs.readdir('/big').length).toBe(4102);                // reads its entries
       m.fs.forgotten(small.ino);
       m.fs.forgotten(big.ino);
       expect(m.fs.store.inodes.get(small.ino)).toBe(small);          // the cache is far under its limit
@@ -256,6 +257,62 @@ describe('inodes read on demand', () => {
       expect(m.fs.resolve('/d0/f3').mode & 0o777).toBe(0o600);
       expect(m.fs.store.peekType(f.ino)).toBe(C.S_IFREG);
     } finally { unmountRegion(m); }
+  });
+
+  it('a directory read for its attributes leaves its entries on media until one is named or listed', () => {
+    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
+    let m = mountRegion(img, OPTS, LOG);
+    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
+    for (let i = 0; i < 2000; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
+    unmountRegion(m);
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      expect(big.direntsInCore).toBeNull();                            // the slot only
+      expect(big.pendingRecords!.recCount).toBe(2000);
+      m.fs.chmod('/big', 0o700);                                       // the slot is rewritten, entries untouched
+      m.fs.setxattr('/big', 'user.k', Buffer.from('v'), 0, ROOT_CALLER);
+      m.fs.tx.commit('test');
+      expect(big.direntsInCore).toBeNull();
+      expect(m.fs.resolve('/big/1999').ino).toBeGreaterThan(0);       // a name reads them
+      expect(big.direntsInCore!.size).toBe(2000);
+      put(m.fs, '/big/new', Buffer.alloc(0));
+    } finally { unmountRegion(m); }
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(m.fs.stat(m.fs.resolve('/big')).mode & 0o777).toBe(0o700);
+      expect(m.fs.readdir('/big').length).toBe(2003);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
+  it('a damaged record block is EIO when its directory is searched, not when the directory is stat()ed', () => {
+    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
+    let m = mountRegion(img, OPTS, LOG);
+    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
+    for (let i = 0; i < 2000; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
+    put(m.fs, '/other', Buffer.alloc(BS, 'other'));
+    const ino = m.fs.resolve('/big').ino;
+    unmountRegion(m);
+    edit((e) => {
+      const x = e.inode(ino)!;
+      const { blocks } = e.chain(x.rec.recIndex, ino, 1);
+      const img2 = e.read(blocks[3].block);
+      img2[100] ^= 0xff;                                              // the checksum no longer matches
+      e.write(blocks[3].block, img2);
+    });
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(m.fs.readdir('/').sort()).toEqual(['.', '..', 'big', 'other']);
+      expect(m.fs.stat(m.fs.resolve('/big')).ino).toBe(ino);          // its slot is sound
+      expect(() => m.fs.resolve('/big/7')).toThrow(/EIO.*checksum.*fsck\.pmemfs/);
+      expect(m.fs.store.damaged.has(ino)).toBe(true);
+      expect(() => m.fs.readdir('/big')).toThrow(/EIO/);               // and again: nothing half-read was kept
+      expect(() => m.fs.create('/big/x', 0o644, C.O_RDWR, ROOT_CALLER)).toThrow(/EIO/);
+      expect(read(m.fs, '/other')).toMatch(/^other/);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, true).repaired.length).toBeGreaterThan(0);
+    expect(checkRegion(img, false).problems).toEqual([]);
   });
 
   it('a damaged slot is EIO when read, named in the stats, and repaired by fsck -y', () => {
