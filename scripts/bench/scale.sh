@@ -28,8 +28,10 @@
 #   kernel's caches), before the find:
 #   stat_p50     stat(2) of 1000 random existing names, one at a time (perl,
 #                CLOCK_MONOTONIC per call), median in µs: in the N-entry
-#                directory, then in the 1k-entry directory
-#   create_p50   1000 creates (O_CREAT|O_EXCL, close) in each, median in µs
+#                directory and in the 1k-entry directory, alternating (the
+#                same daemon and host state for both)
+#   create_p50   1000 creates (O_CREAT|O_EXCL, close) in each, alternating,
+#                median in µs
 #   ls_f         `ls -f | wc -l` of the N-entry directory, after the forget, s
 # ext4 has no daemon: its rss_* figures are "-". The ratio is pmemfs / ext4
 # (for files/s higher is better; for everything else lower is better). The
@@ -204,20 +206,38 @@ scale_cleanup() {
 }
 
 # --- the measurements -------------------------------------------------------
-# stat_p50 DIR COUNT: median µs of SAMPLES stats of distinct random names
-# among DIR/f0..f<COUNT-1> (a fixed seed: the same names on both targets).
-stat_p50() {
+# stat_pair BIG NBIG SMALL NSMALL: median µs of SAMPLES stats of distinct
+# random names among BIG/f0..f<NBIG-1>, and of SAMPLES among SMALL's (a
+# fixed seed: the same names on both targets), printed "BIG SMALL". The two
+# directories' stats alternate, so both are measured in the same state of
+# the daemon and the host: measured one after the other, whichever came
+# first after the mount was 30-70% slower (the daemon warming up).
+stat_pair() {
   perl -MTime::HiRes=clock_gettime,CLOCK_MONOTONIC -MList::Util=shuffle -e '
-    my ($d, $n, $k) = @ARGV; srand(18); my @names = map { "$d/f$_" } (shuffle(0 .. $n - 1))[0 .. $k - 1]; my @t;
-    for my $p (@names) { my $t0 = clock_gettime(CLOCK_MONOTONIC); stat($p) or die "stat $p: $!\n"; push @t, clock_gettime(CLOCK_MONOTONIC) - $t0 }
-    @t = sort { $a <=> $b } @t; printf "%.1f\n", $t[int($#t / 2)] * 1e6' "$1" "$2" "$SAMPLES"
+    my ($bd, $bn, $sd, $sn, $k) = @ARGV; srand(18);
+    my @b = map { "$bd/f$_" } (shuffle(0 .. $bn - 1))[0 .. $k - 1];
+    my @s = map { "$sd/f$_" } (shuffle(0 .. $sn - 1))[0 .. $k - 1];
+    my (@tb, @ts);
+    for my $i (0 .. $k - 1) {
+      for my $w ([$b[$i], \@tb], [$s[$i], \@ts]) {
+        my $t0 = clock_gettime(CLOCK_MONOTONIC); stat($w->[0]) or die "stat $w->[0]: $!\n"; push @{$w->[1]}, clock_gettime(CLOCK_MONOTONIC) - $t0;
+      }
+    }
+    my $p50 = sub { my @t = sort { $a <=> $b } @_; $t[int($#t / 2)] * 1e6 };
+    printf "%.1f %.1f\n", $p50->(@tb), $p50->(@ts)' "$1" "$2" "$3" "$4" "$SAMPLES"
 }
-# create_p50 DIR: median µs of SAMPLES creates of new empty files DIR/c<i>.
-create_p50() {
+# create_pair BIG SMALL: median µs of SAMPLES creates of new empty files
+# BIG/c<i>, and of SAMPLES SMALL/c<i>, alternating, printed "BIG SMALL".
+create_pair() {
   perl -MTime::HiRes=clock_gettime,CLOCK_MONOTONIC -MFcntl -e '
-    my ($d, $k) = @ARGV; my @t;
-    for (0 .. $k - 1) { my $t0 = clock_gettime(CLOCK_MONOTONIC); sysopen(my $h, "$d/c$_", O_WRONLY | O_CREAT | O_EXCL, 0644) or die "create $d/c$_: $!\n"; close($h); push @t, clock_gettime(CLOCK_MONOTONIC) - $t0 }
-    @t = sort { $a <=> $b } @t; printf "%.1f\n", $t[int($#t / 2)] * 1e6' "$1" "$SAMPLES"
+    my ($bd, $sd, $k) = @ARGV; my (@tb, @ts);
+    for my $i (0 .. $k - 1) {
+      for my $w (["$bd/c$i", \@tb], ["$sd/c$i", \@ts]) {
+        my $t0 = clock_gettime(CLOCK_MONOTONIC); sysopen(my $h, $w->[0], O_WRONLY | O_CREAT | O_EXCL, 0644) or die "create $w->[0]: $!\n"; close($h); push @{$w->[1]}, clock_gettime(CLOCK_MONOTONIC) - $t0;
+      }
+    }
+    my $p50 = sub { my @t = sort { $a <=> $b } @_; $t[int($#t / 2)] * 1e6 };
+    printf "%.1f %.1f\n", $p50->(@tb), $p50->(@ts)' "$1" "$2" "$SAMPLES"
 }
 # timed_count EXPECTED CMD...: run CMD (its output is a count), check the
 # count, print the seconds taken.
@@ -260,10 +280,11 @@ phase() {
   "${t}_mount"; put "$t" "mount_$p" "$MOUNT_MS"
   put "$t" "rss_mount_$p" "$("${t}_rss")"
   if [[ $p == 1dir ]]; then
-    put "$t" stat_p50_big "$(stat_p50 "$root/big" "$N")"
-    put "$t" stat_p50_1k "$(stat_p50 "$root/small" "$SAMPLES")"
-    put "$t" create_p50_big "$(create_p50 "$root/big")"
-    put "$t" create_p50_1k "$(create_p50 "$root/small")"
+    local pair
+    pair=$(stat_pair "$root/big" "$N" "$root/small" "$SAMPLES")
+    put "$t" stat_p50_big "${pair% *}"; put "$t" stat_p50_1k "${pair#* }"
+    pair=$(create_pair "$root/big" "$root/small")
+    put "$t" create_p50_big "${pair% *}"; put "$t" create_p50_1k "${pair#* }"
     files=$((files + 2 * SAMPLES))
   fi
   put "$t" "find_$p" "$(timed_count "$files" count_files "$mnt")"
