@@ -136,9 +136,12 @@ export class PmemService {
     this.gcTimer = setTimeout(() => {
       this.gcTimer = null;
       this.evictedSinceGc = 0;
-      const t0 = Date.now(), before = process.memoryUsage().rss;
+      const t0 = Date.now(), before = process.memoryUsage();
       fullGc();
-      this.log.debug({ ms: Date.now() - t0, rssMiB: [before >> 20, process.memoryUsage().rss >> 20] }, 'inode cache: memory of evicted inodes returned');
+      const after = process.memoryUsage();
+      const mib = (k: 'rss' | 'heapTotal' | 'heapUsed' | 'external') => [before[k] >> 20, after[k] >> 20];
+      this.log.debug({ ms: Date.now() - t0, rssMiB: mib('rss'), heapTotalMiB: mib('heapTotal'), heapUsedMiB: mib('heapUsed'), externalMiB: mib('external') },
+        'inode cache: memory of evicted inodes returned');
     }, 500);
     this.gcTimer.unref();
   }
