@@ -52,6 +52,20 @@ function fullGc(): void {
   gcFn();
 }
 
+/**
+ * Directory entries held in core (entry maps read) and directories in core
+ * whose entries are still on media (Inode.deferRecords): what the inode
+ * count alone does not show of the daemon's memory.
+ */
+function dirEntriesInCore(inodes: Iterable<Inode>): { dir_entries_in_core: number; dirs_unread: number } {
+  let entries = 0, unread = 0;
+  for (const i of inodes) {
+    if (i.pendingRecords) unread++;
+    else entries += i.direntsInCore?.size ?? 0;
+  }
+  return { dir_entries_in_core: entries, dirs_unread: unread };
+}
+
 export class PmemService {
   readonly mounted: Mounted;
   readonly fs: PmemFs;
@@ -232,7 +246,7 @@ export class PmemService {
       `subsystem=region path=${this.regionPath} size=${sb.regionSize} block_size=${sb.blockSize} dax=${f.opts.dax} read_only=${f.opts.readOnly ? 1 : 0} uptime_ms=${Date.now() - this.started} mount_ms=${this.mountMs} recovered=${this.mounted.recovered ? 1 : 0} shutdown=${f.tx.shutdownReason === null ? 0 : 1}`,
       ...(f.tx.shutdownReason === null ? [] : [`subsystem=shutdown ${kv({ failed_point: failed?.point ?? 'none', failed_seq: failed?.seq ?? 0 })}`]),
       `subsystem=alloc ${kv({ data_blocks: dataEnd(sb) - sb.dataStart, free_blocks: a.freeBlocks, available_blocks: a.availableBlocks, reserve_blocks: a.reserve, free_extents: a.freeExtentCount })}`,
-      `subsystem=inodes ${kv({ total: sb.inodeCount, used: f.store.inodesInUse, high_water: sb.inodeHwm, in_core: f.store.inodes.size, cache_limit: f.inodeCacheLimit, evicted: f.evictions, on_demand: f.store.onDemand ? 1 : 0, damaged: f.store.damaged.size })}`,
+      `subsystem=inodes ${kv({ total: sb.inodeCount, used: f.store.inodesInUse, high_water: sb.inodeHwm, in_core: f.store.inodes.size, cache_limit: f.inodeCacheLimit, evicted: f.evictions, on_demand: f.store.onDemand ? 1 : 0, damaged: f.store.damaged.size, ...dirEntriesInCore(f.store.inodes.values()) })}`,
       `subsystem=op ${kv(f.ops.stats)}`,
       `subsystem=tx ${kv(f.tx.stats)}`,
       `subsystem=journal ${kv({ ...f.tx.journal.stats, next_seq: f.tx.journal.seq, running_blocks: f.tx.journal.dirtyBlocks, log_blocks: sb.journalBlocks, busy_blocks: a.busyBlocks, commit_ms: this.opts.commitMs ?? 5000 })}`,

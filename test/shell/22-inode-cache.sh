@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Inodes read on demand, through the mount: after a clean remount nothing
 # but the root is in core (`.pmemfs/stats`, subsystem=inodes in_core=); a
+# listing of a parent reads a child directory's slot but not its entries
+# (dirs_unread=, dir_entries_in_core=) until a name in it is looked up; a
 # listing with attributes reads the files; when the kernel forgets them
 # (`echo 2 > /proc/sys/vm/drop_caches`) they leave core down to
 # `-o inode_cache=N`, and every file still reads back as written; `ls -f`
@@ -37,8 +39,16 @@ mkdir "$MNT/big" "$MNT/big/sub"; ln -s f0 "$MNT/big/link"
 (cd "$MNT/big" && seq -f 'f%g' 1 "$BIG" | xargs touch)
 _unmount
 
-_log "ls -f and find take each type from its slot: no inode is loaded for them"
+_log "a listing of the parent reads the directory's slot, not its $BIG entries"
 _mount "inode_cache=$LIMIT"
+ls -l "$MNT" >/dev/null
+stat "$MNT/big" >/dev/null
+(( $(inodes dirs_unread) >= 1 )) || _fail "big's entries were read by ls -l of its parent: $(grep subsystem=inodes "$MNT/.pmemfs/stats")"
+(( $(inodes dir_entries_in_core) < BIG )) || _fail "$(inodes dir_entries_in_core) entries in core after ls -l of the parent"
+cat "$MNT/big/f$BIG" >/dev/null
+(( $(inodes dir_entries_in_core) >= BIG )) || _fail "$(inodes dir_entries_in_core) entries in core after a lookup in big, expected its $BIG at least"
+
+_log "ls -f and find take each type from its slot: no inode is loaded for them"
 _assert_eq "$((BIG + 4))" "$(ls -f "$MNT/big" | wc -l)" "names listed by ls -f (the files, sub, link, . and ..)"
 _assert_eq "$BIG" "$(find "$MNT/big" -type f | wc -l)" "files found by find -type f"
 _assert_eq "$MNT/big/sub" "$(find "$MNT/big" -mindepth 1 -type d)" "directory found by find -type d"
