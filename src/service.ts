@@ -39,6 +39,16 @@ export interface ServiceOptions extends MountOptions {
   flushFailAt?: number;
 }
 
+/**
+ * The idle-directory sweep (PmemFs.sweepIdleDirs): every 10 s, and a large
+ * directory's entries leave core after 30 sweeps (five minutes) in which
+ * nothing reached the daemon for them. Lookups the kernel answers from its
+ * dcache do not reach it, and reading the entries again costs about 1.5-3 s
+ * per million, so the wait is long: a directory in use keeps them.
+ */
+const DIR_SWEEP_MS = 10_000;
+const DIR_IDLE_SWEEPS = 30;
+
 /** Evictions that call for a full garbage collection (PmemService.noteEvicted). */
 const GC_AFTER_EVICTIONS = 4096;
 
@@ -79,6 +89,7 @@ export class PmemService {
   /** What mounting the region took in this process (journal replay, loading, orphan recovery), ms. */
   private readonly mountMs: number;
   private readonly commitTimer: NodeJS.Timeout | null;
+  private readonly dirSweepTimer: NodeJS.Timeout;
   private gcTimer: NodeJS.Timeout | null = null;
   private evictedSinceGc = 0;
   /** Set by the daemon: the FUSE transport's counters for .pmemfs/stats (absent without a mount). */
@@ -118,6 +129,8 @@ export class PmemService {
     const every = opts.commitMs ?? 5000;
     this.commitTimer = opts.readOnly ? null : setInterval(() => this.backgroundCommit(), every);
     this.commitTimer?.unref();
+    this.dirSweepTimer = setInterval(() => this.fs.sweepIdleDirs(DIR_IDLE_SWEEPS), DIR_SWEEP_MS);
+    this.dirSweepTimer.unref();
   }
 
   /**
@@ -170,6 +183,7 @@ export class PmemService {
   /** Clean unmount of the region (after the FUSE session ended). */
   close(): void {
     if (this.commitTimer) clearInterval(this.commitTimer);
+    clearInterval(this.dirSweepTimer);
     if (this.gcTimer) clearTimeout(this.gcTimer);
     this.holders.stop();
     this.seals.stop();

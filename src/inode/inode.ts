@@ -136,8 +136,11 @@ export class Inode {
    */
   get dirents(): TrackedMap<number> | null {
     if (this.pending) this.readPending();
+    this.direntsIdle = 0;
     return this.direntMap;
   }
+  /** Idle sweeps (PmemFs.sweepIdleDirs) since `dirents` was last used. */
+  direntsIdle = 0;
   set dirents(m: TrackedMap<number> | null) { this.pending = null; this.direntMap = m; }
   /** Block-based directory entries or extent records; null while they live in the fork (reads deferred entries, as `dirents`). */
   get records(): RecordSet | null {

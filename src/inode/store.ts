@@ -98,6 +98,8 @@ export class InodeStore {
   private refSet: RecordSet | null = null;
   /** Set by PmemFs: an inode was read on demand (an eviction candidate). */
   onLoad: ((ino: number) => void) | null = null;
+  /** Called when a directory's block-based entries are read, or changed by an operation (PmemFs's idle sweep watches large ones). */
+  onEntries: ((dir: Inode) => void) | null = null;
   /** Set by the FUSE transport: whether the kernel still holds this inode number. */
   referenced: ((ino: number) => boolean) | null = null;
   private freeSlots: number[] = [];   // inode numbers below the high-water mark, unused
@@ -374,6 +376,7 @@ export class InodeStore {
       const map = this.entryMap(dir.ino, loaded.dirents);
       dir.records = set;
       dir.dirents = map;
+      this.onEntries?.(dir);
     } catch (e) {
       if (!(e instanceof FormatError)) throw e;
       if (!this.damaged.has(dir.ino)) this.damaged.set(dir.ino, e.message);
@@ -790,8 +793,10 @@ export class InodeStore {
     if (kind && !inode.records && forkDirty && forkSize(this.forkOf(inode, true)) > INLINE_FORK_MAX) {
       this.migrateRecords(inode, kind);
       forkDirty = true;
+      if (inode.isDir) this.onEntries?.(inode);
     } else if (inode.records && recsChanged) {
       this.syncRecords(inode);
+      if (inode.isDir) this.onEntries?.(inode);
     }
     inode.bmap.clearChanges();
     inode.dirents?.changed.clear();
@@ -899,6 +904,24 @@ export class InodeStore {
 
   private static recFields(p: { recIndex: number; recBlocks: number; recCount: number }): { recIndex: number; recBlocks: number; recCount: number } {
     return { recIndex: p.recIndex, recBlocks: p.recBlocks, recCount: p.recCount };
+  }
+
+  /**
+   * Put a directory's entries back on media: its entry map and record set
+   * leave core, and its next use reads them again (Inode.deferRecords), as
+   * if it had just been read from its slot. For a large directory the
+   * kernel keeps (the root, a working directory) that nothing has searched
+   * for a while; the kernel's dcache keeps the names it still uses.
+   * @returns false when it may not: inodes not read on demand, inside an
+   *   operation, entries not read or inline in the fork, changes to them
+   *   not yet encoded
+   */
+  unreadEntries(dir: Inode): boolean {
+    const map = dir.direntsInCore, set = dir.recordsInCore;
+    if (!this.lazy || this.op || !map || !set || set.kind !== REC_KIND_DIRENT || map.changed.size) return false;
+    if (this.inodes.get(dir.ino) !== dir) return false;
+    dir.deferRecords(set.firstIndexBlock, set.blocks.length, set.count, (d, at) => this.readDeferred(d, at));
+    return true;
   }
 
   /** The inode is gone: zero its slot, free its metadata blocks. */

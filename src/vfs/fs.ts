@@ -92,6 +92,8 @@ export class PmemFs {
   onEvict: ((n: number) => void) | null = null;
   /** Eviction candidates, oldest first: inodes read on demand or forgotten by the kernel. */
   private readonly cold = new Set<number>();
+  /** Large directories whose entry maps are in core (read, or grown by an operation): what sweepIdleDirs looks at. */
+  private readonly bigDirs = new Set<Inode>();
   /** Large directories the kernel forgot while a change to them was not yet committed: tried again after each commit. */
   private readonly forgottenBig = new Set<number>();
   private readonly handles = new HandleTable();
@@ -109,6 +111,7 @@ export class PmemFs {
     p.guard.isLive = (inode) => this.store.inodes.get(inode.ino) === inode;
     this.inodeCacheLimit = p.opts.inodeCache ?? DEFAULT_INODE_CACHE;
     p.store.onLoad = (ino) => this.cold.add(ino);
+    p.store.onEntries = (dir) => { if ((dir.direntsInCore?.size ?? 0) >= BIG_DIR_ENTRIES) this.bigDirs.add(dir); };
   }
 
   /**
@@ -145,6 +148,28 @@ export class PmemFs {
       if (!inode || !inode.direntsInCore || this.kernelRefs.has(ino)) { this.forgottenBig.delete(ino); continue; }
       if (this.evictDir(inode)) { this.forgottenBig.delete(ino); this.cold.delete(ino); }
     }
+  }
+
+  /**
+   * The service's periodic tick (every DIR_SWEEP_MS): the entries of a
+   * large directory that nothing used for `idleSweeps` ticks in a row go
+   * back to media (InodeStore.unreadEntries) if their last change is
+   * committed; the directory stays in core. This bounds the memory of large
+   * directories the kernel never forgets (the root, a shell's working
+   * directory), which the forget-driven eviction cannot reach.
+   * @returns the number of entries that left core
+   */
+  sweepIdleDirs(idleSweeps: number): number {
+    let entries = 0;
+    for (const dir of this.bigDirs) {
+      const map = dir.direntsInCore;
+      if (!map || this.store.inodes.get(dir.ino) !== dir || map.size < BIG_DIR_ENTRIES) { this.bigDirs.delete(dir); continue; }
+      if (++dir.direntsIdle < idleSweeps || dir.metaSeq >= this.tx.journal.seq) continue;
+      const n = map.size;
+      if (this.store.unreadEntries(dir)) { this.bigDirs.delete(dir); entries += n; }
+    }
+    if (entries) this.onEvict?.(entries);
+    return entries;
   }
 
   /** tryEvict for a directory, reported by its entry count (what its leaving frees). */

@@ -286,6 +286,41 @@ describe('inodes read on demand', () => {
     expect(checkRegion(img, false).problems).toEqual([]);
   });
 
+  it('a large directory nobody searched for some sweeps puts its entries back on media, once its changes are committed', () => {
+    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 16384 });
+    let m = mountRegion(img, OPTS, LOG);
+    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
+    for (let i = 0; i < 5000; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
+    unmountRegion(m);
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      expect(m.fs.resolve('/big/42').ino).toBeGreaterThan(0);          // reads the entries
+      expect(m.fs.sweepIdleDirs(2)).toBe(0);                           // idle for one sweep: kept
+      m.fs.resolve('/big/43');                                         // used again
+      expect(m.fs.sweepIdleDirs(2)).toBe(0);
+      expect(m.fs.sweepIdleDirs(2)).toBe(5000);                        // idle for two: back on media
+      expect(big.direntsInCore).toBeNull();
+      expect(m.fs.store.inodes.get(big.ino)).toBe(big);                // the directory itself stays
+      put(m.fs, '/big/new', Buffer.alloc(0));                          // reads them again, and changes them
+      expect(big.direntsInCore!.size).toBe(5001);
+      expect(m.fs.sweepIdleDirs(1)).toBe(0);                           // not committed yet: kept
+      expect(big.direntsInCore!.size).toBe(5001);
+      m.fs.tx.commit('test');
+      expect(m.fs.sweepIdleDirs(1)).toBe(5001);
+      expect(m.fs.readdir('/big').length).toBe(5003);
+      m.fs.unlink('/big/7');
+      m.fs.tx.commit('test');
+      expect(m.fs.sweepIdleDirs(1)).toBe(5000);
+    } finally { unmountRegion(m); }
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(m.fs.readdir('/big').length).toBe(5002);
+      expect(() => m.fs.resolve('/big/7')).toThrow(/ENOENT/);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
   it('a damaged record block is EIO when its directory is searched, not when the directory is stat()ed', () => {
     formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
     let m = mountRegion(img, OPTS, LOG);
