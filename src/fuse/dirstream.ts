@@ -30,6 +30,8 @@ export class DirStream {
   /** The entries of the last reply (the one that did not fit included), from offset `windowStart`. */
   private window: Entry[] = [];
   private windowStart = 0;
+  /** The directory listed (null for a control directory): its `dirStreams` counts this stream while it is open. */
+  dir: { dirStreams: number } | null = null;
 
   /**
    * @param ino the directory's node id

@@ -394,6 +394,8 @@ export class FuseTransport {
           if (!dir.isDir) throw new FsError('ENOTDIR', 'opendir');
           // No snapshot: the entries are read from the live map as the kernel asks (dirstream.ts).
           stream = new DirStream(ino, [['.', dir.ino], ['..', fs.parentOf(dir).ino]], () => dir.dirents!);
+          stream.dir = dir;
+          dir.dirStreams++;
         }
         const fh = this.newDirFh();
         this.dirs.set(fh, stream);
@@ -429,7 +431,12 @@ export class FuseTransport {
         n.replyDir(slot);
       }),
 
-      releasedir: (slot, _ino, fh) => { this.dirs.delete(fh); n.replyErr(slot, 0); },
+      releasedir: (slot, _ino, fh) => {
+        const d = this.dirs.get(fh);
+        if (d?.dir) d.dir.dirStreams--;
+        this.dirs.delete(fh);
+        n.replyErr(slot, 0);
+      },
 
       statfs: (slot) => this.run(slot, 'statfs', () => {
         const s = fs.statfs(), a = this.sc, o = SCRATCH.STATFS;

@@ -141,6 +141,8 @@ export class Inode {
   }
   /** Idle sweeps (PmemFs.sweepIdleDirs) since `dirents` was last used. */
   direntsIdle = 0;
+  /** Open directory streams (FUSE opendir, releasedir): their cookies are positions in this entry map. */
+  dirStreams = 0;
   set dirents(m: TrackedMap<number> | null) { this.pending = null; this.direntMap = m; }
   /** Block-based directory entries or extent records; null while they live in the fork (reads deferred entries, as `dirents`). */
   get records(): RecordSet | null {

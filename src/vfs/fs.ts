@@ -154,7 +154,8 @@ export class PmemFs {
    * The service's periodic tick (every DIR_SWEEP_MS): the entries of a
    * large directory that nothing used for `idleSweeps` ticks in a row go
    * back to media (InodeStore.unreadEntries) if their last change is
-   * committed; the directory stays in core. This bounds the memory of large
+   * committed and no directory stream is open on it; the directory stays
+   * in core. This bounds the memory of large
    * directories the kernel never forgets (the root, a shell's working
    * directory), which the forget-driven eviction cannot reach.
    * @returns the number of entries that left core
@@ -164,7 +165,8 @@ export class PmemFs {
     for (const dir of this.bigDirs) {
       const map = dir.direntsInCore;
       if (!map || this.store.inodes.get(dir.ino) !== dir || map.size < BIG_DIR_ENTRIES) { this.bigDirs.delete(dir); continue; }
-      if (++dir.direntsIdle < idleSweeps || dir.metaSeq >= this.tx.journal.seq) continue;
+      // An open stream's cookies are positions in this map, which a read from media would order differently.
+      if (++dir.direntsIdle < idleSweeps || dir.metaSeq >= this.tx.journal.seq || dir.dirStreams > 0) continue;
       const n = map.size;
       if (this.store.unreadEntries(dir)) { this.bigDirs.delete(dir); entries += n; }
     }

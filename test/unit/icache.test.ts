@@ -299,6 +299,9 @@ describe('inodes read on demand', () => {
       expect(m.fs.sweepIdleDirs(2)).toBe(0);                           // idle for one sweep: kept
       m.fs.resolve('/big/43');                                         // used again
       expect(m.fs.sweepIdleDirs(2)).toBe(0);
+      big.dirStreams = 1;                                              // an open listing (FUSE opendir)
+      expect(m.fs.sweepIdleDirs(2)).toBe(0);                           // its cookies are positions in this map
+      big.dirStreams = 0;
       expect(m.fs.sweepIdleDirs(2)).toBe(5000);                        // idle for two: back on media
       expect(big.direntsInCore).toBeNull();
       expect(m.fs.store.inodes.get(big.ino)).toBe(big);                // the directory itself stays
