@@ -112,7 +112,8 @@ export interface DecodedRecords {
  * `raw` (copy them to keep them past raw's life).
  * @throws FormatError on bad magic, owner, kind, checksum or a malformed record
  */
-export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where: string): DecodedRecords {
+/** Check a record block's header; its record count and the end of its records. @throws FormatError */
+function recordBlockBody(raw: Buffer, ino: number, kind: RecKind, where: string): { count: number; end: number } {
   const bad = (what: string) => new FormatError(`${where}: record block ${what}`);
   if (raw.readUInt32LE(0) !== REC_MAGIC) throw bad('has bad magic');
   if (raw.readUInt32LE(4) !== recordChecksum(raw, 4)) throw bad('checksum mismatch');
@@ -120,20 +121,44 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
   if (raw[16] !== kind) throw bad(`of kind ${raw[16]}, expected ${kind}`);
   const count = raw.readUInt16LE(18), used = raw.readUInt16LE(20);
   if (REC_HDR + used > raw.length) throw bad(`claims ${used} bytes`);
-  const out: DecodedRecords = { dirents: [], extents: [], refcounts: [], ilist: [] };
+  return { count, end: REC_HDR + used };
+}
+
+/**
+ * Decode a directory's record block (REC_KIND_DIRENT, owner `ino`) without
+ * a Buffer per record: `onEntry` gets each entry's name, inode number and
+ * where its record lies in `raw` (byte offset, length). The checks are
+ * decodeRecordBlock's.
+ * @throws FormatError on bad magic, owner, kind, checksum or a malformed record
+ */
+export function forEachDirentRec(raw: Buffer, ino: number, where: string, onEntry: (name: string, child: number, off: number, len: number) => void): void {
+  const { count, end } = recordBlockBody(raw, ino, REC_KIND_DIRENT, where);
+  const bad = (what: string) => new FormatError(`${where}: record block ${what}`);
   let p = REC_HDR;
-  const end = REC_HDR + used;
   for (let i = 0; i < count; i++) {
-    if (kind === REC_KIND_DIRENT) {
-      if (p + 9 > end) throw bad('is truncated');
-      const nl = raw[p + 8];
-      if (nl === 0 || p + 9 + nl > end) throw bad(`has a name of ${nl} bytes`);
-      const child = readU64(raw, p, where);
-      const name = raw.toString('utf8', p + 9, p + 9 + nl);
-      if (!validEntryName(name, nl)) throw bad(`has an invalid name`);
-      out.dirents.push([name, child, raw.subarray(p, p + 9 + nl)]);
-      p += 9 + nl;
-    } else if (kind === REC_KIND_REFCOUNT) {
+    if (p + 9 > end) throw bad('is truncated');
+    const nl = raw[p + 8];
+    if (nl === 0 || p + 9 + nl > end) throw bad(`has a name of ${nl} bytes`);
+    const child = readU64(raw, p, where);
+    const name = raw.toString('utf8', p + 9, p + 9 + nl);
+    if (!validEntryName(name, nl)) throw bad(`has an invalid name`);
+    onEntry(name, child, p, 9 + nl);
+    p += 9 + nl;
+  }
+  if (p !== end) throw bad(`holds ${end - p} stray bytes`);
+}
+
+export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where: string): DecodedRecords {
+  const out: DecodedRecords = { dirents: [], extents: [], refcounts: [], ilist: [] };
+  if (kind === REC_KIND_DIRENT) {
+    forEachDirentRec(raw, ino, where, (name, child, off, len) => { out.dirents.push([name, child, raw.subarray(off, off + len)]); });
+    return out;
+  }
+  const bad = (what: string) => new FormatError(`${where}: record block ${what}`);
+  const { count, end } = recordBlockBody(raw, ino, kind, where);
+  let p = REC_HDR;
+  for (let i = 0; i < count; i++) {
+    if (kind === REC_KIND_REFCOUNT) {
       if (p + REFCOUNT_REC_SIZE > end) throw bad('is truncated');
       const r = { start: readU64(raw, p, where), len: raw.readUInt32LE(p + 8), count: raw.readUInt32LE(p + 12) };
       if (r.len === 0 || r.count < 2) throw bad(`has a bad reference-count record ${i} (len ${r.len}, count ${r.count})`);

@@ -80,6 +80,27 @@ export class RecordSet {
     return rb;
   }
 
+  /**
+   * Register a record block read from media whose records are then added
+   * one at a time (adoptRecord) as positions in `src`, the image it was
+   * decoded from (a private copy nothing writes to).
+   */
+  adoptBlock(block: number, src: Buffer): RecBlock {
+    const rb: RecBlock = { block, items: new Map(), used: 0, src };
+    this.blocks.push(rb);
+    return rb;
+  }
+
+  /** One record of a block registered by adoptBlock: `len` bytes at byte `off` of its image. Call noteAdopted when the block is done. */
+  adoptRecord(rb: RecBlock, key: RecKey, off: number, len: number): void {
+    rb.items.set(key, off * POS + len);
+    rb.used += len;
+    this.where.set(key, rb);
+  }
+
+  /** A block registered by adoptBlock has all its records. */
+  noteAdopted(rb: RecBlock): void { this.noteRoom(rb); }
+
   has(key: RecKey): boolean { return this.where.has(key); }
 
   private noteRoom(rb: RecBlock): void {

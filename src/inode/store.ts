@@ -30,8 +30,8 @@ import {
   INLINE_FORK_MAX, INODE_SIZE, isFreeSlot, ROOT_INO, SB_SIZE, slotFileType, type InodeRecord, type Superblock,
 } from '../format/layout.js';
 import {
-  type DecodedRecords, decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock,
-  encodeRecordBlock, encodeRefcountRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
+  decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock,
+  encodeRecordBlock, encodeRefcountRec, forEachDirentRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
   type RecKind, type RefcountRec,
 } from '../format/records.js';
 import { RefcountIndex } from '../refcount/refcount.js';
@@ -63,7 +63,7 @@ const SLOT_SCAN_BLOCKS = 64;
 const EMPTY_INLINE_FORK = encodeFork(emptyFork());
 const isEmptyFork = (b: Buffer): boolean => b.length === EMPTY_INLINE_FORK.length && b.equals(EMPTY_INLINE_FORK);
 const EMPTY_FORK_CRC = crc32c(EMPTY_INLINE_FORK) >>> 0;
-const NO_DIRENTS: ReadonlyArray<[string, number]> = Object.freeze([]);
+const NO_DIRENTS: ReadonlyMap<string, number> = new Map();
 /** The timestamps of an inode being loaded, until decoding sets its own. */
 const LOADING: Timespec = Object.freeze({ sec: 0, nsec: 0 });
 /** What an empty fork decodes to, shared (decode only reads it). */
@@ -317,7 +317,8 @@ export class InodeStore {
     inode.records = null;
     const kind = this.kindOf(inode);
     let extents = fork.extents;
-    let dirents: ReadonlyMap<string, number> | ReadonlyArray<[string, number]> = fork.dirents ?? NO_DIRENTS;
+    const dirents: ReadonlyMap<string, number> = fork.dirents ?? NO_DIRENTS;
+    let recordMap: TrackedMap<number> | null = null;
     if (rec.recIndex && kind === REC_KIND_DIRENT && this.lazy) {
       inode.bmap.reset([]);
       this.checkRecordCounts(ino, rec);
@@ -327,7 +328,7 @@ export class InodeStore {
     if (rec.recIndex) {
       if (!kind) throw new FormatError(`inode ${ino}: records on an inode that cannot have them`);
       const loaded = this.loadRecords(inode, kind, rec);
-      extents = loaded.extents; dirents = loaded.dirents;
+      extents = loaded.extents; recordMap = loaded.dirents;
     }
     if (kind === REC_KIND_EXTENT && extents.length) {
       try { inode.bmap.reset(extents); } catch (e) { throw new FormatError(`inode ${ino}: ${(e as Error).message}`); }
@@ -341,10 +342,10 @@ export class InodeStore {
       if (e.fileBlock + e.len > 2 ** 52 / 4096) throw new FormatError(`inode ${ino}: extent at file block ${e.fileBlock} beyond the maximum file size`);
     }
     if (inode.isDir) {
-      inode.dirents = this.entryMap(ino, dirents);
+      inode.dirents = recordMap ?? this.entryMap(ino, dirents);
     } else {
       inode.dirents = null;
-      if ('size' in dirents ? dirents.size : dirents.length) throw new FormatError(`inode ${ino}: directory entries on a non-directory`);
+      if (dirents.size) throw new FormatError(`inode ${ino}: directory entries on a non-directory`);
     }
     return inode;
   }
@@ -369,11 +370,10 @@ export class InodeStore {
   private readDeferred(dir: Inode, p: DeferredRecords): void {
     try {
       const set = new RecordSet(REC_KIND_DIRENT, dir.ino, this.bs);
-      const loaded = this.readRecordChain(set, dir.ino, REC_KIND_DIRENT, p);
+      const map = this.readRecordChain(set, dir.ino, REC_KIND_DIRENT, p).dirents!;
       for (const b of set.allBlocks()) {
         if (!this.alloc.isAllocated(regionBlock(b), blockCount(1))) throw new FormatError(`inode ${dir.ino}: record block ${b} is free in the free-space bitmap`);
       }
-      const map = this.entryMap(dir.ino, loaded.dirents);
       dir.records = set;
       dir.dirents = map;
       this.onEntries?.(dir);
@@ -394,7 +394,7 @@ export class InodeStore {
    * registers it with the set. Bounded (MAX_INDEX_CHAIN) and loop-proof.
    * @throws FormatError for a broken chain, a block outside the data area or listed twice, a damaged block
    */
-  private readChain(set: RecordSet, first: number, where: string, onBlock: (block: number, d: DecodedRecords, img: Buffer) => void, maxRecBlocks = Infinity): void {
+  private readChain(set: RecordSet, first: number, where: string, onBlock: (block: number, img: Buffer, where: string) => void, maxRecBlocks = Infinity): void {
     const seen = new Set<number>();
     let next = first;
     let recBlocks = 0;
@@ -408,8 +408,7 @@ export class InodeStore {
       for (const b of ix.blocks) {
         if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
         seen.add(b);
-        const img = this.journal.readCopy(b);
-        onBlock(b, decodeRecordBlock(img, set.ino, set.kind, `${where} block ${b}`), img);
+        onBlock(b, this.journal.readCopy(b), `${where} block ${b}`);
       }
       next = ix.next;
     }
@@ -428,7 +427,7 @@ export class InodeStore {
     }
   }
 
-  private loadRecords(inode: Inode, kind: RecKind, rec: InodeRecord): { extents: ExtentRec[]; dirents: Array<[string, number]> } {
+  private loadRecords(inode: Inode, kind: RecKind, rec: InodeRecord): { extents: ExtentRec[]; dirents: TrackedMap<number> | null } {
     this.checkRecordCounts(inode.ino, rec);
     const set = new RecordSet(kind, inode.ino, this.bs);
     const loaded = this.readRecordChain(set, inode.ino, kind, rec);
@@ -436,16 +435,30 @@ export class InodeStore {
     return loaded;
   }
 
-  /** Read an inode's record chain into `set`: its decoded records, checked against the slot's counts. @throws FormatError */
-  private readRecordChain(set: RecordSet, ino: number, kind: RecKind, rec: { recIndex: number; recBlocks: number; recCount: number }): { extents: ExtentRec[]; dirents: Array<[string, number]> } {
+  /**
+   * Read an inode's record chain into `set`, checked against the slot's
+   * counts: a file's extent records, or a directory's entries as its
+   * in-core map (each entry checked as entryMap checks it; records kept as
+   * positions in their block images, no Buffer per record).
+   * @throws FormatError
+   */
+  private readRecordChain(set: RecordSet, ino: number, kind: RecKind, rec: { recIndex: number; recBlocks: number; recCount: number }): { extents: ExtentRec[]; dirents: TrackedMap<number> | null } {
     const where = `inode ${ino}`;
     const extents: ExtentRec[] = [];
-    const dirents: Array<[string, number]> = [];
-    this.readChain(set, rec.recIndex, where, (b, d, img) => {
-      if (kind === REC_KIND_DIRENT) {
-        set.adopt(b, d.dirents.map(([n, , raw]) => [n, raw]), img);
-        for (const [n, c] of d.dirents) dirents.push([n, c]);
+    const map = kind === REC_KIND_DIRENT ? new TrackedMap<number>() : null;
+    const maxIno = this.sb.inodeCount;
+    this.readChain(set, rec.recIndex, where, (b, img, at) => {
+      if (map) {
+        const rb = set.adoptBlock(b, img);
+        forEachDirentRec(img, ino, at, (name, child, off, len) => {
+          if (!(child >= 1 && child <= maxIno)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${maxIno}`);
+          if (map.has(name)) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);
+          map.loadOne(name, child);
+          set.adoptRecord(rb, name, off, len);
+        });
+        set.noteAdopted(rb);
       } else {
+        const d = decodeRecordBlock(img, ino, kind, at);
         set.adopt(b, d.extents.map(([e, raw]) => [e.fileBlock, raw]), img);
         for (const [e] of d.extents) extents.push(e);
       }
@@ -453,7 +466,7 @@ export class InodeStore {
     if (set.blocks.length !== rec.recBlocks || set.count !== rec.recCount) {
       throw new FormatError(`${where}: ${set.blocks.length} record blocks with ${set.count} records, the inode says ${rec.recBlocks} and ${rec.recCount}`);
     }
-    return { extents, dirents };
+    return { extents, dirents: map };
   }
 
   /**
@@ -467,7 +480,8 @@ export class InodeStore {
     const where = 'refcount index';
     const set = new RecordSet(REC_KIND_REFCOUNT, REFCOUNT_OWNER, this.bs);
     const recs: RefcountRec[] = [];
-    this.readChain(set, this.sb.refcountRoot, where, (b, d, img) => {
+    this.readChain(set, this.sb.refcountRoot, where, (b, img, at) => {
+      const d = decodeRecordBlock(img, REFCOUNT_OWNER, REC_KIND_REFCOUNT, at);
       set.adopt(b, d.refcounts.map(([r, raw]) => [r.start, raw]), img);
       for (const [r] of d.refcounts) {
         if (!this.inData(r.start, r.len)) throw new FormatError(`${where}: record [${r.start}, +${r.len}) outside the data area`);
@@ -487,7 +501,8 @@ export class InodeStore {
     const where = 'in-core inode list';
     const set = new RecordSet(REC_KIND_ILIST, REFCOUNT_OWNER, this.bs);
     this.ilist.clear();
-    this.readChain(set, this.sb.ilistRoot, where, (b, d, img) => {
+    this.readChain(set, this.sb.ilistRoot, where, (b, img, at) => {
+      const d = decodeRecordBlock(img, REFCOUNT_OWNER, REC_KIND_ILIST, at);
       set.adopt(b, d.ilist.map(([ino, raw]) => [ino, raw]), img);
       for (const [ino] of d.ilist) {
         if (ino > this.sb.inodeHwm) throw new FormatError(`${where}: inode ${ino} above the high-water mark ${this.sb.inodeHwm}`);
