@@ -92,8 +92,12 @@ export class PmemFs {
   onEvict: ((n: number) => void) | null = null;
   /** Eviction candidates, oldest first: inodes read on demand or forgotten by the kernel. */
   private readonly cold = new Set<number>();
-  /** Large directories whose entry maps are in core (read, or grown by an operation): what sweepIdleDirs looks at. */
-  private readonly bigDirs = new Set<Inode>();
+  /**
+   * Large directories whose entry maps are in core (read, or grown by an
+   * operation), by number: what sweepIdleDirs looks at. Numbers, not inodes,
+   * so that a directory evicted meanwhile is not kept alive with its map.
+   */
+  private readonly bigDirs = new Set<number>();
   /** Large directories the kernel forgot while a change to them was not yet committed: tried again after each commit. */
   private readonly forgottenBig = new Set<number>();
   private readonly handles = new HandleTable();
@@ -111,7 +115,7 @@ export class PmemFs {
     p.guard.isLive = (inode) => this.store.inodes.get(inode.ino) === inode;
     this.inodeCacheLimit = p.opts.inodeCache ?? DEFAULT_INODE_CACHE;
     p.store.onLoad = (ino) => this.cold.add(ino);
-    p.store.onEntries = (dir) => { if ((dir.direntsInCore?.size ?? 0) >= BIG_DIR_ENTRIES) this.bigDirs.add(dir); };
+    p.store.onEntries = (dir) => { if ((dir.direntsInCore?.size ?? 0) >= BIG_DIR_ENTRIES) this.bigDirs.add(dir.ino); };
   }
 
   /**
@@ -162,13 +166,13 @@ export class PmemFs {
    */
   sweepIdleDirs(idleSweeps: number): number {
     let entries = 0;
-    for (const dir of this.bigDirs) {
-      const map = dir.direntsInCore;
-      if (!map || this.store.inodes.get(dir.ino) !== dir || map.size < BIG_DIR_ENTRIES) { this.bigDirs.delete(dir); continue; }
+    for (const ino of this.bigDirs) {
+      const dir = this.store.inodes.get(ino), map = dir?.direntsInCore;
+      if (!dir || !map || map.size < BIG_DIR_ENTRIES) { this.bigDirs.delete(ino); continue; }
       // An open stream's cookies are positions in this map, which a read from media would order differently.
       if (++dir.direntsIdle < idleSweeps || dir.metaSeq >= this.tx.journal.seq || dir.dirStreams > 0) continue;
       const n = map.size;
-      if (this.store.unreadEntries(dir)) { this.bigDirs.delete(dir); entries += n; }
+      if (this.store.unreadEntries(dir)) { this.bigDirs.delete(ino); entries += n; }
     }
     if (entries) this.onEvict?.(entries);
     return entries;

@@ -11,6 +11,8 @@ import * as fs from 'node:fs';
 import { constants as C } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BITMAP_HDR, encodeBitmapBlock, FEAT_INCOMPAT_ICACHE, IFLAG_SEALED } from '../../src/format/layout.js';
 import { REC_KIND_ILIST } from '../../src/format/records.js';
@@ -163,6 +165,25 @@ describe('inodes read on demand', () => {
       expect(m.fs.store.inodes.get(small.ino)).toBe(small);          // the cache is far under its limit
       expect(m.fs.store.inodes.get(big.ino)).toBeUndefined();        // but 4100 entries weigh more than an inode
       expect(m.fs.resolve('/big').dirents!.size).toBe(4100);         // read again when named
+    } finally { unmountRegion(m); }
+  });
+
+  it('nothing keeps an evicted directory\'s entry map alive', async () => {
+    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
+    let m = mountRegion(img, OPTS, LOG);
+    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
+    for (let i = 0; i < 4100; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
+    unmountRegion(m);
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      const ino = m.fs.resolve('/big/1') && m.fs.resolve('/big').ino;   // reads its entries
+      const map = new WeakRef(m.fs.store.inodes.get(ino)!.direntsInCore!);
+      m.fs.forgotten(ino);
+      expect(m.fs.store.inodes.get(ino)).toBeUndefined();
+      await new Promise((r) => setTimeout(r, 0));                       // a WeakRef holds its target until the job ends
+      v8.setFlagsFromString('--expose-gc');
+      (vm.runInNewContext('gc') as () => void)();
+      expect(map.deref()).toBeUndefined();
     } finally { unmountRegion(m); }
   });
 
