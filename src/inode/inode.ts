@@ -85,6 +85,10 @@ export class Inode {
    * every other inode. See `dirents`.
    */
   private pending: DeferredRecords | null = null;
+  /** Idle sweeps (PmemFs.sweepIdleDirs) since `dirents` was last used. */
+  direntsIdle = 0;
+  /** Open directory streams (FUSE opendir, releasedir): their cookies are positions in this entry map. */
+  dirStreams = 0;
   /** The fork must be re-encoded (new inode, symlink set). */
   forkDirty = false;
   /** The fork as last encoded: length, CRC32C, and its bytes when inline. */
@@ -139,10 +143,6 @@ export class Inode {
     this.direntsIdle = 0;
     return this.direntMap;
   }
-  /** Idle sweeps (PmemFs.sweepIdleDirs) since `dirents` was last used. */
-  direntsIdle = 0;
-  /** Open directory streams (FUSE opendir, releasedir): their cookies are positions in this entry map. */
-  dirStreams = 0;
   set dirents(m: TrackedMap<number> | null) { this.pending = null; this.direntMap = m; }
   /** Block-based directory entries or extent records; null while they live in the fork (reads deferred entries, as `dirents`). */
   get records(): RecordSet | null {
