@@ -72,6 +72,21 @@ function edit(fn: (e: ImageEditor) => void): void {
   try { fn(e); } finally { e.close(); }
 }
 
+/**
+ * A region whose /big holds `n` empty files named 0..n-1, and whatever
+ * `more` adds, unmounted clean. @returns /big's inode number
+ */
+function bigDir(n: number, more?: (f: PmemFs) => void, inodeCount = 8192): number {
+  formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount });
+  const m = mountRegion(img, OPTS, LOG);
+  m.fs.mkdir('/big', 0o755, ROOT_CALLER);
+  for (let i = 0; i < n; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
+  more?.(m.fs);
+  const ino = m.fs.resolve('/big').ino;
+  unmountRegion(m);
+  return ino;
+}
+
 function read(f: PmemFs, p: string): string {
   const h = f.open(p, C.O_RDONLY, ROOT_CALLER);
   const b = Buffer.alloc(BS);
@@ -149,14 +164,8 @@ describe('inodes read on demand', () => {
   });
 
   it('a forgotten directory of 4096+ entries leaves core at once, under the limit too', () => {
-    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
-    let m = mountRegion(img, OPTS, LOG);
-    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
-    m.fs.mkdir('/small', 0o755, ROOT_CALLER);
-    for (let i = 0; i < 4100; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
-    put(m.fs, '/small/x', Buffer.alloc(0));
-    unmountRegion(m);
-    m = mountRegion(img, OPTS, LOG);
+    bigDir(4100, (f) => { f.mkdir('/small', 0o755, ROOT_CALLER); put(f, '/small/x', Buffer.alloc(0)); });
+    const m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big'), small = m.fs.resolve('/small');
       expect(m.fs.readdir('/big').length).toBe(4102);                // reads its entries
@@ -169,12 +178,8 @@ describe('inodes read on demand', () => {
   });
 
   it('nothing keeps an evicted directory\'s entry map alive', async () => {
-    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
-    let m = mountRegion(img, OPTS, LOG);
-    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
-    for (let i = 0; i < 4100; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
-    unmountRegion(m);
-    m = mountRegion(img, OPTS, LOG);
+    bigDir(4100);
+    const m = mountRegion(img, OPTS, LOG);
     try {
       const ino = m.fs.resolve('/big/1') && m.fs.resolve('/big').ino;   // reads its entries
       const map = new WeakRef(m.fs.store.inodes.get(ino)!.direntsInCore!);
@@ -188,12 +193,8 @@ describe('inodes read on demand', () => {
   });
 
   it('a large directory forgotten before its last change was committed leaves core at the next commit', () => {
-    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
-    let m = mountRegion(img, OPTS, LOG);
-    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
-    for (let i = 0; i < 4100; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
-    unmountRegion(m);
-    m = mountRegion(img, OPTS, LOG);
+    bigDir(4100);
+    const m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big');
       put(m.fs, '/big/new', Buffer.alloc(0));                          // a create not yet committed
@@ -281,12 +282,8 @@ describe('inodes read on demand', () => {
   });
 
   it('a directory read for its attributes leaves its entries on media until one is named or listed', () => {
-    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
+    bigDir(2000);
     let m = mountRegion(img, OPTS, LOG);
-    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
-    for (let i = 0; i < 2000; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
-    unmountRegion(m);
-    m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big');
       expect(big.direntsInCore).toBeNull();                            // the slot only
@@ -308,12 +305,8 @@ describe('inodes read on demand', () => {
   });
 
   it('a large directory nobody searched for some sweeps puts its entries back on media, once its changes are committed', () => {
-    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 16384 });
+    bigDir(5000, undefined, 16384);
     let m = mountRegion(img, OPTS, LOG);
-    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
-    for (let i = 0; i < 5000; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
-    unmountRegion(m);
-    m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big');
       expect(m.fs.resolve('/big/42').ino).toBeGreaterThan(0);          // reads the entries
@@ -346,13 +339,7 @@ describe('inodes read on demand', () => {
   });
 
   it('a damaged record block is EIO when its directory is searched, not when the directory is stat()ed', () => {
-    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'icache', inodeCount: 8192 });
-    let m = mountRegion(img, OPTS, LOG);
-    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
-    for (let i = 0; i < 2000; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
-    put(m.fs, '/other', Buffer.alloc(BS, 'other'));
-    const ino = m.fs.resolve('/big').ino;
-    unmountRegion(m);
+    const ino = bigDir(2000, (f) => { put(f, '/other', Buffer.alloc(BS, 'other')); });
     edit((e) => {
       const x = e.inode(ino)!;
       const { blocks } = e.chain(x.rec.recIndex, ino, 1);
@@ -360,7 +347,7 @@ describe('inodes read on demand', () => {
       img2[100] ^= 0xff;                                              // the checksum no longer matches
       e.write(blocks[3].block, img2);
     });
-    m = mountRegion(img, OPTS, LOG);
+    const m = mountRegion(img, OPTS, LOG);
     try {
       expect(m.fs.readdir('/').sort()).toEqual(['.', '..', 'big', 'other']);
       expect(m.fs.stat(m.fs.resolve('/big')).ino).toBe(ino);          // its slot is sound
