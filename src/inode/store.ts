@@ -350,15 +350,18 @@ export class InodeStore {
     return inode;
   }
 
-  /** A directory's decoded entries as its in-core map. @throws FormatError for a number out of range or a name twice */
+  /** A directory's decoded entries (its fork's) as its in-core map. @throws FormatError as loadEntry */
   private entryMap(ino: number, dirents: Iterable<[string, number]>): TrackedMap<number> {
     const map = new TrackedMap<number>();
-    for (const [name, child] of dirents) {
-      if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
-      if (map.has(name)) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);
-      map.loadOne(name, child);
-    }
+    for (const [name, child] of dirents) this.loadEntry(map, ino, name, child);
     return map;
+  }
+
+  /** Add one decoded entry of directory `ino` to its map. @throws FormatError for an inode number out of range or a name twice */
+  private loadEntry(map: TrackedMap<number>, ino: number, name: string, child: number): void {
+    if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
+    if (map.has(name)) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);
+    map.loadOne(name, child);
   }
 
   /**
@@ -438,7 +441,7 @@ export class InodeStore {
   /**
    * Read an inode's record chain into `set`, checked against the slot's
    * counts: a file's extent records, or a directory's entries as its
-   * in-core map (each entry checked as entryMap checks it; records kept as
+   * in-core map (each entry checked by loadEntry; records kept as
    * positions in their block images, no Buffer per record).
    * @throws FormatError
    */
@@ -446,14 +449,11 @@ export class InodeStore {
     const where = `inode ${ino}`;
     const extents: ExtentRec[] = [];
     const map = kind === REC_KIND_DIRENT ? new TrackedMap<number>() : null;
-    const maxIno = this.sb.inodeCount;
     this.readChain(set, rec.recIndex, where, (b, img, at) => {
       if (map) {
         const rb = set.adoptBlock(b, img);
         forEachDirentRec(img, ino, at, (name, child, off, len) => {
-          if (!(child >= 1 && child <= maxIno)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${maxIno}`);
-          if (map.has(name)) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);
-          map.loadOne(name, child);
+          this.loadEntry(map, ino, name, child);
           set.adoptRecord(rb, name, off, len);
         });
         set.noteAdopted(rb);
@@ -792,29 +792,23 @@ export class InodeStore {
 
   /** Encode one inode: its changed records, its fork if changed, its slot. */
   private writeInode(inode: Inode): void {
-    if (inode.pendingRecords) {
-      // Entries still on media, unchanged: the slot keeps pointing at them.
-      const forkDirty = inode.forkDirty || inode.xattrsChanged;
-      inode.clearXattrChanges();
-      if (forkDirty) this.writeFork(inode);
-      inode.forkDirty = false;
-      this.writeSlot(inode);
-      this.noteIlist(inode.ino, (inode.flags & ILIST_FLAGS) !== 0);
-      return;
+    // A directory whose entries are still on media has no record change: the slot keeps pointing at them.
+    const deferred = inode.pendingRecords !== null;
+    let forkDirty = inode.forkDirty || inode.xattrsChanged;
+    if (!deferred) {
+      const kind = this.kindOf(inode);
+      const recsChanged = inode.bmap.hasChanges || (inode.dirents?.changed.size ?? 0) > 0;
+      if (recsChanged && !inode.records) forkDirty = true;
+      if (kind && !inode.records && forkDirty && forkSize(this.forkOf(inode, true)) > INLINE_FORK_MAX) {
+        this.migrateRecords(inode, kind);
+        if (inode.isDir) this.onEntries?.(inode);
+      } else if (inode.records && recsChanged) {
+        this.syncRecords(inode);
+        if (inode.isDir) this.onEntries?.(inode);
+      }
+      inode.bmap.clearChanges();
+      inode.dirents?.changed.clear();
     }
-    const kind = this.kindOf(inode);
-    const recsChanged = inode.bmap.hasChanges || (inode.dirents?.changed.size ?? 0) > 0;
-    let forkDirty = inode.forkDirty || inode.xattrsChanged || (recsChanged && !inode.records);
-    if (kind && !inode.records && forkDirty && forkSize(this.forkOf(inode, true)) > INLINE_FORK_MAX) {
-      this.migrateRecords(inode, kind);
-      forkDirty = true;
-      if (inode.isDir) this.onEntries?.(inode);
-    } else if (inode.records && recsChanged) {
-      this.syncRecords(inode);
-      if (inode.isDir) this.onEntries?.(inode);
-    }
-    inode.bmap.clearChanges();
-    inode.dirents?.changed.clear();
     inode.clearXattrChanges();
     if (forkDirty) this.writeFork(inode);
     inode.forkDirty = false;
