@@ -105,6 +105,8 @@ export class FuseTransport {
   private staging: Buffer | null = null;
   /** Requests per operation name (.pmemfs/stats, subsystem=fuse_ops). */
   readonly ops = new Map<string, number>();
+  /** Daemon time per operation name, in µs (.pmemfs/stats, subsystem=fuse_time): see `run`. */
+  readonly opTime = new Map<string, number>();
   readonly stats = { requests: 0, forgets: 0, invalidations: 0, interrupts: 0, max_write_bytes: 0, max_read_bytes: 0 };
   /** What FUSE_INIT negotiated (null until it is answered). */
   private init: FuseInitInfo | null = null;
@@ -114,7 +116,12 @@ export class FuseTransport {
    * invalidations, largest read/write request in bytes, inode numbers the
    * kernel references, requests pending, cache timeouts in seconds, the
    * kernel's FUSE protocol minor and whether FUSE_DIRECT_IO_ALLOW_MMAP was
-   * negotiated, 1 or 0) and `subsystem=fuse_ops` (requests per operation).
+   * negotiated, 1 or 0), `subsystem=fuse_ops` (requests per operation) and
+   * `subsystem=fuse_time` (`OP_us`: microseconds the daemon spent on those
+   * requests, from the handler's start until it settled, its reply's write
+   * to /dev/fuse included; divided by the count, the daemon's share of what
+   * a client waits per request — the rest is the kernel's transport and
+   * the client itself).
    */
   statsLines(): string[] {
     const kv = (o: Iterable<[string, number]>) => [...o].map(([k, v]) => `${k}=${v}`).join(' ');
@@ -123,6 +130,7 @@ export class FuseTransport {
         entry_timeout_s: ENTRY_TIMEOUT, attr_timeout_s: ATTR_TIMEOUT,
         kernel_proto_minor: this.init?.kernelMinor ?? 0, direct_io_allow_mmap: this.init?.directIoAllowMmap ? 1 : 0, killpriv_v2: this.init?.killPrivV2 ? 1 : 0 }))}`,
       `subsystem=fuse_ops ${kv([...this.ops].sort((a, b) => b[1] - a[1]))}`,
+      `subsystem=fuse_time ${kv([...this.opTime].sort((a, b) => b[1] - a[1]).map(([k, v]) => [`${k}_us`, Math.round(v)]))}`,
     ];
   }
 
@@ -159,9 +167,12 @@ export class FuseTransport {
   /**
    * Run one request in its RequestContext: `fn` answers on success; any
    * throw (or rejection) answers its errno. A request still running when
-   * fn returns can be interrupted until it settles.
+   * fn returns can be interrupted until it settles. The time from here
+   * until it settles counts in `opTime` (a wait for a busy page or lease
+   * included).
    */
   private run(slot: number, op: string, fn: () => void | Promise<void>): void {
+    const t0 = performance.now();
     this.stats.requests++;
     this.ops.set(op, (this.ops.get(op) ?? 0) + 1);
     const fail = (e: unknown) => {
@@ -177,9 +188,16 @@ export class FuseTransport {
       const r = runInRequest(ctx, fn);
       if (r instanceof Promise) {
         this.running.set(slot, ctx);
-        r.catch(fail).finally(() => this.running.delete(slot));
+        r.catch(fail).finally(() => { this.running.delete(slot); this.spent(op, t0); });
+        return;
       }
     } catch (e) { fail(e); }
+    this.spent(op, t0);
+  }
+
+  /** Add the time since t0 (performance.now(), ms) to op's daemon time. */
+  private spent(op: string, t0: number): void {
+    this.opTime.set(op, (this.opTime.get(op) ?? 0) + (performance.now() - t0) * 1000);
   }
 
   /** A new directory handle: the next number from DIR_FH_BASE not in use. */

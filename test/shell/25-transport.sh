@@ -40,6 +40,18 @@ after=$(fuse_stat requests)
 (( after - before < 40 )) || _fail "200 stats of a cached file made $((after - before)) requests: attribute caching is off"
 _assert_eq 1 "$(fuse_stat attr_timeout_s)" "attr_timeout_s in .pmemfs/stats"
 
+_log "daemon time per operation: every operation counted in fuse_ops has its microseconds in fuse_time"
+xfs_io -f -c 'pwrite -q 0 64k' -c fsync "$MNT/timed"
+cat "$MNT/.pmemfs/stats" >/dev/null   # the read that reports is counted before it is timed: let it have happened once
+stats=$(cat "$MNT/.pmemfs/stats")
+ops=$(sed -n 's/^subsystem=fuse_ops //p' <<<"$stats" | tr ' ' '\n' | sed 's/=.*//' | sort | tr '\n' ' ')
+timed=$(sed -n 's/^subsystem=fuse_time //p' <<<"$stats" | tr ' ' '\n' | sed 's/_us=.*//' | sort | tr '\n' ' ')
+_assert_eq "$ops" "$timed" "operations with a daemon time (fuse_time) against those counted (fuse_ops)"
+for op in write fsync; do
+  us=$(sed -n "s/^subsystem=fuse_time .*\\b${op}_us=\\([0-9]*\\).*/\\1/p" <<<"$stats")
+  [[ $us =~ ^[0-9]+$ ]] && ((us > 0)) || _fail "fuse_time has no time for $op ('$us'): $(grep fuse_time <<<"$stats")"
+done
+
 _log "hard links: one inode, the same nlink and ctime through every name, right after each change"
 mkdir "$MNT/d1" "$MNT/d2"
 A=$MNT/d1/a B=$MNT/d2/b C=$MNT/c
