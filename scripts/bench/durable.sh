@@ -102,9 +102,9 @@ add() {
 
 fsync_lat() {  # fsync_lat DIR TARGET
   local p50 p99
-  read -r p50 p99 < <("$WORK/fsync-lat" overwrite "$1/lat" "$FSYNC_OPS" "$FILE_MB")
+  read -r p50 p99 _ < <("$WORK/fsync-lat" overwrite "$1/lat" "$FSYNC_OPS" "$FILE_MB")
   add "$2" fsync_overwrite_p50 "$p50"; add "$2" fsync_overwrite_p99 "$p99"
-  read -r p50 p99 < <("$WORK/fsync-lat" append "$1/lat" "$FSYNC_OPS")
+  read -r p50 p99 _ < <("$WORK/fsync-lat" append "$1/lat" "$FSYNC_OPS")
   add "$2" fsync_append_p50 "$p50"; add "$2" fsync_append_p99 "$p99"
   rm -f "$1/lat"
 }
