@@ -49,17 +49,25 @@ class PreImages {
   get size(): number { return this.slot.size; }
 
   private view(s: number): Buffer {
-    const i = Math.floor(s / PreImages.PER_SLAB);
-    while (this.slabs.length <= i) this.slabs.push(Buffer.allocUnsafe(PreImages.PER_SLAB * PAGE_SIZE));
     const off = (s % PreImages.PER_SLAB) * PAGE_SIZE;
-    return this.slabs[i].subarray(off, off + PAGE_SIZE);
+    return this.slab(s).subarray(off, off + PAGE_SIZE);
   }
 
-  /** The 4 KiB buffer that will hold page p's pre-image. */
-  take(p: number): Buffer {
+  /** The slab holding slot s (made on first use). */
+  private slab(s: number): Buffer {
+    const i = Math.floor(s / PreImages.PER_SLAB);
+    while (this.slabs.length <= i) this.slabs.push(Buffer.allocUnsafe(PreImages.PER_SLAB * PAGE_SIZE));
+    return this.slabs[i];
+  }
+
+  /**
+   * Keep src[srcOff, srcOff + 4 KiB) as page p's pre-image: one copy into a
+   * slab, nothing allocated (a 1 MiB overwrite keeps 256 of them).
+   */
+  keep(p: number, src: Buffer, srcOff: number): void {
     const s = this.free.pop() ?? this.next++;
     this.slot.set(p, s);
-    return this.view(s);
+    src.copy(this.slab(s), (s % PreImages.PER_SLAB) * PAGE_SIZE, srcOff, srcOff + PAGE_SIZE);
   }
 
   /** Page p's pre-image, or undefined when none is kept. */
@@ -226,10 +234,10 @@ export class Region {
       this.dirtyPages.add(p);
       if (!this.preImages || (fresh && !this.lostWriteback.has(p))) continue;
       const media = this.lostWriteback.size ? this.lostWriteback.get(p) : undefined;
-      if (media) { media.copy(this.preImages.take(p)); this.lostWriteback.delete(p); continue; }
+      if (media) { this.preImages.keep(p, media, 0); this.lostWriteback.delete(p); continue; }
       // The page's current (flushed) content, copied straight from its window (a page never straddles one).
-      const at = p * PAGE_SIZE, wi = Math.floor(at / WINDOW_SIZE), wOff = at - wi * WINDOW_SIZE;
-      this.window(wi).copy(this.preImages.take(p), 0, wOff, wOff + PAGE_SIZE);
+      const at = p * PAGE_SIZE, wi = Math.floor(at / WINDOW_SIZE);
+      this.preImages.keep(p, this.window(wi), at - wi * WINDOW_SIZE);
     }
   }
 
