@@ -169,4 +169,11 @@ export interface NativeBinding {
    * @throws Error (sync_file_range's errno)
    */
   writeback(fd: number, offset: number, length: number, wait: boolean): void;
+  /**
+   * Zeroes over file bytes [offset, offset+length) (multiples of 4096),
+   * written with O_DIRECT in 1 MiB requests, then fdatasync(2): the host
+   * filesystem allocates every block, none stays in its page cache.
+   * @throws RangeError (unaligned), Error (EINVAL where O_DIRECT is refused; pwrite's or fdatasync's errno)
+   */
+  zeroDirect(fd: number, offset: number, length: number): void;
 }

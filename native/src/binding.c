@@ -1,7 +1,7 @@
 /*
  * binding.c - the pmemfs_native module: argument checks, errno errors shaped
  * like Node's ({ code, errno, syscall }), the client-side syscalls Node
- * lacks (ioctl, fallocate, flock, mmap, msync), and the export table (the
+ * lacks (ioctl, fallocate, flock, mmap, msync, O_DIRECT zeroes), and the export table (the
  * FUSE session's functions come from session.c). One function per syscall,
  * no logic: validation of meaning lives in TypeScript.
  */
@@ -250,6 +250,52 @@ static napi_value do_msync(napi_env env, napi_callback_info info)
 	return undefined(env);
 }
 
+/*
+ * zeroDirect(fd, offset, length): write zeroes over [offset, offset+length)
+ * of the file (both multiples of 4096) with O_DIRECT, in 1 MiB requests,
+ * then fdatasync: the host filesystem allocates and writes every block now
+ * and none of it stays in its page cache. The fd's flags are restored.
+ * EINVAL where the filesystem refuses O_DIRECT.
+ */
+static napi_value do_zero_direct(napi_env env, napi_callback_info info)
+{
+	ARGS(3)
+	double fd, off, len;
+	const size_t chunk = 1 << 20;
+
+	if (!arg_int(env, argv[0], "zeroDirect", "fd", 0, 2147483647.0, &fd) ||
+	    !arg_int(env, argv[1], "zeroDirect", "offset", 0, MAX_SAFE, &off) ||
+	    !arg_int(env, argv[2], "zeroDirect", "length", 0, MAX_SAFE, &len))
+		return NULL;
+	if (fmod(off, 4096) != 0 || fmod(len, 4096) != 0) {
+		napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "zeroDirect: offset and length must be multiples of 4096");
+		return NULL;
+	}
+	int flags = fcntl((int)fd, F_GETFL);
+	if (flags < 0 || fcntl((int)fd, F_SETFL, flags | O_DIRECT) < 0)
+		return throw_errno(env, errno, "fcntl");
+	void *zero = NULL;
+	int err = posix_memalign(&zero, 4096, chunk);
+	if (err == 0) {
+		memset(zero, 0, chunk);
+		for (off_t at = (off_t)off, end = (off_t)(off + len); at < end && err == 0;) {
+			size_t n = (size_t)(end - at) < chunk ? (size_t)(end - at) : chunk;
+			ssize_t w = pwrite((int)fd, zero, n, at);
+			if (w < 0 && errno != EINTR)
+				err = errno;
+			else if (w > 0)
+				at += w;
+		}
+		free(zero);
+		if (err == 0 && fdatasync((int)fd) < 0)
+			err = errno;
+	}
+	fcntl((int)fd, F_SETFL, flags);
+	if (err)
+		return throw_errno(env, err, "pwrite");
+	return undefined(env);
+}
+
 NAPI_MODULE_INIT()
 {
 	napi_property_descriptor props[] = {
@@ -259,6 +305,7 @@ NAPI_MODULE_INIT()
 		{ "mmap", NULL, do_mmap, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "msync", NULL, do_msync, NULL, NULL, NULL, napi_enumerable, NULL },
 		{ "writeback", NULL, do_writeback, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "zeroDirect", NULL, do_zero_direct, NULL, NULL, NULL, napi_enumerable, NULL },
 	};
 
 	if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||

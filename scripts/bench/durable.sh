@@ -30,7 +30,11 @@
 #
 # The three targets share one disk filesystem: the scratch directory goes
 # under BENCH_DIR (default /var/tmp; refused if that is tmpfs or ramfs).
-#   pmemfs   its region file in the scratch directory (mkfs.pmemfs), mounted
+#   pmemfs   its region file in the scratch directory (mkfs.pmemfs, with -P
+#            unless PREALLOCATE=0: every block of the region file allocated
+#            and written on the host first, as a pmem device's are, so no
+#            flush waits for the host to allocate a block the region uses
+#            for the first time; a long-lived sparse region converges there), mounted
 #            -o PMEMFS_OPTS (default dax=never,log=warn: the page cache, as
 #            bindfs has; PMEMFS_OPTS=dax=always,log=warn measures the default
 #            mount, whose files PMDK's pool and SQLite's WAL index can map
@@ -46,7 +50,7 @@
 #
 # Environment: REPS (3), FSYNC_OPS (2000), FILE_MB (16), FIO_SECONDS (5),
 # FIO_SIZE_MB (16), FIO_JOBS (1 4 16), TX_SECONDS (5), POOL_MB (64), SQL_ROLLBACK_TX (500),
-# SQL_WAL_TX (2000), PMEMFS_OPTS, BINDFS_OPTS, BENCH_DIR, PRELOAD
+# SQL_WAL_TX (2000), PMEMFS_OPTS, PREALLOCATE (1), BINDFS_OPTS, BENCH_DIR, PRELOAD
 # (/usr/local/lib/libpmemfs-preload.so), IN_MEMORY (1: BENCH_DIR may be a
 # tmpfs, for the same figures against bindfs over tmpfs and tmpfs), and
 # those of lib.sh.
@@ -168,6 +172,7 @@ sql_script wal "$SQL_WAL_TX" >"$TMPFS/wal.sql"
 # Room for the largest test at once (fio's four files or the pool) and the metadata.
 FIO_MAX_JOBS=$(tr ' ' '\n' <<<"$FIO_JOBS" | sort -n | tail -1)
 REGION_MB=$((FILE_MB + FSYNC_OPS * 4 / 1024 + FIO_MAX_JOBS * FIO_SIZE_MB + POOL_MB + 256))
+[[ ${PREALLOCATE:-1} == 0 ]] || MKFS_EXTRA=-P
 mount_pmemfs_at "$WORK/region.img" "$WORK/pmemfs" "$REGION_MB" "$PMEMFS_OPTS"
 mkdir "$WORK/bindfs-backing" "$WORK/fs-$DISK_FS"
 # shellcheck disable=SC2086  # BINDFS_OPTS is a list of options
@@ -186,7 +191,7 @@ METRICS=(
 for j in $FIO_JOBS; do METRICS+=("fio_fsync_j$j IOPS 1"); done
 METRICS+=("pmdk_tx tx/s 1" "pmdk_tx_preload tx/s 1" "sqlite_rollback commits/s 1" "sqlite_wal commits/s 1")
 echo
-echo "pmemfs -o $PMEMFS_OPTS (region on $DISK_FS) vs bindfs ${BINDFS_OPTS:-(default options)} over $DISK_FS vs $DISK_FS, median of $REPS"
+echo "pmemfs -o $PMEMFS_OPTS (region on $DISK_FS, $([[ ${PREALLOCATE:-1} == 0 ]] && echo sparse || echo 'preallocated, mkfs -P')) vs bindfs ${BINDFS_OPTS:-(default options)} over $DISK_FS vs $DISK_FS, median of $REPS"
 printf '%-20s %-10s %10s %12s %10s %12s %12s\n' metric unit pmemfs "bindfs-$DISK_FS" "$DISK_FS" 'vs bindfs' "vs $DISK_FS"
 for m in "${METRICS[@]}"; do
   read -r name unit up <<<"$m"

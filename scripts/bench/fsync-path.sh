@@ -26,7 +26,10 @@
 # the timed part only (the file is written beforehand), so the means hold
 # the OPS writes and fsyncs and nothing else.
 #
-# Environment: REPS (3), OPS (3000), FILE_MB (16), PMEMFS_OPTS
+# The region is made with mkfs.pmemfs -P (every block allocated on the host
+# first, as durable.sh does) unless PREALLOCATE=0.
+#
+# Environment: REPS (3), OPS (3000), FILE_MB (16), PREALLOCATE (1), PMEMFS_OPTS
 # (dax=never,log=warn: the page cache, as bindfs has), BENCH_DIR (/var/tmp;
 # refused if in memory), and those of lib.sh. About a minute.
 set -euo pipefail
@@ -69,6 +72,7 @@ bench_init 16
 read -r DISK_DEV DISK_FS < <(df --output=source,fstype "$WORK" | tail -n 1)
 log "compiling fsync-lat into $WORK"
 cc -O2 -Wall -o "$WORK/fsync-lat" "$HERE/fsync-lat.c" || die "cc fsync-lat.c failed"
+[[ ${PREALLOCATE:-1} == 0 ]] || MKFS_EXTRA=-P
 mount_pmemfs_at "$WORK/region.img" "$WORK/pmemfs" $((FILE_MB * 2 + 128)) "$PMEMFS_OPTS"
 mkdir "$WORK/bindfs-backing" "$WORK/host"
 mount_bindfs "$WORK/bindfs-backing" "$WORK/bindfs"

@@ -100,9 +100,11 @@ mount_pmemfs_existing() {
 # mount_pmemfs_at REGION MNT REGION_MB [OPTS]: format the region file REGION
 # (anywhere, e.g. on a disk for durability figures) and mount it at MNT
 # (created); options as for mount_pmemfs. REGION must not exist yet.
+# MKFS_EXTRA: more mkfs.pmemfs options (e.g. -P).
 mount_pmemfs_at() {
-  log "pmemfs: mkfs.pmemfs -s ${3}m $1"
-  "$MKFS_PMEMFS" -s "${3}m" "$1" >/dev/null
+  log "pmemfs: mkfs.pmemfs ${MKFS_EXTRA:+$MKFS_EXTRA }-s ${3}m $1"
+  # shellcheck disable=SC2086  # MKFS_EXTRA is a list of options
+  "$MKFS_PMEMFS" ${MKFS_EXTRA:-} -s "${3}m" "$1" >/dev/null
   start_pmemfs "$1" "$2" "${4:-}"
 }
 

@@ -1,5 +1,5 @@
 /**
- * @file mkfs.pmemfs: create (sparse) or format a region file and print its
+ * @file mkfs.pmemfs: create (sparse, or written in full with -P) or format a region file and print its
  * geometry. Refuses to overwrite anything that is not empty — a pmemfs
  * region or any other data — without -f, and refuses a region that is
  * mounted (locked) even with -f.
@@ -21,13 +21,14 @@ export async function main(argv: string[]): Promise<void> {
     .option('-L, --label <label>', 'volume label (up to 64 bytes)', '')
     .option('-i, --bytes-per-inode <bytes>', 'one inode per this many bytes of region (1k to 64m, k/m suffix; default 16k, at most 4M inodes)')
     .option('-N, --inodes <count>', 'number of inodes (64 to 16M), overriding -i')
+    .option('-P, --preallocate', 'write the whole region file now (zeroes, bypassing the page cache), so the host filesystem never allocates a block on a later flush, as on a pmem device (takes as long as writing the region once; a region on tmpfs takes its full size in memory)')
     .option('-f, --force', 'overwrite an existing region or non-empty file')
     .version(version(), '-V, --version')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   await runMain(PROG, () => {
     try { cmd.parse(argv, { from: 'user' }); } catch (e) { return (e as { exitCode?: number }).exitCode ?? 1; }
-    const o = cmd.opts<{ size?: string; blockSize: string; label: string; force?: boolean; bytesPerInode?: string; inodes?: string }>();
+    const o = cmd.opts<{ size?: string; blockSize: string; label: string; force?: boolean; bytesPerInode?: string; inodes?: string; preallocate?: boolean }>();
     const region = cmd.args[0];
     const size = o.size !== undefined ? parseSize(o.size, 'size') : undefined;
     const blockSize = parseSize(o.blockSize, 'block size');
@@ -37,7 +38,7 @@ export async function main(argv: string[]): Promise<void> {
     checkTarget(region, !!o.force, size);
     try {
       // The root directory belongs to whoever made the region (mke2fs's root_owner default): a user's own mount is writable.
-      const sb = formatRegion(region, { size, blockSize, bytesPerInode, inodeCount, label: o.label, rootUid: process.getuid?.() ?? 0, rootGid: process.getgid?.() ?? 0 });
+      const sb = formatRegion(region, { size, blockSize, bytesPerInode, inodeCount, label: o.label, rootUid: process.getuid?.() ?? 0, rootGid: process.getgid?.() ?? 0, preallocate: !!o.preallocate });
       process.stdout.write(describe(region, sb));
     } catch (e) {
       if (e instanceof FormatError) throw new CliError(e.message);

@@ -49,6 +49,26 @@ function content(m: Mounted, p: string, len: number): Buffer {
   return b;
 }
 
+describe('a preallocated region (mkfs.pmemfs -P)', () => {
+  it('has every block allocated on the host, formats and mounts as a sparse one does, and checks clean', () => {
+    const sparse = path.join(dir, 'sparse.pmem');
+    formatRegion(sparse, { size: 16 * MiB, blockSize: 4096, label: 'sparse' });
+    formatRegion(img, { size: 16 * MiB, blockSize: 4096, label: 'full', preallocate: true });
+    expect(fs.statSync(img).size).toBe(16 * MiB);
+    expect(fs.statSync(img).blocks * 512).toBeGreaterThanOrEqual(16 * MiB);
+    expect(fs.statSync(sparse).blocks * 512).toBeLessThan(8 * MiB);
+    const m = mountRegion(img, OPTS, LOG);
+    const h = m.fs.create('/f', 0o644, C.O_RDWR, ROOT);
+    m.fs.write(h.fh, 'write', Buffer.alloc(3 * 4096, 0x5a), 3 * 4096, 0);
+    m.fs.fsync(null);
+    m.fs.release(h.fh);
+    expect(content(m, '/f', 3 * 4096).every((b) => b === 0x5a)).toBe(true);
+    unmountRegion(m);
+    expect(checkRegion(img, false).problems).toEqual([]);
+    expect(readSuperblock(img).label).toBe('full');
+  });
+});
+
 describe('flushes per commit', () => {
   it('an fsync after an overwrite is one flush; after a small append, one (data logged); after a large one, two (data first); fdatasync of an overwrite, one without a commit', () => {
     const m = fresh();
