@@ -389,6 +389,7 @@ export class Region {
     if (this.readOnly || ranges.length === 0) return;
     for (const [off, len] of ranges) this.check(off, len);
     const spans = this.coalesce(ranges);
+    if (spans.length === 0) return;                      // only empty ranges: nothing of theirs to flush
     const pages: number[] = [];
     for (const [start, len] of spans) {
       for (let p = start / PAGE_SIZE, last = (start + len) / PAGE_SIZE - 1; p <= last; p++) if (this.dirtyPages.has(p)) pages.push(p);

@@ -73,6 +73,13 @@ describe('Region.persistRanges', () => {
     r.close();
   });
 
+  it('takes empty ranges as nothing to flush', () => {
+    const r = setup([5]);
+    expect(() => r.persistRanges('data', [[3 * PAGE, 0], [9 * PAGE, 0]])).not.toThrow();
+    expect(unflushed(r)).toEqual([5]);
+    r.close();
+  });
+
   it('leaves a dirty page between two ranges dirty (another file\'s data is not this flush\'s)', () => {
     const r = setup([2, 4, 6]);
     r.persistRanges('data', [[2 * PAGE, PAGE], [6 * PAGE, PAGE]]);
