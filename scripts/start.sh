@@ -5,7 +5,8 @@
 #
 # Signals: Ctrl-C's SIGINT reaches the daemon from the terminal (same process
 # group). The traps below also pass INT/TERM on as SIGTERM (npm may signal
-# only us; a background job starts with SIGINT ignored, which a non-Node
+# only us: package.json runs this script with `exec`, so a signal npm
+# forwards to its script shell lands here, not in an sh that would wait; a background job starts with SIGINT ignored, which a non-Node
 # daemon could not undo); the daemon ends the same way on either, and treats
 # repeats as one. pino-pretty runs in its own session
 # (setsid) so Ctrl-C does not kill it before the daemon's last lines
