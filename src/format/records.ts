@@ -112,9 +112,14 @@ export interface DecodedRecords {
  * `raw` (copy them to keep them past raw's life).
  * @throws FormatError on bad magic, owner, kind, checksum or a malformed record
  */
+/** The error maker for record block `where`: bad('is truncated') reads "WHERE: record block is truncated". */
+function recordBlockError(where: string): (what: string) => FormatError {
+  return (what) => new FormatError(`${where}: record block ${what}`);
+}
+
 /** Check a record block's header; its record count and the end of its records. @throws FormatError */
 function recordBlockBody(raw: Buffer, ino: number, kind: RecKind, where: string): { count: number; end: number } {
-  const bad = (what: string) => new FormatError(`${where}: record block ${what}`);
+  const bad = recordBlockError(where);
   if (raw.readUInt32LE(0) !== REC_MAGIC) throw bad('has bad magic');
   if (raw.readUInt32LE(4) !== recordChecksum(raw, 4)) throw bad('checksum mismatch');
   if (readU64(raw, 8, where) !== ino) throw bad(`belongs to inode ${readU64(raw, 8, where)}`);
@@ -133,7 +138,7 @@ function recordBlockBody(raw: Buffer, ino: number, kind: RecKind, where: string)
  */
 export function forEachDirentRec(raw: Buffer, ino: number, where: string, onEntry: (name: string, child: number, off: number, len: number) => void): void {
   const { count, end } = recordBlockBody(raw, ino, REC_KIND_DIRENT, where);
-  const bad = (what: string) => new FormatError(`${where}: record block ${what}`);
+  const bad = recordBlockError(where);
   let p = REC_HDR;
   for (let i = 0; i < count; i++) {
     if (p + 9 > end) throw bad('is truncated');
@@ -154,7 +159,7 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
     forEachDirentRec(raw, ino, where, (name, child, off, len) => { out.dirents.push([name, child, raw.subarray(off, off + len)]); });
     return out;
   }
-  const bad = (what: string) => new FormatError(`${where}: record block ${what}`);
+  const bad = recordBlockError(where);
   const { count, end } = recordBlockBody(raw, ino, kind, where);
   let p = REC_HDR;
   for (let i = 0; i < count; i++) {
