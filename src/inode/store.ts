@@ -31,7 +31,7 @@ import {
 } from '../format/layout.js';
 import {
   decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock,
-  encodeRecordBlock, encodeRefcountRec, forEachDirentRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
+  encodeRecordBlock, encodeRefcountRec, findDirentRec, forEachDirentRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
   type RecKind, type RefcountRec,
 } from '../format/records.js';
 import { RefcountIndex } from '../refcount/refcount.js';
@@ -39,7 +39,7 @@ import type { Journal } from '../journal/journal.js';
 import type { Region } from '../region/region.js';
 import { FsError } from '../errors.js';
 import { blockCount, regionBlock, regionOff, type Timespec } from '../types.js';
-import { type DeferredRecords, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
+import { type DeferredReader, type DeferredRecords, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
 import { recordBytes, RecordSet, type RecTouched } from './records.js';
 
 /** What one operation did to the store, for finish and rollback. */
@@ -115,6 +115,12 @@ export class InodeStore {
   /** Inodes that failed to decode when read on demand (statfs and the log name them; fsck repairs). */
   readonly damaged = new Map<number, string>();
   private op: StoreOp | null = null;
+
+  /** How a directory's deferred entries are read: all of them, or one name (Inode.entry). */
+  private readonly deferredReader: DeferredReader = {
+    read: (dir, at) => this.readDeferred(dir, at),
+    probe: (dir, at, name) => this.probeDeferred(dir, at, name),
+  };
 
   constructor(sb: Superblock, region: Region, alloc: Allocator, journal: Journal) {
     this.sb = sb; this.region = region; this.alloc = alloc; this.journal = journal;
@@ -322,7 +328,7 @@ export class InodeStore {
     if (rec.recIndex && kind === REC_KIND_DIRENT && this.lazy) {
       inode.bmap.reset([]);
       this.checkRecordCounts(ino, rec);
-      inode.deferRecords(rec.recIndex, rec.recBlocks, rec.recCount, (dir, at) => this.readDeferred(dir, at));
+      inode.deferRecords(rec.recIndex, rec.recBlocks, rec.recCount, this.deferredReader);
       return inode;
     }
     if (rec.recIndex) {
@@ -387,31 +393,68 @@ export class InodeStore {
     }
   }
 
+  /**
+   * One name among a deferred directory's entries, without reading them into
+   * core (DeferredReader.probe, Inode.entry): the record chain is walked as
+   * readChain walks it (bounded, loop-proof, every block inside the data
+   * area and allocated), and each record block is checked as the full read
+   * checks it — header, checksum, record bounds; not the names' validity,
+   * which takes a string per record — while its names are compared as bytes
+   * (findDirentRec). Blocks are read with pread, as the running transaction
+   * sees them, and nothing of them is kept.
+   * @returns the entry's inode number; null when no entry has the name;
+   *   undefined when the chain or a block is damaged (the caller reads the
+   *   whole directory, which reports it as EIO and notes it in `damaged`)
+   */
+  private probeDeferred(dir: Inode, p: DeferredRecords, name: string): number | null | undefined {
+    const want = Buffer.from(name, 'utf8');
+    if (want.length === 0 || want.length > 255) return null;        // a record's name length is one byte, never 0
+    let found: number | null = null;
+    try {
+      this.readChain(null, dir.ino, p.recIndex, `inode ${dir.ino}`, (b, img, at) => {
+        if (!this.alloc.isAllocated(regionBlock(b), blockCount(1))) throw new FormatError(`inode ${dir.ino}: record block ${b} is free in the free-space bitmap`);
+        const child = findDirentRec(img, dir.ino, at, want);
+        if (child === null) return false;
+        if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${dir.ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
+        found = child;
+        return true;
+      }, p.recBlocks, false);
+    } catch (e) {
+      if (e instanceof FormatError) return undefined;
+      throw e;
+    }
+    return found;
+  }
+
   private kindOf(inode: Inode): RecKind | null {
     return inode.isDir ? REC_KIND_DIRENT : inode.isReg ? REC_KIND_EXTENT : null;
   }
 
   /**
-   * Read a record set's chain from index block `first` (the set's owner and
-   * record kind): each record block is decoded and handed to `onBlock`, which
-   * registers it with the set. Bounded (MAX_INDEX_CHAIN) and loop-proof.
+   * Read a record chain of owner `owner` from index block `first`: each
+   * record block is handed to `onBlock` (a private copy with `copy`, else as
+   * readScan gives it: not to be kept or changed), which registers it with
+   * the set, or returns true to stop the walk there (a probe). The index
+   * blocks go to `set` (null: a probe keeps none). Bounded (MAX_INDEX_CHAIN)
+   * and loop-proof.
    * @throws FormatError for a broken chain, a block outside the data area or listed twice, a damaged block
    */
-  private readChain(set: RecordSet, first: number, where: string, onBlock: (block: number, img: Buffer, where: string) => void, maxRecBlocks = Infinity): void {
+  private readChain(set: RecordSet | null, owner: number, first: number, where: string,
+    onBlock: (block: number, img: Buffer, where: string) => boolean | void, maxRecBlocks = Infinity, copy = true): void {
     const seen = new Set<number>();
     let next = first;
     let recBlocks = 0;
     while (next) {
       if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: record index chain is broken at block ${next}`);
       seen.add(next);
-      const ix = decodeIndexBlock(this.journal.readScan(next), set.ino, where);
-      set.index.push({ block: next, list: ix.blocks });
+      const ix = decodeIndexBlock(this.journal.readScan(next), owner, where);
+      set?.index.push({ block: next, list: ix.blocks });
       recBlocks += ix.blocks.length;
       if (recBlocks > maxRecBlocks) throw new FormatError(`${where}: record index lists more than the ${maxRecBlocks} record blocks the inode says`);
       for (const b of ix.blocks) {
         if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
         seen.add(b);
-        onBlock(b, this.journal.readCopy(b), `${where} block ${b}`);
+        if (onBlock(b, copy ? this.journal.readCopy(b) : this.journal.readScan(b), `${where} block ${b}`) === true) return;
       }
       next = ix.next;
     }
@@ -449,7 +492,7 @@ export class InodeStore {
     const where = `inode ${ino}`;
     const extents: ExtentRec[] = [];
     const map = kind === REC_KIND_DIRENT ? new TrackedMap<number>() : null;
-    this.readChain(set, rec.recIndex, where, (b, img, at) => {
+    this.readChain(set, set.ino, rec.recIndex, where, (b, img, at) => {
       if (map) {
         const rb = set.adoptBlock(b, img);
         forEachDirentRec(img, ino, at, (name, child, off, len) => {
@@ -480,7 +523,7 @@ export class InodeStore {
     const where = 'refcount index';
     const set = new RecordSet(REC_KIND_REFCOUNT, REFCOUNT_OWNER, this.bs);
     const recs: RefcountRec[] = [];
-    this.readChain(set, this.sb.refcountRoot, where, (b, img, at) => {
+    this.readChain(set, set.ino, this.sb.refcountRoot, where, (b, img, at) => {
       const d = decodeRecordBlock(img, REFCOUNT_OWNER, REC_KIND_REFCOUNT, at);
       set.adopt(b, d.refcounts.map(([r, raw]) => [r.start, raw]), img);
       for (const [r] of d.refcounts) {
@@ -501,7 +544,7 @@ export class InodeStore {
     const where = 'in-core inode list';
     const set = new RecordSet(REC_KIND_ILIST, REFCOUNT_OWNER, this.bs);
     this.ilist.clear();
-    this.readChain(set, this.sb.ilistRoot, where, (b, img, at) => {
+    this.readChain(set, set.ino, this.sb.ilistRoot, where, (b, img, at) => {
       const d = decodeRecordBlock(img, REFCOUNT_OWNER, REC_KIND_ILIST, at);
       set.adopt(b, d.ilist.map(([ino, raw]) => [ino, raw]), img);
       for (const [ino] of d.ilist) {
@@ -929,7 +972,7 @@ export class InodeStore {
     const map = dir.direntsInCore, set = dir.recordsInCore;
     if (!this.lazy || this.op || !map || !set || set.kind !== REC_KIND_DIRENT || map.changed.size) return false;
     if (this.inodes.get(dir.ino) !== dir) return false;
-    dir.deferRecords(set.firstIndexBlock, set.blocks.length, set.count, (d, at) => this.readDeferred(d, at));
+    dir.deferRecords(set.firstIndexBlock, set.blocks.length, set.count, this.deferredReader);
     return true;
   }
 

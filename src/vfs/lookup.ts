@@ -33,7 +33,7 @@ export function mustInode(store: InodeStore, ino: number): Inode {
 /** One name in one directory, null when absent. @throws FsError ENOTDIR, ENAMETOOLONG, EIO */
 export function lookupOrNull(store: InodeStore, dir: Inode, name: string, path: string): Inode | null {
   if (!dir.isDir) throw new FsError('ENOTDIR', 'lookup', path);
-  const next = dir.dirents!.get(name);
+  const next = dir.entry(name);
   if (next === undefined) {
     if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'lookup', path);
     return null;

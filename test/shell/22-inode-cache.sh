@@ -2,7 +2,8 @@
 # Inodes read on demand, through the mount: after a clean remount nothing
 # but the root is in core (`.pmemfs/stats`, subsystem=inodes in_core=); a
 # listing of a parent reads a child directory's slot but not its entries
-# (dirs_unread=, dir_entries_in_core=) until a name in it is looked up; a
+# (dirs_unread=, dir_entries_in_core=): its first 8 lookups probe its record
+# blocks and leave them on media, the ninth reads them; a
 # listing with attributes reads the files; when the kernel forgets them
 # (`echo 2 > /proc/sys/vm/drop_caches`) they leave core down to
 # `-o inode_cache=N`, and every file still reads back as written; `ls -f`
@@ -45,8 +46,17 @@ ls -l "$MNT" >/dev/null
 stat "$MNT/big" >/dev/null
 (( $(inodes dirs_unread) >= 1 )) || _fail "big's entries were read by ls -l of its parent: $(grep subsystem=inodes "$MNT/.pmemfs/stats")"
 (( $(inodes dir_entries_in_core) < BIG )) || _fail "$(inodes dir_entries_in_core) entries in core after ls -l of the parent"
-cat "$MNT/big/f$BIG" >/dev/null
-(( $(inodes dir_entries_in_core) >= BIG )) || _fail "$(inodes dir_entries_in_core) entries in core after a lookup in big, expected its $BIG at least"
+echo file-in-big >"$MNT/big/f$BIG.new"
+_unmount
+_mount "inode_cache=$LIMIT"
+_assert_eq "file-in-big" "$(cat "$MNT/big/f$BIG.new")" "a lookup in big after a remount (a probe of its blocks)"
+(( $(inodes dirs_unread) >= 1 && $(inodes dir_entries_in_core) < BIG )) || _fail "one lookup in big read its entries: $(grep subsystem=inodes "$MNT/.pmemfs/stats")"
+[[ ! -e $MNT/big/absent ]] || _fail "a name that is not in big was found"
+for i in 1 2 3 4 5 6; do stat "$MNT/big/f$i" >/dev/null || _fail "f$i not found in big"; done
+(( $(inodes dir_entries_in_core) < BIG )) || _fail "eight lookups in big read its entries: $(grep subsystem=inodes "$MNT/.pmemfs/stats")"
+stat "$MNT/big/f$BIG" >/dev/null
+(( $(inodes dir_entries_in_core) >= BIG )) || _fail "$(inodes dir_entries_in_core) entries in core after nine lookups in big, expected its $BIG at least"
+rm "$MNT/big/f$BIG.new"
 
 _log "ls -f and find take each type from its slot: no inode is loaded for them"
 _assert_eq "$((BIG + 4))" "$(ls -f "$MNT/big" | wc -l)" "names listed by ls -f (the files, sub, link, . and ..)"

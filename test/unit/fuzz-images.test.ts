@@ -13,8 +13,9 @@
  *
  * These checks hold for a mount with `-o check` (CHECKED), which cross-checks
  * every inode first. Each image is then mutated again and mounted the
- * default way, reading inodes on demand: every file is read and files are
- * created, and nothing but a clean error may come of it, in time; what the
+ * default way, reading inodes on demand: every path made is looked up
+ * (probing directories whose entries are still on media), every file is
+ * read and files are created, and nothing but a clean error may come of it, in time; what the
  * on-demand mount cannot see without the full scan (a block mapped by two
  * files, a name left on a free slot that a new file then takes) is counted
  * and printed, not a failure: that is what `-o check` and fsck.pmemfs -n
@@ -177,6 +178,11 @@ function runImage(i: number, c: Counts): void {
   if (m) {
     c.onDemandServed++;
     try {
+      // Names first, as the kernel asks: a lookup in a directory whose entries are still on media
+      // probes its record blocks (Inode.entry); an absent name reads every one of them.
+      for (const p of [...base.paths, '/home/u1002/many/absent']) {
+        try { m.fs.resolve(p); } catch (e) { if (!clean(e)) throw e; }
+      }
       if (useMounted(m, strict).length) c.onDemandExposures++;
     } catch (e) {
       if (!clean(e)) throw new Error(`${what}: on-demand use threw ${(e as Error).stack}`);

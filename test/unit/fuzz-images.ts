@@ -39,11 +39,16 @@ export interface Base {
   blocks: Map<number, Buffer>;
   /** Tags a file of inode ino may show: its own, and its reflink source's. */
   allowed: Map<number, Set<number>>;
+  /** The paths of the files made (some renamed or unlinked later): what a mount's first lookups ask for. */
+  paths: string[];
 }
 
 const user = (uid: number): Caller => ({ pid: 1000 + uid, uid, gid: uid });
 
+const made: string[] = [];
+
 function put(f: PmemFs, p: string, caller: Caller, fill: (ino: number) => Buffer, off = 0): number {
+  made.push(p);
   const h = f.create(p, 0o600, C.O_RDWR, caller);
   const ino = f.resolve(p).ino;
   const b = fill(ino);
@@ -111,7 +116,7 @@ export async function buildBase(img: string, size: number): Promise<Base> {
     }
   }
   fs.closeSync(fd);
-  return { size, blocks, allowed };
+  return { size, blocks, allowed, paths: [...made] };
 }
 
 /** Write the base image, sparse, to `dst`. */

@@ -15,7 +15,8 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BITMAP_HDR, encodeBitmapBlock, FEAT_INCOMPAT_ICACHE, IFLAG_SEALED } from '../../src/format/layout.js';
-import { REC_KIND_ILIST } from '../../src/format/records.js';
+import { encodeDirentRec, REC_KIND_DIRENT, REC_KIND_ILIST } from '../../src/format/records.js';
+import { DEFERRED_PROBES } from '../../src/inode/inode.js';
 import { checkRegion } from '../../src/repair/check.js';
 import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
@@ -181,7 +182,7 @@ describe('inodes read on demand', () => {
     bigDir(4100);
     const m = mountRegion(img, OPTS, LOG);
     try {
-      const ino = m.fs.resolve('/big/1') && m.fs.resolve('/big').ino;   // reads its entries
+      const ino = m.fs.readdir('/big') && m.fs.resolve('/big').ino;   // reads its entries
       const map = new WeakRef(m.fs.store.inodes.get(ino)!.direntsInCore!);
       m.fs.forgotten(ino);
       expect(m.fs.store.inodes.get(ino)).toBeUndefined();
@@ -281,7 +282,7 @@ describe('inodes read on demand', () => {
     } finally { unmountRegion(m); }
   });
 
-  it('a directory read for its attributes leaves its entries on media until one is named or listed', () => {
+  it('a directory read for its attributes leaves its entries on media until they are listed', () => {
     bigDir(2000);
     let m = mountRegion(img, OPTS, LOG);
     try {
@@ -292,7 +293,9 @@ describe('inodes read on demand', () => {
       m.fs.setxattr('/big', 'user.k', Buffer.from('v'), 0, ROOT_CALLER);
       m.fs.tx.commit('test');
       expect(big.direntsInCore).toBeNull();
-      expect(m.fs.resolve('/big/1999').ino).toBeGreaterThan(0);       // a name reads them
+      expect(m.fs.resolve('/big/1999').ino).toBeGreaterThan(0);       // a name is probed for on media
+      expect(big.direntsInCore).toBeNull();
+      expect(m.fs.readdir('/big').length).toBe(2002);                  // a listing reads them
       expect(big.direntsInCore!.size).toBe(2000);
       put(m.fs, '/big/new', Buffer.alloc(0));
     } finally { unmountRegion(m); }
@@ -309,7 +312,7 @@ describe('inodes read on demand', () => {
     let m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big');
-      expect(m.fs.resolve('/big/42').ino).toBeGreaterThan(0);          // reads the entries
+      expect(m.fs.readdir('/big').length).toBe(5002);                  // reads the entries
       expect(m.fs.sweepIdleDirs(2)).toBe(0);                           // idle for one sweep: kept
       m.fs.resolve('/big/43');                                         // used again
       expect(m.fs.sweepIdleDirs(2)).toBe(0);
@@ -338,7 +341,61 @@ describe('inodes read on demand', () => {
     expect(checkRegion(img, false).problems).toEqual([]);
   });
 
-  it('a damaged record block is EIO when its directory is searched, not when the directory is stat()ed', () => {
+  it('a name in a directory whose entries are on media is probed for in its blocks, the first few times; then they are read', () => {
+    const names = ['file-1', 'file-12', 'xfile-123', 'caf\u00e9', 'a'.repeat(255)];
+    const ino = bigDir(3000, (f) => { for (const n of names) put(f, `/big/${n}`, Buffer.alloc(0)); });
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      const asks = ['2999', '0', 'file-1', 'file-12', 'xfile-123', 'caf\u00e9', 'a'.repeat(255), 'ile-1', 'file-123', '30000', 'x'];
+      const probed = asks.slice(0, DEFERRED_PROBES).map((n) => m.fs.lookupOrNull(big, n)?.ino ?? null);
+      expect(big.direntsInCore).toBeNull();                            // nothing read into core
+      expect(probed.slice(0, 7).every((i) => i !== null)).toBe(true);
+      expect(probed.slice(7)).toEqual(Array(DEFERRED_PROBES - 7).fill(null));  // a substring, a longer name: absent
+      m.fs.lookupOrNull(big, asks[DEFERRED_PROBES]);                   // one more reads them all
+      expect(big.direntsInCore!.size).toBe(3000 + names.length);
+      expect(probed).toEqual(asks.slice(0, DEFERRED_PROBES).map((n) => big.dirents!.get(n) ?? null));
+      expect(big.ino).toBe(ino);
+    } finally { unmountRegion(m); }
+  });
+
+  it('a probe stops at the block that holds the name; one that meets a damaged block gives way to the full read (EIO)', () => {
+    const ino = bigDir(2000);
+    edit((e) => {
+      const { blocks } = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT);
+      const img2 = e.read(blocks[3].block);
+      img2[100] ^= 0xff;                                              // the checksum no longer matches
+      e.write(blocks[3].block, img2);
+    });
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      expect(m.fs.resolve('/big/7').ino).toBeGreaterThan(0);          // in block 0: the damage is not on its way
+      expect(m.fs.store.damaged.has(ino)).toBe(false);
+      expect(() => m.fs.resolve('/big/nope')).toThrow(/EIO.*checksum.*fsck\.pmemfs/);   // past block 3: the full read reports it
+      expect(m.fs.store.damaged.has(ino)).toBe(true);
+      expect(big.direntsInCore).toBeNull();
+    } finally { unmountRegion(m); }
+  });
+
+  it('an entry with a sound checksum that names an impossible inode is EIO when probed for, as when read', () => {
+    const ino = bigDir(2000);
+    let forged = '';
+    edit((e) => {
+      const { blocks } = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT);
+      const recs = blocks[5].recs.dirents;
+      forged = recs[0][0];
+      e.writeRecordBlock(blocks[5].block, ino, REC_KIND_DIRENT, recs.map(([n, , raw], i) => (i === 0 ? encodeDirentRec(n, 0) : raw)));
+    });
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(m.fs.resolve('/big/3').ino).toBeGreaterThan(0);
+      expect(() => m.fs.resolve(`/big/${forged}`)).toThrow(/EIO.*names inode 0/);
+      expect(m.fs.store.damaged.has(ino)).toBe(true);
+    } finally { unmountRegion(m); }
+  });
+
+  it('a damaged record block is EIO when its directory is read, not when the directory is stat()ed', () => {
     const ino = bigDir(2000, (f) => { put(f, '/other', Buffer.alloc(BS, 'other')); });
     edit((e) => {
       const x = e.inode(ino)!;
@@ -351,7 +408,7 @@ describe('inodes read on demand', () => {
     try {
       expect(m.fs.readdir('/').sort()).toEqual(['.', '..', 'big', 'other']);
       expect(m.fs.stat(m.fs.resolve('/big')).ino).toBe(ino);          // its slot is sound
-      expect(() => m.fs.resolve('/big/7')).toThrow(/EIO.*checksum.*fsck\.pmemfs/);
+      expect(() => m.fs.readdir('/big')).toThrow(/EIO.*checksum.*fsck\.pmemfs/);
       expect(m.fs.store.damaged.has(ino)).toBe(true);
       expect(() => m.fs.readdir('/big')).toThrow(/EIO/);               // and again: nothing half-read was kept
       expect(() => m.fs.create('/big/x', 0o644, C.O_RDWR, ROOT_CALLER)).toThrow(/EIO/);

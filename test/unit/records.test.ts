@@ -15,7 +15,7 @@ import { EXT_SHARED, EXT_UNWRITTEN, EXTENT_REC_SIZE, type ExtentRec } from '../.
 import { FormatError, recordChecksum } from '../../src/format/layout.js';
 import {
   decodeIndexBlock, decodeRecordBlock, direntRecSize, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
-  encodeRecordBlock, indexCapacity, REC_HDR, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_MAGIC, recBlockCapacity,
+  encodeRecordBlock, findDirentRec, indexCapacity, REC_HDR, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_MAGIC, recBlockCapacity,
   RIDX_HDR, RIDX_MAGIC,
 } from '../../src/format/records.js';
 import { recordBytes, RecordSet, type RecTouched } from '../../src/inode/records.js';
@@ -164,6 +164,23 @@ describe('record block format', () => {
     expect(e(withHeader(extentBlock, en - 1, null))).toMatch(/holds 24 stray bytes/);
     expect(e(withHeader(extentBlock, null, eu - 1))).toMatch(/is truncated/);
     expect(e(withHeader(extentBlock, null, eu + 5))).toMatch(/holds 5 stray bytes/);
+  });
+
+  it('finds one entry by its name\'s bytes without decoding the block (a cold lookup\'s probe), with the same checks of the block', () => {
+    const find = (b: Buffer, name: string) => findDirentRec(b, INO, 'x', Buffer.from(name, 'utf8'));
+    for (const [name, ino] of DIRENTS) expect(find(direntBlock(), name), name).toBe(ino);
+    for (const name of ['b', 'x'.repeat(254), 'ファ', '..', 'disk', '.hidden2', 'A']) expect(find(direntBlock(), name), name).toBeNull();
+    expect(find(encodeRecordBlock(BS, INO, REC_KIND_DIRENT, []), 'a')).toBeNull();
+    // The same refusals as the full decode, whether or not the name is in the block.
+    const flipped = direntBlock(); flipped[REC_HDR + 3] ^= 1;
+    for (const name of ['a', 'zz']) {
+      expect(formatError(() => find(flipped, name)).message).toMatch(/checksum mismatch/);
+      expect(formatError(() => findDirentRec(direntBlock(), INO + 1, 'x', Buffer.from(name))).message).toMatch(/belongs to inode/);
+      const longer = direntBlock(); longer.writeUInt16LE(longer.readUInt16LE(18) + 1, 18);
+      expect(formatError(() => find(reseal(longer), name)).message).toMatch(/is truncated/);
+      const shorter = direntBlock(); shorter.writeUInt16LE(shorter.readUInt16LE(20) - 1, 20);
+      expect(formatError(() => find(reseal(shorter), name)).message).toMatch(/has a name of \d+ bytes/);
+    }
   });
 
   it('refuses malformed records: empty or invalid names, bad extents, numbers beyond 2^53', () => {

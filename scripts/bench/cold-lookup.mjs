@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// Lookups in a large directory right after a mount, in the metadata engine
+// alone (no FUSE): one directory is filled with N entries (file-name-0 ..,
+// no data), the region unmounted and mounted again, then: a lookup of a name
+// that is not there, then 12 lookups of names spread over the directory, and
+// one more absent name. The first DEFERRED_PROBES lookups probe the record
+// blocks on media (docs/DESIGN.md, "Cold lookups probe the record blocks");
+// the next reads the whole directory into core; the rest are in-core map
+// lookups. Prints each lookup's time in ms and whether the entries ended in
+// core. `node scripts/bench/cold-lookup.mjs [N]` (default 1000000) after
+// `npm run build`; the region is a file under BENCH_DIR (default the OS
+// temp directory: /tmp, best on tmpfs). Not in npm test.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pino from 'pino';
+import { DEFERRED_PROBES } from '../../dist/src/inode/inode.js';
+import { formatRegion, mountRegion, unmountRegion } from '../../dist/src/vfs/mount.js';
+import { ROOT_CALLER } from '../../dist/src/vfs/fs.js';
+
+const n = Number(process.argv[2] ?? 1_000_000);
+if (!(Number.isInteger(n) && n >= 1000)) throw new Error(`usage: cold-lookup.mjs [N >= 1000], got ${process.argv[2]}`);
+const log = pino({ level: 'silent' });
+const opts = { dax: 'always', readOnly: false, busy: 'refuse', busyTimeoutMs: 100 };
+const dir = fs.mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), 'pmemfs-coldlookup-'));
+const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
+try {
+  const p = path.join(dir, 'r.pmem');
+  formatRegion(p, { size: Math.max(256, Math.ceil(n / 1000) * 2) * 2 ** 20, blockSize: 4096, label: 'bench', bytesPerInode: 1024 });
+  let m = mountRegion(p, opts, log);
+  m.fs.mkdir('/d', 0o755, ROOT_CALLER);
+  const d0 = m.fs.resolve('/d');
+  for (let i = 0; i < n; i++) { m.fs.mknodAt(d0, `file-name-${i}`, 0o100644, 0, ROOT_CALLER); if (i % 20000 === 0) m.fs.fsync(); }
+  m.fs.fsync();
+  unmountRegion(m);
+  console.error(`cold-lookup: ${n} entries made; mounting again`);
+  m = mountRegion(p, opts, log);
+  try {
+    const d = m.fs.resolve('/d');
+    const times = [];
+    let t0 = process.hrtime.bigint();
+    if (m.fs.lookupOrNull(d, 'absent-name') !== null) throw new Error('an absent name was found');
+    times.push(ms(t0));
+    for (let k = 1; k <= 12; k++) {
+      t0 = process.hrtime.bigint();
+      if (!m.fs.lookupOrNull(d, `file-name-${Math.floor((n * k) / 13)}`)) throw new Error(`file-name-${Math.floor((n * k) / 13)} was not found`);
+      times.push(ms(t0));
+    }
+    t0 = process.hrtime.bigint();
+    if (m.fs.lookupOrNull(d, 'absent-again') !== null) throw new Error('an absent name was found');
+    times.push(ms(t0));
+    console.log(`cold lookups in a directory of ${n} entries after a mount (ms; the first ${DEFERRED_PROBES} probe the blocks, the next reads all entries):`);
+    console.log(`  absent ${times[0].toFixed(2)}; present ${times.slice(1, 13).map((x) => x.toFixed(2)).join(' ')}; absent ${times[13].toFixed(2)}`);
+    console.log(`  entries in core at the end: ${d.direntsInCore ? d.direntsInCore.size : 'none'}`);
+  } finally { unmountRegion(m); }
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
