@@ -51,7 +51,9 @@ try {
     times.push(ms(t0));
     console.log(`cold lookups in a directory of ${n} entries after a mount (ms; the first ${DEFERRED_PROBES} probe the blocks, the next reads all entries):`);
     console.log(`  absent ${times[0].toFixed(2)}; present ${times.slice(1, 13).map((x) => x.toFixed(2)).join(' ')}; absent ${times[13].toFixed(2)}`);
-    console.log(`  entries in core at the end: ${d.direntsInCore ? d.direntsInCore.size : 'none'}`);
+    globalThis.gc?.();
+    const mu = process.memoryUsage();
+    console.log(`  entries in core at the end: ${d.direntsInCore ? d.direntsInCore.size : 'none'}; heap used ${(mu.heapUsed / 2 ** 20).toFixed(0)} MiB${globalThis.gc ? ' after a full GC' : ' (node --expose-gc: after a full GC)'}, RSS ${(mu.rss / 2 ** 20).toFixed(0)} MiB`);
   } finally { unmountRegion(m); }
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });

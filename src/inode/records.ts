@@ -22,18 +22,38 @@ export type RecKey = string | number;
  */
 export type RecBytes = Buffer | number;
 export interface RecBlock {
-  block: number; items: Map<RecKey, RecBytes>; used: number;
+  block: number;
+  /**
+   * The block's records by key; null for a block adopted whole from media
+   * (RecordSet.adoptUnread) until one of its records is first changed or
+   * encoded: `itemsOf` then reads them from `src`.
+   */
+  items: Map<RecKey, RecBytes> | null;
+  used: number;
   /** The image this block was decoded from (never written to), for records held as positions. */
   src: Buffer | null;
+  /** For `items` still null: hands every record of `src` (key, byte offset, length) to `add`. */
+  unread?: ((add: (key: RecKey, off: number, len: number) => void) => void) | null;
 }
 
 const POS = 65536;
 /** Bytes of a record. */
 export function recLen(r: RecBytes): number { return typeof r === 'number' ? r % POS : r.length; }
 
+/** A block's records by key, read from its source image first when the block was adopted unread. */
+export function itemsOf(rb: RecBlock): Map<RecKey, RecBytes> {
+  if (rb.items === null) {
+    const items = new Map<RecKey, RecBytes>();
+    rb.unread!((key, off, len) => { items.set(key, off * POS + len); });
+    rb.items = items;
+    rb.unread = null;
+  }
+  return rb.items;
+}
+
 /** The records of a block as Buffers (views into its source image for the ones loaded from media). */
 export function* recordBytes(rb: RecBlock): Generator<Buffer> {
-  for (const r of rb.items.values()) {
+  for (const r of itemsOf(rb).values()) {
     if (typeof r !== 'number') { yield r; continue; }
     const off = Math.floor(r / POS);
     yield rb.src!.subarray(off, off + (r % POS));
@@ -69,10 +89,11 @@ export class RecordSet {
    * records that are views into it are kept as positions, not Buffers.
    */
   adopt(block: number, items: Array<[RecKey, Buffer]>, src: Buffer | null = null): RecBlock {
-    const rb: RecBlock = { block, items: new Map(), used: 0, src };
+    const map = new Map<RecKey, RecBytes>();
+    const rb: RecBlock = { block, items: map, used: 0, src };
     for (const [k, r] of items) {
       const inSrc = src !== null && r.buffer === src.buffer && r.byteOffset >= src.byteOffset && r.byteOffset + r.length <= src.byteOffset + src.length;
-      rb.items.set(k, inSrc && r.length < POS ? (r.byteOffset - src.byteOffset) * POS + r.length : r);
+      map.set(k, inSrc && r.length < POS ? (r.byteOffset - src.byteOffset) * POS + r.length : r);
       rb.used += r.length; this.where.set(k, rb);
     }
     this.blocks.push(rb);
@@ -81,24 +102,26 @@ export class RecordSet {
   }
 
   /**
-   * Register a record block read from media whose records are then added
-   * one at a time (adoptRecord) as positions in `src`, the image it was
-   * decoded from (a private copy nothing writes to).
+   * Register a record block read from media, `src` the image it was decoded
+   * from (a private copy nothing writes to), without a map of its records:
+   * its keys are then added one at a time (adoptKey), and `unread` lists its
+   * records (key, offset, length in `src`) when one of them is first changed
+   * or the block encoded (itemsOf). A directory of a million entries read
+   * into core makes a million keys, not a million keys twice.
    */
-  adoptBlock(block: number, src: Buffer): RecBlock {
-    const rb: RecBlock = { block, items: new Map(), used: 0, src };
+  adoptUnread(block: number, src: Buffer, unread: NonNullable<RecBlock['unread']>): RecBlock {
+    const rb: RecBlock = { block, items: null, used: 0, src, unread };
     this.blocks.push(rb);
     return rb;
   }
 
-  /** One record of a block registered by adoptBlock: `len` bytes at byte `off` of its image. Call noteAdopted when the block is done. */
-  adoptRecord(rb: RecBlock, key: RecKey, off: number, len: number): void {
-    rb.items.set(key, off * POS + len);
+  /** One record of a block registered by adoptUnread: its key and length. Call noteAdopted when the block is done. */
+  adoptKey(rb: RecBlock, key: RecKey, len: number): void {
     rb.used += len;
     this.where.set(key, rb);
   }
 
-  /** A block registered by adoptBlock has all its records. */
+  /** A block registered by adoptUnread has all its records. */
   noteAdopted(rb: RecBlock): void { this.noteRoom(rb); }
 
   has(key: RecKey): boolean { return this.where.has(key); }
@@ -114,16 +137,17 @@ export class RecordSet {
   put(key: RecKey, rec: Buffer, t: RecTouched, allocBlock: (goal: number) => number): void {
     const cur = this.where.get(key);
     if (cur) {
-      const old = recLen(cur.items.get(key)!);
+      const items = itemsOf(cur);
+      const old = recLen(items.get(key)!);
       if (recBlockCapacity(this.bs) - cur.used + old >= rec.length) {
-        cur.items.set(key, rec); cur.used += rec.length - old;
+        items.set(key, rec); cur.used += rec.length - old;
         this.noteRoom(cur); t.recs.add(cur);
         return;
       }
       this.remove(key, t);
     }
     const rb = this.blockWithRoom(rec.length, t, allocBlock);
-    rb.items.set(key, rec); rb.used += rec.length;
+    itemsOf(rb).set(key, rec); rb.used += rec.length;
     this.where.set(key, rb);
     this.noteRoom(rb); t.recs.add(rb);
     this.cursor = rb;
@@ -133,8 +157,9 @@ export class RecordSet {
   remove(key: RecKey, t: RecTouched): void {
     const rb = this.where.get(key);
     if (!rb) return;
-    rb.used -= recLen(rb.items.get(key)!);
-    rb.items.delete(key);
+    const items = itemsOf(rb);
+    rb.used -= recLen(items.get(key)!);
+    items.delete(key);
     this.where.delete(key);
     this.noteRoom(rb); t.recs.add(rb);
   }

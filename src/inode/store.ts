@@ -366,8 +366,9 @@ export class InodeStore {
   /** Add one decoded entry of directory `ino` to its map. @throws FormatError for an inode number out of range or a name twice */
   private loadEntry(map: TrackedMap<number>, ino: number, name: string, child: number): void {
     if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
-    if (map.has(name)) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);
+    const n = map.size;
     map.loadOne(name, child);
+    if (map.size === n) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);   // the map is dropped with the error
   }
 
   /**
@@ -494,10 +495,11 @@ export class InodeStore {
     const map = kind === REC_KIND_DIRENT ? new TrackedMap<number>() : null;
     this.readChain(set, set.ino, rec.recIndex, where, (b, img, at) => {
       if (map) {
-        const rb = set.adoptBlock(b, img);
-        forEachDirentRec(img, ino, at, (name, child, off, len) => {
+        // The block's own map of records is made only if one of them changes (RecordSet.adoptUnread).
+        const rb = set.adoptUnread(b, img, (add) => { forEachDirentRec(img, ino, at, (name, _child, off, len) => { add(name, off, len); }); });
+        forEachDirentRec(img, ino, at, (name, child, _off, len) => {
           this.loadEntry(map, ino, name, child);
-          set.adoptRecord(rb, name, off, len);
+          set.adoptKey(rb, name, len);
         });
         set.noteAdopted(rb);
       } else {

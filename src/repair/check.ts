@@ -27,6 +27,7 @@
  */
 import { decodeSuperblock, encodeSuperblock, FEAT_INCOMPAT_ICACHE, FormatError, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROOT_INO, SB_SIZE, SB_STATE_CLEAN, SB_STATE_DIRTY, type Superblock } from '../format/layout.js';
 import { Inode, S_IFDIR } from '../inode/inode.js';
+import { itemsOf } from '../inode/records.js';
 import { InodeStore } from '../inode/store.js';
 import { allClaims, dataOwners, validate, wantLinks } from '../inode/validate.js';
 import { Region } from '../region/region.js';
@@ -262,7 +263,7 @@ function highestIno(store: InodeStore): number {
 /** Every record of the inode is rewritten (its map was replaced wholesale). */
 function markAll(inode: Inode): void {
   for (const x of inode.bmap.extents) inode.bmap.changed.add(x.fileBlock);
-  if (inode.records) for (const rb of inode.records.blocks) for (const k of rb.items.keys()) inode.bmap.changed.add(k as number);
+  if (inode.records) for (const rb of inode.records.blocks) for (const k of itemsOf(rb).keys()) inode.bmap.changed.add(k as number);
 }
 
 function reportLinkCounts(v: ReturnType<typeof validate>, found: Found): void {

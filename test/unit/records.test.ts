@@ -18,7 +18,7 @@ import {
   encodeRecordBlock, findDirentRec, indexCapacity, REC_HDR, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_MAGIC, recBlockCapacity,
   RIDX_HDR, RIDX_MAGIC,
 } from '../../src/format/records.js';
-import { recordBytes, RecordSet, type RecTouched } from '../../src/inode/records.js';
+import { itemsOf, recordBytes, RecordSet, type RecTouched } from '../../src/inode/records.js';
 
 const BS = 4096;
 const INO = 4242;
@@ -388,7 +388,7 @@ describe('RecordSet', () => {
     const same = encodeDirentRec(nameOf(dirent(3, 254)), 999);
     set.put('k3', same, t1, a.alloc);
     expect([...t1.recs]).toEqual([set.blocks[0]]);
-    expect(set.blocks[0].items.get('k3')).toBe(same);
+    expect(itemsOf(set.blocks[0]).get('k3')).toBe(same);
     expect(a.goals.length).toBe(2);
     // Larger than the block's room: moved to a new block; both blocks touched.
     const t3 = touched();
@@ -397,8 +397,8 @@ describe('RecordSet', () => {
     expect(a.goals.length).toBe(3);
     expect(set.blocks.length).toBe(2);
     expect(new Set(t3.recs)).toEqual(new Set(set.blocks));
-    expect(set.blocks[0].items.has('k5')).toBe(false);
-    expect(set.blocks[1].items.get('k5')).toBe(bigger);
+    expect(itemsOf(set.blocks[0]).has('k5')).toBe(false);
+    expect(itemsOf(set.blocks[1]).get('k5')).toBe(bigger);
     expect(set.blocks[0].used).toBe(recBlockCapacity(BS) - 254);
     // Smaller: in place, the block's used bytes shrink.
     const t2 = touched();
@@ -425,7 +425,7 @@ describe('RecordSet', () => {
     expect(set.count).toBe(200);
     const d = decodeRecordBlock(encodeRecordBlock(BS, INO, REC_KIND_EXTENT, recordBytes(set.blocks[0])), INO, REC_KIND_EXTENT, 'x');
     expect(d.extents.find(([e]) => e.fileBlock === 8)![0]).toEqual({ fileBlock: 8, regionBlock: 77, len: 8, flags: EXT_UNWRITTEN });
-    expect(d.extents.length + set.blocks[1].items.size).toBe(200);
+    expect(d.extents.length + itemsOf(set.blocks[1]).size).toBe(200);
   });
 
   it('puts new records into a block with freed room before allocating', () => {
@@ -471,7 +471,7 @@ describe('RecordSet', () => {
     const d = decodeRecordBlock(raw, INO, REC_KIND_DIRENT, 'x');
     set.index.push({ block: 50, list: [60] });
     const rb = set.adopt(60, d.dirents.map(([n, , r]) => [n, r]), raw);
-    expect([...rb.items.values()].every((v) => typeof v === 'number')).toBe(true);   // no Buffer per record
+    expect([...itemsOf(rb).values()].every((v) => typeof v === 'number')).toBe(true);   // no Buffer per record
     expect(rb.used).toBe(d.dirents.reduce((n, [, , r]) => n + r.length, 0));
     // Encoding the block again gives back the very bytes it was read from.
     expect(encodeRecordBlock(BS, INO, REC_KIND_DIRENT, recordBytes(rb)).equals(raw)).toBe(true);
@@ -484,5 +484,41 @@ describe('RecordSet', () => {
     expect(back.has('entry-7')).toBe(false);
     expect(back.get('entry-39')).toBe(49);
     expect(rb.used).toBe([...recordBytes(rb)].reduce((n, r) => n + r.length, 0));
+  });
+
+  it('adopts a block unread: keys and room at once, its map of records only when one of them changes', () => {
+    const set = new RecordSet(REC_KIND_DIRENT, INO, BS);
+    const names = Array.from({ length: 40 }, (_, i) => `entry-${i}`);
+    const raw = encodeRecordBlock(BS, INO, REC_KIND_DIRENT, names.map((n, i) => encodeDirentRec(n, i + 10)));
+    const d = decodeRecordBlock(raw, INO, REC_KIND_DIRENT, 'x');
+    set.index.push({ block: 50, list: [60, 61] });
+    let reads = 0;
+    const rbs = [60, 61].map((b) => {
+      const rb = set.adoptUnread(b, raw, (add) => {
+        reads++;
+        for (const [n, , r] of d.dirents) add(b === 60 ? n : `${n}b`, r.byteOffset - raw.byteOffset, r.length);
+      });
+      for (const [n, , r] of d.dirents) set.adoptKey(rb, b === 60 ? n : `${n}b`, r.length);
+      set.noteAdopted(rb);
+      return rb;
+    });
+    expect(set.count).toBe(80);
+    expect(rbs.map((rb) => rb.items)).toEqual([null, null]);
+    expect(rbs[0].used).toBe(d.dirents.reduce((n, [, , r]) => n + r.length, 0));
+    const a = blocks();
+    const t = touched();
+    set.remove('entry-7b', t);                                    // reads block 61's records, not block 60's
+    expect(reads).toBe(1);
+    expect([...t.recs]).toEqual([rbs[1]]);
+    expect(rbs[0].items).toBeNull();
+    set.put('entry-3', encodeDirentRec('entry-3', 999), touched(), a.alloc);        // replaced in place in block 60
+    expect(reads).toBe(2);
+    expect(a.goals).toEqual([]);
+    const back = (rb: typeof rbs[0]) => new Map(decodeRecordBlock(encodeRecordBlock(BS, INO, REC_KIND_DIRENT, recordBytes(rb)), INO, REC_KIND_DIRENT, 'x').dirents.map(([n, i]) => [n, i]));
+    expect(back(rbs[0]).get('entry-3')).toBe(999);
+    expect(back(rbs[0]).size).toBe(40);
+    expect(back(rbs[1]).has('entry-7b')).toBe(false);
+    expect(back(rbs[1]).size).toBe(39);
+    expect(reads).toBe(2);                                        // each block read once
   });
 });
