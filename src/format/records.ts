@@ -159,22 +159,26 @@ export function forEachDirentRec(raw: Buffer, ino: number, where: string, onEntr
  * block holds none: forEachDirentRec's checks of the block (header,
  * checksum, record bounds, no stray bytes) without a string per record, for
  * a lookup in a directory whose entries are not in core
- * (InodeStore.probeDeferred). Names are compared as bytes, and only in a
- * block that holds the name's bytes somewhere; their validity is not
- * checked (a name found is the caller's).
+ * (InodeStore.probeDeferred). Names are compared as bytes (length, first
+ * and last byte first); their validity is not checked (a name found is the
+ * caller's).
  * @throws FormatError on bad magic, owner, kind, checksum or a malformed record
  */
 export function findDirentRec(raw: Buffer, ino: number, where: string, name: Buffer): number | null {
   const { count, end } = recordBlockBody(raw, ino, REC_KIND_DIRENT, where);
   const bad = recordBlockError(where);
-  let search = name.length > 0 && raw.indexOf(name, REC_HDR) >= 0;
+  const len = name.length, first = name[0], last = name[len - 1];
   let found: number | null = null;
   let p = REC_HDR;
   for (let i = 0; i < count; i++) {
     if (p + 9 > end) throw bad('is truncated');
     const nl = raw[p + 8];
     if (nl === 0 || p + 9 + nl > end) throw bad(`has a name of ${nl} bytes`);
-    if (search && nl === name.length && raw.compare(name, 0, nl, p + 9, p + 9 + nl) === 0) { found = readU64(raw, p, where); search = false; }
+    if (found === null && nl === len && raw[p + 9] === first && raw[p + 8 + nl] === last) {
+      let k = 1;
+      while (k < len - 1 && raw[p + 9 + k] === name[k]) k++;
+      if (k >= len - 1) found = readU64(raw, p, where);
+    }
     p += 9 + nl;
   }
   if (p !== end) throw bad(`holds ${end - p} stray bytes`);

@@ -433,8 +433,8 @@ export class InodeStore {
 
   /**
    * Read a record chain of owner `owner` from index block `first`: each
-   * record block is handed to `onBlock` (a private copy with `copy`, else as
-   * readScan gives it: not to be kept or changed), which registers it with
+   * record block is handed to `onBlock` (a private copy with `copy`, else a
+   * view valid until the next block: not to be kept or changed), which registers it with
    * the set, or returns true to stop the walk there (a probe). The index
    * blocks go to `set` (null: a probe keeps none). Bounded (MAX_INDEX_CHAIN)
    * and loop-proof.
@@ -443,6 +443,7 @@ export class InodeStore {
   private readChain(set: RecordSet | null, owner: number, first: number, where: string,
     onBlock: (block: number, img: Buffer, where: string) => boolean | void, maxRecBlocks = Infinity, copy = true): void {
     const seen = new Set<number>();
+    const scratch = copy ? null : Buffer.allocUnsafe(this.bs);
     let next = first;
     let recBlocks = 0;
     while (next) {
@@ -455,7 +456,7 @@ export class InodeStore {
       for (const b of ix.blocks) {
         if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
         seen.add(b);
-        if (onBlock(b, copy ? this.journal.readCopy(b) : this.journal.readScan(b), `${where} block ${b}`) === true) return;
+        if (onBlock(b, scratch ? this.journal.readScanInto(b, scratch) : this.journal.readCopy(b), `${where} block ${b}`) === true) return;
       }
       next = ix.next;
     }

@@ -200,6 +200,18 @@ export class Journal {
     return this.region.preadBuf(regionOff(block * bs), bs);
   }
 
+  /**
+   * readScan into `scratch` (one block's size), for a caller that reads a
+   * block, looks at it and goes on to the next, keeping nothing: the
+   * running transaction's image itself when it has one, else `scratch`
+   * filled by pread. Either way not to be changed or kept.
+   */
+  readScanInto(block: number, scratch: Buffer): Buffer {
+    const img = this.images.get(block);
+    if (img) return img;
+    return this.region.preadInto(regionOff(block * this.geo.blockSize), scratch);
+  }
+
   /** Whether the running transaction holds an image of `block` (readScan returns it, not the region's copy). */
   hasImage(block: number): boolean { return this.images.has(block); }
 

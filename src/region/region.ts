@@ -191,14 +191,24 @@ export class Region {
    * @throws RangeError outside the region; Error on a short read (the file shrank)
    */
   preadBuf(off: RegionOff, len: number): Buffer {
+    return this.preadInto(off, Buffer.allocUnsafe(len));
+  }
+
+  /**
+   * preadBuf into `dst` (its whole length), for a scan that looks at one
+   * block at a time and keeps nothing (a cold lookup's probe).
+   * @returns dst
+   * @throws RangeError outside the region; Error on a short read
+   */
+  preadInto(off: RegionOff, dst: Buffer): Buffer {
+    const len = dst.length;
     this.check(off, len);
-    const b = Buffer.allocUnsafe(len);
     for (let done = 0; done < len;) {
-      const n = fs.readSync(this.fd, b, done, len - done, off + done);
+      const n = fs.readSync(this.fd, dst, done, len - done, off + done);
       if (n <= 0) throw new Error(`region: read of [${off}, +${len}) ended at ${done} bytes (the region file is shorter than its superblock says)`);
       done += n;
     }
-    return b;
+    return dst;
   }
 
   /** Copy len bytes at region offset off into dst[dstOff..]. */
