@@ -73,10 +73,10 @@ export interface DeferredRecords { recIndex: number; recBlocks: number; recCount
  * Lookups a directory whose entries are on media answers by probing its
  * record blocks (Inode.entry) before the next one reads all the entries into
  * core. A probe reads the blocks up to the name's but builds nothing: at a
- * million entries 8-21 ms against 1.4 s for the full read (docs/DESIGN.md,
+ * million entries 5-44 ms against 0.9 s for the full read (docs/DESIGN.md,
  * "Cold lookups probe the record blocks"), so eight of them cost less than
- * one full read, and a directory looked up more often than that is in use
- * and worth its map.
+ * half a full read, and a directory looked up more often than that is in
+ * use and worth its map.
  */
 export const DEFERRED_PROBES = 8;
 
