@@ -1,8 +1,10 @@
 /**
  * @file One open directory's readdir position, without a snapshot of the
- * directory: its entries are read from the live entry map as the kernel
- * asks for them, so opening a directory of a million entries costs nothing
- * and a listing uses memory for one reply at a time.
+ * directory: its entries are read from the live entry map — or, while they
+ * are still on media, from the directory's record blocks
+ * (InodeStore.listEntries) — as the kernel asks for them, so opening a
+ * directory of a million entries costs nothing and a listing uses memory
+ * for one reply at a time.
  *
  * Offsets: entry k of the listing ('.' is 0, '..' is 1, then the entries in
  * the map's order) is handed to the kernel with cookie k + 1, and a READDIR
@@ -64,7 +66,13 @@ export class DirStream {
   private at(pos: number): Entry | undefined {
     if (pos >= this.windowStart && pos < this.windowStart + this.window.length) return this.window[pos - this.windowStart];
     if (!this.iter || pos !== this.next) this.seek(pos);
-    const r = this.iter!.next();
+    let r: IteratorResult<Entry>;
+    try {
+      r = this.iter!.next();
+    } catch (e) {
+      this.iter = null;   // a failed read (a damaged block) fails again at the next request, not as an end
+      throw e;
+    }
     if (r.done) return undefined;
     this.next++;
     return r.value;

@@ -410,8 +410,8 @@ export class FuseTransport {
         } else {
           const dir = this.inode(ino, 'opendir');
           if (!dir.isDir) throw new FsError('ENOTDIR', 'opendir');
-          // No snapshot: the entries are read from the live map as the kernel asks (dirstream.ts).
-          stream = new DirStream(ino, [['.', dir.ino], ['..', fs.parentOf(dir).ino]], () => dir.dirents!);
+          // No snapshot: the entries are read from the live map, or from their blocks on media, as the kernel asks (dirstream.ts).
+          stream = new DirStream(ino, [['.', dir.ino], ['..', fs.parentOf(dir).ino]], () => fs.listEntries(dir));
           stream.dir = dir;
           dir.dirStreams++;
         }

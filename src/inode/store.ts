@@ -434,14 +434,30 @@ export class InodeStore {
   /**
    * Read a record chain of owner `owner` from index block `first`: each
    * record block is handed to `onBlock` (a private copy with `copy`, else a
-   * view valid until the next block: not to be kept or changed), which registers it with
-   * the set, or returns true to stop the walk there (a probe). The index
-   * blocks go to `set` (null: a probe keeps none). Bounded (MAX_INDEX_CHAIN)
-   * and loop-proof.
+   * view valid until the next block: not to be kept or changed), which
+   * registers it with the set, or returns true to stop the walk there (a
+   * probe). The index blocks go to `set` (null: none kept). See chainBlocks.
    * @throws FormatError for a broken chain, a block outside the data area or listed twice, a damaged block
    */
   private readChain(set: RecordSet | null, owner: number, first: number, where: string,
     onBlock: (block: number, img: Buffer, where: string) => boolean | void, maxRecBlocks = Infinity, copy = true): void {
+    for (const [b, img, at] of this.chainBlocks(set, owner, first, where, () => maxRecBlocks, copy)) {
+      if (onBlock(b, img, at) === true) return;
+    }
+  }
+
+  /**
+   * The record blocks of a chain of owner `owner` from index block `first`,
+   * in chain order, each read when the walk reaches it, as the running
+   * transaction sees it then: its number, its image (a private copy with
+   * `copy`, else a view valid until the next one: not to be kept or
+   * changed) and a label for messages. Index blocks go to `set` (null: none
+   * kept). Bounded (MAX_INDEX_CHAIN index blocks, `maxRecBlocks()` record
+   * blocks, asked as the walk goes) and loop-proof.
+   * @throws FormatError for a broken chain, a block outside the data area or listed twice, too many blocks, a damaged index block
+   */
+  private *chainBlocks(set: RecordSet | null, owner: number, first: number, where: string,
+    maxRecBlocks: () => number, copy: boolean): Generator<[number, Buffer, string]> {
     const seen = new Set<number>();
     const scratch = copy ? null : Buffer.allocUnsafe(this.bs);
     let next = first;
@@ -452,13 +468,57 @@ export class InodeStore {
       const ix = decodeIndexBlock(this.journal.readScan(next), owner, where);
       set?.index.push({ block: next, list: ix.blocks });
       recBlocks += ix.blocks.length;
-      if (recBlocks > maxRecBlocks) throw new FormatError(`${where}: record index lists more than the ${maxRecBlocks} record blocks the inode says`);
+      const max = maxRecBlocks();
+      if (recBlocks > max) throw new FormatError(`${where}: record index lists more than the ${max} record blocks the inode says`);
       for (const b of ix.blocks) {
         if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
         seen.add(b);
-        if (onBlock(b, scratch ? this.journal.readScanInto(b, scratch) : this.journal.readCopy(b), `${where} block ${b}`) === true) return;
+        yield [b, scratch ? this.journal.readScanInto(b, scratch) : this.journal.readCopy(b), `${where} block ${b}`];
       }
       next = ix.next;
+    }
+  }
+
+  /**
+   * A directory's entries (name, inode number) for a listing (FUSE readdir,
+   * src/fuse/dirstream.ts): the entry map when it is in core; else streamed
+   * from the record chain without reading the entries into core, each record
+   * block read and checked as the full read checks it (header, checksum,
+   * records, names, inode numbers in range, the block in use) when the
+   * listing reaches it, as the running transaction sees it then, and the
+   * slot's counts checked at the end. A `find` or `ls -f` of a directory of
+   * a million entries then builds no map of them. A directory read into
+   * core while it is listed goes on being listed from its blocks (the
+   * chain and its blocks as changed meanwhile): a record never moves
+   * between blocks, so an entry neither added nor removed is listed once.
+   * What the full read also refuses, a name twice, is not seen here.
+   * @throws FsError EIO, when the listing reaches a damaged chain or block (noted in `damaged`, as the full read does)
+   */
+  *listEntries(dir: Inode): Generator<readonly [string, number]> {
+    const p = dir.pendingRecords;
+    if (!p) { yield* dir.dirents!; return; }
+    const where = `inode ${dir.ino}`;
+    // While the directory is still the deferred one, the slot's counts bound the walk; once read into core, its record set.
+    const limit = () => (dir.pendingRecords === p ? p.recBlocks : dir.recordsInCore?.blocks.length ?? p.recBlocks);
+    let blocks = 0, count = 0;
+    try {
+      for (const [b, img, at] of this.chainBlocks(null, dir.ino, p.recIndex, where, limit, false)) {
+        if (!this.alloc.isAllocated(regionBlock(b), blockCount(1))) throw new FormatError(`${where}: record block ${b} is free in the free-space bitmap`);
+        const out: Array<[string, number]> = [];
+        forEachDirentRec(img, dir.ino, at, (name, child) => {
+          if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${dir.ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
+          out.push([name, child]);
+        });
+        blocks++; count += out.length;
+        yield* out;
+      }
+      if (dir.pendingRecords === p && (blocks !== p.recBlocks || count !== p.recCount)) {
+        throw new FormatError(`${where}: ${blocks} record blocks with ${count} records, the inode says ${p.recBlocks} and ${p.recCount}`);
+      }
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      if (!this.damaged.has(dir.ino)) this.damaged.set(dir.ino, e.message);
+      throw new FsError('EIO', 'readdir', undefined, `${e.message} (unmount and run fsck.pmemfs -y)`);
     }
   }
 

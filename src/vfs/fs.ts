@@ -298,6 +298,13 @@ export class PmemFs {
   // --- namespace (namespace.ts) ----------------------------------------------
 
   readdir(t: Inode | string): string[] { return ns.readdir(this, t); }
+  /**
+   * A directory's entries (name, inode number) for a listing: the in-core
+   * map, or, for entries still on media, streamed from their blocks without
+   * reading them into core (InodeStore.listEntries).
+   * @throws FsError EIO while iterating, at a damaged block
+   */
+  listEntries(dir: Inode): Iterable<readonly [string, number]> { return this.store.listEntries(dir); }
   readlink(t: Inode | string): string { return ns.readlink(this, t); }
   mkdir(path: string, mode: number, caller: Caller): Inode { return ns.mkdir(this, path, mode, caller); }
   mkdirAt(dir: Inode, name: string, mode: number, caller: Caller, path = name): Inode {

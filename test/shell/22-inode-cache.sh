@@ -3,7 +3,8 @@
 # but the root is in core (`.pmemfs/stats`, subsystem=inodes in_core=); a
 # listing of a parent reads a child directory's slot but not its entries
 # (dirs_unread=, dir_entries_in_core=): its first 8 lookups probe its record
-# blocks and leave them on media, the ninth reads them; a
+# blocks and leave them on media, the ninth reads them, and `ls -f` and
+# `find` stream them from the blocks without reading them into core; a
 # listing with attributes reads the files; when the kernel forgets them
 # (`echo 2 > /proc/sys/vm/drop_caches`) they leave core down to
 # `-o inode_cache=N`, and every file still reads back as written; `ls -f`
@@ -67,6 +68,12 @@ in_core=$(inodes in_core)
 # The kernel asks for attributes with a directory's first reply (READDIRPLUS_AUTO): those children only.
 (( in_core < BIG / 3 )) || _fail "after ls -f and find of $BIG files $in_core inodes in core: the listing loaded them (stats: $(grep subsystem=fuse_ops "$MNT/.pmemfs/stats"))"
 _log "ok: $in_core inodes in core after ls -f and find of $BIG files"
+_unmount
+_mount "inode_cache=$LIMIT"
+_log "after a remount, ls -f and find list big from its blocks: its entries stay on media"
+_assert_eq "$((BIG + 4))" "$(ls -f "$MNT/big" | wc -l)" "names listed by ls -f after the remount"
+_assert_eq "$BIG" "$(find "$MNT/big" -type f | wc -l)" "files found by find -type f after the remount"
+(( $(inodes dirs_unread) >= 1 && $(inodes dir_entries_in_core) < BIG )) || _fail "listing big read its entries into core: $(grep subsystem=inodes "$MNT/.pmemfs/stats")"
 rm -r "$MNT/big"
 used=$(df --output=iused "$MNT" | tail -n 1 | tr -d ' ')
 ls -l "$MNT/a" "$MNT/b" "$MNT/c" >/dev/null

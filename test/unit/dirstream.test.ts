@@ -86,4 +86,21 @@ describe('readdir without a snapshot', () => {
     expect(take(40, 100)).toEqual(all.slice(40));        // a seek forward
     expect(take(60, 10)).toEqual([]);                    // past the end
   });
+
+  it('a source that fails part-way (a damaged block) fails the next request again, not as the end of the listing', () => {
+    let fail = true;
+    const d = new DirStream(1, [['.', 1], ['..', 1]], function* src() {
+      yield ['a', 10] as const; yield ['b', 11] as const;
+      if (fail) throw new Error('EIO: damaged block');
+      yield ['c', 12] as const;
+    });
+    const got: string[] = [];
+    expect(() => d.read(0, (name) => { got.push(name); return true; })).toThrow(/EIO/);
+    expect(got).toEqual(['.', '..', 'a', 'b']);
+    expect(() => d.read(4, () => true)).toThrow(/EIO/);          // again, at the entry it could not read
+    fail = false;                                                 // mended (fsck -y, say): the walk starts over
+    const rest: string[] = [];
+    d.read(4, (name) => { rest.push(name); return true; });
+    expect(rest).toEqual(['c']);
+  });
 });

@@ -359,6 +359,65 @@ describe('inodes read on demand', () => {
     } finally { unmountRegion(m); }
   });
 
+  it('a listing streams a directory whose entries are on media from its blocks, reading nothing into core', () => {
+    const ino = bigDir(3000);
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      const listed = [...m.fs.listEntries(big)];
+      expect(big.direntsInCore).toBeNull();
+      expect(listed.length).toBe(3000);
+      expect(new Set(listed.map(([n]) => n)).size).toBe(3000);
+      const map = big.dirents!;                                        // now read them: the same entries
+      expect(listed.every(([n, c]) => map.get(n) === c)).toBe(true);
+      expect([...m.fs.listEntries(big)]).toEqual([...map]);            // in core: the map, in its order (the media's)
+      expect(big.ino).toBe(ino);
+    } finally { unmountRegion(m); }
+  });
+
+  it('a directory changed while it is streamed from its blocks: every entry neither added nor removed is listed once', () => {
+    bigDir(3000);
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      const it = m.fs.listEntries(big)[Symbol.iterator]();
+      const seen: string[] = [];
+      for (let k = 0; k < 500; k++) seen.push(it.next().value![0]);
+      put(m.fs, '/big/new-1', Buffer.alloc(0));                         // reads the entries into core, adds one
+      m.fs.unlink(`/big/${seen[10]}`);                                  // one already listed
+      m.fs.unlink('/big/2999');                                         // one not yet listed
+      for (let k = 0; k < 300; k++) put(m.fs, `/big/more-${k}`, Buffer.alloc(0));   // a new record block or two
+      m.fs.tx.commit('test');
+      for (let r = it.next(); !r.done; r = it.next()) seen.push(r.value[0]);
+      const counts = new Map<string, number>();
+      for (const n of seen) counts.set(n, (counts.get(n) ?? 0) + 1);
+      for (let i = 0; i < 2999; i++) expect(counts.get(String(i)), String(i)).toBe(1);
+      expect(counts.get('2999') ?? 0).toBe(0);                          // removed before its block was read
+      expect([...counts.values()].every((c) => c === 1)).toBe(true);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
+  it('a listing that reaches a damaged block is EIO, noted, and again at the next try; what came before it was listed', () => {
+    const ino = bigDir(2000);
+    edit((e) => {
+      const { blocks } = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT);
+      const img2 = e.read(blocks[3].block);
+      img2[100] ^= 0xff;
+      e.write(blocks[3].block, img2);
+    });
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      const got: string[] = [];
+      expect(() => { for (const [n] of m.fs.listEntries(big)) got.push(n); }).toThrow(/EIO.*checksum.*fsck\.pmemfs/);
+      expect(got.length).toBeGreaterThan(0);
+      expect(m.fs.store.damaged.has(ino)).toBe(true);
+      expect(() => [...m.fs.listEntries(big)]).toThrow(/EIO/);
+      expect(big.direntsInCore).toBeNull();
+    } finally { unmountRegion(m); }
+  });
+
   it('a probe stops at the block that holds the name; one that meets a damaged block gives way to the full read (EIO)', () => {
     const ino = bigDir(2000);
     edit((e) => {
