@@ -180,10 +180,20 @@ export class InodeStore {
     try {
       return this.loadSlot(ino) ?? undefined;
     } catch (e) {
-      if (!(e instanceof FormatError)) throw e;
-      if (!this.damaged.has(ino)) this.damaged.set(ino, e.message);
-      throw new FsError('EIO', 'read inode', undefined, `${e.message} (unmount and run fsck.pmemfs -y)`);
+      throw this.damage(ino, e, 'read inode');
     }
+  }
+
+  /**
+   * What a read of inode `ino` that met damaged metadata throws: FsError EIO
+   * with the reason and the repair, the reason noted in `damaged` (the
+   * first one stays; `.pmemfs/stats` counts them). Anything but a
+   * FormatError is returned as it is (a bug, not damage).
+   */
+  private damage(ino: number, e: unknown, op: string): unknown {
+    if (!(e instanceof FormatError)) return e;
+    if (!this.damaged.has(ino)) this.damaged.set(ino, e.message);
+    return new FsError('EIO', op, undefined, `${e.message} (unmount and run fsck.pmemfs -y)`);
   }
 
   /**
@@ -365,10 +375,20 @@ export class InodeStore {
 
   /** Add one decoded entry of directory `ino` to its map. @throws FormatError for an inode number out of range or a name twice */
   private loadEntry(map: TrackedMap<number>, ino: number, name: string, child: number): void {
-    if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
+    this.checkEntryIno(ino, name, child);
     const n = map.size;
     map.loadOne(name, child);
     if (map.size === n) throw new FormatError(`directory ${ino}: entry '${name}' appears twice`);   // the map is dropped with the error
+  }
+
+  /** @throws FormatError when directory `dir`'s entry `name` names an inode number outside the table */
+  private checkEntryIno(dir: number, name: string, child: number): void {
+    if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${dir}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
+  }
+
+  /** @throws FormatError when inode `ino`'s record block `b` is free in the free-space bitmap (a forged chain) */
+  private checkRecordBlockInUse(ino: number, b: number): void {
+    if (!this.alloc.isAllocated(regionBlock(b), blockCount(1))) throw new FormatError(`inode ${ino}: record block ${b} is free in the free-space bitmap`);
   }
 
   /**
@@ -381,16 +401,12 @@ export class InodeStore {
     try {
       const set = new RecordSet(REC_KIND_DIRENT, dir.ino, this.bs);
       const map = this.readRecordChain(set, dir.ino, REC_KIND_DIRENT, p).dirents!;
-      for (const b of set.allBlocks()) {
-        if (!this.alloc.isAllocated(regionBlock(b), blockCount(1))) throw new FormatError(`inode ${dir.ino}: record block ${b} is free in the free-space bitmap`);
-      }
+      for (const b of set.allBlocks()) this.checkRecordBlockInUse(dir.ino, b);
       dir.records = set;
       dir.dirents = map;
       this.onEntries?.(dir);
     } catch (e) {
-      if (!(e instanceof FormatError)) throw e;
-      if (!this.damaged.has(dir.ino)) this.damaged.set(dir.ino, e.message);
-      throw new FsError('EIO', 'read directory', undefined, `${e.message} (unmount and run fsck.pmemfs -y)`);
+      throw this.damage(dir.ino, e, 'read directory');
     }
   }
 
@@ -413,10 +429,10 @@ export class InodeStore {
     let found: number | null = null;
     try {
       this.readChain(null, dir.ino, p.recIndex, `inode ${dir.ino}`, (b, img, at) => {
-        if (!this.alloc.isAllocated(regionBlock(b), blockCount(1))) throw new FormatError(`inode ${dir.ino}: record block ${b} is free in the free-space bitmap`);
+        this.checkRecordBlockInUse(dir.ino, b);
         const child = findDirentRec(img, dir.ino, at, want);
         if (child === null) return false;
-        if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${dir.ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
+        this.checkEntryIno(dir.ino, name, child);
         found = child;
         return true;
       }, p.recBlocks, false);
@@ -503,12 +519,9 @@ export class InodeStore {
     let blocks = 0, count = 0;
     try {
       for (const [b, img, at] of this.chainBlocks(null, dir.ino, p.recIndex, where, limit, false)) {
-        if (!this.alloc.isAllocated(regionBlock(b), blockCount(1))) throw new FormatError(`${where}: record block ${b} is free in the free-space bitmap`);
+        this.checkRecordBlockInUse(dir.ino, b);
         const out: Array<[string, number]> = [];
-        forEachDirentRec(img, dir.ino, at, (name, child) => {
-          if (!(child >= 1 && child <= this.sb.inodeCount)) throw new FormatError(`directory ${dir.ino}: entry '${name}' names inode ${child}, outside 1..${this.sb.inodeCount}`);
-          out.push([name, child]);
-        });
+        forEachDirentRec(img, dir.ino, at, (name, child) => { this.checkEntryIno(dir.ino, name, child); out.push([name, child]); });
         blocks++; count += out.length;
         yield* out;
       }
@@ -516,9 +529,7 @@ export class InodeStore {
         throw new FormatError(`${where}: ${blocks} record blocks with ${count} records, the inode says ${p.recBlocks} and ${p.recCount}`);
       }
     } catch (e) {
-      if (!(e instanceof FormatError)) throw e;
-      if (!this.damaged.has(dir.ino)) this.damaged.set(dir.ino, e.message);
-      throw new FsError('EIO', 'readdir', undefined, `${e.message} (unmount and run fsck.pmemfs -y)`);
+      throw this.damage(dir.ino, e, 'readdir');
     }
   }
 
