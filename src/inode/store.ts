@@ -507,7 +507,9 @@ export class InodeStore {
    * core while it is listed goes on being listed from its blocks (the
    * chain and its blocks as changed meanwhile): a record never moves
    * between blocks, so an entry neither added nor removed is listed once.
-   * What the full read also refuses, a name twice, is not seen here.
+   * What the full read also refuses, a name twice, is not seen here. A
+   * directory removed while it is listed (emptied, then rmdir) ends the
+   * listing: its blocks were freed with it.
    * @throws FsError EIO, when the listing reaches a damaged chain or block (noted in `damaged`, as the full read does)
    */
   *listEntries(dir: Inode): Generator<readonly [string, number]> {
@@ -519,6 +521,7 @@ export class InodeStore {
     let blocks = 0, count = 0;
     try {
       for (const [b, img, at] of this.chainBlocks(null, dir.ino, p.recIndex, where, limit, false)) {
+        if (dir.nlink === 0) return;   // removed (emptied, rmdir) while listed: its blocks are free, the listing ends as Linux's does
         this.checkRecordBlockInUse(dir.ino, b);
         const out: Array<[string, number]> = [];
         forEachDirentRec(img, dir.ino, at, (name, child) => { this.checkEntryIno(dir.ino, name, child); out.push([name, child]); });
