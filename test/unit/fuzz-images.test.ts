@@ -14,7 +14,8 @@
  * These checks hold for a mount with `-o check` (CHECKED), which cross-checks
  * every inode first. Each image is then mutated again and mounted the
  * default way, reading inodes on demand: every path made is looked up
- * (probing directories whose entries are still on media), every file is
+ * (probing directories whose entries are still on media), every directory
+ * listed (streamed from the blocks of those), every file is
  * read and files are created, and nothing but a clean error may come of it, in time; what the
  * on-demand mount cannot see without the full scan (a block mapped by two
  * files, a name left on a free slot that a new file then takes) is counted
@@ -182,6 +183,13 @@ function runImage(i: number, c: Counts): void {
       // probes its record blocks (Inode.entry); an absent name reads every one of them.
       for (const p of [...base.paths, '/home/u1002/many/absent']) {
         try { m.fs.resolve(p); } catch (e) { if (!clean(e)) throw e; }
+      }
+      // Then listings, as FUSE readdir makes them: streamed from the blocks of a directory still on media.
+      const dirs = [m.fs.root()];
+      for (let k = 0; k < dirs.length && k < 1000; k++) {
+        try {
+          for (const [, c] of m.fs.listEntries(dirs[k])) { const i = m.fs.inodeOf(c); if (i?.isDir && !dirs.includes(i)) dirs.push(i); }
+        } catch (e) { if (!clean(e)) throw e; }
       }
       if (useMounted(m, strict).length) c.onDemandExposures++;
     } catch (e) {
