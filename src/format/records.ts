@@ -130,6 +130,27 @@ function recordBlockBody(raw: Buffer, ino: number, kind: RecKind, where: string)
 }
 
 /**
+ * Check a directory's record block (REC_KIND_DIRENT, owner `ino`: header and
+ * checksum, recordBlockBody) and walk its records: `onRec` gets each one's
+ * byte offset in `raw` and its name's length once the record's bounds are
+ * checked; nothing may follow the last record. The one walk under
+ * forEachDirentRec and findDirentRec.
+ * @throws FormatError on bad magic, owner, kind, checksum or a malformed record
+ */
+function walkDirentRecs(raw: Buffer, ino: number, where: string, bad: (what: string) => FormatError, onRec: (p: number, nl: number) => void): void {
+  const { count, end } = recordBlockBody(raw, ino, REC_KIND_DIRENT, where);
+  let p = REC_HDR;
+  for (let i = 0; i < count; i++) {
+    if (p + 9 > end) throw bad('is truncated');
+    const nl = raw[p + 8];
+    if (nl === 0 || p + 9 + nl > end) throw bad(`has a name of ${nl} bytes`);
+    onRec(p, nl);
+    p += 9 + nl;
+  }
+  if (p !== end) throw bad(`holds ${end - p} stray bytes`);
+}
+
+/**
  * Decode a directory's record block (REC_KIND_DIRENT, owner `ino`) without
  * a Buffer per record: `onEntry` gets each entry's name, inode number and
  * where its record lies in `raw` (byte offset, length). The checks are
@@ -137,20 +158,13 @@ function recordBlockBody(raw: Buffer, ino: number, kind: RecKind, where: string)
  * @throws FormatError on bad magic, owner, kind, checksum or a malformed record
  */
 export function forEachDirentRec(raw: Buffer, ino: number, where: string, onEntry: (name: string, child: number, off: number, len: number) => void): void {
-  const { count, end } = recordBlockBody(raw, ino, REC_KIND_DIRENT, where);
   const bad = recordBlockError(where);
-  let p = REC_HDR;
-  for (let i = 0; i < count; i++) {
-    if (p + 9 > end) throw bad('is truncated');
-    const nl = raw[p + 8];
-    if (nl === 0 || p + 9 + nl > end) throw bad(`has a name of ${nl} bytes`);
+  walkDirentRecs(raw, ino, where, bad, (p, nl) => {
     const child = readU64(raw, p, where);
     const name = raw.toString('utf8', p + 9, p + 9 + nl);
     if (!validEntryName(name, nl)) throw bad(`has an invalid name`);
     onEntry(name, child, p, 9 + nl);
-    p += 9 + nl;
-  }
-  if (p !== end) throw bad(`holds ${end - p} stray bytes`);
+  });
 }
 
 /**
@@ -165,23 +179,14 @@ export function forEachDirentRec(raw: Buffer, ino: number, where: string, onEntr
  * @throws FormatError on bad magic, owner, kind, checksum or a malformed record
  */
 export function findDirentRec(raw: Buffer, ino: number, where: string, name: Buffer): number | null {
-  const { count, end } = recordBlockBody(raw, ino, REC_KIND_DIRENT, where);
-  const bad = recordBlockError(where);
   const len = name.length, first = name[0], last = name[len - 1];
   let found: number | null = null;
-  let p = REC_HDR;
-  for (let i = 0; i < count; i++) {
-    if (p + 9 > end) throw bad('is truncated');
-    const nl = raw[p + 8];
-    if (nl === 0 || p + 9 + nl > end) throw bad(`has a name of ${nl} bytes`);
-    if (found === null && nl === len && raw[p + 9] === first && raw[p + 8 + nl] === last) {
-      let k = 1;
-      while (k < len - 1 && raw[p + 9 + k] === name[k]) k++;
-      if (k >= len - 1) found = readU64(raw, p, where);
-    }
-    p += 9 + nl;
-  }
-  if (p !== end) throw bad(`holds ${end - p} stray bytes`);
+  walkDirentRecs(raw, ino, where, recordBlockError(where), (p, nl) => {
+    if (found !== null || nl !== len || raw[p + 9] !== first || raw[p + 8 + nl] !== last) return;
+    let k = 1;
+    while (k < len - 1 && raw[p + 9 + k] === name[k]) k++;
+    if (k >= len - 1) found = readU64(raw, p, where);
+  });
   return found;
 }
 
