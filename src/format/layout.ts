@@ -78,7 +78,17 @@ export const FEAT_INCOMPAT_DATALOG = 0x8;
  * loads everything once and writes the counts, the list and the parents.
  */
 export const FEAT_INCOMPAT_ICACHE = 0x10;
-export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE;
+/**
+ * DIRHASH: some directory's record chain is a hash index (RIDX_HASHED,
+ * src/format/records.ts): its record blocks hold the entries of one range
+ * of name hashes each, listed in hash order, so a lookup reads the index
+ * and one leaf. Set, like REFCOUNT, by the operation that first moves a
+ * directory's entries out of its fork into record blocks; directories
+ * that did so before keep their unordered chains, which stay readable. An
+ * older pmemfs, which would add entries to any block, refuses the region.
+ */
+export const FEAT_INCOMPAT_DIRHASH = 0x20;
+export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE | FEAT_INCOMPAT_DIRHASH;
 export const FEAT_RO_COMPAT_SUPPORTED = 0;
 
 /** Inode flags (inode record `flags`). */

@@ -23,15 +23,29 @@
  *     ilist       u64 ino (8 bytes): an inode mount must load (orphan or
  *                 sealed, FEAT_INCOMPAT_ICACHE); owner id 0, as refcount.
  *   index block   32-byte header: u32 magic 'PMRI', u32 crc, u64 ino, u64 next
- *                 index block (0: last), u32 count, u32 0; then u64 record blocks
+ *                 index block (0: last), u32 count, u32 flags; then u64 record
+ *                 blocks (flags 0), or with RIDX_HASHED (a directory's hash
+ *                 index, FEAT_INCOMPAT_DIRHASH) 16-byte entries: u64 record
+ *                 block, u32 the lowest name hash it holds, u32 0
+ *
+ * A directory's hash index (RIDX_HASHED on every index block of its chain):
+ * each record block ("leaf") holds exactly the entries whose name hash
+ * (direntHash) lies in [its lowest hash, the next leaf's): the chain lists
+ * the leaves in ascending hash order, the first from 0. A lookup then reads
+ * the index and one leaf (ext4's htree, XFS's dir2 node form keep the same
+ * hash-to-leaf map in their interior blocks).
  */
 import { EXT_KNOWN, EXTENT_REC_SIZE, type ExtentRec, validEntryName } from './fork.js';
-import { FormatError, readU64, recordChecksum, writeU64 } from './layout.js';
+import { crc32c, FormatError, readU64, recordChecksum, writeU64 } from './layout.js';
 
 export const REC_MAGIC = 0x42524d50;   // 'PMRB'
 export const RIDX_MAGIC = 0x49524d50;  // 'PMRI'
 export const REC_HDR = 32;
 export const RIDX_HDR = 32;
+/** Index block flag: entries are (record block, lowest name hash), a directory's hash index. */
+export const RIDX_HASHED = 0x1;
+/** Bytes of a hash-index entry: u64 record block, u32 lowest hash, u32 0. */
+export const RIDX_HASHED_ENTRY = 16;
 export const REC_KIND_DIRENT = 1;
 export const REC_KIND_EXTENT = 2;
 export const REC_KIND_REFCOUNT = 3;
@@ -47,8 +61,22 @@ export interface RefcountRec { start: number; len: number; count: number }
 
 /** Record bytes one record block holds. */
 export const recBlockCapacity = (bs: number): number => bs - REC_HDR;
-/** Record-block numbers one index block holds. */
-export const indexCapacity = (bs: number): number => (bs - RIDX_HDR) / 8;
+/** Record-block numbers one index block holds (`hashed`: entries of a directory's hash index). */
+export const indexCapacity = (bs: number, hashed = false): number => Math.floor((bs - RIDX_HDR) / (hashed ? RIDX_HASHED_ENTRY : 8));
+
+/**
+ * The per-region seed of directory name hashes: CRC32C of the region's
+ * UUID, so that which names share a leaf differs between regions (ext4
+ * seeds its htree hash from s_hash_seed for the same reason: names chosen
+ * to collide on one filesystem do not collide on another).
+ */
+export const dirHashSeed = (uuid: Buffer): number => crc32c(uuid) >>> 0;
+
+/**
+ * A directory entry's name hash (FEAT_INCOMPAT_DIRHASH): CRC32C of the
+ * name's UTF-8 bytes from `seed` (dirHashSeed), an unsigned 32-bit number.
+ */
+export const direntHash = (name: string | Buffer, seed: number): number => crc32c(name, seed) >>> 0;
 
 /** Encoded size of a directory entry record. */
 export const direntRecSize = (name: string): number => 9 + Buffer.byteLength(name, 'utf8');
@@ -224,28 +252,60 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
   return out;
 }
 
-/** Encode an index block listing `blocks` (record-block numbers). */
-export function encodeIndexBlock(bs: number, ino: number, next: number, blocks: readonly number[]): Buffer {
-  if (blocks.length > indexCapacity(bs)) throw new FormatError(`index block of inode ${ino} overflows`);
+/**
+ * Encode an index block listing `blocks` (record-block numbers); with
+ * `los`, a directory's hash index (RIDX_HASHED): los[i] is the lowest name
+ * hash blocks[i] holds.
+ * @throws FormatError when the entries do not fit
+ */
+export function encodeIndexBlock(bs: number, ino: number, next: number, blocks: readonly number[], los: readonly number[] | null = null): Buffer {
+  if (blocks.length > indexCapacity(bs, los !== null)) throw new FormatError(`index block of inode ${ino} overflows`);
   const b = Buffer.alloc(bs);
   b.writeUInt32LE(RIDX_MAGIC, 0);
   writeU64(b, 8, ino);
   writeU64(b, 16, next);
   b.writeUInt32LE(blocks.length, 24);
-  for (let i = 0; i < blocks.length; i++) writeU64(b, RIDX_HDR + i * 8, blocks[i]);
+  if (los) {
+    b.writeUInt32LE(RIDX_HASHED, 28);
+    for (let i = 0; i < blocks.length; i++) { writeU64(b, RIDX_HDR + i * RIDX_HASHED_ENTRY, blocks[i]); b.writeUInt32LE(los[i], RIDX_HDR + i * RIDX_HASHED_ENTRY + 8); }
+  } else {
+    for (let i = 0; i < blocks.length; i++) writeU64(b, RIDX_HDR + i * 8, blocks[i]);
+  }
   b.writeUInt32LE(recordChecksum(b, 4), 4);
   return b;
 }
 
-/** @throws FormatError on bad magic, owner, count or checksum */
-export function decodeIndexBlock(raw: Buffer, ino: number, where: string): { next: number; blocks: number[] } {
+/** A decoded index block: `los` only for a directory's hash index (RIDX_HASHED). */
+export interface DecodedIndex { next: number; blocks: number[]; los?: number[] }
+
+/**
+ * Decode an index block of owner `ino`. A hash index's lowest hashes are
+ * checked to ascend strictly inside the block; across blocks, and against
+ * the leaves' names, the reader checks them (InodeStore).
+ * @throws FormatError on bad magic, owner, count, flags, an unordered hash index or checksum
+ */
+export function decodeIndexBlock(raw: Buffer, ino: number, where: string): DecodedIndex {
   const bad = (what: string) => new FormatError(`${where}: record index block ${what}`);
   if (raw.readUInt32LE(0) !== RIDX_MAGIC) throw bad('has bad magic');
   if (raw.readUInt32LE(4) !== recordChecksum(raw, 4)) throw bad('checksum mismatch');
   if (readU64(raw, 8, where) !== ino) throw bad(`belongs to inode ${readU64(raw, 8, where)}`);
-  const count = raw.readUInt32LE(24);
-  if (count > indexCapacity(raw.length)) throw bad(`claims ${count} entries`);
+  const count = raw.readUInt32LE(24), flags = raw.readUInt32LE(28);
+  if ((flags & ~RIDX_HASHED) !== 0) throw bad(`has unknown flags 0x${flags.toString(16)}`);
+  const hashed = flags === RIDX_HASHED;
+  if (count > indexCapacity(raw.length, hashed)) throw bad(`claims ${count} entries`);
   const blocks: number[] = [];
-  for (let i = 0; i < count; i++) blocks.push(readU64(raw, RIDX_HDR + i * 8, where));
-  return { next: readU64(raw, 16, where), blocks };
+  if (!hashed) {
+    for (let i = 0; i < count; i++) blocks.push(readU64(raw, RIDX_HDR + i * 8, where));
+    return { next: readU64(raw, 16, where), blocks };
+  }
+  const los: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const p = RIDX_HDR + i * RIDX_HASHED_ENTRY;
+    blocks.push(readU64(raw, p, where));
+    const lo = raw.readUInt32LE(p + 8);
+    if (raw.readUInt32LE(p + 12) !== 0) throw bad(`entry ${i} has stray bytes`);
+    if (i > 0 && lo <= los[i - 1]) throw bad(`lists hash ${lo} after ${los[i - 1]} (not ascending)`);
+    los.push(lo);
+  }
+  return { next: readU64(raw, 16, where), blocks, los };
 }

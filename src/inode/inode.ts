@@ -66,8 +66,15 @@ export interface DeferredReader {
   probe: (inode: Inode, at: DeferredRecords, name: string) => number | null | undefined;
 }
 
-/** A directory's entries left on media (Inode.deferRecords): the slot's record fields, their reader, the probes made so far. */
-export interface DeferredRecords { recIndex: number; recBlocks: number; recCount: number; reader: DeferredReader; probes: number }
+/** A directory's hash index as its probes use it: its leaves (region blocks) and each one's lowest name hash, ascending. */
+export interface DirIndex { blocks: number[]; los: number[] }
+
+/**
+ * A directory's entries left on media (Inode.deferRecords): the slot's
+ * record fields, their reader, the probes made so far, and the hash index
+ * the first probe read (null: an unordered chain; undefined: not read yet).
+ */
+export interface DeferredRecords { recIndex: number; recBlocks: number; recCount: number; reader: DeferredReader; probes: number; dirIndex?: DirIndex | null }
 
 /**
  * Lookups a directory whose entries are on media answers by probing its
@@ -181,6 +188,8 @@ export class Inode {
   get direntsInCore(): TrackedMap<number> | null { return this.pending ? null : this.direntMap; }
   /** Where the deferred entries are on media: the slot's record fields (null when none are deferred). */
   get pendingRecords(): { recIndex: number; recBlocks: number; recCount: number } | null { return this.pending; }
+  /** The deferred entries' record, for their reader (the store): where they are and what its probes read. */
+  get deferred(): DeferredRecords | null { return this.pending; }
   /**
    * Defer a directory's block-based entries (InodeStore.decode): `read`
    * sets `dirents` and `records` from the record chain when they are first
@@ -197,13 +206,14 @@ export class Inode {
    * DEFERRED_PROBES lookups by probing its record blocks
    * (DeferredReader.probe), leaving them on media: the first `stat` of a
    * file in a directory of a million entries after mount does not build a
-   * map of a million entries. Later lookups, and every other use of the
-   * entries, read them all (`dirents`).
+   * map of a million entries. A directory with a hash index answers every
+   * lookup so (a probe reads one leaf); in an unordered one, later lookups,
+   * and in both every other use of the entries, read them all (`dirents`).
    * @throws FsError EIO, as `dirents` (a probe that meets a damaged block gives way to the full read, which reports it)
    */
   entry(name: string): number | undefined {
     const p = this.pending;
-    if (p && p.probes < DEFERRED_PROBES) {
+    if (p && (p.probes < DEFERRED_PROBES || p.dirIndex)) {
       p.probes++;
       const found = p.reader.probe(this, p, name);
       if (found !== undefined) return found ?? undefined;

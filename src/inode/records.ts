@@ -8,7 +8,19 @@
  * blocks into the running transaction. Records are unordered on media: the
  * order that matters (names for lookup, extents by file block) is kept by
  * the in-core index that owns the records (Inode.dirents, BlockMap).
+ *
+ * A directory's hash index (a set made with a `hash`, FEAT_INCOMPAT_DIRHASH)
+ * places each entry by its name hash instead: every record block (leaf)
+ * holds the names of one hash range, the leaves in ascending order. A full
+ * leaf splits at a hash near its middle (one new leaf, one new index entry,
+ * and a new index block when that one overflows), and a leaf that a removal
+ * leaves at most half as full as a block, with its neighbour, is merged
+ * into it (the emptied block, and an emptied index block, are freed): each
+ * operation touches at most three record blocks and three index blocks
+ * more than its records' own, so the journal keeps it atomic and the log
+ * bound of docs/DESIGN.md ("Bounded operations") holds.
  */
+import { FsError } from '../errors.js';
 import { indexCapacity, recBlockCapacity, type RecKind } from '../format/records.js';
 
 export type RecKey = string | number;
@@ -34,6 +46,8 @@ export interface RecBlock {
   src: Buffer | null;
   /** For `items` still null: hands every record of `src` (key, byte offset, length) to `add`. */
   unread?: ((add: (key: RecKey, off: number, len: number) => void) => void) | null;
+  /** A hash index's leaf: the lowest name hash it holds (its range ends at the next leaf's). */
+  lo?: number;
 }
 
 const POS = 65536;
@@ -59,11 +73,18 @@ export function* recordBytes(rb: RecBlock): Generator<Buffer> {
     yield rb.src!.subarray(off, off + (r % POS));
   }
 }
-/** One index block in core: its region block and the record blocks it lists. */
-export interface IndexBlock { block: number; list: number[] }
+/** A record's bytes as a Buffer (a view into its block's source image for a position). */
+function recBuf(rb: RecBlock, r: RecBytes): Buffer {
+  if (typeof r !== 'number') return r;
+  const off = Math.floor(r / POS);
+  return rb.src!.subarray(off, off + (r % POS));
+}
 
-/** Blocks a change touched, to be encoded by the store. */
-export interface RecTouched { recs: Set<RecBlock>; index: Set<IndexBlock> }
+/** One index block in core: its region block and the record blocks it lists (with a hash index's lowest hashes). */
+export interface IndexBlock { block: number; list: number[]; los?: number[] }
+
+/** Blocks a change touched, to be encoded by the store; `freed`: blocks a hash index let go (merged leaves, emptied index blocks). */
+export interface RecTouched { recs: Set<RecBlock>; index: Set<IndexBlock>; freed?: number[] }
 
 /** Blocks with at least this many free bytes are candidates for new records (a longest dirent is 264). */
 const ROOMY = 512;
@@ -78,9 +99,35 @@ export class RecordSet {
   private readonly roomy = new Set<RecBlock>();
   private cursor: RecBlock | null = null;
 
-  constructor(kind: RecKind, ino: number, bs: number) { this.kind = kind; this.ino = ino; this.bs = bs; }
+  /** A directory's hash index: the name hash of a key (direntHash); null for unordered records. */
+  readonly hash: ((key: string) => number) | null;
+
+  constructor(kind: RecKind, ino: number, bs: number, hash: ((key: string) => number) | null = null) {
+    this.kind = kind; this.ino = ino; this.bs = bs; this.hash = hash;
+  }
 
   get count(): number { return this.where.size; }
+
+  /** Changes made so far (puts and removals): a listing's cached leaf is stale once this moves. */
+  version = 0;
+
+  /**
+   * A hash index's leaf whose range holds hash h, with its range's end (the
+   * next leaf's lowest hash; null for the last), null for an empty index.
+   */
+  leafOf(h: number): { rb: RecBlock; next: number | null } | null {
+    if (!this.hash || this.blocks.length === 0) return null;
+    const i = this.leafFor(h);
+    return { rb: this.blocks[i], next: this.blocks[i + 1]?.lo ?? null };
+  }
+
+  /** The keys of block rb's records, without making its map when it was adopted unread. */
+  keysOf(rb: RecBlock): RecKey[] {
+    if (rb.items) return [...rb.items.keys()];
+    const keys: RecKey[] = [];
+    rb.unread!((key) => { keys.push(key); });
+    return keys;
+  }
   get firstIndexBlock(): number { return this.index[0]?.block ?? 0; }
 
   /**
@@ -109,8 +156,8 @@ export class RecordSet {
    * or the block encoded (itemsOf). A directory of a million entries read
    * into core makes a million keys, not a million keys twice.
    */
-  adoptUnread(block: number, src: Buffer, unread: NonNullable<RecBlock['unread']>): RecBlock {
-    const rb: RecBlock = { block, items: null, used: 0, src, unread };
+  adoptUnread(block: number, src: Buffer, unread: NonNullable<RecBlock['unread']>, lo?: number): RecBlock {
+    const rb: RecBlock = { block, items: null, used: 0, src, unread, lo };
     this.blocks.push(rb);
     return rb;
   }
@@ -132,9 +179,12 @@ export class RecordSet {
 
   /**
    * Store (or replace) the record for key. Allocates a record block, and an
-   * index block when the last is full, through `allocBlock` (may throw).
+   * index block when the last is full, through `allocBlock` (may throw); a
+   * hash index splits the leaf of the key's hash when it is full.
+   * @throws FsError ENOSPC (hash index) when a full leaf holds only names of one hash
    */
   put(key: RecKey, rec: Buffer, t: RecTouched, allocBlock: (goal: number) => number): void {
+    this.version++;
     const cur = this.where.get(key);
     if (cur) {
       const items = itemsOf(cur);
@@ -144,24 +194,155 @@ export class RecordSet {
         this.noteRoom(cur); t.recs.add(cur);
         return;
       }
-      this.remove(key, t);
+      if (this.hash) { items.delete(key); cur.used -= old; this.where.delete(key); t.recs.add(cur); }
+      else this.remove(key, t);
     }
-    const rb = this.blockWithRoom(rec.length, t, allocBlock);
+    const rb = this.hash ? this.leafWithRoom(this.hash(key as string), rec.length, t, allocBlock) : this.blockWithRoom(rec.length, t, allocBlock);
     itemsOf(rb).set(key, rec); rb.used += rec.length;
     this.where.set(key, rb);
     this.noteRoom(rb); t.recs.add(rb);
     this.cursor = rb;
   }
 
-  /** Drop the record for key, if present. */
+  /** Drop the record for key, if present (a hash index then merges a leaf left at most half full with a neighbour). */
   remove(key: RecKey, t: RecTouched): void {
     const rb = this.where.get(key);
     if (!rb) return;
+    this.version++;
     const items = itemsOf(rb);
     rb.used -= recLen(items.get(key)!);
     items.delete(key);
     this.where.delete(key);
     this.noteRoom(rb); t.recs.add(rb);
+    if (this.hash) this.mergeLeaf(rb, t);
+  }
+
+  /** Position of leaf rb in `blocks` (a hash index: ascending lowest hashes). */
+  private leafPos(rb: RecBlock): number {
+    const i = this.leafFor(rb.lo!);
+    if (this.blocks[i] !== rb) throw new Error(`record set of inode ${this.ino}: leaf ${rb.block} out of order`);
+    return i;
+  }
+
+  /** Position in `blocks` of the leaf whose range holds hash h (the last with lo <= h). */
+  private leafFor(h: number): number {
+    let a = 0, b = this.blocks.length - 1;
+    while (a < b) {
+      const m = (a + b + 1) >> 1;
+      if (this.blocks[m].lo! <= h) a = m; else b = m - 1;
+    }
+    return a;
+  }
+
+  /** The index block listing record block `block`, and its position there. */
+  private entryOf(block: number): [IndexBlock, number] {
+    for (const ix of this.index) {
+      const k = ix.list.indexOf(block);
+      if (k >= 0) return [ix, k];
+    }
+    throw new Error(`record set of inode ${this.ino}: block ${block} is in no index block`);
+  }
+
+  /**
+   * The leaf for hash h with room for `len` more bytes: the first leaf and
+   * index block of an empty index, or the leaf of h split first when full.
+   * @throws FsError ENOSPC when the leaf cannot be split (one hash fills it)
+   */
+  private leafWithRoom(h: number, len: number, t: RecTouched, allocBlock: (goal: number) => number): RecBlock {
+    const cap = recBlockCapacity(this.bs);
+    if (this.blocks.length === 0) {
+      const block = allocBlock(0), ib = allocBlock(block + 1);
+      const rb: RecBlock = { block, items: new Map(), used: 0, src: null, lo: 0 };
+      const ix: IndexBlock = { block: ib, list: [block], los: [0] };
+      this.blocks.push(rb); this.index.push(ix); t.index.add(ix);
+      return rb;
+    }
+    const rb = this.blocks[this.leafFor(h)];
+    if (cap - rb.used >= len) return rb;
+    this.splitLeaf(rb, t, allocBlock);
+    const to = this.blocks[this.leafFor(h)];
+    if (cap - to.used < len) throw new FsError('ENOSPC', 'create', undefined, `directory inode ${this.ino}: a leaf of its hash index is full of names of one hash`);
+    return to;
+  }
+
+  /**
+   * Split leaf rb at a hash boundary near the middle of its bytes: the
+   * records from that hash on move to a new leaf listed right after it
+   * (the index block that lists it splits in two when it overflows).
+   * @throws FsError ENOSPC when every record of rb has the same hash
+   */
+  private splitLeaf(rb: RecBlock, t: RecTouched, allocBlock: (goal: number) => number): void {
+    const hash = this.hash!;
+    const recs = [...itemsOf(rb)].map(([k, r]) => ({ k, r, h: hash(k as string), len: recLen(r) })).sort((x, y) => x.h - y.h);
+    let k = 0;
+    for (let acc = 0; k < recs.length - 1 && acc + recs[k].len <= rb.used / 2; k++) acc += recs[k].len;
+    if (k === 0) k = 1;
+    let fwd = k, back = k;
+    while (fwd < recs.length && recs[fwd].h === recs[fwd - 1]?.h) fwd++;
+    while (back > 0 && recs[back].h === recs[back - 1].h) back--;
+    const at = back > 0 && (fwd >= recs.length || k - back <= fwd - k) ? back : fwd;
+    if (at <= 0 || at >= recs.length) throw new FsError('ENOSPC', 'create', undefined, `directory inode ${this.ino}: a leaf of its hash index is full of names of one hash`);
+    const [ix, pos] = this.entryOf(rb.block);
+    const splitIndex = ix.list.length + 1 > indexCapacity(this.bs, true);
+    const block = allocBlock(rb.block + 1);
+    const ib = splitIndex ? allocBlock(block + 1) : 0;
+    const nb: RecBlock = { block, items: new Map(), used: 0, src: null, lo: recs[at].h };
+    const from = itemsOf(rb), to = nb.items!;
+    for (let i = at; i < recs.length; i++) {
+      const { k: key, r, len } = recs[i];
+      to.set(key, recBuf(rb, r)); from.delete(key);
+      rb.used -= len; nb.used += len;
+      this.where.set(key, nb);
+    }
+    this.blocks.splice(this.leafPos(rb) + 1, 0, nb);
+    ix.list.splice(pos + 1, 0, block); ix.los!.splice(pos + 1, 0, nb.lo!);
+    t.recs.add(rb); t.recs.add(nb); t.index.add(ix);
+    if (splitIndex) {
+      const half = Math.ceil(ix.list.length / 2);
+      const nix: IndexBlock = { block: ib, list: ix.list.splice(half), los: ix.los!.splice(half) };
+      this.index.splice(this.index.indexOf(ix) + 1, 0, nix);
+      t.index.add(nix);
+    }
+  }
+
+  /**
+   * After a removal from leaf rb: an empty rb goes (its range to the leaf
+   * before it, or to the next for the first leaf); else rb and a neighbour
+   * that together fill at most half a block become one. Never the last leaf.
+   */
+  private mergeLeaf(rb: RecBlock, t: RecTouched): void {
+    if (this.blocks.length <= 1) return;
+    const i = this.leafPos(rb), prev = this.blocks[i - 1], next = this.blocks[i + 1];
+    const half = recBlockCapacity(this.bs) / 2;
+    if (rb.used === 0) this.absorb(prev ?? next, rb, t);
+    else if (next && rb.used + next.used <= half) this.absorb(rb, next, t);
+    else if (prev && prev.used + rb.used <= half) this.absorb(prev, rb, t);
+  }
+
+  /** Move leaf `drop`'s records into its neighbour `keep`, which takes over its range; drop (and an index block it empties) is freed. */
+  private absorb(keep: RecBlock, drop: RecBlock, t: RecTouched): void {
+    const into = itemsOf(keep);
+    for (const [key, r] of itemsOf(drop)) { into.set(key, recBuf(drop, r)); this.where.set(key, keep); }
+    keep.used += drop.used;
+    const freed = t.freed ??= [];
+    if (drop.lo! < keep.lo!) {
+      keep.lo = drop.lo;
+      const [kx, kp] = this.entryOf(keep.block);
+      kx.los![kp] = drop.lo!; t.index.add(kx);
+    }
+    this.blocks.splice(this.blocks.indexOf(drop), 1);
+    const [dx, dp] = this.entryOf(drop.block);
+    dx.list.splice(dp, 1); dx.los!.splice(dp, 1);
+    t.index.add(dx);
+    if (dx.list.length === 0) {
+      const j = this.index.indexOf(dx);
+      this.index.splice(j, 1);
+      if (j > 0) t.index.add(this.index[j - 1]);   // its next pointer changes
+      t.index.delete(dx);
+      freed.push(dx.block);
+    }
+    t.recs.delete(drop); t.recs.add(keep);
+    freed.push(drop.block);
   }
 
   private blockWithRoom(len: number, t: RecTouched, allocBlock: (goal: number) => number): RecBlock {

@@ -26,12 +26,12 @@
 import { Allocator, type BlockRun } from '../alloc/allocator.js';
 import { decodeFork, emptyFork, encodeFork, type ExtentRec, forkSize, type Fork } from '../format/fork.js';
 import {
-  crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_ICACHE, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, IFLAG_ORPHAN, IFLAG_SEALED,
+  crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_DIRHASH, FEAT_INCOMPAT_ICACHE, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, IFLAG_ORPHAN, IFLAG_SEALED,
   INLINE_FORK_MAX, INODE_SIZE, isFreeSlot, ROOT_INO, SB_SIZE, slotFileType, type InodeRecord, type Superblock,
 } from '../format/layout.js';
 import {
-  decodeIndexBlock, decodeRecordBlock, encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock,
-  encodeRecordBlock, encodeRefcountRec, findDirentRec, forEachDirentRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
+  type DecodedIndex, decodeIndexBlock, decodeRecordBlock, dirHashSeed, direntHash, encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock,
+  encodeRecordBlock, encodeRefcountRec, findDirentRec, forEachDirentRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER, RIDX_HASHED,
   type RecKind, type RefcountRec,
 } from '../format/records.js';
 import { RefcountIndex } from '../refcount/refcount.js';
@@ -39,8 +39,13 @@ import type { Journal } from '../journal/journal.js';
 import type { Region } from '../region/region.js';
 import { FsError } from '../errors.js';
 import { blockCount, regionBlock, regionOff, type Timespec } from '../types.js';
-import { type DeferredReader, type DeferredRecords, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
+import { type DeferredReader, type DeferredRecords, type DirIndex, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
 import { recordBytes, RecordSet, type RecTouched } from './records.js';
+
+/** A directory entry in a listing by hash: name, inode number, name hash. */
+export type HashLeafEntry = [name: string, ino: number, hash: number];
+/** One leaf of a directory's hash index as a listing reads it (InodeStore.hashLeaf). */
+export interface HashLeaf { lo: number; next: number | null; entries: HashLeafEntry[] }
 
 /** What one operation did to the store, for finish and rollback. */
 export interface StoreOp {
@@ -122,8 +127,14 @@ export class InodeStore {
     probe: (dir, at, name) => this.probeDeferred(dir, at, name),
   };
 
+  /** The region's seed of directory name hashes (dirHashSeed). */
+  private readonly hashSeed: number;
+  /** A name's hash in a directory's hash index (direntHash with the region's seed). */
+  readonly nameHash = (name: string): number => direntHash(name, this.hashSeed);
+
   constructor(sb: Superblock, region: Region, alloc: Allocator, journal: Journal) {
     this.sb = sb; this.region = region; this.alloc = alloc; this.journal = journal;
+    this.hashSeed = dirHashSeed(sb.uuid);
   }
 
   get bs(): number { return this.sb.blockSize; }
@@ -399,8 +410,8 @@ export class InodeStore {
    */
   private readDeferred(dir: Inode, p: DeferredRecords): void {
     try {
-      const set = new RecordSet(REC_KIND_DIRENT, dir.ino, this.bs);
-      const map = this.readRecordChain(set, dir.ino, REC_KIND_DIRENT, p).dirents!;
+      const { set, dirents } = this.readRecordChain(dir.ino, REC_KIND_DIRENT, p);
+      const map = dirents!;
       for (const b of set.allBlocks()) this.checkRecordBlockInUse(dir.ino, b);
       dir.records = set;
       dir.dirents = map;
@@ -428,6 +439,19 @@ export class InodeStore {
     if (want.length === 0 || want.length > 255) return null;        // a record's name length is one byte, never 0
     let found: number | null = null;
     try {
+      if (p.dirIndex === undefined) p.dirIndex = this.readDirIndex(dir.ino, p);
+      const ix = p.dirIndex;
+      if (ix) {
+        // A hash index: the one leaf whose range holds the name's hash.
+        const h = direntHash(want, this.hashSeed);
+        let a = 0, z = ix.los.length - 1;
+        while (a < z) { const m = (a + z + 1) >> 1; if (ix.los[m] <= h) a = m; else z = m - 1; }
+        const b = ix.blocks[a];
+        const img = this.journal.readScanInto(b, (this.probeScratch ??= Buffer.allocUnsafe(this.bs)));
+        const child = findDirentRec(img, dir.ino, `inode ${dir.ino} block ${b}`, want);
+        if (child !== null) this.checkEntryIno(dir.ino, name, child);
+        return child;
+      }
       this.readChain(null, dir.ino, p.recIndex, `inode ${dir.ino}`, (b, img, at) => {
         this.checkRecordBlockInUse(dir.ino, b);
         const child = findDirentRec(img, dir.ino, at, want);
@@ -443,6 +467,48 @@ export class InodeStore {
     return found;
   }
 
+  /** A buffer of one block for a probe's leaf (never kept past the probe). */
+  private probeScratch: Buffer | null = null;
+
+  /**
+   * A deferred directory's hash index, read for its probes (kept in
+   * DeferredRecords until the directory is read into core): the leaves and
+   * their lowest hashes, from the index blocks only, checked as the full
+   * read checks them (chain bounded and loop-free, blocks in the data area
+   * and in use, hashes ascending from 0, no more leaves than the slot says).
+   * @returns null for an unordered chain (a directory from before FEAT_INCOMPAT_DIRHASH)
+   * @throws FormatError for a damaged index
+   */
+  private readDirIndex(ino: number, p: DeferredRecords): DirIndex | null {
+    const where = `inode ${ino}`;
+    if (!this.hashedChain(REC_KIND_DIRENT, p.recIndex, where)) return null;
+    const out: DirIndex = { blocks: [], los: [] };
+    for (const [ib, ix] of this.indexChain(ino, p.recIndex, where, () => p.recBlocks, true)) {
+      this.checkRecordBlockInUse(ino, ib);
+      for (let i = 0; i < ix.blocks.length; i++) {
+        this.checkRecordBlockInUse(ino, ix.blocks[i]);
+        out.blocks.push(ix.blocks[i]); out.los.push(ix.los![i]);
+      }
+    }
+    if (out.blocks.length !== p.recBlocks) throw new FormatError(`${where}: hash index lists ${out.blocks.length} record blocks, the inode says ${p.recBlocks}`);
+    return out;
+  }
+
+  /**
+   * Whether the record chain from index block `first` is a directory's hash
+   * index (RIDX_HASHED in its first block's flags; indexChain checks every
+   * block agrees), which only a directory on a FEAT_INCOMPAT_DIRHASH
+   * region may have.
+   * @throws FormatError for a hash index anywhere else
+   */
+  private hashedChain(kind: RecKind, first: number, where: string): boolean {
+    if (!this.inData(first, 1)) return false;   // indexChain reports it
+    if ((this.journal.readScan(first).readUInt32LE(28) & RIDX_HASHED) === 0) return false;
+    if (kind !== REC_KIND_DIRENT) throw new FormatError(`${where}: a hash index over records that are not directory entries`);
+    if (!(this.sb.featuresIncompat & FEAT_INCOMPAT_DIRHASH)) throw new FormatError(`${where}: a directory hash index on a region without FEAT_INCOMPAT_DIRHASH`);
+    return true;
+  }
+
   private kindOf(inode: Inode): RecKind | null {
     return inode.isDir ? REC_KIND_DIRENT : inode.isReg ? REC_KIND_EXTENT : null;
   }
@@ -450,48 +516,76 @@ export class InodeStore {
   /**
    * Read a record chain of owner `owner` from index block `first`: each
    * record block is handed to `onBlock` (a private copy with `copy`, else a
-   * view valid until the next block: not to be kept or changed), which
-   * registers it with the set, or returns true to stop the walk there (a
-   * probe). The index blocks go to `set` (null: none kept). See chainBlocks.
+   * view valid until the next block: not to be kept or changed) with, for
+   * a hash index (`hashed`), the lowest hash of its range (else -1); it
+   * registers the block with the set, or returns true to stop the walk
+   * there (a probe). The index blocks go to `set` (null: none kept). See
+   * chainBlocks.
    * @throws FormatError for a broken chain, a block outside the data area or listed twice, a damaged block
    */
   private readChain(set: RecordSet | null, owner: number, first: number, where: string,
-    onBlock: (block: number, img: Buffer, where: string) => boolean | void, maxRecBlocks = Infinity, copy = true): void {
-    for (const [b, img, at] of this.chainBlocks(set, owner, first, where, () => maxRecBlocks, copy)) {
-      if (onBlock(b, img, at) === true) return;
+    onBlock: (block: number, img: Buffer, where: string, lo: number) => boolean | void, maxRecBlocks = Infinity, copy = true, hashed = false): void {
+    for (const [b, img, at, lo] of this.chainBlocks(set, owner, first, where, () => maxRecBlocks, copy, hashed)) {
+      if (onBlock(b, img, at, lo) === true) return;
+    }
+  }
+
+  /**
+   * The index blocks of a chain of owner `owner` from block `first`, each
+   * decoded when the walk reaches it: its number and its entries. Bounded
+   * (MAX_INDEX_CHAIN index blocks, `maxRecBlocks()` record blocks, asked as
+   * the walk goes) and loop-proof (no block twice, index or record); every
+   * block inside the data area; a hash index's blocks all hashed and its
+   * lowest hashes ascending from 0 across the chain, any other chain's
+   * blocks none.
+   * @throws FormatError for a broken chain, a block outside the data area or listed twice, too many blocks, a damaged or misordered index block
+   */
+  private *indexChain(owner: number, first: number, where: string, maxRecBlocks: () => number, hashed: boolean): Generator<[number, DecodedIndex]> {
+    const seen = new Set<number>();
+    let next = first;
+    let recBlocks = 0, lastLo = -1;
+    while (next) {
+      if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: record index chain is broken at block ${next}`);
+      seen.add(next);
+      const ix = decodeIndexBlock(this.journal.readScan(next), owner, where);
+      if ((ix.los !== undefined) !== hashed) throw new FormatError(`${where}: record index block ${next} ${hashed ? 'is not part of the hash index its chain starts' : 'is a hash index block in an unordered chain'}`);
+      recBlocks += ix.blocks.length;
+      const max = maxRecBlocks();
+      if (recBlocks > max) throw new FormatError(`${where}: record index lists more than the ${max} record blocks the inode says`);
+      for (let i = 0; i < ix.blocks.length; i++) {
+        const b = ix.blocks[i];
+        if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
+        seen.add(b);
+        if (ix.los) {
+          const lo = ix.los[i];
+          if (lastLo < 0 ? lo !== 0 : lo <= lastLo) throw new FormatError(`${where}: hash index lists record block ${b} from hash ${lo} after ${lastLo < 0 ? 'nothing (the first starts at 0)' : lastLo}`);
+          lastLo = lo;
+        }
+      }
+      yield [next, ix];
+      next = ix.next;
     }
   }
 
   /**
    * The record blocks of a chain of owner `owner` from index block `first`,
-   * in chain order, each read when the walk reaches it, as the running
-   * transaction sees it then: its number, its image (a private copy with
-   * `copy`, else a view valid until the next one: not to be kept or
-   * changed) and a label for messages. Index blocks go to `set` (null: none
-   * kept). Bounded (MAX_INDEX_CHAIN index blocks, `maxRecBlocks()` record
-   * blocks, asked as the walk goes) and loop-proof.
-   * @throws FormatError for a broken chain, a block outside the data area or listed twice, too many blocks, a damaged index block
+   * in chain order (a hash index: ascending hash ranges), each read when
+   * the walk reaches it, as the running transaction sees it then: its
+   * number, its image (a private copy with `copy`, else a view valid until
+   * the next one: not to be kept or changed), a label for messages, and its
+   * range's lowest hash (-1 unless `hashed`). Index blocks go to `set`
+   * (null: none kept). The chain's checks are indexChain's.
+   * @throws FormatError as indexChain
    */
   private *chainBlocks(set: RecordSet | null, owner: number, first: number, where: string,
-    maxRecBlocks: () => number, copy: boolean): Generator<[number, Buffer, string]> {
-    const seen = new Set<number>();
+    maxRecBlocks: () => number, copy: boolean, hashed = false): Generator<[number, Buffer, string, number]> {
     const scratch = copy ? null : Buffer.allocUnsafe(this.bs);
-    let next = first;
-    let recBlocks = 0;
-    while (next) {
-      if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: record index chain is broken at block ${next}`);
-      seen.add(next);
-      const ix = decodeIndexBlock(this.journal.readScan(next), owner, where);
-      set?.index.push({ block: next, list: ix.blocks });
-      recBlocks += ix.blocks.length;
-      const max = maxRecBlocks();
-      if (recBlocks > max) throw new FormatError(`${where}: record index lists more than the ${max} record blocks the inode says`);
-      for (const b of ix.blocks) {
-        if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
-        seen.add(b);
-        yield [b, scratch ? this.journal.readScanInto(b, scratch) : this.journal.readCopy(b), `${where} block ${b}`];
+    for (const [ib, ix] of this.indexChain(owner, first, where, maxRecBlocks, hashed)) {
+      set?.index.push(ix.los ? { block: ib, list: ix.blocks, los: ix.los } : { block: ib, list: ix.blocks });
+      for (let i = 0; i < ix.blocks.length; i++) {
+        const b = ix.blocks[i];
+        yield [b, scratch ? this.journal.readScanInto(b, scratch) : this.journal.readCopy(b), `${where} block ${b}`, ix.los ? ix.los[i] : -1];
       }
-      next = ix.next;
     }
   }
 
@@ -520,7 +614,8 @@ export class InodeStore {
     const limit = () => (dir.pendingRecords === p ? p.recBlocks : dir.recordsInCore?.blocks.length ?? p.recBlocks);
     let blocks = 0, count = 0;
     try {
-      for (const [b, img, at] of this.chainBlocks(null, dir.ino, p.recIndex, where, limit, false)) {
+      const hashed = this.hashedChain(REC_KIND_DIRENT, p.recIndex, where);
+      for (const [b, img, at] of this.chainBlocks(null, dir.ino, p.recIndex, where, limit, false, hashed)) {
         if (dir.nlink === 0) return;   // removed (emptied, rmdir) while listed: its blocks are free, the listing ends as Linux's does
         this.checkRecordBlockInUse(dir.ino, b);
         const out: Array<[string, number]> = [];
@@ -531,6 +626,74 @@ export class InodeStore {
       if (dir.pendingRecords === p && (blocks !== p.recBlocks || count !== p.recCount)) {
         throw new FormatError(`${where}: ${blocks} record blocks with ${count} records, the inode says ${p.recBlocks} and ${p.recCount}`);
       }
+    } catch (e) {
+      throw this.damage(dir.ino, e, 'readdir');
+    }
+  }
+
+  /**
+   * Whether directory `dir`'s entries are a hash index (FEAT_INCOMPAT_DIRHASH),
+   * so that a listing goes by hash (hashLeaf) with cookies that stay valid
+   * whatever changes meanwhile; false for entries inline in the fork and an
+   * unordered chain (positional listings, listEntries).
+   * @throws FsError EIO for a damaged index of entries on media (noted in `damaged`)
+   */
+  isHashedDir(dir: Inode): boolean {
+    const p = dir.deferred;
+    if (!p) return dir.recordsInCore?.hash != null;
+    try {
+      if (p.dirIndex === undefined) p.dirIndex = this.readDirIndex(dir.ino, p);
+    } catch (e) {
+      throw this.damage(dir.ino, e, 'opendir');
+    }
+    return p.dirIndex !== null;
+  }
+
+  /**
+   * One leaf of a hashed directory (isHashedDir) for a listing: the entries
+   * of the leaf whose range holds hash `h`, as [name, inode number, hash]
+   * sorted by hash then name, its range's lowest hash and the next leaf's
+   * (null after the last). From the record set when the entries are in
+   * core; else read from the leaf's block (the index as the probes read
+   * it), checked as the full read checks it: header, checksum, records,
+   * names, inode numbers in range, every name's hash inside the range. A
+   * directory removed meanwhile (nlink 0) has no entries left.
+   * @throws FsError EIO for a damaged leaf or index (noted in `damaged`, as the full read does)
+   */
+  hashLeaf(dir: Inode, h: number): HashLeaf {
+    const none: HashLeaf = { lo: 0, next: null, entries: [] };
+    if (dir.nlink === 0) return none;
+    const byHash = (a: HashLeafEntry, b: HashLeafEntry) => a[2] - b[2] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+    const p = dir.deferred;
+    if (!p) {
+      const set = dir.recordsInCore, map = dir.direntsInCore;
+      const l = set?.leafOf(h);
+      if (!l || !map) return none;
+      const entries: HashLeafEntry[] = [];
+      for (const k of set!.keysOf(l.rb)) {
+        const child = map.get(k as string);
+        if (child !== undefined) entries.push([k as string, child, this.nameHash(k as string)]);
+      }
+      return { lo: l.rb.lo!, next: l.next, entries: entries.sort(byHash) };
+    }
+    const where = `inode ${dir.ino}`;
+    try {
+      if (p.dirIndex === undefined) p.dirIndex = this.readDirIndex(dir.ino, p);
+      const ix = p.dirIndex;
+      if (!ix) throw new Error(`${where}: hashLeaf of a directory without a hash index`);
+      let a = 0, z = ix.los.length - 1;
+      while (a < z) { const m = (a + z + 1) >> 1; if (ix.los[m] <= h) a = m; else z = m - 1; }
+      const b = ix.blocks[a], lo = ix.los[a], next = ix.los[a + 1] ?? null;
+      const img = this.journal.readScanInto(b, (this.probeScratch ??= Buffer.allocUnsafe(this.bs)));
+      const at = `${where} block ${b}`;
+      const entries: HashLeafEntry[] = [];
+      forEachDirentRec(img, dir.ino, at, (name, child, off, len) => {
+        this.checkEntryIno(dir.ino, name, child);
+        const eh = direntHash(img.subarray(off + 9, off + len), this.hashSeed);
+        if (eh < lo || (next !== null && eh >= next)) throw new FormatError(`${at}: entry '${name}' of hash ${eh} lies outside the block's range [${lo}, ${next ?? 2 ** 32})`);
+        entries.push([name, child, eh]);
+      });
+      return { lo, next, entries: entries.sort(byHash) };
     } catch (e) {
       throw this.damage(dir.ino, e, 'readdir');
     }
@@ -551,42 +714,55 @@ export class InodeStore {
 
   private loadRecords(inode: Inode, kind: RecKind, rec: InodeRecord): { extents: ExtentRec[]; dirents: TrackedMap<number> | null } {
     this.checkRecordCounts(inode.ino, rec);
-    const set = new RecordSet(kind, inode.ino, this.bs);
-    const loaded = this.readRecordChain(set, inode.ino, kind, rec);
-    inode.records = set;
+    const loaded = this.readRecordChain(inode.ino, kind, rec);
+    inode.records = loaded.set;
     return loaded;
   }
 
   /**
-   * Read an inode's record chain into `set`, checked against the slot's
-   * counts: a file's extent records, or a directory's entries as its
-   * in-core map (each entry checked by loadEntry; records kept as
-   * positions in their block images, no Buffer per record).
+   * Read an inode's record chain into a new record set, checked against the
+   * slot's counts: a file's extent records, or a directory's entries as its
+   * in-core map (each entry checked by loadEntry; records kept as positions
+   * in their block images, no Buffer per record). A directory's hash index
+   * (hashedChain) makes a hashed set, each name checked to hash into its
+   * leaf's range.
    * @throws FormatError
    */
-  private readRecordChain(set: RecordSet, ino: number, kind: RecKind, rec: { recIndex: number; recBlocks: number; recCount: number }): { extents: ExtentRec[]; dirents: TrackedMap<number> | null } {
+  private readRecordChain(ino: number, kind: RecKind, rec: { recIndex: number; recBlocks: number; recCount: number }): { set: RecordSet; extents: ExtentRec[]; dirents: TrackedMap<number> | null } {
     const where = `inode ${ino}`;
     const extents: ExtentRec[] = [];
     const map = kind === REC_KIND_DIRENT ? new TrackedMap<number>() : null;
-    this.readChain(set, set.ino, rec.recIndex, where, (b, img, at) => {
+    const hashed = this.hashedChain(kind, rec.recIndex, where);
+    const set = new RecordSet(kind, ino, this.bs, hashed ? this.nameHash : null);
+    const seed = this.hashSeed;
+    let prevMax = -1;
+    this.readChain(set, set.ino, rec.recIndex, where, (b, img, at, lo) => {
       if (map) {
         // The block's own map of records is made only if one of them changes (RecordSet.adoptUnread).
-        const rb = set.adoptUnread(b, img, (add) => { forEachDirentRec(img, ino, at, (name, _child, off, len) => { add(name, off, len); }); });
-        forEachDirentRec(img, ino, at, (name, child, _off, len) => {
+        const rb = set.adoptUnread(b, img, (add) => { forEachDirentRec(img, ino, at, (name, _child, off, len) => { add(name, off, len); }); }, hashed ? lo : undefined);
+        let max = -1;
+        if (hashed && prevMax >= lo) throw new FormatError(`${where}: the leaf before block ${b} holds a name of hash ${prevMax}, inside block ${b}'s range from ${lo}`);
+        forEachDirentRec(img, ino, at, (name, child, off, len) => {
+          if (hashed) {
+            const h = direntHash(img.subarray(off + 9, off + len), seed);
+            if (h < lo) throw new FormatError(`${at}: entry '${name}' of hash ${h} lies below the block's range from ${lo}`);
+            if (h > max) max = h;
+          }
           this.loadEntry(map, ino, name, child);
           set.adoptKey(rb, name, len);
         });
+        prevMax = max;
         set.noteAdopted(rb);
       } else {
         const d = decodeRecordBlock(img, ino, kind, at);
         set.adopt(b, d.extents.map(([e, raw]) => [e.fileBlock, raw]), img);
         for (const [e] of d.extents) extents.push(e);
       }
-    }, rec.recBlocks);
+    }, rec.recBlocks, true, hashed);
     if (set.blocks.length !== rec.recBlocks || set.count !== rec.recCount) {
       throw new FormatError(`${where}: ${set.blocks.length} record blocks with ${set.count} records, the inode says ${rec.recBlocks} and ${rec.recCount}`);
     }
-    return { extents, dirents: map };
+    return { set, extents, dirents: map };
   }
 
   /**
@@ -953,7 +1129,10 @@ export class InodeStore {
 
   /** Move an inode's records out of its fork into record blocks. */
   private migrateRecords(inode: Inode, kind: RecKind): void {
-    const set = new RecordSet(kind, inode.ino, this.bs);
+    // A directory's entries leaving its fork make a hash index; the region then needs a pmemfs that knows them.
+    const hashed = kind === REC_KIND_DIRENT;
+    if (hashed && !(this.sb.featuresIncompat & FEAT_INCOMPAT_DIRHASH)) { this.sb.featuresIncompat |= FEAT_INCOMPAT_DIRHASH; this.needOp().sbDirty = true; }
+    const set = new RecordSet(kind, inode.ino, this.bs, hashed ? this.nameHash : null);
     inode.records = set;
     const t: RecTouched = { recs: new Set(), index: new Set() };
     if (kind === REC_KIND_DIRENT) for (const [n, c] of inode.dirents!) set.put(n, encodeDirentRec(n, c), t, (g) => this.allocMeta(g));
@@ -986,7 +1165,8 @@ export class InodeStore {
   /** The record and index blocks an update of `set` touched, encoded (owner and kind from the set) into the running transaction. */
   private putTouched(set: RecordSet, t: RecTouched): void {
     for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, set.ino, set.kind, recordBytes(rb)));
-    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, set.ino, set.nextOf(ix), ix.list));
+    for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, set.ino, set.nextOf(ix), ix.list, ix.los ?? null));
+    for (const b of t.freed ?? []) this.freeMeta({ start: regionBlock(b), len: blockCount(1) });
   }
 
   /** Encode the fork: inline, or copy-on-write to a new extent (the old one freed). */

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsError } from '../../src/errors.js';
+import { direntRecSize, recBlockCapacity } from '../../src/format/records.js';
 import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
 import { LOG, OPTS, snapshot } from './crash-harness.js';
@@ -19,6 +20,7 @@ import { LOG, OPTS, snapshot } from './crash-harness.js';
 const MiB = 1 << 20;
 const long = (i: number) => `entry-${i}-`.padEnd(200, 'x');
 let dir: string, template: string;
+let mergeVictim = '';
 
 beforeAll(() => {
   dir = fs.mkdtempSync(os.tmpdir() + '/pmemfs-atomic-');
@@ -34,8 +36,27 @@ beforeAll(() => {
   f.release(h.fh);
   f.setxattr('/src/file', 'user.big', Buffer.alloc(3000, 1), 0);   // an out-of-line fork
   f.mknod('/dst/existing', 0o644, 0, ROOT_CALLER);
-  // Fill /dst so that its record blocks have no room for one more long name.
-  for (let i = 0; i < 17; i++) f.mknod(`/dst/${long(i)}`, 0o644, 0, ROOT_CALLER);
+  // Fill /dst so that its record blocks have no room for one more long name: its one leaf (a hash
+  // index) is full, and the next name splits it.
+  const dst = f.resolve('/dst');
+  for (let i = 0; ; i++) {
+    const set = dst.records;
+    if (set && (set.blocks.length !== 1 || recBlockCapacity(4096) - set.blocks[0].used < direntRecSize(long(i)))) break;
+    f.mknod(`/dst/${long(i)}`, 0o644, 0, ROOT_CALLER);
+  }
+  expect(dst.records!.blocks.length).toBe(1);
+  // /merge: two leaves that the next unlink (of MERGE_VICTIM) makes one, freeing a block.
+  f.mkdir('/merge', 0o755, ROOT_CALLER);
+  const mg = f.resolve('/merge');
+  const names: string[] = [];
+  for (let i = 0; mg.records?.blocks.length !== 2; i++) { names.push(long(200 + i)); f.mknod(`/merge/${long(200 + i)}`, 0o644, 0, ROOT_CALLER); }
+  for (;;) {
+    const [a, b] = mg.records!.blocks;
+    const victim = names.pop()!;
+    if (a.used + b.used - direntRecSize(victim) <= recBlockCapacity(4096) / 2) { mergeVictim = victim; break; }
+    f.unlink(`/merge/${victim}`);
+  }
+  expect(mg.records!.blocks.length).toBe(2);
   unmountRegion(m);
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -46,6 +67,7 @@ const OPS: Record<string, (f: PmemFs) => unknown> = {
   'rename over an existing file': (f) => f.rename('/src/file', '/dst/existing'),
   'rename of a directory across parents': (f) => f.rename('/dst/empty', `/src/${long(102)}`),
   'unlink': (f) => f.unlink(`/dst/${long(3)}`),
+  'unlink that merges two leaves': (f) => { f.unlink(`/merge/${mergeVictim}`); expect(f.resolve('/merge').records!.blocks.length).toBe(1); },
   'rmdir': (f) => f.rmdir('/dst/empty'),
   'mkdir in a full directory': (f) => f.mkdir(`/dst/${long(103)}`, 0o700, ROOT_CALLER),
   'create in a full directory': (f) => f.mknod(`/dst/${long(104)}`, 0o600, 0, ROOT_CALLER),

@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BITMAP_HDR, encodeBitmapBlock, FEAT_INCOMPAT_ICACHE, IFLAG_SEALED } from '../../src/format/layout.js';
 import { encodeDirentRec, REC_KIND_DIRENT, REC_KIND_ILIST } from '../../src/format/records.js';
 import { DEFERRED_PROBES } from '../../src/inode/inode.js';
@@ -342,12 +342,34 @@ describe('inodes read on demand', () => {
     expect(checkRegion(img, false).problems).toEqual([]);
   });
 
-  it('a name in a directory whose entries are on media is probed for in its blocks, the first few times; then they are read', () => {
+  it('a name in a directory with a hash index is probed for in one leaf, every time: its entries stay on media', () => {
     const names = ['file-1', 'file-12', 'xfile-123', 'caf\u00e9', 'a'.repeat(255)];
     const ino = bigDir(3000, (f) => { for (const n of names) put(f, `/big/${n}`, Buffer.alloc(0)); });
     const m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big');
+      const asks = ['2999', '0', 'file-1', 'file-12', 'xfile-123', 'caf\u00e9', 'a'.repeat(255), 'ile-1', 'file-123', '30000', 'x',
+        ...Array.from({ length: 40 }, (_, i) => String(i * 73))];
+      const reads = vi.spyOn(m.fs.store.journal, 'readScanInto');
+      const probed = asks.map((n) => m.fs.lookupOrNull(big, n)?.ino ?? null);
+      expect(big.direntsInCore).toBeNull();                            // 51 lookups, nothing read into core
+      expect(reads.mock.calls.length).toBe(asks.length);               // one leaf a lookup (the index was read once, before)
+      reads.mockRestore();
+      expect(probed.slice(0, 7).every((i) => i !== null)).toBe(true);
+      expect(probed.slice(7, 11)).toEqual([null, null, null, null]);   // a substring, a longer name, absent ones
+      expect(probed).toEqual(asks.map((n) => big.dirents!.get(n) ?? null));   // what the full read says
+      expect(big.ino).toBe(ino);
+    } finally { unmountRegion(m); }
+  });
+
+  it('a name in an unordered directory (before FEAT_INCOMPAT_DIRHASH) is probed for the first few times; then the entries are read', () => {
+    const names = ['file-1', 'file-12', 'xfile-123', 'caf\u00e9', 'a'.repeat(255)];
+    const ino = bigDir(3000, (f) => { for (const n of names) put(f, `/big/${n}`, Buffer.alloc(0)); });
+    edit((e) => e.unhash(e.inode(ino)!.rec.recIndex, ino));
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      expect(m.fs.store.isHashedDir(big)).toBe(false);
       const asks = ['2999', '0', 'file-1', 'file-12', 'xfile-123', 'caf\u00e9', 'a'.repeat(255), 'ile-1', 'file-123', '30000', 'x'];
       const probed = asks.slice(0, DEFERRED_PROBES).map((n) => m.fs.lookupOrNull(big, n)?.ino ?? null);
       expect(big.direntsInCore).toBeNull();                            // nothing read into core
@@ -356,8 +378,17 @@ describe('inodes read on demand', () => {
       m.fs.lookupOrNull(big, asks[DEFERRED_PROBES]);                   // one more reads them all
       expect(big.direntsInCore!.size).toBe(3000 + names.length);
       expect(probed).toEqual(asks.slice(0, DEFERRED_PROBES).map((n) => big.dirents!.get(n) ?? null));
-      expect(big.ino).toBe(ino);
+      put(m.fs, '/big/new', Buffer.alloc(0));                          // an unordered chain stays one: changes go anywhere
+      m.fs.unlink('/big/17');
     } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+    const m2 = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m2.fs.resolve('/big');
+      expect(m2.fs.store.isHashedDir(big)).toBe(false);
+      expect(m2.fs.lookupOrNull(big, 'new')).not.toBeNull();
+      expect(m2.fs.lookupOrNull(big, '17')).toBeNull();
+    } finally { unmountRegion(m2); }
   });
 
   it('a listing streams a directory whose entries are on media from its blocks, reading nothing into core', () => {
@@ -438,10 +469,13 @@ describe('inodes read on demand', () => {
     } finally { unmountRegion(m); }
   });
 
-  it('a probe stops at the block that holds the name; one that meets a damaged block gives way to the full read (EIO)', () => {
+  it('a probe reads only the leaf of the name\'s hash; one whose leaf is damaged gives way to the full read (EIO)', () => {
     const ino = bigDir(2000);
+    let inDamaged = '', elsewhere: string[] = [];
     edit((e) => {
       const { blocks } = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT);
+      inDamaged = blocks[3].recs.dirents[0][0];
+      elsewhere = blocks.filter((_, i) => i !== 3).map((b) => b.recs.dirents[0][0]);
       const img2 = e.read(blocks[3].block);
       img2[100] ^= 0xff;                                              // the checksum no longer matches
       e.write(blocks[3].block, img2);
@@ -449,9 +483,9 @@ describe('inodes read on demand', () => {
     const m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big');
-      expect(m.fs.resolve('/big/7').ino).toBeGreaterThan(0);          // in block 0: the damage is not on its way
+      for (const n of elsewhere) expect(m.fs.resolve(`/big/${n}`).ino).toBeGreaterThan(0);   // other leaves: the damage is not on their way
       expect(m.fs.store.damaged.has(ino)).toBe(false);
-      expect(() => m.fs.resolve('/big/nope')).toThrow(/EIO.*checksum.*fsck\.pmemfs/);   // past block 3: the full read reports it
+      expect(() => m.fs.resolve(`/big/${inDamaged}`)).toThrow(/EIO.*checksum.*fsck\.pmemfs/);   // its leaf: the full read reports it
       expect(m.fs.store.damaged.has(ino)).toBe(true);
       expect(big.direntsInCore).toBeNull();
     } finally { unmountRegion(m); }

@@ -24,7 +24,7 @@ import {
 /** One record block of a chain, decoded, with the index block that lists it. */
 export interface ChainBlock { block: number; index: number; recs: DecodedRecords }
 /** One index block of a chain: where it is, its next pointer and its list. */
-export interface ChainIndex { block: number; next: number; blocks: number[] }
+export interface ChainIndex { block: number; next: number; blocks: number[]; los?: number[] }
 
 export class ImageEditor {
   readonly fd: number;
@@ -172,7 +172,7 @@ export class ImageEditor {
       seen.add(next);
       try {
         const ix = decodeIndexBlock(this.read(next), ino, 'edit');
-        index.push({ block: next, next: ix.next, blocks: ix.blocks });
+        index.push({ block: next, next: ix.next, blocks: ix.blocks, ...(ix.los ? { los: ix.los } : {}) });
         for (const b of ix.blocks) {
           if (b >= this.sb.totalBlocks) continue;
           try { blocks.push({ block: b, index: next, recs: decodeRecordBlock(this.read(b), ino, kind, 'edit') }); } catch { /* skip */ }
@@ -188,9 +188,18 @@ export class ImageEditor {
     this.write(block, encodeRecordBlock(this.bs, ino, kind, recs));
   }
 
-  /** Write an index block of `ino` listing `blocks`. */
-  writeIndexBlock(block: number, ino: number, next: number, blocks: number[]): void {
-    this.write(block, encodeIndexBlock(this.bs, ino, next, blocks));
+  /** Write an index block of `ino` listing `blocks` (with `los`: a directory's hash index). */
+  writeIndexBlock(block: number, ino: number, next: number, blocks: number[], los: number[] | null = null): void {
+    this.write(block, encodeIndexBlock(this.bs, ino, next, blocks, los));
+  }
+
+  /**
+   * Turn directory `ino`'s hash index (chain from `first`) into an unordered
+   * chain as a pmemfs before FEAT_INCOMPAT_DIRHASH wrote them: the same
+   * blocks in the same order, without the lowest hashes.
+   */
+  unhash(first: number, ino: number): void {
+    for (const ix of this.chain(first, ino, 1).index) this.writeIndexBlock(ix.block, ino, ix.next, ix.blocks);
   }
 
   /** Whether the log area of `log` starts with a descriptor (a transaction was logged at all). */

@@ -11,12 +11,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatError } from './helpers.js';
+import { seededRandom } from '../../src/region/prng.js';
 import { EXT_SHARED, EXT_UNWRITTEN, EXTENT_REC_SIZE, type ExtentRec } from '../../src/format/fork.js';
 import { FormatError, recordChecksum } from '../../src/format/layout.js';
 import {
-  decodeIndexBlock, decodeRecordBlock, direntRecSize, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
+  decodeIndexBlock, decodeRecordBlock, direntHash, direntRecSize, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
   encodeRecordBlock, findDirentRec, indexCapacity, REC_HDR, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_MAGIC, recBlockCapacity,
-  RIDX_HDR, RIDX_MAGIC,
+  dirHashSeed, RIDX_HASHED, RIDX_HDR, RIDX_MAGIC,
 } from '../../src/format/records.js';
 import { itemsOf, recordBytes, RecordSet, type RecTouched } from '../../src/inode/records.js';
 
@@ -223,6 +224,43 @@ describe('record index block format', () => {
     const full = Array.from({ length: indexCapacity(BS) }, (_, i) => 5000 + i * 3);
     expect(decodeIndexBlock(encodeIndexBlock(BS, INO, 2 ** 52, full), INO, 'x')).toEqual({ next: 2 ** 52, blocks: full });
     expect(formatError(() => encodeIndexBlock(BS, INO, 0, [...full, 1])).message).toMatch(/index block of inode 4242 overflows/);
+  });
+
+  it('a directory hash index: 16-byte entries (block, lowest hash) after the RIDX_HASHED flag, round-tripped, full at 254', () => {
+    const los = [0, 5, 0x8000_0000, 0xffff_ffff];
+    const b = encodeIndexBlock(BS, INO, 9, LIST, los);
+    expect(b.readUInt32LE(28)).toBe(RIDX_HASHED);
+    LIST.forEach((blk, i) => {
+      expect(Number(b.readBigUInt64LE(RIDX_HDR + i * 16))).toBe(blk);
+      expect(b.readUInt32LE(RIDX_HDR + i * 16 + 8)).toBe(los[i]);
+      expect(b.readUInt32LE(RIDX_HDR + i * 16 + 12)).toBe(0);
+    });
+    expect(decodeIndexBlock(b, INO, 'x')).toEqual({ next: 9, blocks: LIST, los });
+    expect(indexCapacity(BS, true)).toBe(254);
+    const full = Array.from({ length: 254 }, (_, i) => 100 + i);
+    expect(decodeIndexBlock(encodeIndexBlock(BS, INO, 0, full, full.map((_, i) => i * 7)), INO, 'x').blocks).toEqual(full);
+    expect(formatError(() => encodeIndexBlock(BS, INO, 0, [...full, 1], [...full.map((_, i) => i * 7), 9999])).message).toMatch(/overflows/);
+  });
+
+  it('refuses a hash index whose hashes do not ascend, with stray entry bytes, unknown flags, or a count past 254', () => {
+    const los = [0, 5, 9, 12];
+    const down = encodeIndexBlock(BS, INO, 0, LIST, los); down.writeUInt32LE(4, RIDX_HDR + 2 * 16 + 8);
+    expect(formatError(() => decodeIndexBlock(reseal(down), INO, 'x')).message).toMatch(/lists hash 4 after 5 \(not ascending\)/);
+    const same = encodeIndexBlock(BS, INO, 0, LIST, los); same.writeUInt32LE(5, RIDX_HDR + 2 * 16 + 8);
+    expect(formatError(() => decodeIndexBlock(reseal(same), INO, 'x')).message).toMatch(/not ascending/);
+    const stray = encodeIndexBlock(BS, INO, 0, LIST, los); stray[RIDX_HDR + 16 + 13] = 1;
+    expect(formatError(() => decodeIndexBlock(reseal(stray), INO, 'x')).message).toMatch(/entry 1 has stray bytes/);
+    const flags = encodeIndexBlock(BS, INO, 0, LIST); flags.writeUInt32LE(0x6, 28);
+    expect(formatError(() => decodeIndexBlock(reseal(flags), INO, 'x')).message).toMatch(/unknown flags 0x6/);
+    const over = encodeIndexBlock(BS, INO, 0, LIST, los); over.writeUInt32LE(255, 24);
+    expect(formatError(() => decodeIndexBlock(reseal(over), INO, 'x')).message).toMatch(/claims 255 entries/);
+  });
+
+  it('hashes names as CRC32C of their UTF-8 bytes from the region\'s seed', () => {
+    expect(direntHash('abc', 0)).toBe(0x364b3fb7);                   // CRC32C("abc"), RFC 3720's check values' algorithm
+    expect(direntHash('caf\u00e9', 77)).toBe(direntHash(Buffer.from('caf\u00e9', 'utf8'), 77));
+    expect(direntHash('abc', 1)).not.toBe(direntHash('abc', 2));
+    expect(dirHashSeed(Buffer.alloc(16, 1))).not.toBe(dirHashSeed(Buffer.alloc(16, 2)));
   });
 
   it('detects every single flipped byte', () => {
@@ -520,5 +558,164 @@ describe('RecordSet', () => {
     expect(back(rbs[1]).has('entry-7b')).toBe(false);
     expect(back(rbs[1]).size).toBe(39);
     expect(reads).toBe(2);                                        // each block read once
+  });
+});
+
+/**
+ * A directory's hash index (RecordSet with a hash, FEAT_INCOMPAT_DIRHASH):
+ * against a model (a Map of names), every put and remove leaves the leaves
+ * in ascending ranges that hold exactly their hashes, the index listing
+ * them in order, and — written to a simulated medium from what each change
+ * reports touched and freed, as the store writes the journal — a chain that
+ * decodes back to the model. Splits, merges and index-block splits all
+ * happen; each change stays within its block bound.
+ */
+describe('RecordSet hash index', () => {
+  const SEED = 0x5eed;
+  const realHash = (n: string) => direntHash(n, SEED);
+  /** Names "H:rest" hash to H (to place collisions on purpose). */
+  const chosenHash = (n: string) => Number(n.slice(0, n.indexOf(':')));
+
+  /** The set's medium: what the reported touched blocks encode to; freed blocks dropped. */
+  function medium(set: RecordSet) {
+    const media = new Map<number, Buffer>();
+    const apply = (t: RecTouched) => {
+      for (const b of t.freed ?? []) {
+        expect(set.allBlocks(), `freed block ${b} still in use`).not.toContain(b);
+        media.delete(b);
+      }
+      for (const rb of t.recs) media.set(rb.block, encodeRecordBlock(BS, set.ino, set.kind, recordBytes(rb)));
+      for (const ix of t.index) media.set(ix.block, encodeIndexBlock(BS, set.ino, set.nextOf(ix), ix.list, ix.los ?? null));
+    };
+    /** Decode the chain from the medium: names → inos, checking every leaf's range. */
+    const read = (hash: (n: string) => number): Map<string, number> => {
+      const out = new Map<string, number>();
+      const leaves: Array<[number, number]> = [];
+      for (let b = set.firstIndexBlock; b !== 0;) {
+        const ix = decodeIndexBlock(media.get(b)!, set.ino, 'test');
+        ix.blocks.forEach((lb, i) => leaves.push([lb, ix.los![i]]));
+        b = ix.next;
+      }
+      expect(leaves.map(([b]) => b)).toEqual(set.blocks.map((rb) => rb.block));
+      expect(leaves[0]?.[1] ?? 0).toBe(0);
+      leaves.forEach(([b, lo], i) => {
+        const hi = leaves[i + 1]?.[1] ?? 2 ** 32;
+        for (const [n, ino] of decodeRecordBlock(media.get(b)!, set.ino, REC_KIND_DIRENT, 'test').dirents) {
+          const h = hash(n);
+          expect(h >= lo && h < hi, `${n} (hash ${h}) outside leaf [${lo}, ${hi})`).toBe(true);
+          expect(out.has(n)).toBe(false);
+          out.set(n, ino);
+        }
+      });
+      return out;
+    };
+    return { media, apply, read };
+  }
+
+  /** The in-core invariants: ranges ascending from 0, index in step with the leaves, byte counts right, no index block over capacity or empty. */
+  function checkShape(set: RecordSet, hash: (n: string) => number): void {
+    const cap = recBlockCapacity(BS);
+    expect(set.blocks[0]?.lo ?? 0).toBe(0);
+    set.blocks.forEach((rb, i) => {
+      if (i > 0) expect(rb.lo!).toBeGreaterThan(set.blocks[i - 1].lo!);
+      const hi = set.blocks[i + 1]?.lo ?? 2 ** 32;
+      let used = 0;
+      for (const [k, r] of itemsOf(rb)) {
+        const h = hash(k as string);
+        expect(h >= rb.lo! && h < hi).toBe(true);
+        used += typeof r === 'number' ? r % 65536 : r.length;
+      }
+      expect(rb.used).toBe(used);
+      expect(used).toBeLessThanOrEqual(cap);
+      if (set.blocks.length > 1) expect(used, 'an empty leaf beside others').toBeGreaterThan(0);
+    });
+    expect(set.index.flatMap((ix) => ix.list)).toEqual(set.blocks.map((rb) => rb.block));
+    expect(set.index.flatMap((ix) => ix.los!)).toEqual(set.blocks.map((rb) => rb.lo));
+    for (const ix of set.index) {
+      expect(ix.list.length).toBeGreaterThan(0);
+      expect(ix.list.length).toBeLessThanOrEqual(indexCapacity(BS, true));
+    }
+  }
+
+  it.each([1, 2, 3])('follows a model through splits, merges and index splits (seed %i)', (seed) => {
+    const r = seededRandom(seed);
+    const set = new RecordSet(REC_KIND_DIRENT, INO, BS, realHash);
+    const { apply, read } = medium(set);
+    const a = blocks();
+    const model = new Map<string, number>();
+    const keys: string[] = [];
+    let maxLeaves = 0, maxIndex = 0, merged = 0;
+    const grow = 50_000, steps = 110_000;
+    for (let step = 0; step < steps; step++) {
+      const t = touched();
+      const adding = step < grow ? r() < 0.9 : r() < 0.15;      // fill to ~40k names, then empty them
+      if (adding || keys.length === 0) {
+        const name = `f-${Math.floor(r() * 1e9).toString(36)}`.padEnd(8 + Math.floor(r() * 40), 'x');
+        const ino = 100 + step;
+        set.put(name, encodeDirentRec(name, ino), t, a.alloc);
+        if (!model.has(name)) keys.push(name);
+        model.set(name, ino);
+      } else {
+        const k = Math.floor(r() * keys.length);
+        const name = keys[k];
+        keys[k] = keys[keys.length - 1]; keys.pop();
+        const before = set.blocks.length;
+        set.remove(name, t);
+        model.delete(name);
+        if (set.blocks.length < before) merged++;
+      }
+      expect(t.recs.size).toBeLessThanOrEqual(2);
+      expect(t.index.size).toBeLessThanOrEqual(3);
+      expect((t.freed ?? []).length).toBeLessThanOrEqual(2);
+      apply(t);
+      maxLeaves = Math.max(maxLeaves, set.blocks.length); maxIndex = Math.max(maxIndex, set.index.length);
+      if (step % 20_000 === 0 || step === steps - 1) {
+        checkShape(set, realHash);
+        expect(read(realHash)).toEqual(model);
+      }
+    }
+    expect(set.count).toBe(model.size);
+    expect(maxIndex).toBeGreaterThan(1);                             // index blocks split
+    expect(merged).toBeGreaterThan(100);                             // leaves merged
+    expect(maxLeaves).toBeGreaterThan(200);
+    expect(set.blocks.length).toBeLessThan(maxLeaves / 10);          // and the set shrank with its names
+  }, 120_000);
+
+  it('splits a full leaf at a hash boundary: names of one hash stay together; a leaf full of one hash is ENOSPC, and changes nothing', () => {
+    const set = new RecordSet(REC_KIND_DIRENT, INO, BS, chosenHash);
+    const { apply, read } = medium(set);
+    const a = blocks();
+    const put = (n: string) => { const t = touched(); set.put(n, encodeDirentRec(n, 7), t, a.alloc); apply(t); };
+    for (let i = 0; i < 60; i++) put(`5:${'a'.repeat(40)}${i}`);      // 60 names of hash 5: 3,000 bytes
+    for (let i = 0; i < 30; i++) put(`9:${'b'.repeat(20)}${i}`);      // 30 of hash 9: the block is full
+    expect(set.blocks.length).toBe(2);
+    expect(set.blocks.map((rb) => rb.lo)).toEqual([0, 9]);           // split between the two hashes, not inside one
+    checkShape(set, chosenHash);
+    const model = read(chosenHash);
+    const full = new RecordSet(REC_KIND_DIRENT, INO, BS, chosenHash);
+    const fits = Math.floor(recBlockCapacity(BS) / direntRecSize(`3:${'c'.repeat(40)}10`));
+    for (let i = 10; i < 10 + fits; i++) full.put(`3:${'c'.repeat(40)}${i}`, encodeDirentRec(`3:${'c'.repeat(40)}${i}`, 1), touched(), a.alloc);
+    const goals = a.goals.length;
+    expect(() => full.put(`3:${'c'.repeat(40)}x`, encodeDirentRec(`3:${'c'.repeat(40)}x`, 1), touched(), a.alloc)).toThrow(/ENOSPC.*one hash/);
+    expect(a.goals.length).toBe(goals);                              // nothing allocated
+    expect(full.blocks.length).toBe(1);
+    checkShape(full, chosenHash);
+    expect(read(chosenHash)).toEqual(model);
+  });
+
+  it('the first leaf emptied hands hash 0 on to the next; the last leaf never goes', () => {
+    const set = new RecordSet(REC_KIND_DIRENT, INO, BS, chosenHash);
+    const { apply, read } = medium(set);
+    const a = blocks();
+    const names = [...Array.from({ length: 50 }, (_, i) => `10:${'p'.repeat(60)}${i}`), ...Array.from({ length: 50 }, (_, i) => `20:${'q'.repeat(60)}${i}`)];
+    for (const n of names) { const t = touched(); set.put(n, encodeDirentRec(n, 1), t, a.alloc); apply(t); }
+    expect(set.blocks.map((rb) => rb.lo)).toEqual([0, 20]);
+    for (const n of names.slice(0, 50)) { const t = touched(); set.remove(n, t); apply(t); }
+    expect(set.blocks.map((rb) => rb.lo)).toEqual([0]);              // the 20s' leaf now starts at 0
+    checkShape(set, chosenHash);
+    for (const n of names.slice(50)) { const t = touched(); set.remove(n, t); apply(t); }
+    expect(set.blocks.length).toBe(1);
+    expect(set.count).toBe(0);
+    expect(read(chosenHash)).toEqual(new Map());
   });
 });
