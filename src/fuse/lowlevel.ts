@@ -36,7 +36,7 @@
 import { constants, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { FsError, toNegErrno } from '../errors.js';
-import { DirStream, type HashedEntries } from './dirstream.js';
+import { DirStream } from './dirstream.js';
 import type { Inode } from '../inode/inode.js';
 import { RequestContext, runInRequest } from '../layout/interrupt.js';
 import type { FuseInitInfo } from '../../native/index.js';
@@ -412,10 +412,7 @@ export class FuseTransport {
           if (!dir.isDir) throw new FsError('ENOTDIR', 'opendir');
           // No snapshot: the entries are read from the live map, or from their blocks on media, as the kernel asks (dirstream.ts);
           // a hash index by hash, leaf by leaf, with cookies that outlive splits, merges and eviction.
-          const hashed: HashedEntries | null = fs.store.isHashedDir(dir)
-            ? { stamp: () => [dir.deferred, dir.recordsInCore, dir.recordsInCore?.version ?? 0, dir.nlink], leaf: (h) => fs.store.hashLeaf(dir, h) }
-            : null;
-          stream = new DirStream(ino, [['.', dir.ino], ['..', fs.parentOf(dir).ino]], () => fs.listEntries(dir), hashed);
+          stream = new DirStream(ino, [['.', dir.ino], ['..', fs.parentOf(dir).ino]], () => fs.listEntries(dir), fs.hashedListing(dir));
           stream.dir = dir;
           dir.dirStreams++;
         }

@@ -596,11 +596,14 @@ export class InodeStore {
    * block read and checked as the full read checks it (header, checksum,
    * records, names, inode numbers in range, the block in use) when the
    * listing reaches it, as the running transaction sees it then, and the
-   * slot's counts checked at the end. A `find` or `ls -f` of a directory of
-   * a million entries then builds no map of them. A directory read into
-   * core while it is listed goes on being listed from its blocks (the
-   * chain and its blocks as changed meanwhile): a record never moves
-   * between blocks, so an entry neither added nor removed is listed once.
+   * slot's counts checked at the end. A directory of a million entries
+   * listed so builds no map of them. A directory read into core while it
+   * is listed goes on being listed from its blocks (the chain and its
+   * blocks as changed meanwhile): in an unordered chain a record never
+   * moves between blocks, so an entry neither added nor removed is listed
+   * once; a hash index moves records when leaves split and merge, so FUSE
+   * lists those by hash instead (hashLeaf, src/fuse/dirstream.ts) and this
+   * walk serves them only unchanged (fsck-like walks, tests).
    * What the full read also refuses, a name twice, is not seen here. A
    * directory removed while it is listed (emptied, then rmdir) ends the
    * listing: its blocks were freed with it.

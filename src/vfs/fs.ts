@@ -28,7 +28,7 @@ import type { LayoutGuard } from '../layout/guard.js';
 import type { Operations } from '../op/operation.js';
 import { newShareStats, type DataContext } from '../layout/mapping.js';
 import type { Inode } from '../inode/inode.js';
-import type { InodeStore } from '../inode/store.js';
+import type { HashLeaf, InodeStore } from '../inode/store.js';
 import * as attrs from './attrs.js';
 import type { SetAttrs, Stat, TimeSpec } from './attrs.js';
 import * as handles from './handles.js';
@@ -305,6 +305,22 @@ export class PmemFs {
    * @throws FsError EIO while iterating, at a damaged block
    */
   listEntries(dir: Inode): Iterable<readonly [string, number]> { return this.store.listEntries(dir); }
+  /**
+   * A directory whose entries are a hash index, as a listing by hash reads
+   * it (src/fuse/dirstream.ts): `leaf(h)` the leaf holding hash h
+   * (InodeStore.hashLeaf), `stamp()` what changes whenever its entries may
+   * have (read into core or put back, a change to them, its removal); null
+   * for a directory listed by position (entries in the fork, an unordered
+   * chain).
+   * @throws FsError EIO for a damaged index of entries on media
+   */
+  hashedListing(dir: Inode): { stamp(): unknown[]; leaf(h: number): HashLeaf } | null {
+    if (!this.store.isHashedDir(dir)) return null;
+    return {
+      stamp: () => [dir.deferred, dir.recordsInCore, dir.recordsInCore?.version ?? 0, dir.nlink],
+      leaf: (h) => this.store.hashLeaf(dir, h),
+    };
+  }
   readlink(t: Inode | string): string { return ns.readlink(this, t); }
   mkdir(path: string, mode: number, caller: Caller): Inode { return ns.mkdir(this, path, mode, caller); }
   mkdirAt(dir: Inode, name: string, mode: number, caller: Caller, path = name): Inode {

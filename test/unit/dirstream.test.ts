@@ -8,29 +8,9 @@
 import { describe, expect, it } from 'vitest';
 import { DirStream } from '../../src/fuse/dirstream.js';
 import { seededRandom } from '../../src/region/prng.js';
+import { listLikeKernel as list } from './helpers.js';
 
 type Listing = Array<[string, number]>;
-
-/**
- * The kernel's side: READDIR at `off`, a reply of at most `cap` entries, of
- * which `consume` says how many the caller took; the next READDIR starts at
- * the cookie of the last one taken. `between` runs between requests.
- */
-function list(d: DirStream, cap: () => number, consume: (sent: number) => number, between: (round: number) => void = () => {}): Listing {
-  const got: Listing = [];
-  let off = 0;
-  for (let round = 0; round < 100_000; round++) {
-    const sent: Array<[string, number, number]> = [];
-    const room = cap();
-    d.read(off, (name, ino, next) => { if (sent.length >= room) return false; sent.push([name, ino, next]); return true; });
-    if (!sent.length) return got;
-    const took = sent.slice(0, Math.max(1, consume(sent.length)));
-    for (const [name, ino] of took) got.push([name, ino]);
-    off = took[took.length - 1][2];
-    between(round);
-  }
-  throw new Error('listing did not end');
-}
 
 function dir(n: number): Map<string, number> {
   const m = new Map<string, number>();

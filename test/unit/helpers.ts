@@ -5,6 +5,7 @@
 import { expect } from 'vitest';
 import { FsError } from '../../src/errors.js';
 import { FormatError } from '../../src/format/layout.js';
+import type { DirStream } from '../../src/fuse/dirstream.js';
 
 /** The FsError code fn throws, or 'no error'. */
 export function code(fn: () => unknown): string {
@@ -27,4 +28,26 @@ export function formatError(fn: () => unknown): FormatError {
     return e as FormatError;
   }
   throw new Error('expected a FormatError, nothing was thrown');
+}
+
+/**
+ * A listing as the FUSE kernel drives a DirStream (src/fuse/dirstream.ts):
+ * READDIR at `off`, a reply of at most `cap` entries, of which `consume`
+ * says how many the caller took; the next READDIR starts at the cookie of
+ * the last one taken. `between` runs between requests.
+ */
+export function listLikeKernel(d: DirStream, cap: () => number, consume: (sent: number) => number, between: (round: number) => void = () => {}): Array<[string, number]> {
+  const got: Array<[string, number]> = [];
+  let off = 0;
+  for (let round = 0; round < 100_000; round++) {
+    const sent: Array<[string, number, number]> = [];
+    const room = cap();
+    d.read(off, (name, ino, next) => { if (sent.length >= room) return false; sent.push([name, ino, next]); return true; });
+    if (!sent.length) return got;
+    const took = sent.slice(0, Math.max(1, consume(sent.length)));
+    for (const [name, ino] of took) got.push([name, ino]);
+    off = took[took.length - 1][2];
+    between(round);
+  }
+  throw new Error('listing did not end');
 }

@@ -17,10 +17,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BITMAP_HDR, encodeBitmapBlock, FEAT_INCOMPAT_ICACHE, IFLAG_SEALED } from '../../src/format/layout.js';
 import { encodeDirentRec, REC_KIND_DIRENT, REC_KIND_ILIST } from '../../src/format/records.js';
 import { DEFERRED_PROBES } from '../../src/inode/inode.js';
+import { DirStream } from '../../src/fuse/dirstream.js';
 import { checkRegion } from '../../src/repair/check.js';
 import { ROOT_CALLER, type PmemFs } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
 import { CHECKED, LOG, OPTS } from './crash-harness.js';
+import { listLikeKernel } from './helpers.js';
 import { ImageEditor } from './image-edit.js';
 import { seededRandom } from '../../src/region/prng.js';
 
@@ -407,8 +409,9 @@ describe('inodes read on demand', () => {
     } finally { unmountRegion(m); }
   });
 
-  it('a directory changed while it is streamed from its blocks: every entry neither added nor removed is listed once', () => {
-    bigDir(3000);
+  it('an unordered directory changed while it is streamed from its blocks: every entry neither added nor removed is listed once', () => {
+    const ino = bigDir(3000);
+    edit((e) => e.unhash(e.inode(ino)!.rec.recIndex, ino));        // records never move between its blocks
     const m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big');
@@ -428,6 +431,71 @@ describe('inodes read on demand', () => {
       expect([...counts.values()].every((c) => c === 1)).toBe(true);
     } finally { unmountRegion(m); }
     expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
+  it.each([1, 2, 3])('a listing by hash (FUSE readdir) lists every entry neither added nor removed once, in hash order, while leaves split and merge and the entries leave core (seed %i)', (seed) => {
+    const ino = bigDir(3000);
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      const r = seededRandom(seed);
+      const big = m.fs.resolve('/big');
+      const hashed = m.fs.hashedListing(big)!;
+      expect(hashed).not.toBeNull();
+      expect(big.direntsInCore).toBeNull();                            // opendir reads the index, not the entries
+      const d = new DirStream(ino, [['.', ino], ['..', 1]], () => m.fs.listEntries(big), hashed);
+      const removed = new Set<string>(), added = new Set<string>();
+      let leaves = 0, minLeaves = Infinity, maxLeaves = 0, k = 0;
+      const got = listLikeKernel(d, () => 1 + Math.floor(r() * 60), (sent) => (r() < 0.5 ? sent : 1 + Math.floor(r() * sent)), (round) => {
+        if (round % 7 === 3) {                                         // a burst of creates: leaves split
+          for (let i = 0; i < 40; i++) { const n = `new-${seed}-${k++}`; put(m.fs, `/big/${n}`, Buffer.alloc(0)); added.add(n); }
+        } else if (round % 7 === 5) {                                  // a burst of unlinks: leaves merge
+          for (let i = 0; i < 60; i++) {
+            const n = String(Math.floor(r() * 3000));
+            if (removed.has(n)) continue;
+            m.fs.unlink(`/big/${n}`); removed.add(n);
+          }
+        } else if (round % 7 === 6) {
+          m.fs.tx.commit('test');
+          m.fs.store.unreadEntries(big);                               // back on media: the next reply reads leaves from blocks
+        }
+        leaves = big.recordsInCore?.blocks.length ?? leaves;
+        minLeaves = Math.min(minLeaves, leaves); maxLeaves = Math.max(maxLeaves, leaves);
+      });
+      const names = got.map(([n]) => n);
+      expect(names.slice(0, 2)).toEqual(['.', '..']);
+      const counts = new Map<string, number>();
+      for (const n of names.slice(2)) counts.set(n, (counts.get(n) ?? 0) + 1);
+      expect([...counts.values()].every((c) => c === 1)).toBe(true);  // nothing twice
+      for (let i = 0; i < 3000; i++) if (!removed.has(String(i))) expect(counts.get(String(i)), String(i)).toBe(1);
+      const hashes = names.slice(2).map((n) => m.fs.store.nameHash(n));
+      expect(hashes.every((h, i) => i === 0 || h >= hashes[i - 1])).toBe(true);   // in hash order
+      expect(removed.size).toBeGreaterThan(300);
+      expect(maxLeaves).toBeGreaterThan(minLeaves);                    // the leaves did change under it
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
+  it('a listing by hash goes on from a cookie after a remount, as a new open of the directory', () => {
+    const ino = bigDir(2000);
+    let m = mountRegion(img, OPTS, LOG);
+    let first: Array<[string, number, number]> = [];
+    const all: Array<[string, number, number]> = [];
+    try {
+      const big = m.fs.resolve('/big');
+      const d = new DirStream(ino, [['.', ino], ['..', 1]], () => m.fs.listEntries(big), m.fs.hashedListing(big));
+      d.read(0, (name, child, next) => { all.push([name, child, next]); return true; });
+      expect(all.length).toBe(2002);
+      first = all.slice(0, 777);
+    } finally { unmountRegion(m); }
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      const d = new DirStream(ino, [['.', ino], ['..', 1]], () => m.fs.listEntries(big), m.fs.hashedListing(big));
+      const rest: Array<[string, number, number]> = [];
+      d.read(first[first.length - 1][2], (name, child, next) => { rest.push([name, child, next]); return true; });
+      expect([...first, ...rest]).toEqual(all);
+      expect(big.direntsInCore).toBeNull();                            // read leaf by leaf from media
+    } finally { unmountRegion(m); }
   });
 
   it('a directory emptied and removed while it is streamed from its blocks: the listing ends, nothing is read from its freed blocks', () => {
@@ -627,6 +695,82 @@ describe('a large directory at every persistence point', () => {
     expect(images).toBe(points * 3);
     expect(checkRegion(img, false).problems).toEqual([]);
   });
+});
+
+describe('a directory hash index at every persistence point', () => {
+  it('leaves split, merge and index blocks split; after each crash lookups, the listing by hash and the full read agree on a committed state', () => {
+    // /long: names of 230+ bytes, ~16 to a full leaf, so 4,000 of them make ~330 leaves: more than one
+    // index block holds (254), and the index splits; then most of them go, and leaves merge.
+    const N = 4000;
+    // A commit (three persistence points, each crashed three ways) every this many changes; more of them with PMEMFS_POWERFAIL_FULL=1.
+    const FULL = process.env.PMEMFS_POWERFAIL_FULL === '1';
+    const GROW_BATCH = FULL ? 50 : 200, SHRINK_BATCH = FULL ? 60 : 250;
+    const long = (i: number) => `${i}-`.padEnd(230 + (i % 25), 'l');
+    formatRegion(img, { size: 24 * MiB, blockSize: BS, label: 'dirhash-pf', inodeCount: 8192, journalBlocks: 2048 });   // a log that takes a batch in one commit
+    const m = mountRegion(img, { ...OPTS, powerfail: true }, LOG);
+    m.fs.mkdir('/long', 0o755, ROOT_CALLER);
+    m.fs.fsync();
+    const names = (f: PmemFs) => new Set(f.resolve('/long').dirents!.keys());
+    let committed = names(m.fs);
+    let points = 0, images = 0, maxIndex = 0, maxLeaves = 0;
+    const coin = seededRandom(31);
+    const check = (crash: string, committing: Set<string> | null, what: string): void => {
+      const c = mountRegion(crash, OPTS, LOG);
+      try {
+        const dir = c.fs.resolve('/long');
+        const asks = [0, 1, 17, 999, 1500, 3999, 4001].map(long);
+        const probed = asks.map((n) => c.fs.lookupOrNull(dir, n)?.ino ?? null);
+        const listing = c.fs.hashedListing(dir);
+        const streamed = listing ? listLikeKernel(new DirStream(dir.ino, [], () => [], listing), () => 50, (n) => n) : [...c.fs.listEntries(dir)];
+        if (listing) expect(dir.direntsInCore, what).toBeNull();      // probes and the listing read leaves only (a small directory: its fork)
+        const full = dir.dirents!;
+        expect(new Map(streamed), what).toEqual(new Map(full));
+        expect(streamed.length, what).toBe(full.size);
+        expect(probed, what).toEqual(asks.map((n) => full.get(n) ?? null));
+        const got = new Set(full.keys());
+        const same = (x: Set<string> | null) => x !== null && x.size === got.size && [...x].every((n) => got.has(n));
+        expect(same(committed) || same(committing), `${what}: ${got.size} entries, committed ${committed.size}, committing ${committing?.size}`).toBe(true);
+      } finally { unmountRegion(c); }
+      images++;
+    };
+    m.region.onPersist = (point, n) => {
+      if (point !== 'data' && point !== 'log' && point !== 'commit') return;
+      const committing = point === 'commit' ? names(m.fs) : null;
+      for (let k = 0; k < 3; k++) {
+        const crash = path.join(dir, `crash-${n}-${k}.pmem`);
+        m.region.crashImage(crash, k === 0 ? () => false : k === 1 ? () => true : () => coin() < 0.5);
+        check(crash, committing, `point ${n} (${point}) subset ${k}`);
+        fs.rmSync(crash);
+      }
+      points++;
+      if (point === 'commit') committed = names(m.fs);
+      const set = m.fs.resolve('/long').records;
+      maxIndex = Math.max(maxIndex, set?.index.length ?? 0); maxLeaves = Math.max(maxLeaves, set?.blocks.length ?? 0);
+    };
+    let endLeaves = 0;
+    try {
+      for (let i = 0; i < N; i++) {                                 // grow: leaves split, then the index
+        put(m.fs, `/long/${long(i)}`, Buffer.alloc(0));
+        if (i % GROW_BATCH === GROW_BATCH - 1) m.fs.fsync();
+      }
+      for (let i = 0; i < N; i++) {                                 // shrink: leaves merge, index blocks empty
+        if (i % 10 !== 0) m.fs.unlink(`/long/${long(i)}`);
+        if (i % 10 === 5) m.fs.rename(`/long/${long(i - 5)}`, `/long/${long(i + N)}`);
+        if (i % SHRINK_BATCH === SHRINK_BATCH - 1) m.fs.fsync();
+      }
+      m.fs.fsync();
+      endLeaves = m.fs.resolve('/long').records!.blocks.length;
+    } finally {
+      m.region.onPersist = null;
+      unmountRegion(m);
+    }
+    expect(maxIndex).toBeGreaterThan(1);                             // the index split
+    expect(maxLeaves).toBeGreaterThan(254);
+    expect(endLeaves).toBeLessThan(maxLeaves / 4);                   // and shrank again
+    expect(points).toBeGreaterThanOrEqual(FULL ? 130 : 30);
+    expect(images).toBe(points * 3);
+    expect(checkRegion(img, false).problems).toEqual([]);
+  }, 300_000);
 });
 
 describe('the bookkeeping: conversion and fsck', () => {
