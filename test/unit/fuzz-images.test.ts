@@ -35,6 +35,8 @@ import { ROOT_CALLER, type Caller, type PmemFs } from '../../src/vfs/fs.js';
 import { mountRegion, unmountRegion, type Mounted } from '../../src/vfs/mount.js';
 import { CHECKED, LOG, OPTS } from './crash-harness.js';
 import { buildBase, mutate, TAG_MAGIC, tagged, writeBase, type Base } from './fuzz-images.js';
+import { listLikeKernel } from './helpers.js';
+import { DirStream } from '../../src/fuse/dirstream.js';
 
 const BS = 4096;
 const MiB = 1 << 20;
@@ -166,7 +168,10 @@ function runImage(i: number, c: Counts): void {
       // so only the names are checked after a repair: a named inode is never freed.
       if (tryMount(img, strict, what, c, false)) c.repairedThenMounted++;
       else c.violations.push(`${what}: fsck -y reported no problem left, but the mount still refuses`);
-    } else c.repairLeftProblems++;
+    } else {
+      c.repairLeftProblems++;
+      if (process.env.FUZZ_DEBUG) console.log(`${what}: fsck -y left ${JSON.stringify(y?.uncorrected)}`);
+    }
   }
   // The same mutation again, mounted the default way (inodes read on demand).
   writeBase(img, base);
@@ -188,7 +193,10 @@ function runImage(i: number, c: Counts): void {
       const dirs = [m.fs.root()];
       for (let k = 0; k < dirs.length && k < 1000; k++) {
         try {
-          for (const [, c] of m.fs.listEntries(dirs[k])) { const i = m.fs.inodeOf(c); if (i?.isDir && !dirs.includes(i)) dirs.push(i); }
+          // A hash index as FUSE lists it (by hash, leaf by leaf), else streamed in chain order.
+          const hashed = m.fs.hashedListing(dirs[k]);
+          const entries = hashed ? listLikeKernel(new DirStream(dirs[k].ino, [], () => [], hashed), () => 64, (n) => n) : m.fs.listEntries(dirs[k]);
+          for (const [, c] of entries) { const i = m.fs.inodeOf(c); if (i?.isDir && !dirs.includes(i)) dirs.push(i); }
         } catch (e) { if (!clean(e)) throw e; }
       }
       if (useMounted(m, strict).length) c.onDemandExposures++;

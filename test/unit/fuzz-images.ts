@@ -81,7 +81,8 @@ export async function buildBase(img: string, size: number): Promise<Base> {
   f.release(h.fh);
   // A directory with entries in record blocks.
   f.mkdir('/home/u1002/many', 0o755, user(1002));
-  for (let i = 0; i < 30; i++) own(put(f, `/home/u1002/many/${'x'.repeat(40)}-${i}`, user(1002), (ino) => tagged(ino, 1)));
+  // Enough entries for a hash index of several leaves (FEAT_INCOMPAT_DIRHASH).
+  for (let i = 0; i < 150; i++) own(put(f, `/home/u1002/many/${'x'.repeat(40)}-${i}`, user(1002), (ino) => tagged(ino, 1)));
   f.symlink('/home/u1001/doc', '/home/u1002/link', user(1002));
   f.setxattr('/home/u1001/doc', 'user.small', Buffer.from('v'), 0);
   f.setxattr('/home/u1003/doc', 'user.big', Buffer.alloc(2000, 7), 0);       // an out-of-line fork
@@ -237,6 +238,39 @@ function mutateDirent(c: Ctx): string | null {
   return `directory ${ino} entry record ${how}`;
 }
 
+/**
+ * A directory's hash index: a leaf's lowest hash, a leaf or next pointer,
+ * the hashed flag of one index block, two leaves swapped; or a record moved
+ * into another leaf with both blocks resealed (only the range check tells).
+ */
+function mutateDirIndex(c: Ctx): string | null {
+  const isIndexed = (ino: number) => { const x = c.e.inode(ino); return !!x && (x.rec.mode & 0o170000) === 0o040000 && x.rec.recIndex !== 0; };
+  const dirs = c.inos.filter(isIndexed);
+  if (!dirs.length) return null;
+  const ino = pick(c.r, dirs);
+  const d = c.e.inode(ino)!;
+  const { index, blocks } = c.e.chain(d.rec.recIndex, ino, REC_KIND_DIRENT);
+  const ix = index.length ? pick(c.r, index) : null;
+  if (!ix?.los || !ix.blocks.length) return null;
+  const how = pick(c.r, ['lo', 'lo', 'leaf', 'next', 'unhash', 'swap', 'move', 'move'] as const);
+  if (how === 'move') {
+    if (blocks.length < 2) return null;
+    const from = pick(c.r, blocks), to = pick(c.r, blocks.filter((b) => b !== from));
+    const moved = from.recs.dirents[0];
+    if (!moved) return null;
+    c.e.writeRecordBlock(from.block, ino, REC_KIND_DIRENT, from.recs.dirents.slice(1).map(([, , raw]) => raw));
+    c.e.writeRecordBlock(to.block, ino, REC_KIND_DIRENT, [...to.recs.dirents.map(([, , raw]) => raw), moved[2]]);
+    return `directory ${ino} hash index record moved to another leaf`;
+  }
+  const los = [...ix.los], list = [...ix.blocks];
+  const i = Math.floor(c.r() * list.length);
+  if (how === 'lo') los[i] = pick(c.r, [0, los[i] + 1, Math.max(0, los[i] - 1), los[(i + 1) % los.length], 0xffffffff]);
+  else if (how === 'leaf') list[i] = pick(c.r, [blockValue(c), ...list, ...index.map((x) => x.block)]);
+  else if (how === 'swap') { if (list.length < 2) return null; const j = (i + 1) % list.length; [list[i], list[j]] = [list[j], list[i]]; }
+  c.e.writeIndexBlock(ix.block, ino, how === 'next' ? blockValue(c) : ix.next, list, how === 'unhash' ? null : los);
+  return `directory ${ino} hash index ${how}`;
+}
+
 function mutateRefcount(c: Ctx): string | null {
   const root = c.e.superblock().refcountRoot;
   if (!root) return null;
@@ -312,6 +346,7 @@ function mutateJournal(c: Ctx): string | null {
 const MUTATORS: Array<[string, number, (c: Ctx) => string | null]> = [
   ['superblock', 2, mutateSuperblock], ['inode', 5, mutateInode], ['extent', 5, mutateExtent], ['dirent', 4, mutateDirent],
   ['refcount', 2, mutateRefcount], ['fork', 2, mutateFork], ['journal', 2, mutateJournal], ['ilist', 2, mutateIlist],
+  ['dirindex', 2, mutateDirIndex],
 ];
 
 /** Apply 1..3 seeded mutations to the image at `img`. */
