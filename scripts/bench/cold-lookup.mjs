@@ -3,12 +3,16 @@
 // alone (no FUSE): one directory is filled with N entries (file-name-0 ..,
 // no data), the region unmounted and mounted again, then: a lookup of a name
 // that is not there, then 12 lookups of names spread over the directory, and
-// one more absent name. The first DEFERRED_PROBES lookups probe the record
-// blocks on media (docs/DESIGN.md, "Cold lookups probe the record blocks");
-// the next reads the whole directory into core; the rest are in-core map
-// lookups. Prints each lookup's time in ms, and the entries in core and the
-// heap at the end. The region is made by a child process, so the timed mount
-// starts with a small heap, as the daemon's does.
+// one more absent name. With a hash index (FEAT_INCOMPAT_DIRHASH) each reads
+// the leaf of its name's hash (the first also the index); an unordered
+// directory of an older region would probe its first DEFERRED_PROBES and
+// then read everything (docs/DESIGN.md, "Cold lookups probe the record
+// blocks"). Then a listing of the whole directory by hash as FUSE readdir
+// makes it (replies of 100 entries), the full read of its entries into core
+// (what a create or unlink in it does first), and a create. Prints each
+// time in ms, and the entries in core and the heap at the end. The region
+// is made by a child process, so the timed mount starts with a small heap,
+// as the daemon's does.
 // `node --expose-gc scripts/bench/cold-lookup.mjs [N]` (default 1000000)
 // after `npm run build`; the region is a file under BENCH_DIR (default the
 // OS temp directory). Not in npm test.
@@ -17,7 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
-import { DEFERRED_PROBES } from '../../dist/src/inode/inode.js';
+import { DirStream } from '../../dist/src/fuse/dirstream.js';
 import { formatRegion, mountRegion, unmountRegion } from '../../dist/src/vfs/mount.js';
 import { ROOT_CALLER } from '../../dist/src/vfs/fs.js';
 
@@ -62,8 +66,30 @@ try {
     t0 = process.hrtime.bigint();
     if (m.fs.lookupOrNull(d, 'absent-again') !== null) throw new Error('an absent name was found');
     times.push(ms(t0));
-    console.log(`cold lookups in a directory of ${n} entries after a mount (ms; the first ${DEFERRED_PROBES} probe the blocks, the next reads all entries):`);
-    console.log(`  absent ${times[0].toFixed(2)}; present ${times.slice(1, 13).map((x) => x.toFixed(2)).join(' ')}; absent ${times[13].toFixed(2)}`);
+    const inCore = () => (d.direntsInCore ? d.direntsInCore.size : 0);
+    console.log(`cold lookups in a directory of ${n} entries after a mount (ms; ${m.fs.store.isHashedDir(d) ? 'a hash index: one leaf each' : 'unordered: probes, then the full read'}):`);
+    console.log(`  absent ${times[0].toFixed(2)}; present ${times.slice(1, 13).map((x) => x.toFixed(2)).join(' ')}; absent ${times[13].toFixed(2)}; entries in core after them: ${inCore()}`);
+    const listing = m.fs.hashedListing(d);
+    if (listing) {
+      const stream = new DirStream(d.ino, [], () => [], listing);
+      let off = 0, count = 0;
+      t0 = process.hrtime.bigint();
+      for (;;) {
+        let got = 0, next = off;
+        stream.read(off, (_name, _ino, nextOff) => { if (got === 100) return false; got++; next = nextOff; return true; });
+        if (!got) break;
+        count += got; off = next;
+      }
+      const t = ms(t0);
+      if (count !== n) throw new Error(`the listing by hash gave ${count} entries of ${n}`);
+      console.log(`  listing by hash, replies of 100: ${t.toFixed(0)} ms (${((t * 1000) / n).toFixed(2)} µs an entry); entries in core after it: ${inCore()}`);
+    }
+    t0 = process.hrtime.bigint();
+    const size = d.dirents.size;
+    console.log(`  full read of the ${size} entries (a create's first step): ${ms(t0).toFixed(0)} ms`);
+    t0 = process.hrtime.bigint();
+    m.fs.mknodAt(d, 'one-more', 0o100644, 0, ROOT_CALLER);
+    console.log(`  a create, entries in core: ${ms(t0).toFixed(2)} ms`);
     globalThis.gc?.();
     const mu = process.memoryUsage();
     console.log(`  entries in core at the end: ${d.direntsInCore ? d.direntsInCore.size : 'none'}; heap used ${(mu.heapUsed / 2 ** 20).toFixed(0)} MiB${globalThis.gc ? ' after a full GC' : ' (node --expose-gc: after a full GC)'}, RSS ${(mu.rss / 2 ** 20).toFixed(0)} MiB`);
