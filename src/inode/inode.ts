@@ -64,17 +64,35 @@ const MAX_DIRTY_RANGES = 4096;
 export interface DeferredReader {
   read: (inode: Inode, at: DeferredRecords) => void;
   probe: (inode: Inode, at: DeferredRecords, name: string) => number | null | undefined;
+  /** The hash index (read once, kept in `at.dirIndex`), null for an unordered chain. @throws FsError EIO for a damaged index */
+  index: (inode: Inode, at: DeferredRecords) => DirIndex | null;
 }
 
-/** A directory's hash index as its probes use it: its leaves (region blocks) and each one's lowest name hash, ascending. */
-export interface DirIndex { blocks: number[]; los: number[] }
+/**
+ * A directory's hash index as its probes use it: its leaves (region
+ * blocks) and each one's lowest name hash, ascending; and its index blocks
+ * with how many leaves each lists, in chain order (to rebuild the chain's
+ * record set around the leaves a change reads, InodeStore.syncDeferred).
+ */
+export interface DirIndex { blocks: number[]; los: number[]; ixBlocks: number[]; ixCounts: number[] }
 
 /**
  * A directory's entries left on media (Inode.deferRecords): the slot's
  * record fields, their reader, the probes made so far, and the hash index
  * the first probe read (null: an unordered chain; undefined: not read yet).
  */
-export interface DeferredRecords { recIndex: number; recBlocks: number; recCount: number; reader: DeferredReader; probes: number; dirIndex?: DirIndex | null }
+export interface DeferredRecords {
+  recIndex: number; recBlocks: number; recCount: number; reader: DeferredReader; probes: number; dirIndex?: DirIndex | null;
+  /**
+   * Entries the running operation added (inode number) or removed (null)
+   * while the rest stay on media (a hash index only: Inode.setEntry); the
+   * store writes them into the leaves they belong to when it encodes the
+   * operation (InodeStore.syncDeferred).
+   */
+  changes?: Map<string, number | null>;
+  /** Operations whose changes the store wrote into the leaves so far (a listing's cached leaf is stale once this moves). */
+  written?: number;
+}
 
 /**
  * Lookups a directory whose entries are on media answers by probing its
@@ -213,6 +231,8 @@ export class Inode {
    */
   entry(name: string): number | undefined {
     const p = this.pending;
+    const changed = p?.changes?.get(name);
+    if (changed !== undefined) return changed ?? undefined;
     if (p && (p.probes < DEFERRED_PROBES || p.dirIndex)) {
       p.probes++;
       const found = p.reader.probe(this, p, name);
@@ -220,6 +240,27 @@ export class Inode {
     }
     return this.dirents!.get(name);
   }
+  /**
+   * Add or replace entry `name` → `ino`. A directory whose entries are a
+   * hash index still on media keeps the change beside them (the store
+   * writes it into its leaf at the end of the operation: a create in a
+   * directory of a million entries reads one leaf, not a million entries);
+   * otherwise the entry map changes (read first when deferred).
+   * @throws FsError EIO for a damaged index or entries
+   */
+  setEntry(name: string, ino: number): void {
+    const p = this.pending;
+    if (p && p.reader.index(this, p)) { (p.changes ??= new Map()).set(name, ino); return; }
+    this.dirents!.set(name, ino);
+  }
+
+  /** Remove entry `name`, as setEntry adds one. @throws FsError EIO for a damaged index or entries */
+  deleteEntry(name: string): void {
+    const p = this.pending;
+    if (p && p.reader.index(this, p)) { (p.changes ??= new Map()).set(name, null); return; }
+    this.dirents!.delete(name);
+  }
+
   private readPending(): void {
     const p = this.pending!;
     this.pending = null;
@@ -230,6 +271,8 @@ export class Inode {
       this.pending = p;
       throw e;
     }
+    // Changes of the running operation not yet in the leaves: now in the map, which the store encodes.
+    if (p.changes?.size) for (const [name, ino] of p.changes) { if (ino === null) this.direntMap!.delete(name); else this.direntMap!.set(name, ino); }
   }
 
   /** The extended attributes, to change them (the map is made at the first use). */

@@ -48,6 +48,8 @@ export interface RecBlock {
   unread?: ((add: (key: RecKey, off: number, len: number) => void) => void) | null;
   /** A hash index's leaf: the lowest name hash it holds (its range ends at the next leaf's). */
   lo?: number;
+  /** A leaf of a set rebuilt around the leaves a change reads (adoptIndex): not read, nothing of it known but where it is. */
+  unloaded?: boolean;
 }
 
 const POS = 65536;
@@ -56,6 +58,7 @@ export function recLen(r: RecBytes): number { return typeof r === 'number' ? r %
 
 /** A block's records by key, read from its source image first when the block was adopted unread. */
 export function itemsOf(rb: RecBlock): Map<RecKey, RecBytes> {
+  if (rb.unloaded) throw new Error(`record block ${rb.block} used before it was read`);
   if (rb.items === null) {
     const items = new Map<RecKey, RecBytes>();
     rb.unread!((key, off, len) => { items.set(key, off * POS + len); });
@@ -119,6 +122,37 @@ export class RecordSet {
     if (!this.hash || this.blocks.length === 0) return null;
     const i = this.leafFor(h);
     return { rb: this.blocks[i], next: this.blocks[i + 1]?.lo ?? null };
+  }
+
+  /**
+   * A directory's hash index from its index blocks alone (DirIndex: leaves,
+   * lowest hashes, index blocks and their counts), every leaf unloaded: the
+   * caller reads those a change needs (loadLeaf) before changing them. The
+   * set's `count` then counts the loaded leaves' records only.
+   */
+  adoptIndex(ix: { blocks: readonly number[]; los: readonly number[]; ixBlocks: readonly number[]; ixCounts: readonly number[] }): void {
+    let k = 0;
+    ix.ixBlocks.forEach((block, j) => {
+      const n = ix.ixCounts[j];
+      this.index.push({ block, list: ix.blocks.slice(k, k + n), los: ix.los.slice(k, k + n) });
+      k += n;
+    });
+    for (let i = 0; i < ix.blocks.length; i++) this.blocks.push({ block: ix.blocks[i], items: null, used: 0, src: null, lo: ix.los[i], unloaded: true });
+  }
+
+  /** Leaf rb of adoptIndex read: its image and records as adoptUnread and adoptKey take them. */
+  loadLeaf(rb: RecBlock, src: Buffer, unread: NonNullable<RecBlock['unread']>, keys: ReadonlyArray<readonly [string, number]>): void {
+    rb.unloaded = false; rb.src = src; rb.unread = unread;
+    for (const [key, len] of keys) this.adoptKey(rb, key, len);
+    this.noteAdopted(rb);
+  }
+
+  /** Position in `blocks` of the leaf whose range holds hash h (a hash index with at least one leaf). */
+  leafPosOf(h: number): number { return this.leafFor(h); }
+
+  /** The hash index as DirIndex: leaves, lowest hashes, index blocks and how many leaves each lists. */
+  toDirIndex(): { blocks: number[]; los: number[]; ixBlocks: number[]; ixCounts: number[] } {
+    return { blocks: this.blocks.map((rb) => rb.block), los: this.blocks.map((rb) => rb.lo!), ixBlocks: this.index.map((ix) => ix.block), ixCounts: this.index.map((ix) => ix.list.length) };
   }
 
   /** The keys of block rb's records, without making its map when it was adopted unread. */

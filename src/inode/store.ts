@@ -125,6 +125,14 @@ export class InodeStore {
   private readonly deferredReader: DeferredReader = {
     read: (dir, at) => this.readDeferred(dir, at),
     probe: (dir, at, name) => this.probeDeferred(dir, at, name),
+    index: (dir, at) => {
+      try {
+        if (at.dirIndex === undefined) at.dirIndex = this.readDirIndex(dir.ino, at);
+      } catch (e) {
+        throw this.damage(dir.ino, e, 'read directory');
+      }
+      return at.dirIndex;
+    },
   };
 
   /** The region's seed of directory name hashes (dirHashSeed). */
@@ -482,9 +490,10 @@ export class InodeStore {
   private readDirIndex(ino: number, p: DeferredRecords): DirIndex | null {
     const where = `inode ${ino}`;
     if (!this.hashedChain(REC_KIND_DIRENT, p.recIndex, where)) return null;
-    const out: DirIndex = { blocks: [], los: [] };
+    const out: DirIndex = { blocks: [], los: [], ixBlocks: [], ixCounts: [] };
     for (const [ib, ix] of this.indexChain(ino, p.recIndex, where, () => p.recBlocks, true)) {
       this.checkRecordBlockInUse(ino, ib);
+      out.ixBlocks.push(ib); out.ixCounts.push(ix.blocks.length);
       for (let i = 0; i < ix.blocks.length; i++) {
         this.checkRecordBlockInUse(ino, ix.blocks[i]);
         out.blocks.push(ix.blocks[i]); out.los.push(ix.los![i]);
@@ -1091,8 +1100,10 @@ export class InodeStore {
 
   /** Encode one inode: its changed records, its fork if changed, its slot. */
   private writeInode(inode: Inode): void {
-    // A directory whose entries are still on media has no record change: the slot keeps pointing at them.
+    // A directory whose entries are still on media: its changes (a hash index) go into the leaves they
+    // belong to (syncDeferred); the slot points at its records as they are then.
     const deferred = inode.pendingRecords !== null;
+    if (deferred && inode.deferred!.changes?.size) this.syncDeferred(inode);
     let forkDirty = inode.forkDirty || inode.xattrsChanged;
     if (!deferred) {
       const kind = this.kindOf(inode);
@@ -1164,6 +1175,66 @@ export class InodeStore {
   }
 
   private encodeTouched(inode: Inode, t: RecTouched): void { this.putTouched(inode.records!, t); }
+
+  /**
+   * Write the entries an operation added to or removed from a directory
+   * whose hash index stays on media (DeferredRecords.changes, Inode.setEntry)
+   * into its leaves, reading only the leaves they touch: the set is rebuilt
+   * from the index (kept since the first probe) with every leaf unread, and
+   * before each change the leaf of its hash and its two neighbours (a
+   * removal may merge with one) are read and checked as the full read
+   * checks them. The splits and merges are the in-core set's; the slot's
+   * record fields and the kept index follow them. A create or unlink in a
+   * directory of a million entries then reads one to three leaves, not a
+   * million entries.
+   * @throws FsError EIO for a damaged leaf (noted in `damaged`); ENOSPC from allocation
+   */
+  private syncDeferred(inode: Inode): void {
+    const p = inode.deferred!;
+    const ix = this.deferredReader.index(inode, p);
+    if (!ix) throw new Error(`inode ${inode.ino}: deferred entry changes without a hash index`);
+    const set = new RecordSet(REC_KIND_DIRENT, inode.ino, this.bs, this.nameHash);
+    set.adoptIndex(ix);
+    const where = `inode ${inode.ino}`;
+    const load = (i: number): void => {
+      const rb = set.blocks[i];
+      if (!rb?.unloaded) return;
+      const img = this.journal.readCopy(rb.block);
+      const at = `${where} block ${rb.block}`;
+      const lo = rb.lo!, next = set.blocks[i + 1]?.lo ?? null;
+      const keys: Array<[string, number]> = [];
+      try {
+        forEachDirentRec(img, inode.ino, at, (name, child, off, len) => {
+          this.checkEntryIno(inode.ino, name, child);
+          const h = direntHash(img.subarray(off + 9, off + len), this.hashSeed);
+          if (h < lo || (next !== null && h >= next)) throw new FormatError(`${at}: entry '${name}' of hash ${h} lies outside the block's range [${lo}, ${next ?? 2 ** 32})`);
+          keys.push([name, len]);
+        });
+      } catch (e) {
+        throw this.damage(inode.ino, e, 'write directory');
+      }
+      set.loadLeaf(rb, img, (add) => { forEachDirentRec(img, inode.ino, at, (name, _child, off, len) => { add(name, off, len); }); }, keys);
+    };
+    const t: RecTouched = { recs: new Set(), index: new Set() };
+    const alloc = (g: number) => this.allocMeta(g);
+    let count = p.recCount;
+    for (const [name, child] of p.changes!) {
+      const i = set.leafPosOf(this.nameHash(name));
+      load(i - 1); load(i); load(i + 1);
+      const had = set.has(name);
+      if (child === null) {
+        if (had) { set.remove(name, t); count--; }
+      } else {
+        set.put(name, encodeDirentRec(name, child), t, alloc);
+        if (!had) count++;
+      }
+    }
+    this.putTouched(set, t);
+    p.recIndex = set.firstIndexBlock; p.recBlocks = set.blocks.length; p.recCount = count;
+    p.dirIndex = set.toDirIndex();
+    p.changes = undefined;
+    p.written = (p.written ?? 0) + 1;
+  }
 
   /** The record and index blocks an update of `set` touched, encoded (owner and kind from the set) into the running transaction. */
   private putTouched(set: RecordSet, t: RecTouched): void {

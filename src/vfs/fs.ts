@@ -317,7 +317,7 @@ export class PmemFs {
   hashedListing(dir: Inode): { stamp(): unknown[]; leaf(h: number): HashLeaf } | null {
     if (!this.store.isHashedDir(dir)) return null;
     return {
-      stamp: () => [dir.deferred, dir.recordsInCore, dir.recordsInCore?.version ?? 0, dir.nlink],
+      stamp: () => [dir.deferred, dir.deferred?.written ?? 0, dir.recordsInCore, dir.recordsInCore?.version ?? 0, dir.nlink],
       leaf: (h) => this.store.hashLeaf(dir, h),
     };
   }

@@ -159,7 +159,7 @@ export function renameAt(fs: PmemFs, parents: ParentMap, sdir: Inode, sname: str
   if (Buffer.byteLength(dname) > NAME_MAX) throw new FsError('ENAMETOOLONG', 'rename', dst);
   const inode = fs.lookup(sdir, sname, src);
   if (inode.isDir && parents.isAncestor(inode, ddir)) throw new FsError('EINVAL', 'rename', src, 'cannot move a directory into itself');
-  const targetIno = ddir.dirents!.get(dname);
+  const targetIno = ddir.entry(dname);
   const target = targetIno === undefined ? undefined : mustInode(fs.store, targetIno);
   if (target === inode) return;
   if (target) {
@@ -172,8 +172,8 @@ export function renameAt(fs: PmemFs, parents: ParentMap, sdir: Inode, sname: str
   fs.ops.apply('rename', target ? [sdir, ddir, inode, target] : [sdir, ddir, inode], (tx) => {
     tx.markDirty(sdir); tx.markDirty(ddir); tx.markDirty(inode);
     if (target) removeEntry(fs, tx, ddir, dname, target);
-    sdir.dirents!.delete(sname);
-    ddir.dirents!.set(dname, inode.ino);
+    sdir.deleteEntry(sname);
+    ddir.setEntry(dname, inode.ino);
     if (inode.isDir && sdir !== ddir) { sdir.nlink--; ddir.nlink++; }
     if (inode.isDir) inode.parent = ddir.ino;
     sdir.touchMtime(); ddir.touchMtime();
@@ -188,7 +188,7 @@ function prepareCreate(fs: PmemFs, dir: Inode, name: string, op: string, path: s
   fs.assertWritable(op, path);
   if (!dir.isDir) throw new FsError('ENOTDIR', op, path);
   if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', op, path);
-  if (dir.dirents!.has(name)) throw new FsError('EEXIST', op, path);
+  if (dir.entry(name) !== undefined) throw new FsError('EEXIST', op, path);
   if (dir.nlink === 0) throw new FsError('ENOENT', op, path, 'directory was removed');
 }
 
@@ -208,7 +208,7 @@ function newInode(fs: PmemFs, tx: Transaction, dir: Inode, mode: number, caller:
 function addEntry(tx: Transaction, dir: Inode, name: string, inode: Inode): void {
   tx.markDirty(dir);
   tx.markDirty(inode);
-  dir.dirents!.set(name, inode.ino);
+  dir.setEntry(name, inode.ino);
   inode.nlink++;
   if (inode.isDir) { dir.nlink++; inode.nlink++; }
   dir.touchMtime();
@@ -218,7 +218,7 @@ function addEntry(tx: Transaction, dir: Inode, name: string, inode: Inode): void
 function removeEntry(fs: PmemFs, tx: Transaction, dir: Inode, name: string, inode: Inode): void {
   tx.markDirty(dir);
   tx.markDirty(inode);
-  dir.dirents!.delete(name);
+  dir.deleteEntry(name);
   if (inode.isDir) { dir.nlink--; inode.nlink = 0; } else inode.nlink--;
   dir.touchMtime();
   inode.touchCtime();

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { BITMAP_HDR, encodeBitmapBlock, FEAT_INCOMPAT_ICACHE, IFLAG_SEALED } from '../../src/format/layout.js';
+import { BITMAP_HDR, encodeBitmapBlock, FEAT_INCOMPAT_DIRHASH, FEAT_INCOMPAT_ICACHE, IFLAG_SEALED } from '../../src/format/layout.js';
 import { encodeDirentRec, REC_KIND_DIRENT, REC_KIND_ILIST } from '../../src/format/records.js';
 import { DEFERRED_PROBES } from '../../src/inode/inode.js';
 import { DirStream } from '../../src/fuse/dirstream.js';
@@ -201,6 +201,7 @@ describe('inodes read on demand', () => {
     const m = mountRegion(img, OPTS, LOG);
     try {
       const big = m.fs.resolve('/big');
+      expect(m.fs.readdir('/big').length).toBe(4102);                 // its entries in core (a create alone would not read them)
       put(m.fs, '/big/new', Buffer.alloc(0));                          // a create not yet committed
       m.fs.forgotten(big.ino);
       expect(m.fs.store.inodes.get(big.ino)).toBe(big);               // its change is not durable: it stays
@@ -209,6 +210,7 @@ describe('inodes read on demand', () => {
       expect(m.fs.resolve('/big').dirents!.size).toBe(4101);
       // Named again by the kernel before the commit: it stays after it.
       const again = m.fs.resolve('/big');
+      void again.dirents;
       put(m.fs, '/big/new2', Buffer.alloc(0));
       m.fs.forgotten(again.ino);
       m.fs.kernelRefs.set(again.ino, 1);
@@ -325,7 +327,10 @@ describe('inodes read on demand', () => {
       expect(m.fs.sweepIdleDirs(2)).toBe(5000);                        // idle for two: back on media
       expect(big.direntsInCore).toBeNull();
       expect(m.fs.store.inodes.get(big.ino)).toBe(big);                // the directory itself stays
-      put(m.fs, '/big/new', Buffer.alloc(0));                          // reads them again, and changes them
+      put(m.fs, '/big/new', Buffer.alloc(0));                          // a create changes its leaf only
+      expect(big.direntsInCore).toBeNull();
+      expect(m.fs.readdir('/big').length).toBe(5003);                  // reads them again
+      m.fs.unlink('/big/new'); put(m.fs, '/big/new', Buffer.alloc(0)); // and changes them in core
       expect(big.direntsInCore!.size).toBe(5001);
       expect(m.fs.sweepIdleDirs(1)).toBe(0);                           // not committed yet: kept
       expect(big.direntsInCore!.size).toBe(5001);
@@ -444,21 +449,27 @@ describe('inodes read on demand', () => {
       expect(big.direntsInCore).toBeNull();                            // opendir reads the index, not the entries
       const d = new DirStream(ino, [['.', ino], ['..', 1]], () => m.fs.listEntries(big), hashed);
       const removed = new Set<string>(), added = new Set<string>();
-      let leaves = 0, minLeaves = Infinity, maxLeaves = 0, k = 0;
+      const live = Array.from({ length: 3000 }, (_, i) => String(i));
+      const leavesNow = (): number => big.recordsInCore?.blocks.length ?? (m.fs.store.isHashedDir(big) ? big.deferred!.dirIndex!.blocks.length : 0);
+      const startLeaves = leavesNow();
+      let leaves = 0, minLeaves = Infinity, maxLeaves = 0, k = 0, sawCore = false;
       const got = listLikeKernel(d, () => 1 + Math.floor(r() * 60), (sent) => (r() < 0.5 ? sent : 1 + Math.floor(r() * sent)), (round) => {
-        if (round % 7 === 3) {                                         // a burst of creates: leaves split
-          for (let i = 0; i < 40; i++) { const n = `new-${seed}-${k++}`; put(m.fs, `/big/${n}`, Buffer.alloc(0)); added.add(n); }
-        } else if (round % 7 === 5) {                                  // a burst of unlinks: leaves merge
-          for (let i = 0; i < 60; i++) {
-            const n = String(Math.floor(r() * 3000));
-            if (removed.has(n)) continue;
+        if (round % 7 === 3 && round < 40) {                           // bursts of creates first: leaves split
+          for (let i = 0; i < 400; i++) { const n = `new-${seed}-${k++}`; put(m.fs, `/big/${n}`, Buffer.alloc(0)); added.add(n); live.push(n); }
+        } else if (round % 7 === 5 && round >= 40) {                   // then bursts of unlinks: leaves merge
+          for (let i = 0; i < 600 && live.length > 100; i++) {
+            const j = Math.floor(r() * live.length), n = live[j];
+            live[j] = live[live.length - 1]; live.pop();
             m.fs.unlink(`/big/${n}`); removed.add(n);
           }
         } else if (round % 7 === 6) {
           m.fs.tx.commit('test');
           m.fs.store.unreadEntries(big);                               // back on media: the next reply reads leaves from blocks
+        } else if (round % 14 === 0) {
+          void big.dirents;                                            // into core: the next changes go through the map
         }
-        leaves = big.recordsInCore?.blocks.length ?? leaves;
+        leaves = leavesNow();
+        sawCore ||= big.direntsInCore !== null;
         minLeaves = Math.min(minLeaves, leaves); maxLeaves = Math.max(maxLeaves, leaves);
       });
       const names = got.map(([n]) => n);
@@ -467,10 +478,13 @@ describe('inodes read on demand', () => {
       for (const n of names.slice(2)) counts.set(n, (counts.get(n) ?? 0) + 1);
       expect([...counts.values()].every((c) => c === 1)).toBe(true);  // nothing twice
       for (let i = 0; i < 3000; i++) if (!removed.has(String(i))) expect(counts.get(String(i)), String(i)).toBe(1);
+      for (const n of counts.keys()) expect(removed.has(n) || added.has(n) || /^\d+$/.test(n), n).toBe(true);
       const hashes = names.slice(2).map((n) => m.fs.store.nameHash(n));
       expect(hashes.every((h, i) => i === 0 || h >= hashes[i - 1])).toBe(true);   // in hash order
       expect(removed.size).toBeGreaterThan(300);
-      expect(maxLeaves).toBeGreaterThan(minLeaves);                    // the leaves did change under it
+      expect(maxLeaves).toBeGreaterThan(startLeaves);                  // leaves split under it
+      expect(leaves).toBeLessThan(maxLeaves);                          // and merged
+      expect(sawCore).toBe(true);                                      // with the entries in core at times, on media at others
     } finally { unmountRegion(m); }
     expect(checkRegion(img, false).problems).toEqual([]);
   });
@@ -537,6 +551,61 @@ describe('inodes read on demand', () => {
     } finally { unmountRegion(m); }
   });
 
+  it('creates, unlinks and renames in a directory whose hash index is on media read only the leaves they change', () => {
+    bigDir(3000);
+    let m = mountRegion(img, OPTS, LOG);
+    const expected = new Set(Array.from({ length: 3000 }, (_, i) => String(i)));
+    try {
+      const big = m.fs.resolve('/big');
+      const reads = vi.spyOn(m.fs.store.journal, 'readCopy');
+      put(m.fs, '/big/new-one', Buffer.alloc(0)); expected.add('new-one');
+      m.fs.unlink('/big/17'); expected.delete('17');
+      m.fs.rename('/big/18', '/big/renamed-18'); expected.delete('18'); expected.add('renamed-18');
+      m.fs.rename('/big/19', '/big/20'); expected.delete('19');        // over an existing name
+      m.fs.mkdir('/big/sub', 0o755, ROOT_CALLER); expected.add('sub');
+      m.fs.rename('/big/21', '/moved-out'); expected.delete('21');      // to another directory
+      expect(big.direntsInCore).toBeNull();                            // none of them read the entries into core
+      expect(reads.mock.calls.length).toBeLessThanOrEqual(6 * 3 + 12);  // up to three leaves a change, and the inodes' own
+      reads.mockRestore();
+      expect(m.fs.lookupOrNull(big, 'new-one')).not.toBeNull();
+      expect(m.fs.lookupOrNull(big, '17')).toBeNull();
+      expect(m.fs.lookupOrNull(big, 'renamed-18')).not.toBeNull();
+      expect(m.fs.stat(m.fs.resolve('/big')).nlink).toBe(3);
+      // Many more, all on media: leaves split and merge under it.
+      for (let i = 0; i < 2000; i++) { put(m.fs, `/big/more-${i}`, Buffer.alloc(0)); expected.add(`more-${i}`); }
+      for (let i = 100; i < 2900; i++) { m.fs.unlink(`/big/${i}`); expected.delete(String(i)); }
+      m.fs.tx.commit('test');
+      expect(big.direntsInCore).toBeNull();
+      const listed = listLikeKernel(new DirStream(big.ino, [], () => [], m.fs.hashedListing(big)!), () => 80, (k) => k).map(([n]) => n);
+      expect(new Set(listed)).toEqual(expected);
+      expect(listed.length).toBe(expected.size);
+      expect(new Set(big.dirents!.keys())).toEqual(expected);         // the full read agrees
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(new Set(m.fs.readdir('/big').filter((n) => n !== '.' && n !== '..'))).toEqual(expected);
+    } finally { unmountRegion(m); }
+  });
+
+  it('a failed create in a directory whose hash index is on media changes nothing, on media or in core', () => {
+    bigDir(3000);
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      let n = 0;
+      m.engine.journal.failpoint = () => { if (++n === 2) throw new Error('injected'); };
+      expect(() => put(m.fs, '/big/doomed', Buffer.alloc(0))).toThrow(/injected/);
+      m.engine.journal.failpoint = null;
+      expect(m.fs.lookupOrNull(m.fs.resolve('/big'), 'doomed')).toBeNull();
+      put(m.fs, '/big/fine', Buffer.alloc(0));
+      m.fs.tx.commit('test');
+      expect(m.fs.resolve('/big').dirents!.size).toBe(3001);
+      expect(big.ino).toBe(m.fs.resolve('/big').ino);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+  });
+
   it('a probe reads only the leaf of the name\'s hash; one whose leaf is damaged gives way to the full read (EIO)', () => {
     const ino = bigDir(2000);
     let inDamaged = '', elsewhere: string[] = [];
@@ -578,9 +647,11 @@ describe('inodes read on demand', () => {
 
   it('a damaged record block is EIO when its directory is read, not when the directory is stat()ed', () => {
     const ino = bigDir(2000, (f) => { put(f, '/other', Buffer.alloc(BS, 'other')); });
+    let inDamaged = '';
     edit((e) => {
       const x = e.inode(ino)!;
       const { blocks } = e.chain(x.rec.recIndex, ino, 1);
+      inDamaged = blocks[3].recs.dirents[0][0];
       const img2 = e.read(blocks[3].block);
       img2[100] ^= 0xff;                                              // the checksum no longer matches
       e.write(blocks[3].block, img2);
@@ -592,7 +663,7 @@ describe('inodes read on demand', () => {
       expect(() => m.fs.readdir('/big')).toThrow(/EIO.*checksum.*fsck\.pmemfs/);
       expect(m.fs.store.damaged.has(ino)).toBe(true);
       expect(() => m.fs.readdir('/big')).toThrow(/EIO/);               // and again: nothing half-read was kept
-      expect(() => m.fs.create('/big/x', 0o644, C.O_RDWR, ROOT_CALLER)).toThrow(/EIO/);
+      expect(() => m.fs.create(`/big/${inDamaged}`, 0o644, C.O_RDWR, ROOT_CALLER)).toThrow(/EIO/);   // its leaf is the damaged one
       expect(read(m.fs, '/other')).toMatch(/^other/);
     } finally { unmountRegion(m); }
     expect(checkRegion(img, true).repaired.length).toBeGreaterThan(0);
@@ -710,7 +781,13 @@ describe('a directory hash index at every persistence point', () => {
     const m = mountRegion(img, { ...OPTS, powerfail: true }, LOG);
     m.fs.mkdir('/long', 0o755, ROOT_CALLER);
     m.fs.fsync();
-    const names = (f: PmemFs) => new Set(f.resolve('/long').dirents!.keys());
+    // The committed names, without reading the directory into core when its entries are on media.
+    const names = (f: PmemFs) => {
+      const d = f.resolve('/long');
+      if (d.direntsInCore) return new Set(d.direntsInCore.keys());
+      const listing = f.hashedListing(d);
+      return new Set(listing ? listLikeKernel(new DirStream(d.ino, [], () => [], listing), () => 200, (k) => k).map(([n]) => n) : d.dirents!.keys());
+    };
     let committed = names(m.fs);
     let points = 0, images = 0, maxIndex = 0, maxLeaves = 0;
     const coin = seededRandom(31);
@@ -744,19 +821,28 @@ describe('a directory hash index at every persistence point', () => {
       }
       points++;
       if (point === 'commit') committed = names(m.fs);
-      const set = m.fs.resolve('/long').records;
-      maxIndex = Math.max(maxIndex, set?.index.length ?? 0); maxLeaves = Math.max(maxLeaves, set?.blocks.length ?? 0);
+      const d = m.fs.resolve('/long'), set = d.recordsInCore, ix = d.deferred?.dirIndex;
+      maxIndex = Math.max(maxIndex, set?.index.length ?? ix?.ixBlocks.length ?? 0); maxLeaves = Math.max(maxLeaves, set?.blocks.length ?? ix?.blocks.length ?? 0);
     };
     let endLeaves = 0;
     try {
+      // Every other batch runs with the entries back on media (the idle sweep's doing): its changes
+      // go straight into the leaves they touch (InodeStore.syncDeferred); the others through the map.
+      const batchDone = (k: number) => {
+        m.fs.fsync();
+        const d = m.fs.resolve('/long');
+        if (k % 2 === 0) void d.dirents;                              // the next batch through the entry map
+        else expect(m.fs.store.unreadEntries(d)).toBe(true);           // the next straight into the leaves
+      };
+      let batches = 0;
       for (let i = 0; i < N; i++) {                                 // grow: leaves split, then the index
         put(m.fs, `/long/${long(i)}`, Buffer.alloc(0));
-        if (i % GROW_BATCH === GROW_BATCH - 1) m.fs.fsync();
+        if (i % GROW_BATCH === GROW_BATCH - 1) batchDone(batches++);
       }
       for (let i = 0; i < N; i++) {                                 // shrink: leaves merge, index blocks empty
         if (i % 10 !== 0) m.fs.unlink(`/long/${long(i)}`);
         if (i % 10 === 5) m.fs.rename(`/long/${long(i - 5)}`, `/long/${long(i + N)}`);
-        if (i % SHRINK_BATCH === SHRINK_BATCH - 1) m.fs.fsync();
+        if (i % SHRINK_BATCH === SHRINK_BATCH - 1) batchDone(batches++);
       }
       m.fs.fsync();
       endLeaves = m.fs.resolve('/long').records!.blocks.length;
@@ -771,6 +857,67 @@ describe('a directory hash index at every persistence point', () => {
     expect(images).toBe(points * 3);
     expect(checkRegion(img, false).problems).toEqual([]);
   }, 300_000);
+});
+
+describe('a damaged directory hash index', () => {
+  /** /big of n entries with its first leaf's first record moved into leaf `to` (both blocks resealed). */
+  function misplace(n: number, to: number): { ino: number; moved: string } {
+    const ino = bigDir(n);
+    let moved = '';
+    edit((e) => {
+      const { blocks } = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT);
+      const from = blocks[0], into = blocks[to];
+      const rec = from.recs.dirents[0];
+      moved = rec[0];
+      e.writeRecordBlock(from.block, ino, REC_KIND_DIRENT, from.recs.dirents.slice(1).map(([, , r]) => r));
+      e.writeRecordBlock(into.block, ino, REC_KIND_DIRENT, [...into.recs.dirents.map(([, , r]) => r), rec[2]]);
+    });
+    return { ino, moved };
+  }
+
+  it('a name in the wrong leaf, checksums sound: the listing by hash and the full read say EIO, fsck finds it and -y keeps the files', () => {
+    const { ino } = misplace(1200, 2);
+    const m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      const listing = m.fs.hashedListing(big)!;
+      expect(() => listLikeKernel(new DirStream(ino, [], () => [], listing), () => 100, (k) => k)).toThrow(/EIO.*outside the block's range.*fsck\.pmemfs/);
+      expect(m.fs.store.damaged.has(ino)).toBe(true);
+      expect(() => m.fs.readdir('/big')).toThrow(/EIO.*below the block's range/);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems.some((p) => p.includes(`damaged inode ${ino}`) && p.includes("below the block's range"))).toBe(true);
+    expect(checkRegion(img, true).repaired.some((p) => p.includes(`damaged inode ${ino}`))).toBe(true);
+    expect(checkRegion(img, false).problems).toEqual([]);
+    const m2 = mountRegion(img, OPTS, LOG);
+    try {
+      expect(m2.fs.readdir('/lost+found').length).toBe(1200 + 2);   // the files, named by inode number
+    } finally { unmountRegion(m2); }
+  });
+
+  it('leaves out of hash order, or a hash index on a region without the feature bit: refused when the index is read', () => {
+    const ino = bigDir(1200);
+    edit((e) => {
+      const ix = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT).index[0];
+      const los = [...ix.los!]; los[1] = los[2] + 1;                   // leaf 1 now claims from past leaf 2's start
+      e.writeIndexBlock(ix.block, ino, ix.next, ix.blocks, los);
+    });
+    let m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(() => m.fs.resolve('/big/7')).toThrow(/EIO.*not ascending.*fsck\.pmemfs/);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems.some((p) => p.includes(`damaged inode ${ino}`))).toBe(true);
+    const ino2 = bigDir(1200);
+    edit((e) => {                                                     // a hash index on a region that says it has none
+      const sb = e.superblock();
+      sb.featuresIncompat &= ~FEAT_INCOMPAT_DIRHASH;
+      e.writeSuperblock(sb);
+    });
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(() => m.fs.resolve('/big/7')).toThrow(/EIO.*hash index on a region without FEAT_INCOMPAT_DIRHASH/);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems.some((p) => p.includes(`damaged inode ${ino2}`))).toBe(true);
+  });
 });
 
 describe('the bookkeeping: conversion and fsck', () => {
