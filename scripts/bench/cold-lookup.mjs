@@ -8,8 +8,9 @@
 // directory of an older region would probe its first DEFERRED_PROBES and
 // then read everything (docs/DESIGN.md, "Cold lookups probe the record
 // blocks"). Then a listing of the whole directory by hash as FUSE readdir
-// makes it (replies of 100 entries), the full read of its entries into core
-// (what a create or unlink in it does first), and a create. Prints each
+// makes it (replies of 100 entries), a create and an unlink with the entries
+// on media (each reads the leaves it changes), the full read of its entries
+// into core, and a create with them in core. Prints each
 // time in ms, and the entries in core and the heap at the end. The region
 // is made by a child process, so the timed mount starts with a small heap,
 // as the daemon's does.
@@ -85,11 +86,29 @@ try {
       console.log(`  listing by hash, replies of 100: ${t.toFixed(0)} ms (${((t * 1000) / n).toFixed(2)} µs an entry); entries in core after it: ${inCore()}`);
     }
     t0 = process.hrtime.bigint();
+    m.fs.mknodAt(d, 'made-on-media', 0o100644, 0, ROOT_CALLER);
+    const tc = ms(t0);
+    t0 = process.hrtime.bigint();
+    m.fs.unlinkAt(d, 'made-on-media');
+    console.log(`  a create and an unlink with the entries on media: ${tc.toFixed(2)} / ${ms(t0).toFixed(2)} ms; entries in core after them: ${inCore()}`);
+    t0 = process.hrtime.bigint();
+    for (let i = 0; i < 2000; i++) m.fs.mknodAt(d, `on-media-${i}`, 0o100644, 0, ROOT_CALLER);
+    const tcs = ms(t0);
+    t0 = process.hrtime.bigint();
+    for (let i = 0; i < 2000; i++) m.fs.unlinkAt(d, `on-media-${i}`);
+    console.log(`  2,000 more creates and unlinks on media: ${((tcs * 1000) / 2000).toFixed(1)} / ${((ms(t0) * 1000) / 2000).toFixed(1)} µs each; entries in core after them: ${inCore()}`);
+    t0 = process.hrtime.bigint();
     const size = d.dirents.size;
-    console.log(`  full read of the ${size} entries (a create's first step): ${ms(t0).toFixed(0)} ms`);
+    console.log(`  full read of the ${size} entries (rmdir's emptiness check, -o check): ${ms(t0).toFixed(0)} ms`);
     t0 = process.hrtime.bigint();
     m.fs.mknodAt(d, 'one-more', 0o100644, 0, ROOT_CALLER);
     console.log(`  a create, entries in core: ${ms(t0).toFixed(2)} ms`);
+    t0 = process.hrtime.bigint();
+    for (let i = 0; i < 2000; i++) m.fs.mknodAt(d, `in-core-${i}`, 0o100644, 0, ROOT_CALLER);
+    const tci = ms(t0);
+    t0 = process.hrtime.bigint();
+    for (let i = 0; i < 2000; i++) m.fs.unlinkAt(d, `in-core-${i}`);
+    console.log(`  2,000 creates and unlinks in core: ${((tci * 1000) / 2000).toFixed(1)} / ${((ms(t0) * 1000) / 2000).toFixed(1)} µs each`);
     globalThis.gc?.();
     const mu = process.memoryUsage();
     console.log(`  entries in core at the end: ${d.direntsInCore ? d.direntsInCore.size : 'none'}; heap used ${(mu.heapUsed / 2 ** 20).toFixed(0)} MiB${globalThis.gc ? ' after a full GC' : ' (node --expose-gc: after a full GC)'}, RSS ${(mu.rss / 2 ** 20).toFixed(0)} MiB`);

@@ -158,6 +158,17 @@ function recordBlockBody(raw: Buffer, ino: number, kind: RecKind, where: string)
 }
 
 /**
+ * The record bytes a record block holds (its header's count of used bytes),
+ * after recordBlockBody's checks of magic, checksum, owner and kind, without
+ * walking its records: what a merge decision needs of a neighbour
+ * (InodeStore.syncDeferred).
+ * @throws FormatError on bad magic, owner, kind, checksum or a used count past the block
+ */
+export function recordBlockUsed(raw: Buffer, ino: number, kind: RecKind, where: string): number {
+  return recordBlockBody(raw, ino, kind, where).end - REC_HDR;
+}
+
+/**
  * Check a directory's record block (REC_KIND_DIRENT, owner `ino`: header and
  * checksum, recordBlockBody) and walk its records: `onRec` gets each one's
  * byte offset in `raw` and its name's length once the record's bounds are

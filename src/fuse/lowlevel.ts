@@ -334,7 +334,7 @@ export class FuseTransport {
       rename: (slot, parent, name, newParent, newName, flags) => this.run(slot, 'rename', () => {
         const sdir = this.dirOf(parent, 'rename'), ddir = this.dirOf(newParent, 'rename');
         if (flags & ~RENAME_NOREPLACE) throw new FsError('EINVAL', 'rename', undefined, 'only RENAME_NOREPLACE is supported');
-        if (flags & RENAME_NOREPLACE && ddir.dirents?.has(newName)) throw new FsError('EEXIST', 'rename', newName);
+        if (flags & RENAME_NOREPLACE && ddir.isDir && ddir.entry(newName) !== undefined) throw new FsError('EEXIST', 'rename', newName);
         fs.renameAt(sdir, name, ddir, newName);
         n.replyErr(slot, 0);
       }),

@@ -64,8 +64,8 @@ const MAX_DIRTY_RANGES = 4096;
 export interface DeferredReader {
   read: (inode: Inode, at: DeferredRecords) => void;
   probe: (inode: Inode, at: DeferredRecords, name: string) => number | null | undefined;
-  /** The hash index (read once, kept in `at.dirIndex`), null for an unordered chain. @throws FsError EIO for a damaged index */
-  index: (inode: Inode, at: DeferredRecords) => DirIndex | null;
+  /** Whether the entries are a hash index (its index read once and kept), false for an unordered chain. @throws FsError EIO for a damaged index */
+  hashed: (inode: Inode, at: DeferredRecords) => boolean;
 }
 
 /**
@@ -92,6 +92,12 @@ export interface DeferredRecords {
   changes?: Map<string, number | null>;
   /** Operations whose changes the store wrote into the leaves so far (a listing's cached leaf is stale once this moves). */
   written?: number;
+  /**
+   * The hash index's record set as those writes left it, with the leaves
+   * they read (InodeStore.syncDeferred keeps it for the next change, up to a
+   * bound; `dirIndex` is then stale and unused).
+   */
+  partial?: RecordSet;
 }
 
 /**
@@ -233,7 +239,7 @@ export class Inode {
     const p = this.pending;
     const changed = p?.changes?.get(name);
     if (changed !== undefined) return changed ?? undefined;
-    if (p && (p.probes < DEFERRED_PROBES || p.dirIndex)) {
+    if (p && (p.probes < DEFERRED_PROBES || p.dirIndex || p.partial)) {
       p.probes++;
       const found = p.reader.probe(this, p, name);
       if (found !== undefined) return found ?? undefined;
@@ -250,14 +256,14 @@ export class Inode {
    */
   setEntry(name: string, ino: number): void {
     const p = this.pending;
-    if (p && p.reader.index(this, p)) { (p.changes ??= new Map()).set(name, ino); return; }
+    if (p && p.reader.hashed(this, p)) { (p.changes ??= new Map()).set(name, ino); return; }
     this.dirents!.set(name, ino);
   }
 
   /** Remove entry `name`, as setEntry adds one. @throws FsError EIO for a damaged index or entries */
   deleteEntry(name: string): void {
     const p = this.pending;
-    if (p && p.reader.index(this, p)) { (p.changes ??= new Map()).set(name, null); return; }
+    if (p && p.reader.hashed(this, p)) { (p.changes ??= new Map()).set(name, null); return; }
     this.dirents!.delete(name);
   }
 

@@ -142,10 +142,21 @@ export class RecordSet {
 
   /** Leaf rb of adoptIndex read: its image and records as adoptUnread and adoptKey take them. */
   loadLeaf(rb: RecBlock, src: Buffer, unread: NonNullable<RecBlock['unread']>, keys: ReadonlyArray<readonly [string, number]>): void {
-    rb.unloaded = false; rb.src = src; rb.unread = unread;
+    rb.unloaded = false; rb.src = src; rb.unread = unread; rb.used = 0;
+    this.loadedLeaves++;
     for (const [key, len] of keys) this.adoptKey(rb, key, len);
     this.noteAdopted(rb);
   }
+
+  /**
+   * For a set of adoptIndex: reads an unloaded leaf (loadLeaf) when a merge
+   * is about to move its records. An unloaded leaf's `used` may have been
+   * set from its header before (a neighbour's size, for the merge decision).
+   */
+  loader: ((rb: RecBlock) => void) | null = null;
+
+  /** Leaves of adoptIndex read so far (loadLeaf). */
+  loadedLeaves = 0;
 
   /** Position in `blocks` of the leaf whose range holds hash h (a hash index with at least one leaf). */
   leafPosOf(h: number): number { return this.leafFor(h); }
@@ -308,6 +319,12 @@ export class RecordSet {
   private splitLeaf(rb: RecBlock, t: RecTouched, allocBlock: (goal: number) => number): void {
     const hash = this.hash!;
     const recs = [...itemsOf(rb)].map(([k, r]) => ({ k, r, h: hash(k as string), len: recLen(r) })).sort((x, y) => x.h - y.h);
+    // A leaf read without its names' hashes checked (InodeStore.syncDeferred): one outside its range is damage,
+    // which a split must not spread into the index.
+    const end = this.blocks[this.leafPos(rb) + 1]?.lo ?? 2 ** 32;
+    if (recs.length && (recs[0].h < rb.lo! || recs[recs.length - 1].h >= end)) {
+      throw new FsError('EIO', 'create', undefined, `directory inode ${this.ino}: record block ${rb.block} holds a name outside its hash range (unmount and run fsck.pmemfs -y)`);
+    }
     let k = 0;
     for (let acc = 0; k < recs.length - 1 && acc + recs[k].len <= rb.used / 2; k++) acc += recs[k].len;
     if (k === 0) k = 1;
@@ -355,6 +372,7 @@ export class RecordSet {
 
   /** Move leaf `drop`'s records into its neighbour `keep`, which takes over its range; drop (and an index block it empties) is freed. */
   private absorb(keep: RecBlock, drop: RecBlock, t: RecTouched): void {
+    for (const rb of [keep, drop]) if (rb.unloaded) this.loader!(rb);
     const into = itemsOf(keep);
     for (const [key, r] of itemsOf(drop)) { into.set(key, recBuf(drop, r)); this.where.set(key, keep); }
     keep.used += drop.used;

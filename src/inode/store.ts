@@ -31,7 +31,7 @@ import {
 } from '../format/layout.js';
 import {
   type DecodedIndex, decodeIndexBlock, decodeRecordBlock, dirHashSeed, direntHash, encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock,
-  encodeRecordBlock, encodeRefcountRec, findDirentRec, forEachDirentRec, recBlockCapacity, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER, RIDX_HASHED,
+  encodeRecordBlock, encodeRefcountRec, findDirentRec, forEachDirentRec, recBlockCapacity, recordBlockUsed, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER, RIDX_HASHED,
   type RecKind, type RefcountRec,
 } from '../format/records.js';
 import { RefcountIndex } from '../refcount/refcount.js';
@@ -40,7 +40,7 @@ import type { Region } from '../region/region.js';
 import { FsError } from '../errors.js';
 import { blockCount, regionBlock, regionOff, type Timespec } from '../types.js';
 import { type DeferredReader, type DeferredRecords, type DirIndex, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
-import { recordBytes, RecordSet, type RecTouched } from './records.js';
+import { type RecBlock, recordBytes, RecordSet, type RecTouched } from './records.js';
 
 /** A directory entry in a listing by hash: name, inode number, name hash. */
 export type HashLeafEntry = [name: string, ino: number, hash: number];
@@ -76,6 +76,8 @@ const EMPTY_FORK: Fork = Object.freeze({ extents: Object.freeze([]) as unknown a
 
 /** Most index blocks one inode may chain (bounds memory and time on hostile images). */
 const MAX_INDEX_CHAIN = 1 << 16;
+/** Leaves a deferred directory's kept record set may hold read (syncDeferred): about 17 MiB with their keys at 160 names a leaf. */
+const PARTIAL_LEAVES = 1024;
 /** Bytes of the smallest record (a directory entry with a one-byte name). */
 const MIN_REC_BYTES = 10;
 
@@ -125,13 +127,12 @@ export class InodeStore {
   private readonly deferredReader: DeferredReader = {
     read: (dir, at) => this.readDeferred(dir, at),
     probe: (dir, at, name) => this.probeDeferred(dir, at, name),
-    index: (dir, at) => {
+    hashed: (dir, at) => {
       try {
-        if (at.dirIndex === undefined) at.dirIndex = this.readDirIndex(dir.ino, at);
+        return this.deferredHashed(dir.ino, at);
       } catch (e) {
         throw this.damage(dir.ino, e, 'read directory');
       }
-      return at.dirIndex;
     },
   };
 
@@ -447,14 +448,9 @@ export class InodeStore {
     if (want.length === 0 || want.length > 255) return null;        // a record's name length is one byte, never 0
     let found: number | null = null;
     try {
-      if (p.dirIndex === undefined) p.dirIndex = this.readDirIndex(dir.ino, p);
-      const ix = p.dirIndex;
-      if (ix) {
+      if (this.deferredHashed(dir.ino, p)) {
         // A hash index: the one leaf whose range holds the name's hash.
-        const h = direntHash(want, this.hashSeed);
-        let a = 0, z = ix.los.length - 1;
-        while (a < z) { const m = (a + z + 1) >> 1; if (ix.los[m] <= h) a = m; else z = m - 1; }
-        const b = ix.blocks[a];
+        const { block: b } = this.deferredLeaf(p, direntHash(want, this.hashSeed));
         const img = this.journal.readScanInto(b, (this.probeScratch ??= Buffer.allocUnsafe(this.bs)));
         const child = findDirentRec(img, dir.ino, `inode ${dir.ino} block ${b}`, want);
         if (child !== null) this.checkEntryIno(dir.ino, name, child);
@@ -501,6 +497,29 @@ export class InodeStore {
     }
     if (out.blocks.length !== p.recBlocks) throw new FormatError(`${where}: hash index lists ${out.blocks.length} record blocks, the inode says ${p.recBlocks}`);
     return out;
+  }
+
+  /**
+   * Whether a deferred directory's entries are a hash index: its set kept by
+   * syncDeferred, or its index read (readDirIndex, once, then kept).
+   * @throws FormatError for a damaged index
+   */
+  private deferredHashed(ino: number, p: DeferredRecords): boolean {
+    if (p.partial) return true;
+    if (p.dirIndex === undefined) p.dirIndex = this.readDirIndex(ino, p);
+    return p.dirIndex !== null;
+  }
+
+  /** The leaf of a deferred hash index (deferredHashed) whose range holds hash h: its block and range [lo, next), next null for the last. */
+  private deferredLeaf(p: DeferredRecords, h: number): { block: number; lo: number; next: number | null } {
+    if (p.partial) {
+      const set = p.partial, i = set.leafPosOf(h);
+      return { block: set.blocks[i].block, lo: set.blocks[i].lo!, next: set.blocks[i + 1]?.lo ?? null };
+    }
+    const ix = p.dirIndex!;
+    let a = 0, z = ix.los.length - 1;
+    while (a < z) { const m = (a + z + 1) >> 1; if (ix.los[m] <= h) a = m; else z = m - 1; }
+    return { block: ix.blocks[a], lo: ix.los[a], next: ix.los[a + 1] ?? null };
   }
 
   /**
@@ -654,11 +673,10 @@ export class InodeStore {
     const p = dir.deferred;
     if (!p) return dir.recordsInCore?.hash != null;
     try {
-      if (p.dirIndex === undefined) p.dirIndex = this.readDirIndex(dir.ino, p);
+      return this.deferredHashed(dir.ino, p);
     } catch (e) {
       throw this.damage(dir.ino, e, 'opendir');
     }
-    return p.dirIndex !== null;
   }
 
   /**
@@ -690,12 +708,8 @@ export class InodeStore {
     }
     const where = `inode ${dir.ino}`;
     try {
-      if (p.dirIndex === undefined) p.dirIndex = this.readDirIndex(dir.ino, p);
-      const ix = p.dirIndex;
-      if (!ix) throw new Error(`${where}: hashLeaf of a directory without a hash index`);
-      let a = 0, z = ix.los.length - 1;
-      while (a < z) { const m = (a + z + 1) >> 1; if (ix.los[m] <= h) a = m; else z = m - 1; }
-      const b = ix.blocks[a], lo = ix.los[a], next = ix.los[a + 1] ?? null;
+      if (!this.deferredHashed(dir.ino, p)) throw new Error(`${where}: hashLeaf of a directory without a hash index`);
+      const { block: b, lo, next } = this.deferredLeaf(p, h);
       const img = this.journal.readScanInto(b, (this.probeScratch ??= Buffer.allocUnsafe(this.bs)));
       const at = `${where} block ${b}`;
       const entries: HashLeafEntry[] = [];
@@ -1179,11 +1193,13 @@ export class InodeStore {
   /**
    * Write the entries an operation added to or removed from a directory
    * whose hash index stays on media (DeferredRecords.changes, Inode.setEntry)
-   * into its leaves, reading only the leaves they touch: the set is rebuilt
-   * from the index (kept since the first probe) with every leaf unread, and
-   * before each change the leaf of its hash and its two neighbours (a
-   * removal may merge with one) are read and checked as the full read
-   * checks them. The splits and merges are the in-core set's; the slot's
+   * into its leaves, reading only the leaves they touch: the set the last
+   * such write kept (`partial`, up to PARTIAL_LEAVES leaves read), else one
+   * rebuilt from the index (kept since the first probe) with every leaf
+   * unread; before each change the leaf of its hash (and for a removal its
+   * two neighbours, one of which it may merge with) is read and checked as
+   * the full read checks it, but for the names' hashes, which a split
+   * checks for the records it moves. The splits and merges are the in-core set's; the slot's
    * record fields and the kept index follow them. A create or unlink in a
    * directory of a million entries then reads one to three leaves, not a
    * million entries.
@@ -1191,23 +1207,23 @@ export class InodeStore {
    */
   private syncDeferred(inode: Inode): void {
     const p = inode.deferred!;
-    const ix = this.deferredReader.index(inode, p);
-    if (!ix) throw new Error(`inode ${inode.ino}: deferred entry changes without a hash index`);
-    const set = new RecordSet(REC_KIND_DIRENT, inode.ino, this.bs, this.nameHash);
-    set.adoptIndex(ix);
+    if (!this.deferredReader.hashed(inode, p)) throw new Error(`inode ${inode.ino}: deferred entry changes without a hash index`);
+    let set = p.partial;
+    if (!set) {
+      set = new RecordSet(REC_KIND_DIRENT, inode.ino, this.bs, this.nameHash);
+      set.adoptIndex(p.dirIndex!);
+    }
     const where = `inode ${inode.ino}`;
     const load = (i: number): void => {
       const rb = set.blocks[i];
       if (!rb?.unloaded) return;
       const img = this.journal.readCopy(rb.block);
       const at = `${where} block ${rb.block}`;
-      const lo = rb.lo!, next = set.blocks[i + 1]?.lo ?? null;
       const keys: Array<[string, number]> = [];
       try {
-        forEachDirentRec(img, inode.ino, at, (name, child, off, len) => {
+        // Names are not hashed here (a split hashes those it moves and checks them: RecordSet.splitLeaf).
+        forEachDirentRec(img, inode.ino, at, (name, child, _off, len) => {
           this.checkEntryIno(inode.ino, name, child);
-          const h = direntHash(img.subarray(off + 9, off + len), this.hashSeed);
-          if (h < lo || (next !== null && h >= next)) throw new FormatError(`${at}: entry '${name}' of hash ${h} lies outside the block's range [${lo}, ${next ?? 2 ** 32})`);
           keys.push([name, len]);
         });
       } catch (e) {
@@ -1215,12 +1231,26 @@ export class InodeStore {
       }
       set.loadLeaf(rb, img, (add) => { forEachDirentRec(img, inode.ino, at, (name, _child, off, len) => { add(name, off, len); }); }, keys);
     };
+    /** An unloaded leaf's used bytes from its header (checked), for mergeLeaf; the leaf itself is read only if it merges (set.loader). */
+    const sized = new Set<RecBlock>();
+    const sizeOf = (i: number): void => {
+      const rb = set.blocks[i];
+      if (!rb?.unloaded || sized.has(rb)) return;
+      try {
+        rb.used = recordBlockUsed(this.journal.readScanInto(rb.block, (this.probeScratch ??= Buffer.allocUnsafe(this.bs))), inode.ino, REC_KIND_DIRENT, `${where} block ${rb.block}`);
+      } catch (e) {
+        throw this.damage(inode.ino, e, 'write directory');
+      }
+      sized.add(rb);
+    };
+    set.loader = (rb) => load(set.blocks.indexOf(rb));
     const t: RecTouched = { recs: new Set(), index: new Set() };
     const alloc = (g: number) => this.allocMeta(g);
     let count = p.recCount;
     for (const [name, child] of p.changes!) {
       const i = set.leafPosOf(this.nameHash(name));
-      load(i - 1); load(i); load(i + 1);
+      load(i);
+      if (child === null) { sizeOf(i - 1); sizeOf(i + 1); }   // a removal may merge the leaf with a neighbour: its size, from its header
       const had = set.has(name);
       if (child === null) {
         if (had) { set.remove(name, t); count--; }
@@ -1229,11 +1259,15 @@ export class InodeStore {
         if (!had) count++;
       }
     }
+    set.loader = null;
+    for (const rb of sized) if (rb.unloaded) rb.used = 0;   // a header read now may be stale at the next change
     this.putTouched(set, t);
     p.recIndex = set.firstIndexBlock; p.recBlocks = set.blocks.length; p.recCount = count;
-    p.dirIndex = set.toDirIndex();
     p.changes = undefined;
     p.written = (p.written ?? 0) + 1;
+    // Kept for the next change (rebuilding it is O(leaves): 2-4 ms at a million entries), until it holds
+    // PARTIAL_LEAVES leaves' records; then only its index, as the probes read it.
+    if (set.loadedLeaves > PARTIAL_LEAVES) { p.partial = undefined; p.dirIndex = set.toDirIndex(); } else { p.partial = set; p.dirIndex = undefined; }
   }
 
   /** The record and index blocks an update of `set` touched, encoded (owner and kind from the set) into the running transaction. */
