@@ -238,22 +238,27 @@ export class InodeStore {
    * The last one read from the region is kept until the next commit moves
    * the journal's sequence (only a commit writes table blocks home): a listing
    * and the lookups after it read the 8-128 slots of one block in a row.
-   * Callers only read the buffer.
+   * Callers only read the buffer, and only until the next call.
    */
   private tableBlock(block: number): Buffer {
     const j = this.journal, t = this.lastTable;
     if (j.hasImage(block)) return j.readScan(block);
     if (t && t.block === block && t.seq === j.seq) return t.buf;
-    const buf = j.readScan(block);
-    this.lastTable = { block, seq: j.seq, buf };
+    // One buffer for every table block read (valid until the next read): a listing by hash names its
+    // children in no order of their slots, and a Buffer per child made a `find` of a million entries
+    // leave hundreds of MiB of freed buffers in the daemon's RSS.
+    const buf = j.readScanInto(block, (this.tableScratch ??= Buffer.allocUnsafe(this.bs)));
+    this.lastTable = buf === this.tableScratch ? { block, seq: j.seq, buf } : null;
     return buf;
   }
+  private tableScratch: Buffer | null = null;
 
   /** Read one slot into the cache; null when the slot is free. @throws FormatError */
   private loadSlot(ino: number): Inode | null {
     // pread, not the mapping: a find over a large tree leaves the table in the host's page cache, not in our RSS.
     const blk = this.tableBlock(this.slotBlock(ino));
-    const raw = blk.subarray(this.slotOffInBlock(ino), this.slotOffInBlock(ino) + INODE_SIZE);
+    // A copy of the slot: the table block is a buffer the next read reuses.
+    const raw = Buffer.from(blk.subarray(this.slotOffInBlock(ino), this.slotOffInBlock(ino) + INODE_SIZE));
     if (isFreeSlot(raw)) return null;
     const inode = this.decode(raw, ino, new Inode(ino, 0, 0, 0, LOADING));
     // What the full scan's cross-check would catch first: data the bitmap calls free.
