@@ -712,47 +712,67 @@ describe('inodes read on demand', () => {
   });
 });
 
+/**
+ * Crash `m` (mounted with powerfail) at every data, log and commit
+ * persistence point of `work`, three ways each (no unflushed page kept, all
+ * of them, a seeded random half): each image is mounted and handed to
+ * `verify`, which checks it and returns the names of the directory under
+ * test there; they must be its last committed state, or the committing one
+ * (`names` reads them on the live mount). `onPoint` runs after each point.
+ * `m` is unmounted at the end.
+ * @returns the persistence points crashed at and the images checked
+ */
+function crashEveryPoint(m: Mounted, names: (f: PmemFs) => Set<string>, verify: (c: Mounted, what: string) => Set<string>,
+  seed: number, work: () => void, onPoint: () => void = () => {}): { points: number; images: number } {
+  let committed = names(m.fs);
+  let points = 0, images = 0;
+  const coin = seededRandom(seed);
+  m.region.onPersist = (point, n) => {
+    if (point !== 'data' && point !== 'log' && point !== 'commit') return;
+    const committing = point === 'commit' ? names(m.fs) : null;
+    for (let k = 0; k < 3; k++) {
+      const crash = path.join(dir, `crash-${n}-${k}.pmem`);
+      m.region.crashImage(crash, k === 0 ? () => false : k === 1 ? () => true : () => coin() < 0.5);
+      const what = `point ${n} (${point}) subset ${k}`;
+      const c = mountRegion(crash, OPTS, LOG);
+      try {
+        const got = verify(c, what);
+        const same = (x: Set<string> | null) => x !== null && x.size === got.size && [...x].every((name) => got.has(name));
+        expect(same(committed) || same(committing), `${what}: ${got.size} entries, committed ${committed.size}, committing ${committing?.size}`).toBe(true);
+      } finally { unmountRegion(c); }
+      fs.rmSync(crash);
+      images++;
+    }
+    points++;
+    if (point === 'commit') committed = names(m.fs);
+    onPoint();
+  };
+  try { work(); } finally {
+    m.region.onPersist = null;
+    unmountRegion(m);
+  }
+  return { points, images };
+}
+
 describe('a large directory at every persistence point', () => {
   it('after each crash the probe, the streamed listing and the full read agree, on a committed state of the directory', () => {
     bigDir(1500);
     const m = mountRegion(img, { ...OPTS, powerfail: true }, LOG);
     const names = (f: PmemFs) => new Set(f.resolve('/big').dirents!.keys());
-    let committed = names(m.fs);
-    let points = 0, images = 0;
-    const coin = seededRandom(18);
-    const check = (crash: string, committing: Set<string> | null, what: string): void => {
-      const c = mountRegion(crash, OPTS, LOG);
-      try {
-        const big = c.fs.resolve('/big');
-        expect(big.direntsInCore, what).toBeNull();                   // its entries still on media after the recovery
-        // Probes first (they leave the entries on media), for names present and absent in either state.
-        const asks = ['0', '1499', 'gone-3', 'new-0', 'new-99', 'new-199', 'absent', '700'];
-        const probed = asks.map((n) => c.fs.lookupOrNull(big, n)?.ino ?? null);
-        const streamed = [...c.fs.listEntries(big)];
-        expect(big.direntsInCore, what).toBeNull();
-        const full = big.dirents!;                                      // the ninth use: the full read
-        expect(new Map(streamed), what).toEqual(new Map(full));
-        expect(streamed.length, what).toBe(full.size);
-        expect(probed, what).toEqual(asks.map((n) => full.get(n) ?? null));
-        const got = new Set(full.keys());
-        const same = (x: Set<string> | null) => x !== null && x.size === got.size && [...x].every((n) => got.has(n));
-        expect(same(committed) || same(committing), `${what}: ${got.size} entries, committed ${committed.size}, committing ${committing?.size}`).toBe(true);
-      } finally { unmountRegion(c); }
-      images++;
-    };
-    m.region.onPersist = (point, n) => {
-      if (point !== 'data' && point !== 'log' && point !== 'commit') return;
-      const committing = point === 'commit' ? names(m.fs) : null;
-      for (let k = 0; k < 3; k++) {
-        const crash = path.join(dir, `crash-${n}-${k}.pmem`);
-        m.region.crashImage(crash, k === 0 ? () => false : k === 1 ? () => true : () => coin() < 0.5);
-        check(crash, committing, `point ${n} (${point}) subset ${k}`);
-        fs.rmSync(crash);
-      }
-      points++;
-      if (point === 'commit') committed = names(m.fs);
-    };
-    try {
+    const { points, images } = crashEveryPoint(m, names, (c, what) => {
+      const big = c.fs.resolve('/big');
+      expect(big.direntsInCore, what).toBeNull();                     // its entries still on media after the recovery
+      // Probes first (they leave the entries on media), for names present and absent in either state.
+      const asks = ['0', '1499', 'gone-3', 'new-0', 'new-99', 'new-199', 'absent', '700'];
+      const probed = asks.map((n) => c.fs.lookupOrNull(big, n)?.ino ?? null);
+      const streamed = [...c.fs.listEntries(big)];
+      expect(big.direntsInCore, what).toBeNull();
+      const full = big.dirents!;                                        // the full read
+      expect(new Map(streamed), what).toEqual(new Map(full));
+      expect(streamed.length, what).toBe(full.size);
+      expect(probed, what).toEqual(asks.map((n) => full.get(n) ?? null));
+      return new Set(full.keys());
+    }, 18, () => {
       // Entries come and go in the directory's record blocks, a commit every 12 changes.
       for (let i = 0; i < 200; i++) {
         put(m.fs, `/big/new-${i}`, Buffer.alloc(0));
@@ -761,10 +781,7 @@ describe('a large directory at every persistence point', () => {
         if (i % 12 === 11) m.fs.fsync();
       }
       m.fs.fsync();
-    } finally {
-      m.region.onPersist = null;
-      unmountRegion(m);
-    }
+    });
     expect(points).toBeGreaterThanOrEqual(16);
     expect(images).toBe(points * 3);
     expect(checkRegion(img, false).problems).toEqual([]);
@@ -791,44 +808,20 @@ describe('a directory hash index at every persistence point', () => {
       const listing = f.hashedListing(d);
       return new Set(listing ? listLikeKernel(new DirStream(d.ino, [], () => [], listing), () => 200, (k) => k).map(([n]) => n) : d.dirents!.keys());
     };
-    let committed = names(m.fs);
-    let points = 0, images = 0, maxIndex = 0, maxLeaves = 0;
-    const coin = seededRandom(31);
-    const check = (crash: string, committing: Set<string> | null, what: string): void => {
-      const c = mountRegion(crash, OPTS, LOG);
-      try {
-        const dir = c.fs.resolve('/long');
-        const asks = [0, 1, 17, 999, 1500, 3999, 4001].map(long);
-        const probed = asks.map((n) => c.fs.lookupOrNull(dir, n)?.ino ?? null);
-        const listing = c.fs.hashedListing(dir);
-        const streamed = listing ? listLikeKernel(new DirStream(dir.ino, [], () => [], listing), () => 50, (n) => n) : [...c.fs.listEntries(dir)];
-        if (listing) expect(dir.direntsInCore, what).toBeNull();      // probes and the listing read leaves only (a small directory: its fork)
-        const full = dir.dirents!;
-        expect(new Map(streamed), what).toEqual(new Map(full));
-        expect(streamed.length, what).toBe(full.size);
-        expect(probed, what).toEqual(asks.map((n) => full.get(n) ?? null));
-        const got = new Set(full.keys());
-        const same = (x: Set<string> | null) => x !== null && x.size === got.size && [...x].every((n) => got.has(n));
-        expect(same(committed) || same(committing), `${what}: ${got.size} entries, committed ${committed.size}, committing ${committing?.size}`).toBe(true);
-      } finally { unmountRegion(c); }
-      images++;
-    };
-    m.region.onPersist = (point, n) => {
-      if (point !== 'data' && point !== 'log' && point !== 'commit') return;
-      const committing = point === 'commit' ? names(m.fs) : null;
-      for (let k = 0; k < 3; k++) {
-        const crash = path.join(dir, `crash-${n}-${k}.pmem`);
-        m.region.crashImage(crash, k === 0 ? () => false : k === 1 ? () => true : () => coin() < 0.5);
-        check(crash, committing, `point ${n} (${point}) subset ${k}`);
-        fs.rmSync(crash);
-      }
-      points++;
-      if (point === 'commit') committed = names(m.fs);
-      const d = m.fs.resolve('/long'), set = d.recordsInCore ?? d.deferred?.partial, ix = d.deferred?.dirIndex;
-      maxIndex = Math.max(maxIndex, set?.index.length ?? ix?.ixBlocks.length ?? 0); maxLeaves = Math.max(maxLeaves, set?.blocks.length ?? ix?.blocks.length ?? 0);
-    };
-    let endLeaves = 0;
-    try {
+    let maxIndex = 0, maxLeaves = 0, endLeaves = 0;
+    const { points, images } = crashEveryPoint(m, names, (c, what) => {
+      const d = c.fs.resolve('/long');
+      const asks = [0, 1, 17, 999, 1500, 3999, 4001].map(long);
+      const probed = asks.map((n) => c.fs.lookupOrNull(d, n)?.ino ?? null);
+      const listing = c.fs.hashedListing(d);
+      const streamed = listing ? listLikeKernel(new DirStream(d.ino, [], () => [], listing), () => 50, (n) => n) : [...c.fs.listEntries(d)];
+      if (listing) expect(d.direntsInCore, what).toBeNull();          // probes and the listing read leaves only (a small directory: its fork)
+      const full = d.dirents!;
+      expect(new Map(streamed), what).toEqual(new Map(full));
+      expect(streamed.length, what).toBe(full.size);
+      expect(probed, what).toEqual(asks.map((n) => full.get(n) ?? null));
+      return new Set(full.keys());
+    }, 31, () => {
       // Every other batch runs with the entries back on media (the idle sweep's doing): its changes
       // go straight into the leaves they touch (InodeStore.syncDeferred); the others through the map.
       const batchDone = (k: number) => {
@@ -849,10 +842,10 @@ describe('a directory hash index at every persistence point', () => {
       }
       m.fs.fsync();
       endLeaves = m.fs.resolve('/long').records!.blocks.length;
-    } finally {
-      m.region.onPersist = null;
-      unmountRegion(m);
-    }
+    }, () => {
+      const d = m.fs.resolve('/long'), set = d.recordsInCore ?? d.deferred?.partial, ix = d.deferred?.dirIndex;
+      maxIndex = Math.max(maxIndex, set?.index.length ?? ix?.ixBlocks.length ?? 0); maxLeaves = Math.max(maxLeaves, set?.blocks.length ?? ix?.blocks.length ?? 0);
+    });
     expect(maxIndex).toBeGreaterThan(1);                             // the index split
     expect(maxLeaves).toBeGreaterThan(254);
     expect(endLeaves).toBeLessThan(maxLeaves / 4);                   // and shrank again
