@@ -37,6 +37,13 @@ export type PersistPoint = 'data' | 'log' | 'commit' | 'superblock' | 'all';
 
 export { PAGE_SIZE };
 
+let zeroBuf: Buffer | null = null;
+/** A shared buffer of zeroes, at most 1 MiB (never written). */
+function zeroes(len: number): Buffer {
+  if (!zeroBuf || (zeroBuf.length < len && zeroBuf.length < 1 << 20)) zeroBuf = Buffer.alloc(Math.min(1 << 20, Math.max(len, 65536)));
+  return zeroBuf;
+}
+
 /**
  * Pre-images of unflushed pages, kept in 16 MiB slabs (no allocation per
  * page: a page's first store costs one 4 KiB copy). Slabs stay for reuse.
@@ -225,15 +232,35 @@ export class Region {
    */
   write(off: RegionOff, src: Buffer, srcOff: number, len: number, fresh = false): void {
     if (this.readOnly) throw new Error('write to a read-only region');
+    this.check(off, len);
     this.noteStore(off, len, fresh);
-    this.each(off, len, (w, wOff, done, n) => { src.copy(w, wOff, srcOff + done, srcOff + done + n); });
+    this.pwriteAll(src, srcOff, len, off);
   }
 
   /** Store zeroes over [off, off+len) (`fresh` as for write). */
   zero(off: RegionOff, len: number, fresh = false): void {
     if (this.readOnly) throw new Error('write to a read-only region');
+    this.check(off, len);
     this.noteStore(off, len, fresh);
-    this.each(off, len, (w, wOff, _done, n) => { w.fill(0, wOff, wOff + n); });
+    const z = zeroes(len);
+    for (let done = 0; done < len; done += z.length) this.pwriteAll(z, 0, Math.min(z.length, len - done), off + done);
+  }
+
+  /**
+   * pwrite(2) of src[srcOff, +len) at region offset off, not a copy into
+   * the mapping: the bytes land in the same page cache (every mapping of
+   * the region sees them at once), but no page of it is mapped writable
+   * into this process. Writing back a page that a process mapped writable
+   * first write-protects it there (page_mkclean, mm/rmap.c) and shoots down
+   * the TLB on every CPU the process ran on; and every page it touched
+   * would count in its RSS for as long as it runs.
+   */
+  private pwriteAll(src: Buffer, srcOff: number, len: number, off: number): void {
+    for (let done = 0; done < len;) {
+      const n = fs.writeSync(this.fd, src, srcOff + done, len - done, off + done);
+      if (n <= 0) throw new Error(`region: write of [${off}, +${len}) ended at ${done} bytes`);
+      done += n;
+    }
   }
 
   /** Remember the pages of a store (and, recording, their flushed content) before it happens. */
@@ -247,11 +274,13 @@ export class Region {
       if (!this.preImages || (fresh && !this.lostWriteback.has(p))) continue;
       const media = this.lostWriteback.size ? this.lostWriteback.get(p) : undefined;
       if (media) { this.preImages.keep(p, media, 0); this.lostWriteback.delete(p); continue; }
-      // The page's current (flushed) content, copied straight from its window (a page never straddles one).
-      const at = p * PAGE_SIZE, wi = Math.floor(at / WINDOW_SIZE);
-      this.preImages.keep(p, this.window(wi), at - wi * WINDOW_SIZE);
+      // The page's current (flushed) content, read with pread (not through the mapping, see pwriteAll).
+      this.preImages.keep(p, this.preadInto(regionOff(p * PAGE_SIZE), (this.pageScratch ??= Buffer.allocUnsafe(PAGE_SIZE))), 0);
     }
   }
+
+  /** One page, for noteStore's pre-image reads. */
+  private pageScratch: Buffer | null = null;
 
   /** Unflushed pages (stored to since their last flush). */
   get unflushedPages(): number { return this.dirtyPages.size; }
