@@ -200,6 +200,9 @@ _assert_refused() {
   _log "ok: $(_quote "$@")→ exit $LAST_RC: $(head -n1 <<<"$LAST_ERR")"
 }
 
+# Files a test made outside SCRATCH (a region in /dev/shm): _cleanup removes them.
+_OUTSIDE_FILES=()
+
 # _scratch_setup: a fresh directory with REGION (not yet created) and MNT.
 _scratch_setup() {
   SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/pmemfs-test.XXXXXX")
@@ -337,6 +340,7 @@ _cleanup() {
     fi
     wait "$pid" 2>/dev/null
   done
+  (( ${#_OUTSIDE_FILES[@]} )) && rm -f -- "${_OUTSIDE_FILES[@]}"
   if [[ -n $SCRATCH && -d $SCRATCH ]]; then
     if (( rc != 0 && rc != 77 )) && [[ -s $DAEMON_LOG ]]; then
       echo "daemon log ($DAEMON_LOG), last lines:" >&2

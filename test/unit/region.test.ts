@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Region, WINDOW_SIZE } from '../../src/region/region.js';
+import { Region, storeModeFor, WINDOW_SIZE } from '../../src/region/region.js';
 import { regionOff } from '../../src/types.js';
 
 let dir: string;
@@ -98,5 +98,67 @@ describe('Region.persistRanges', () => {
     r.persistRanges('data', [[600 * PAGE, PAGE], [PAGE, PAGE]]);
     expect(unflushed(r)).toEqual([300]);
     r.close();
+  });
+});
+
+describe('Region store modes (StoreMode)', () => {
+  const PAGE = 4096;
+  /** Resident kB of this process's mappings of `file` (/proc/self/smaps), 0 when it has none. */
+  function mappedKb(file: string): number {
+    let kb = 0, ours = false;
+    for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) ours = line.endsWith(` ${file}`);
+      else if (ours && line.startsWith('Rss:')) kb += Number(/(\d+) kB/.exec(line)![1]);
+    }
+    return kb;
+  }
+
+  for (const stores of ['pwrite', 'mapping'] as const) {
+    it(`${stores}: stores, zeroes and copies are what the file, the mapping and a crash image hold`, () => {
+      const p = path.join(dir, `m-${stores}.img`);
+      fs.writeFileSync(p, Buffer.alloc(1 << 20, 0x5a));
+      const r = Region.open(p, { stores });
+      expect(r.stores).toBe(stores);
+      r.recordUnflushed();
+      r.write(regionOff(PAGE - 3), Buffer.from('across-a-page'), 0, 13);
+      r.zero(regionOff(3 * PAGE + 10), PAGE);
+      r.copyWithin(regionOff(10 * PAGE), regionOff(PAGE - 3), 13);
+      const want = Buffer.alloc(1 << 20, 0x5a);
+      want.write('across-a-page', PAGE - 3); want.fill(0, 3 * PAGE + 10, 4 * PAGE + 10); want.write('across-a-page', 10 * PAGE);
+      expect(fs.readFileSync(p).equals(want)).toBe(true);
+      expect(r.readBuf(regionOff(0), 1 << 20).equals(want)).toBe(true);
+      // Pre-images: a crash losing every unflushed page shows the flushed content back.
+      const crash = path.join(dir, `c-${stores}.img`);
+      expect(r.crashImage(crash, () => true).sort((a, b) => a - b)).toEqual([0, 1, 3, 4, 10]);
+      expect(fs.readFileSync(crash).equals(Buffer.alloc(1 << 20, 0x5a))).toBe(true);
+      r.persistRanges('data', [[0, 2 * PAGE], [3 * PAGE, 2 * PAGE], [10 * PAGE, PAGE]]);
+      expect(r.unflushedPages).toBe(0);
+      r.close();
+    });
+  }
+
+  it('pwrite: stores map nothing of the region into the process; mapping: every page stored to is resident', () => {
+    const size = 16 << 20;
+    const resident = (stores: 'pwrite' | 'mapping'): number => {
+      const p = path.join(dir, `rss-${stores}.img`);
+      fs.writeFileSync(p, '');
+      fs.truncateSync(p, size);
+      const r = Region.open(p, { stores });
+      for (let off = 0; off < size; off += 1 << 20) r.write(regionOff(off), Buffer.alloc(1 << 20, 1), 0, 1 << 20);
+      const kb = mappedKb(p);
+      r.close();
+      return kb;
+    };
+    expect(resident('pwrite')).toBe(0);
+    expect(resident('mapping')).toBeGreaterThanOrEqual(size / 1024);
+  });
+
+  it('auto: mapping for a file on tmpfs, pwrite for one on a disk filesystem', () => {
+    expect(Number(fs.statfsSync('/dev/shm').type), '/dev/shm is expected to be a tmpfs (Linux, Debian)').toBe(0x01021994);
+    expect(storeModeFor('/dev/shm')).toBe('mapping');
+    const tmpType = Number(fs.statfsSync(dir).type);
+    expect(storeModeFor(dir)).toBe([0x01021994, 0x858458f6, 0x958458f6].includes(tmpType) ? 'mapping' : 'pwrite');
+    expect(storeModeFor('/proc')).toBe('pwrite');   // procfs: not memory
+    expect(storeModeFor(path.join(dir, 'absent', 'x'))).toBe('pwrite');   // statfs fails: the general case
   });
 });
