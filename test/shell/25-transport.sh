@@ -94,6 +94,16 @@ for how in ioctl xattr; do
   _assert_eq 2048 "$(stat -c %b "$F")" "blocks right after sealing by $how"
 done
 
+_log "an absent attribute is ENODATA, on files and on the control directory; a present one is read"
+F=$MNT/xattrs
+echo data >"$F"
+_assert_errno "No such attribute" getfattr -n user.absent "$F"
+_assert_errno "No such attribute" getfattr -n security.capability "$F"
+_assert_errno "No such attribute" getfattr -n user.absent "$MNT/.pmemfs/stats"
+setfattr -n user.present -v kept "$F"
+_assert_eq kept "$(getfattr --only-values -n user.present "$F")" "a present attribute"
+_assert_errno "No such attribute" getfattr -n user.absent "$F"
+
 _log "an access ACL equal to the mode bits is a chmod: stat sees the new mode at once (cp -a sets modes so)"
 F=$MNT/aclmode
 touch "$F"; chmod 600 "$F"
