@@ -110,6 +110,28 @@ class PreImages {
     src.copy(this.slab(s), (s % PreImages.PER_SLAB) * PAGE_SIZE, srcOff, srcOff + PAGE_SIZE);
   }
 
+  /**
+   * Keep pages [first, first + count) as pre-images, their content filled
+   * by `fill(dst, page)` into the slab itself: one call per run of slots
+   * that lie side by side in one slab (after a full flush the slots are
+   * handed out in order, so a long store's pages make one run), instead of
+   * one read or copy per page.
+   */
+  keepRun(first: number, count: number, fill: (dst: Buffer, page: number) => void): void {
+    for (let i = 0; i < count;) {
+      const s = this.free.pop() ?? this.next++;
+      this.slot.set(first + i, s);
+      let n = 1;
+      while (i + n < count && this.free.length === 0 && this.next === s + n && (s + n) % PreImages.PER_SLAB !== 0) {
+        this.slot.set(first + i + n, this.next++);
+        n++;
+      }
+      const at = (s % PreImages.PER_SLAB) * PAGE_SIZE;
+      fill(this.slab(s).subarray(at, at + n * PAGE_SIZE), first + i);
+      i += n;
+    }
+  }
+
   /** Page p's pre-image, or undefined when none is kept. */
   get(p: number): Buffer | undefined {
     const s = this.slot.get(p);
@@ -299,22 +321,33 @@ export class Region {
     if (this.halted) throw new Error('region: store after an emulated power failure');
     if (len <= 0) return;
     const last = Math.floor((off + len - 1) / PAGE_SIZE);
+    // Pages whose pre-image is their current content, read in runs of consecutive pages (one pread or copy a run).
+    let run = -1;
     for (let p = Math.floor(off / PAGE_SIZE); p <= last; p++) {
-      if (this.dirtyPages.has(p)) continue;
+      if (this.dirtyPages.has(p)) { run = this.keepFlushed(run, p); continue; }
       this.dirtyPages.add(p);
-      if (!this.preImages || (fresh && !this.lostWriteback.has(p))) continue;
+      if (!this.preImages || (fresh && !this.lostWriteback.has(p))) { run = this.keepFlushed(run, p); continue; }
       const media = this.lostWriteback.size ? this.lostWriteback.get(p) : undefined;
-      if (media) { this.preImages.keep(p, media, 0); this.lostWriteback.delete(p); continue; }
-      // The page's current (flushed) content: read with pread when stores avoid the mapping (StoreMode),
-      // else copied straight from its window (a page never straddles one).
-      const at = p * PAGE_SIZE, wi = Math.floor(at / WINDOW_SIZE);
-      if (this.stores === 'pwrite') this.preImages.keep(p, this.preadInto(regionOff(at), (this.pageScratch ??= Buffer.allocUnsafe(PAGE_SIZE))), 0);
-      else this.preImages.keep(p, this.window(wi), at - wi * WINDOW_SIZE);
+      if (media) { run = this.keepFlushed(run, p); this.preImages.keep(p, media, 0); this.lostWriteback.delete(p); continue; }
+      if (run < 0) run = p;
     }
+    this.keepFlushed(run, last + 1);
   }
 
-  /** One page, for noteStore's pre-image reads. */
-  private pageScratch: Buffer | null = null;
+  /**
+   * noteStore: keep the current (flushed) content of pages [first, end) as
+   * their pre-images, read in one pread (or copied from the mapping, by the
+   * store mode) per run of slab slots that lie side by side.
+   * @returns -1 (no run open), for the caller's `run`
+   */
+  private keepFlushed(first: number, end: number): number {
+    if (first < 0 || end <= first) return -1;
+    this.preImages!.keepRun(first, end - first, (dst, page) => {
+      if (this.stores === 'pwrite') this.preadInto(regionOff(page * PAGE_SIZE), dst);
+      else this.read(regionOff(page * PAGE_SIZE), dst, 0, dst.length);
+    });
+    return -1;
+  }
 
   /** Unflushed pages (stored to since their last flush). */
   get unflushedPages(): number { return this.dirtyPages.size; }

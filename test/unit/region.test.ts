@@ -162,3 +162,75 @@ describe('Region store modes (StoreMode)', () => {
     expect(storeModeFor(path.join(dir, 'absent', 'x'))).toBe('pwrite');   // statfs fails: the general case
   });
 });
+
+describe('Region pre-images (recording), against a model of the flushed content', () => {
+  const PAGE = 4096;
+  for (const stores of ['pwrite', 'mapping'] as const) {
+    it(`${stores}: random stores, fresh stores, range and full flushes; a crash losing every unflushed page shows the flushed content`, () => {
+      const pages = 6144;                               // 24 MiB: a long store's run crosses the 16 MiB slab boundary
+      const freshZone = 5632;                           // pages from here on take fresh stores only (blocks a transaction allocated)
+      const p = path.join(dir, `pre-${stores}.img`);
+      // Every page starts with its own content (its number), so a pre-image read from the wrong page shows.
+      const start = Buffer.alloc(pages * PAGE);
+      for (let pg = 0; pg < pages; pg++) start.fill(`<page ${pg}>`, pg * PAGE, pg * PAGE + PAGE);
+      fs.writeFileSync(p, start);
+      const r = Region.open(p, { stores });
+      r.recordUnflushed();
+      const flushed = Buffer.from(start);              // the model: each page's content as of its last flush
+      const now = Buffer.from(start);                  // what the region holds
+      const withPre = new Set<number>();                // unflushed pages whose first store since their flush kept a pre-image
+      const noPre = new Set<number>();                  // unflushed pages first stored fresh (no pre-image)
+      const written = new Set<number>();                // fresh-zone pages flushed with content: no longer fresh
+      let seed = 7, freshStores = 0;
+      // The high bits of an LCG: its low bits cycle with short periods.
+      const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return Math.floor(seed / 65536) % n; };
+      const store = (off: number, len: number, fresh: boolean) => {
+        const b = Buffer.alloc(len, 1 + rnd(250));
+        r.write(regionOff(off), b, 0, len, fresh);
+        b.copy(now, off);
+        for (let pg = Math.floor(off / PAGE); pg <= Math.floor((off + len - 1) / PAGE); pg++) {
+          if (!withPre.has(pg) && !noPre.has(pg)) (fresh ? noPre : withPre).add(pg);
+        }
+      };
+      const flushedNow = (pg: number) => {
+        now.copy(flushed, pg * PAGE, pg * PAGE, pg * PAGE + PAGE);
+        if (pg >= freshZone) written.add(pg);
+        withPre.delete(pg); noPre.delete(pg);
+      };
+      const check = (when: string) => {
+        const crash = path.join(dir, `pc-${stores}.img`);
+        const lost = r.crashImage(crash, () => true);
+        expect(lost.sort((x, y) => x - y)).toEqual([...withPre].sort((x, y) => x - y));
+        const img = fs.readFileSync(crash);
+        for (const pg of withPre) {
+          if (!img.subarray(pg * PAGE, pg * PAGE + PAGE).equals(flushed.subarray(pg * PAGE, pg * PAGE + PAGE))) {
+            throw new Error(`${when}: page ${pg}'s crash content is not its flushed content`);
+          }
+        }
+        expect(r.unflushedPages).toBe(withPre.size + noPre.size);
+        expect(r.readBuf(regionOff(0), pages * PAGE).equals(now)).toBe(true);
+        fs.rmSync(crash);
+      };
+      store(0, 20 << 20, false);                       // one run of 5,120 pages over the slab boundary
+      check('the first store');
+      let longStores = 0;
+      for (let step = 0; step < 400; step++) {
+        const k = rnd(20);
+        if (k < 8) { const len = 1 + rnd(64 * PAGE); store(rnd(freshZone * PAGE - len), len, false); }
+        else if (k < 10) { const len = (300 + rnd(1200)) * PAGE + rnd(PAGE); store(rnd(freshZone * PAGE - len), len, false); longStores++; }
+        else if (k < 12) {
+          const pg = freshZone + rnd(pages - freshZone - 8);
+          if ([...Array(8).keys()].every((i) => !written.has(pg + i) && !withPre.has(pg + i))) { store(pg * PAGE, 8 * PAGE, true); freshStores++; }
+        } else if (k < 19) {
+          const len = 1 + rnd(128 * PAGE), off = rnd(pages * PAGE - len);
+          r.persistRanges('data', [[off, len]]);
+          for (let pg = Math.floor(off / PAGE); pg <= Math.floor((off + len - 1) / PAGE); pg++) if (withPre.has(pg) || noPre.has(pg)) flushedNow(pg);
+        } else { r.persistDirty('commit'); for (const pg of [...withPre, ...noPre]) flushedNow(pg); }
+        if (step % 10 === 9) check(`step ${step}`);
+      }
+      expect(longStores).toBeGreaterThan(20);
+      expect(freshStores).toBeGreaterThan(5);
+      r.close();
+    });
+  }
+});
