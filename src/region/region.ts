@@ -5,9 +5,10 @@
  * fixed windows (1 GiB), each mapped on first touch; every accessor splits a
  * range at window boundaries.
  *
- * Durability: a store into the mapping reaches the region file's page cache at
- * once (it survives a kill -9 of the daemon) but is durable only after the
- * range is flushed (msync). Every flush goes through `persist()` or
+ * Durability: a store (a pwrite, or a copy into the mapping on an in-memory
+ * filesystem: StoreMode) reaches the region file's page cache at once (it
+ * survives a kill -9 of the daemon) but is durable only after the range is
+ * flushed (msync, or fdatasync of the file). Every flush goes through `persist()` or
  * `persistDirty()`, which name the persistence point and count it. The
  * region remembers which 4 KiB pages were stored to since their last flush
  * (the pages a power failure may lose).
@@ -101,13 +102,11 @@ class PreImages {
   }
 
   /**
-   * Keep src[srcOff, srcOff + 4 KiB) as page p's pre-image: one copy into a
-   * slab, nothing allocated (a 1 MiB overwrite keeps 256 of them).
+   * Keep src[srcOff, srcOff + 4 KiB) as page p's pre-image (keepRun of one
+   * page): a page whose failed write-back left the media's content in hand.
    */
   keep(p: number, src: Buffer, srcOff: number): void {
-    const s = this.free.pop() ?? this.next++;
-    this.slot.set(p, s);
-    src.copy(this.slab(s), (s % PreImages.PER_SLAB) * PAGE_SIZE, srcOff, srcOff + PAGE_SIZE);
+    this.keepRun(p, 1, (dst) => { src.copy(dst, 0, srcOff, srcOff + PAGE_SIZE); });
   }
 
   /**
