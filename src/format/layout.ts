@@ -88,7 +88,18 @@ export const FEAT_INCOMPAT_ICACHE = 0x10;
  * older pmemfs, which would add entries to any block, refuses the region.
  */
 export const FEAT_INCOMPAT_DIRHASH = 0x20;
-export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE | FEAT_INCOMPAT_DIRHASH;
+/**
+ * DIRROOT: some directory's hash index has root blocks (RIDX_ROOT,
+ * src/format/records.ts) listing its index blocks with their lowest
+ * hashes, and the inode points to the first root block: a lookup in a
+ * directory nothing has read yet reads the root, one index block and one
+ * leaf instead of every index block. Set by the first change that gives a
+ * hash index its root: a new one, or one from before the feature at its
+ * next change. An older pmemfs, which would take the root for an index
+ * block and its index blocks for leaves, refuses the region.
+ */
+export const FEAT_INCOMPAT_DIRROOT = 0x40;
+export const FEAT_INCOMPAT_SUPPORTED = FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE | FEAT_INCOMPAT_DIRHASH | FEAT_INCOMPAT_DIRROOT;
 export const FEAT_RO_COMPAT_SUPPORTED = 0;
 
 /** Inode flags (inode record `flags`). */

@@ -27,13 +27,25 @@
  *                 blocks (flags 0), or with RIDX_HASHED (a directory's hash
  *                 index, FEAT_INCOMPAT_DIRHASH) 16-byte entries: u64 record
  *                 block, u32 the lowest name hash it holds, u32 0
+ *   root block    an index block with flags RIDX_HASHED | RIDX_ROOT
+ *                 (FEAT_INCOMPAT_DIRROOT): its entries are (u64 index block,
+ *                 u32 the lowest hash of that index block's first leaf, u32 0),
+ *                 and `next` chains the root blocks
  *
  * A directory's hash index (RIDX_HASHED on every index block of its chain):
  * each record block ("leaf") holds exactly the entries whose name hash
  * (direntHash) lies in [its lowest hash, the next leaf's): the chain lists
- * the leaves in ascending hash order, the first from 0. A lookup then reads
- * the index and one leaf (ext4's htree, XFS's dir2 node form keep the same
- * hash-to-leaf map in their interior blocks).
+ * the leaves in ascending hash order, the first from 0. With a root
+ * (FEAT_INCOMPAT_DIRROOT) the inode points to the first root block, whose
+ * entries list the index blocks in the same order with the lowest hash of
+ * each: a lookup in a directory nothing has read yet reads the root, one
+ * index block and one leaf, three blocks up to about 48,000 leaves (one
+ * root block's 254 index blocks; millions of names), one more root block
+ * per 254 index blocks past that. Without a root (a directory from before
+ * the feature, until its next change) it reads every index block. ext4's
+ * htree and XFS's dir2 node form keep the same hash-to-leaf map in their
+ * interior blocks. The index blocks still chain by `next` in root order,
+ * so that a walk from the first one (fsck, a listing) needs no root.
  */
 import { EXT_KNOWN, EXTENT_REC_SIZE, type ExtentRec, validEntryName } from './fork.js';
 import { crc32c, FormatError, readU64, recordChecksum, writeU64 } from './layout.js';
@@ -44,6 +56,8 @@ export const REC_HDR = 32;
 export const RIDX_HDR = 32;
 /** Index block flag: entries are (record block, lowest name hash), a directory's hash index. */
 export const RIDX_HASHED = 0x1;
+/** Index block flag (with RIDX_HASHED): a hash index's root block, whose entries are index blocks (FEAT_INCOMPAT_DIRROOT). */
+export const RIDX_ROOT = 0x2;
 /** Bytes of a hash-index entry: u64 record block, u32 lowest hash, u32 0. */
 export const RIDX_HASHED_ENTRY = 16;
 export const REC_KIND_DIRENT = 1;
@@ -266,18 +280,20 @@ export function decodeRecordBlock(raw: Buffer, ino: number, kind: RecKind, where
 /**
  * Encode an index block listing `blocks` (record-block numbers); with
  * `los`, a directory's hash index (RIDX_HASHED): los[i] is the lowest name
- * hash blocks[i] holds.
- * @throws FormatError when the entries do not fit
+ * hash blocks[i] holds; with `root` too, a root block (RIDX_ROOT): `blocks`
+ * are index blocks, los[i] the lowest hash of blocks[i]'s first leaf.
+ * @throws FormatError when the entries do not fit, or for a root without hashes
  */
-export function encodeIndexBlock(bs: number, ino: number, next: number, blocks: readonly number[], los: readonly number[] | null = null): Buffer {
+export function encodeIndexBlock(bs: number, ino: number, next: number, blocks: readonly number[], los: readonly number[] | null = null, root = false): Buffer {
   if (blocks.length > indexCapacity(bs, los !== null)) throw new FormatError(`index block of inode ${ino} overflows`);
+  if (root && !los) throw new FormatError(`root block of inode ${ino} without hashes`);
   const b = Buffer.alloc(bs);
   b.writeUInt32LE(RIDX_MAGIC, 0);
   writeU64(b, 8, ino);
   writeU64(b, 16, next);
   b.writeUInt32LE(blocks.length, 24);
   if (los) {
-    b.writeUInt32LE(RIDX_HASHED, 28);
+    b.writeUInt32LE(root ? RIDX_HASHED | RIDX_ROOT : RIDX_HASHED, 28);
     for (let i = 0; i < blocks.length; i++) { writeU64(b, RIDX_HDR + i * RIDX_HASHED_ENTRY, blocks[i]); b.writeUInt32LE(los[i], RIDX_HDR + i * RIDX_HASHED_ENTRY + 8); }
   } else {
     for (let i = 0; i < blocks.length; i++) writeU64(b, RIDX_HDR + i * 8, blocks[i]);
@@ -286,8 +302,8 @@ export function encodeIndexBlock(bs: number, ino: number, next: number, blocks: 
   return b;
 }
 
-/** A decoded index block: `los` only for a directory's hash index (RIDX_HASHED). */
-export interface DecodedIndex { next: number; blocks: number[]; los?: number[] }
+/** A decoded index block: `los` only for a directory's hash index (RIDX_HASHED); `root` for its root blocks (RIDX_ROOT: `blocks` are index blocks). */
+export interface DecodedIndex { next: number; blocks: number[]; los?: number[]; root?: true }
 
 /**
  * Decode an index block of owner `ino`. A hash index's lowest hashes are
@@ -301,8 +317,8 @@ export function decodeIndexBlock(raw: Buffer, ino: number, where: string): Decod
   if (raw.readUInt32LE(4) !== recordChecksum(raw, 4)) throw bad('checksum mismatch');
   if (readU64(raw, 8, where) !== ino) throw bad(`belongs to inode ${readU64(raw, 8, where)}`);
   const count = raw.readUInt32LE(24), flags = raw.readUInt32LE(28);
-  if ((flags & ~RIDX_HASHED) !== 0) throw bad(`has unknown flags 0x${flags.toString(16)}`);
-  const hashed = flags === RIDX_HASHED;
+  if ((flags & ~(RIDX_HASHED | RIDX_ROOT)) !== 0 || flags === RIDX_ROOT) throw bad(`has unknown flags 0x${flags.toString(16)}`);
+  const hashed = (flags & RIDX_HASHED) !== 0, root = (flags & RIDX_ROOT) !== 0;
   if (count > indexCapacity(raw.length, hashed)) throw bad(`claims ${count} entries`);
   const blocks: number[] = [];
   if (!hashed) {
@@ -318,5 +334,5 @@ export function decodeIndexBlock(raw: Buffer, ino: number, where: string): Decod
     if (i > 0 && lo <= los[i - 1]) throw bad(`lists hash ${lo} after ${los[i - 1]} (not ascending)`);
     los.push(lo);
   }
-  return { next: readU64(raw, 16, where), blocks, los };
+  return root ? { next: readU64(raw, 16, where), blocks, los, root } : { next: readU64(raw, 16, where), blocks, los };
 }

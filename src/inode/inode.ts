@@ -12,7 +12,7 @@ import { BlockMap } from '../bmap/bmap.js';
 import { IFLAG_ORPHAN, IFLAG_SEALED } from '../format/layout.js';
 import type { Timespec } from '../types.js';
 import { nowTimespec } from '../types.js';
-import type { RecordSet } from './records.js';
+import type { DirIndexShape, RecordSet } from './records.js';
 
 /** A Map that remembers which keys were set or deleted since the store last synced it. */
 export class TrackedMap<V> extends Map<string, V> {
@@ -69,12 +69,13 @@ export interface DeferredReader {
 }
 
 /**
- * A directory's hash index as its probes use it: its leaves (region
- * blocks) and each one's lowest name hash, ascending; and its index blocks
- * with how many leaves each lists, in chain order (to rebuild the chain's
- * record set around the leaves a change reads, InodeStore.syncDeferred).
+ * A directory's hash index as its probes use it (DirIndexShape,
+ * src/inode/records.ts): its root blocks, its index blocks with the lowest
+ * hash of each, and the leaves of each index block a probe has read (to
+ * rebuild the record set around the leaves a change reads,
+ * InodeStore.syncDeferred, every index block is read).
  */
-export interface DirIndex { blocks: number[]; los: number[]; ixBlocks: number[]; ixCounts: number[] }
+export type DirIndex = DirIndexShape;
 
 /**
  * A directory's entries left on media (Inode.deferRecords): the slot's

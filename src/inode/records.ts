@@ -19,9 +19,31 @@
  * operation touches at most three record blocks and three index blocks
  * more than its records' own, so the journal keeps it atomic and the log
  * bound of docs/DESIGN.md ("Bounded operations") holds.
+ *
+ * A hash index made now has root blocks (FEAT_INCOMPAT_DIRROOT): `roots`
+ * list the index blocks in order with the lowest hash of each one's first
+ * leaf, as the index blocks list the leaves. An index block that splits
+ * adds an entry after its own (the root block splits in two when it
+ * overflows); one emptied leaves its root block (freed when emptied); an
+ * index block's first hash that changes changes its root entry. That is at
+ * most two root blocks more per operation. A hash index from before the
+ * feature gets its roots at its next change (rootIndex).
  */
 import { FsError } from '../errors.js';
 import { indexCapacity, recBlockCapacity, type RecKind } from '../format/records.js';
+
+/**
+ * A hash index read from its root and index blocks (InodeStore's DirIndex):
+ * root blocks and how many index blocks each lists (none before
+ * FEAT_INCOMPAT_DIRROOT), the index blocks in hash order with the lowest
+ * hash of each one's first leaf, and each one's leaves with their lowest
+ * hashes once that index block is read (null until then).
+ */
+export interface DirIndexShape {
+  roots: number[]; rootCounts: number[];
+  ixBlocks: number[]; ixLos: number[];
+  leaves: Array<{ blocks: number[]; los: number[] } | null>;
+}
 
 export type RecKey = string | number;
 
@@ -86,8 +108,12 @@ function recBuf(rb: RecBlock, r: RecBytes): Buffer {
 /** One index block in core: its region block and the record blocks it lists (with a hash index's lowest hashes). */
 export interface IndexBlock { block: number; list: number[]; los?: number[] }
 
-/** Blocks a change touched, to be encoded by the store; `freed`: blocks a hash index let go (merged leaves, emptied index blocks). */
-export interface RecTouched { recs: Set<RecBlock>; index: Set<IndexBlock>; freed?: number[] }
+/**
+ * Blocks a change touched, to be encoded by the store; `roots`: a hash
+ * index's root blocks (IndexBlock entries are then index blocks); `freed`:
+ * blocks a hash index let go (merged leaves, emptied index and root blocks).
+ */
+export interface RecTouched { recs: Set<RecBlock>; index: Set<IndexBlock>; roots?: Set<IndexBlock>; freed?: number[] }
 
 /** Blocks with at least this many free bytes are candidates for new records (a longest dirent is 264). */
 const ROOMY = 512;
@@ -98,6 +124,14 @@ export class RecordSet {
   readonly bs: number;
   readonly index: IndexBlock[] = [];
   readonly blocks: RecBlock[] = [];
+  /** A rooted hash index's root blocks, in order (empty: unordered records, or a hash index from before FEAT_INCOMPAT_DIRROOT). */
+  readonly roots: IndexBlock[] = [];
+  /**
+   * Entries a hash index's index block (leaves) and root block (index
+   * blocks) take before they split: the format's capacity, less only in
+   * tests, for splits of the index and the root in a few hundred names.
+   */
+  readonly fanout: number;
   private readonly where = new Map<RecKey, RecBlock>();
   private readonly roomy = new Set<RecBlock>();
   private cursor: RecBlock | null = null;
@@ -105,8 +139,10 @@ export class RecordSet {
   /** A directory's hash index: the name hash of a key (direntHash); null for unordered records. */
   readonly hash: ((key: string) => number) | null;
 
-  constructor(kind: RecKind, ino: number, bs: number, hash: ((key: string) => number) | null = null) {
+  constructor(kind: RecKind, ino: number, bs: number, hash: ((key: string) => number) | null = null, fanout?: number) {
     this.kind = kind; this.ino = ino; this.bs = bs; this.hash = hash;
+    const cap = indexCapacity(bs, hash !== null);
+    this.fanout = fanout === undefined ? cap : Math.max(2, Math.min(cap, fanout));
   }
 
   get count(): number { return this.where.size; }
@@ -125,19 +161,25 @@ export class RecordSet {
   }
 
   /**
-   * A directory's hash index from its index blocks alone (DirIndex: leaves,
-   * lowest hashes, index blocks and their counts), every leaf unloaded: the
+   * A directory's hash index from its root and index blocks alone
+   * (DirIndex, every index block's leaves read), every leaf unloaded: the
    * caller reads those a change needs (loadLeaf) before changing them. The
    * set's `count` then counts the loaded leaves' records only.
+   * @throws Error when an index block's leaves were not read
    */
-  adoptIndex(ix: { blocks: readonly number[]; los: readonly number[]; ixBlocks: readonly number[]; ixCounts: readonly number[] }): void {
+  adoptIndex(ix: DirIndexShape): void {
     let k = 0;
-    ix.ixBlocks.forEach((block, j) => {
-      const n = ix.ixCounts[j];
-      this.index.push({ block, list: ix.blocks.slice(k, k + n), los: ix.los.slice(k, k + n) });
+    ix.roots.forEach((block, r) => {
+      const n = ix.rootCounts[r];
+      this.roots.push({ block, list: ix.ixBlocks.slice(k, k + n), los: ix.ixLos.slice(k, k + n) });
       k += n;
     });
-    for (let i = 0; i < ix.blocks.length; i++) this.blocks.push({ block: ix.blocks[i], items: null, used: 0, src: null, lo: ix.los[i], unloaded: true });
+    ix.ixBlocks.forEach((block, j) => {
+      const l = ix.leaves[j];
+      if (!l) throw new Error(`record set of inode ${this.ino}: index block ${block} adopted unread`);
+      this.index.push({ block, list: [...l.blocks], los: [...l.los] });
+      for (let i = 0; i < l.blocks.length; i++) this.blocks.push({ block: l.blocks[i], items: null, used: 0, src: null, lo: l.los[i], unloaded: true });
+    });
   }
 
   /** Leaf rb of adoptIndex read: its image and records as adoptUnread and adoptKey take them. */
@@ -161,9 +203,13 @@ export class RecordSet {
   /** Position in `blocks` of the leaf whose range holds hash h (a hash index with at least one leaf). */
   leafPosOf(h: number): number { return this.leafFor(h); }
 
-  /** The hash index as DirIndex: leaves, lowest hashes, index blocks and how many leaves each lists. */
-  toDirIndex(): { blocks: number[]; los: number[]; ixBlocks: number[]; ixCounts: number[] } {
-    return { blocks: this.blocks.map((rb) => rb.block), los: this.blocks.map((rb) => rb.lo!), ixBlocks: this.index.map((ix) => ix.block), ixCounts: this.index.map((ix) => ix.list.length) };
+  /** The hash index as DirIndex: root blocks, index blocks with their lowest hashes, every index block's leaves. */
+  toDirIndex(): DirIndexShape {
+    return {
+      roots: this.roots.map((r) => r.block), rootCounts: this.roots.map((r) => r.list.length),
+      ixBlocks: this.index.map((ix) => ix.block), ixLos: this.index.map((ix) => ix.los![0]),
+      leaves: this.index.map((ix) => ({ blocks: [...ix.list], los: [...ix.los!] })),
+    };
   }
 
   /** The keys of block rb's records, without making its map when it was adopted unread. */
@@ -173,7 +219,8 @@ export class RecordSet {
     rb.unread!((key) => { keys.push(key); });
     return keys;
   }
-  get firstIndexBlock(): number { return this.index[0]?.block ?? 0; }
+  /** The block the owner points to (the slot's `recIndex`, a superblock root): the first root block of a rooted hash index, else the first index block; 0 for none. */
+  get headBlock(): number { return this.roots[0]?.block ?? this.index[0]?.block ?? 0; }
 
   /**
    * Register a decoded record block (mount, reload). With `src`, the image
@@ -296,10 +343,12 @@ export class RecordSet {
   private leafWithRoom(h: number, len: number, t: RecTouched, allocBlock: (goal: number) => number): RecBlock {
     const cap = recBlockCapacity(this.bs);
     if (this.blocks.length === 0) {
-      const block = allocBlock(0), ib = allocBlock(block + 1);
+      const block = allocBlock(0), ib = allocBlock(block + 1), rtb = allocBlock(ib + 1);
       const rb: RecBlock = { block, items: new Map(), used: 0, src: null, lo: 0 };
       const ix: IndexBlock = { block: ib, list: [block], los: [0] };
+      const rt: IndexBlock = { block: rtb, list: [ib], los: [0] };
       this.blocks.push(rb); this.index.push(ix); t.index.add(ix);
+      this.roots.push(rt); (t.roots ??= new Set()).add(rt);
       return rb;
     }
     const rb = this.blocks[this.leafFor(h)];
@@ -334,9 +383,12 @@ export class RecordSet {
     const at = back > 0 && (fwd >= recs.length || k - back <= fwd - k) ? back : fwd;
     if (at <= 0 || at >= recs.length) throw new FsError('ENOSPC', 'create', undefined, `directory inode ${this.ino}: a leaf of its hash index is full of names of one hash`);
     const [ix, pos] = this.entryOf(rb.block);
-    const splitIndex = ix.list.length + 1 > indexCapacity(this.bs, true);
+    const splitIndex = ix.list.length + 1 > this.fanout;
+    const [rt, rp] = splitIndex && this.roots.length ? this.rootEntryOf(ix.block) : [null, -1];
+    const splitRoot = rt !== null && rt.list.length + 1 > this.fanout;
     const block = allocBlock(rb.block + 1);
     const ib = splitIndex ? allocBlock(block + 1) : 0;
+    const rtb = splitRoot ? allocBlock(ib + 1) : 0;
     const nb: RecBlock = { block, items: new Map(), used: 0, src: null, lo: recs[at].h };
     const from = itemsOf(rb), to = nb.items!;
     for (let i = at; i < recs.length; i++) {
@@ -353,6 +405,17 @@ export class RecordSet {
       const nix: IndexBlock = { block: ib, list: ix.list.splice(half), los: ix.los!.splice(half) };
       this.index.splice(this.index.indexOf(ix) + 1, 0, nix);
       t.index.add(nix);
+      if (rt) {
+        const roots = (t.roots ??= new Set());
+        rt.list.splice(rp + 1, 0, ib); rt.los!.splice(rp + 1, 0, nix.los![0]);
+        roots.add(rt);
+        if (splitRoot) {
+          const rhalf = Math.ceil(rt.list.length / 2);
+          const nrt: IndexBlock = { block: rtb, list: rt.list.splice(rhalf), los: rt.los!.splice(rhalf) };
+          this.roots.splice(this.roots.indexOf(rt) + 1, 0, nrt);
+          roots.add(nrt);
+        }
+      }
     }
   }
 
@@ -381,6 +444,7 @@ export class RecordSet {
       keep.lo = drop.lo;
       const [kx, kp] = this.entryOf(keep.block);
       kx.los![kp] = drop.lo!; t.index.add(kx);
+      if (kp === 0) this.rootLoChanged(kx, t);
     }
     this.blocks.splice(this.blocks.indexOf(drop), 1);
     const [dx, dp] = this.entryOf(drop.block);
@@ -392,7 +456,8 @@ export class RecordSet {
       if (j > 0) t.index.add(this.index[j - 1]);   // its next pointer changes
       t.index.delete(dx);
       freed.push(dx.block);
-    }
+      if (this.roots.length) this.rootDrop(dx.block, t);
+    } else if (dp === 0) this.rootLoChanged(dx, t);
     t.recs.delete(drop); t.recs.add(keep);
     freed.push(drop.block);
   }
@@ -417,9 +482,65 @@ export class RecordSet {
     return rb;
   }
 
-  /** Region blocks this set occupies (record and index blocks). */
+  /** The root block listing index block `block`, and its position there. */
+  private rootEntryOf(block: number): [IndexBlock, number] {
+    for (const rt of this.roots) {
+      const k = rt.list.indexOf(block);
+      if (k >= 0) return [rt, k];
+    }
+    throw new Error(`record set of inode ${this.ino}: index block ${block} is in no root block`);
+  }
+
+  /** Index block ix's first leaf's lowest hash changed: so does its root entry (a rooted index). */
+  private rootLoChanged(ix: IndexBlock, t: RecTouched): void {
+    if (!this.roots.length) return;
+    const [rt, k] = this.rootEntryOf(ix.block);
+    rt.los![k] = ix.los![0];
+    (t.roots ??= new Set()).add(rt);
+  }
+
+  /** Index block `block` was emptied and freed: its root entry goes, and a root block it empties (never the last) is freed. */
+  private rootDrop(block: number, t: RecTouched): void {
+    const [rt, k] = this.rootEntryOf(block);
+    const roots = (t.roots ??= new Set());
+    rt.list.splice(k, 1); rt.los!.splice(k, 1);
+    roots.add(rt);
+    if (rt.list.length > 0) return;
+    const j = this.roots.indexOf(rt);
+    this.roots.splice(j, 1);
+    if (j > 0) roots.add(this.roots[j - 1]);   // its next pointer changes
+    roots.delete(rt);
+    t.freed!.push(rt.block);
+  }
+
+  /**
+   * Give a hash index from before FEAT_INCOMPAT_DIRROOT its root blocks
+   * (as many as its index blocks fill, `fanout` to a block) through
+   * `allocBlock` (may throw, before anything changes); nothing for one that
+   * has them, or unordered records.
+   */
+  rootIndex(t: RecTouched, allocBlock: (goal: number) => number): void {
+    if (!this.hash || this.roots.length || !this.index.length) return;
+    const n = Math.ceil(this.index.length / this.fanout);
+    const got: number[] = [];
+    for (let i = 0; i < n; i++) got.push(allocBlock(got[i - 1] !== undefined ? got[i - 1] + 1 : this.index[0].block + 1));
+    const roots = (t.roots ??= new Set());
+    for (let i = 0; i < n; i++) {
+      const part = this.index.slice(i * this.fanout, (i + 1) * this.fanout);
+      const rt: IndexBlock = { block: got[i], list: part.map((ix) => ix.block), los: part.map((ix) => ix.los![0]) };
+      this.roots.push(rt); roots.add(rt);
+    }
+  }
+
+  /** Region blocks this set occupies (root, index and record blocks). */
   allBlocks(): number[] {
-    return [...this.index.map((i) => i.block), ...this.blocks.map((b) => b.block)];
+    return [...this.roots.map((r) => r.block), ...this.index.map((i) => i.block), ...this.blocks.map((b) => b.block)];
+  }
+
+  /** Region block of the root block after rt (0 for the last). */
+  nextRootOf(rt: IndexBlock): number {
+    const i = this.roots.indexOf(rt);
+    return this.roots[i + 1]?.block ?? 0;
   }
 
   /** Region block of the index block after ix (0 for the last). */

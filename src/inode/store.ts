@@ -26,12 +26,12 @@
 import { Allocator, type BlockRun } from '../alloc/allocator.js';
 import { decodeFork, emptyFork, encodeFork, type ExtentRec, forkSize, type Fork } from '../format/fork.js';
 import {
-  crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_DIRHASH, FEAT_INCOMPAT_ICACHE, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, IFLAG_ORPHAN, IFLAG_SEALED,
+  crc32c, dataEnd, decodeInode, FEAT_INCOMPAT_DIRHASH, FEAT_INCOMPAT_DIRROOT, FEAT_INCOMPAT_ICACHE, FEAT_INCOMPAT_REFCOUNT, encodeInode, encodeSuperblock, FormatError, IFLAG_ORPHAN, IFLAG_SEALED,
   INLINE_FORK_MAX, INODE_SIZE, isFreeSlot, ROOT_INO, SB_SIZE, slotFileType, type InodeRecord, type Superblock,
 } from '../format/layout.js';
 import {
   type DecodedIndex, decodeIndexBlock, decodeRecordBlock, dirHashSeed, direntHash, encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock,
-  encodeRecordBlock, encodeRefcountRec, findDirentRec, forEachDirentRec, recBlockCapacity, recordBlockUsed, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER, RIDX_HASHED,
+  encodeRecordBlock, encodeRefcountRec, findDirentRec, forEachDirentRec, recBlockCapacity, recordBlockUsed, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER, RIDX_HASHED, RIDX_ROOT,
   type RecKind, type RefcountRec,
 } from '../format/records.js';
 import { RefcountIndex } from '../refcount/refcount.js';
@@ -40,7 +40,7 @@ import type { Region } from '../region/region.js';
 import { FsError } from '../errors.js';
 import { blockCount, regionBlock, regionOff, type Timespec } from '../types.js';
 import { type DeferredReader, type DeferredRecords, type DirIndex, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, TrackedMap } from './inode.js';
-import { type RecBlock, recordBytes, RecordSet, type RecTouched } from './records.js';
+import { type IndexBlock, type RecBlock, recordBytes, RecordSet, type RecTouched } from './records.js';
 
 /** A directory entry in a listing by hash: name, inode number, name hash. */
 export type HashLeafEntry = [name: string, ino: number, hash: number];
@@ -80,6 +80,13 @@ const MAX_INDEX_CHAIN = 1 << 16;
 const PARTIAL_LEAVES = 1024;
 /** Bytes of the smallest record (a directory entry with a one-byte name). */
 const MIN_REC_BYTES = 10;
+
+/** Position of the last element of ascending `a` (non-empty, a[0] <= h) at or below h. */
+function lastAtOrBelow(a: readonly number[], h: number): number {
+  let lo = 0, hi = a.length - 1;
+  while (lo < hi) { const m = (lo + hi + 1) >> 1; if (a[m] <= h) lo = m; else hi = m - 1; }
+  return lo;
+}
 
 /**
  * A fork's sections must fit the inode's type: extents only on a regular
@@ -140,6 +147,15 @@ export class InodeStore {
   private readonly hashSeed: number;
   /** A name's hash in a directory's hash index (direntHash with the region's seed). */
   readonly nameHash = (name: string): number => direntHash(name, this.hashSeed);
+  /**
+   * Entries a directory hash index's index and root blocks take before
+   * they split (RecordSet.fanout); undefined: the format's capacity. Set
+   * lower only by tests, to split the index and its root in a few hundred
+   * names.
+   */
+  dirIndexFanout: number | undefined = undefined;
+  /** A new record set for a directory's hash index (owner `ino`). */
+  private hashedSet(ino: number): RecordSet { return new RecordSet(REC_KIND_DIRENT, ino, this.bs, this.nameHash, this.dirIndexFanout); }
 
   constructor(sb: Superblock, region: Region, alloc: Allocator, journal: Journal) {
     this.sb = sb; this.region = region; this.alloc = alloc; this.journal = journal;
@@ -455,7 +471,7 @@ export class InodeStore {
     try {
       if (this.deferredHashed(dir.ino, p)) {
         // A hash index: the one leaf whose range holds the name's hash.
-        const { block: b } = this.deferredLeaf(p, direntHash(want, this.hashSeed));
+        const { block: b } = this.deferredLeaf(dir.ino, p, direntHash(want, this.hashSeed));
         const img = this.journal.readScanInto(b, (this.probeScratch ??= Buffer.allocUnsafe(this.bs)));
         const child = findDirentRec(img, dir.ino, `inode ${dir.ino} block ${b}`, want);
         if (child !== null) this.checkEntryIno(dir.ino, name, child);
@@ -481,26 +497,98 @@ export class InodeStore {
 
   /**
    * A deferred directory's hash index, read for its probes (kept in
-   * DeferredRecords until the directory is read into core): the leaves and
-   * their lowest hashes, from the index blocks only, checked as the full
-   * read checks them (chain bounded and loop-free, blocks in the data area
-   * and in use, hashes ascending from 0, no more leaves than the slot says).
+   * DeferredRecords until the directory is read into core). A rooted one
+   * (FEAT_INCOMPAT_DIRROOT): its root blocks only, the index blocks' leaves
+   * read when a probe needs them (dirIndexLeaves); one from before the
+   * feature: every index block, checked as the full read checks them (chain
+   * bounded and loop-free, blocks in the data area and in use, hashes
+   * ascending from 0, no more leaves than the slot says).
    * @returns null for an unordered chain (a directory from before FEAT_INCOMPAT_DIRHASH)
    * @throws FormatError for a damaged index
    */
   private readDirIndex(ino: number, p: DeferredRecords): DirIndex | null {
     const where = `inode ${ino}`;
     if (!this.hashedChain(REC_KIND_DIRENT, p.recIndex, where)) return null;
-    const out: DirIndex = { blocks: [], los: [], ixBlocks: [], ixCounts: [] };
+    const rooted = this.readRoots(ino, p.recIndex, where);
+    if (rooted) {
+      for (const b of [...rooted.roots, ...rooted.ixBlocks]) this.checkRecordBlockInUse(ino, b);
+      if (rooted.ixBlocks.length > p.recBlocks) throw new FormatError(`${where}: hash index has ${rooted.ixBlocks.length} index blocks for the ${p.recBlocks} record blocks the inode says`);
+      return { ...rooted, leaves: rooted.ixBlocks.map(() => null) };
+    }
+    const out: DirIndex = { roots: [], rootCounts: [], ixBlocks: [], ixLos: [], leaves: [] };
+    let leaves = 0;
     for (const [ib, ix] of this.indexChain(ino, p.recIndex, where, () => p.recBlocks, true)) {
       this.checkRecordBlockInUse(ino, ib);
-      out.ixBlocks.push(ib); out.ixCounts.push(ix.blocks.length);
-      for (let i = 0; i < ix.blocks.length; i++) {
-        this.checkRecordBlockInUse(ino, ix.blocks[i]);
-        out.blocks.push(ix.blocks[i]); out.los.push(ix.los![i]);
-      }
+      for (const b of ix.blocks) this.checkRecordBlockInUse(ino, b);
+      out.ixBlocks.push(ib); out.ixLos.push(ix.los![0] ?? 0); out.leaves.push({ blocks: ix.blocks, los: ix.los! });
+      leaves += ix.blocks.length;
     }
-    if (out.blocks.length !== p.recBlocks) throw new FormatError(`${where}: hash index lists ${out.blocks.length} record blocks, the inode says ${p.recBlocks}`);
+    if (leaves !== p.recBlocks) throw new FormatError(`${where}: hash index lists ${leaves} record blocks, the inode says ${p.recBlocks}`);
+    return out;
+  }
+
+  /**
+   * The root blocks of a rooted hash index from block `first` (null when
+   * `first` is not a root block: an index from before FEAT_INCOMPAT_DIRROOT):
+   * the root blocks in chain order and how many index blocks each lists,
+   * and the index blocks in hash order with the lowest hash of each one's
+   * first leaf. Checked: the chain bounded (MAX_INDEX_CHAIN blocks in all)
+   * and loop-free, every block in the data area and listed once, every
+   * root block a root, no empty one, hashes ascending from 0 across the
+   * chain. Whether the blocks are in use is the caller's to check.
+   * @throws FormatError for a damaged root
+   */
+  private readRoots(ino: number, first: number, where: string): Omit<DirIndex, 'leaves'> | null {
+    if (!this.inData(first, 1) || (this.journal.readScan(first).readUInt32LE(28) & RIDX_ROOT) === 0) return null;
+    const out: Omit<DirIndex, 'leaves'> = { roots: [], rootCounts: [], ixBlocks: [], ixLos: [] };
+    const seen = new Set<number>();
+    let lastLo = -1;
+    for (let next = first; next;) {
+      if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: hash index root chain is broken at block ${next}`);
+      seen.add(next);
+      const rt = decodeIndexBlock(this.journal.readScan(next), ino, where);
+      if (!rt.root) throw new FormatError(`${where}: block ${next} in the hash index's root chain is not a root block`);
+      if (rt.blocks.length === 0) throw new FormatError(`${where}: hash index root block ${next} lists no index block`);
+      out.roots.push(next); out.rootCounts.push(rt.blocks.length);
+      for (let i = 0; i < rt.blocks.length; i++) {
+        const b = rt.blocks[i], lo = rt.los![i];
+        if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: hash index root lists block ${b}, outside the data area or listed twice`);
+        if (lastLo < 0 ? lo !== 0 : lo <= lastLo) throw new FormatError(`${where}: hash index root lists index block ${b} from hash ${lo} after ${lastLo < 0 ? 'nothing (the first starts at 0)' : lastLo}`);
+        seen.add(b); lastLo = lo;
+        out.ixBlocks.push(b); out.ixLos.push(lo);
+      }
+      next = rt.next;
+    }
+    return out;
+  }
+
+  /**
+   * The leaves of a deferred hash index's index block `j` (DirIndex order),
+   * read once and kept: checked as the full read checks an index block
+   * (owner, checksum, a hash index block, not a root; its leaves in the
+   * data area, in use, none listed twice in it; its hashes ascending from
+   * the root's entry for it and below the next one's). What only the whole
+   * index tells (a leaf listed by two index blocks, the `next` chain) is the
+   * full read's (readRecordChain) and fsck's to find.
+   * @throws FormatError for a damaged index block
+   */
+  private dirIndexLeaves(ino: number, ix: DirIndex, j: number): { blocks: number[]; los: number[] } {
+    const have = ix.leaves[j];
+    if (have) return have;
+    const where = `inode ${ino}`, ib = ix.ixBlocks[j];
+    const d = decodeIndexBlock(this.journal.readScan(ib), ino, where);
+    if (!d.los || d.root) throw new FormatError(`${where}: the hash index root lists block ${ib}, which is not an index block of it`);
+    if (d.blocks.length === 0 || d.los[0] !== ix.ixLos[j]) throw new FormatError(`${where}: index block ${ib} starts at hash ${d.los[0] ?? 'nothing'}, its root entry says ${ix.ixLos[j]}`);
+    const end = ix.ixLos[j + 1];
+    if (end !== undefined && d.los[d.los.length - 1] >= end) throw new FormatError(`${where}: index block ${ib} lists hash ${d.los[d.los.length - 1]}, past the next index block's ${end}`);
+    const seen = new Set<number>(ix.ixBlocks);
+    for (const b of d.blocks) {
+      if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
+      seen.add(b);
+      this.checkRecordBlockInUse(ino, b);
+    }
+    const out = { blocks: d.blocks, los: d.los };
+    ix.leaves[j] = out;
     return out;
   }
 
@@ -516,15 +604,16 @@ export class InodeStore {
   }
 
   /** The leaf of a deferred hash index (deferredHashed) whose range holds hash h: its block and range [lo, next), next null for the last. */
-  private deferredLeaf(p: DeferredRecords, h: number): { block: number; lo: number; next: number | null } {
+  private deferredLeaf(ino: number, p: DeferredRecords, h: number): { block: number; lo: number; next: number | null } {
     if (p.partial) {
       const set = p.partial, i = set.leafPosOf(h);
       return { block: set.blocks[i].block, lo: set.blocks[i].lo!, next: set.blocks[i + 1]?.lo ?? null };
     }
     const ix = p.dirIndex!;
-    let a = 0, z = ix.los.length - 1;
-    while (a < z) { const m = (a + z + 1) >> 1; if (ix.los[m] <= h) a = m; else z = m - 1; }
-    return { block: ix.blocks[a], lo: ix.los[a], next: ix.los[a + 1] ?? null };
+    const j = lastAtOrBelow(ix.ixLos, h);
+    const l = this.dirIndexLeaves(ino, ix, j);
+    const a = lastAtOrBelow(l.los, h);
+    return { block: l.blocks[a], lo: l.los[a], next: l.los[a + 1] ?? ix.ixLos[j + 1] ?? null };
   }
 
   /**
@@ -536,9 +625,11 @@ export class InodeStore {
    */
   private hashedChain(kind: RecKind, first: number, where: string): boolean {
     if (!this.inData(first, 1)) return false;   // indexChain reports it
-    if ((this.journal.readScan(first).readUInt32LE(28) & RIDX_HASHED) === 0) return false;
+    const flags = this.journal.readScan(first).readUInt32LE(28);
+    if ((flags & RIDX_HASHED) === 0) return false;
     if (kind !== REC_KIND_DIRENT) throw new FormatError(`${where}: a hash index over records that are not directory entries`);
     if (!(this.sb.featuresIncompat & FEAT_INCOMPAT_DIRHASH)) throw new FormatError(`${where}: a directory hash index on a region without FEAT_INCOMPAT_DIRHASH`);
+    if ((flags & RIDX_ROOT) && !(this.sb.featuresIncompat & FEAT_INCOMPAT_DIRROOT)) throw new FormatError(`${where}: a hash index root on a region without FEAT_INCOMPAT_DIRROOT`);
     return true;
   }
 
@@ -573,15 +664,31 @@ export class InodeStore {
    * blocks none.
    * @throws FormatError for a broken chain, a block outside the data area or listed twice, too many blocks, a damaged or misordered index block
    */
-  private *indexChain(owner: number, first: number, where: string, maxRecBlocks: () => number, hashed: boolean): Generator<[number, DecodedIndex]> {
+  private *indexChain(owner: number, first: number, where: string, maxRecBlocks: () => number, hashed: boolean, roots: IndexBlock[] | null = null): Generator<[number, DecodedIndex]> {
     const seen = new Set<number>();
-    let next = first;
-    let recBlocks = 0, lastLo = -1;
+    // A rooted hash index: its index blocks are the root's, in its order, and chain so too.
+    const rooted = hashed ? this.readRoots(owner, first, where) : null;
+    if (rooted) {
+      let k = 0;
+      rooted.roots.forEach((block, r) => {
+        seen.add(block);
+        const n = rooted.rootCounts[r];
+        roots?.push({ block, list: rooted.ixBlocks.slice(k, k + n), los: rooted.ixLos.slice(k, k + n) });
+        k += n;
+      });
+    }
+    let next = rooted ? rooted.ixBlocks[0] : first;
+    let recBlocks = 0, lastLo = -1, j = 0;
     while (next) {
       if (!this.inData(next, 1) || seen.has(next) || seen.size >= MAX_INDEX_CHAIN) throw new FormatError(`${where}: record index chain is broken at block ${next}`);
       seen.add(next);
       const ix = decodeIndexBlock(this.journal.readScan(next), owner, where);
-      if ((ix.los !== undefined) !== hashed) throw new FormatError(`${where}: record index block ${next} ${hashed ? 'is not part of the hash index its chain starts' : 'is a hash index block in an unordered chain'}`);
+      if ((ix.los !== undefined) !== hashed || ix.root) throw new FormatError(`${where}: record index block ${next} ${hashed ? 'is not part of the hash index its chain starts' : 'is a hash index block in an unordered chain'}`);
+      if (rooted) {
+        if (ix.los![0] !== rooted.ixLos[j]) throw new FormatError(`${where}: index block ${next} starts at hash ${ix.los![0] ?? 'nothing'}, its root entry says ${rooted.ixLos[j]}`);
+        if (ix.next !== (rooted.ixBlocks[j + 1] ?? 0)) throw new FormatError(`${where}: index block ${next} chains to block ${ix.next}, the root lists ${rooted.ixBlocks[j + 1] ?? 'nothing'} after it`);
+        j++;
+      }
       recBlocks += ix.blocks.length;
       const max = maxRecBlocks();
       if (recBlocks > max) throw new FormatError(`${where}: record index lists more than the ${max} record blocks the inode says`);
@@ -600,6 +707,7 @@ export class InodeStore {
     }
   }
 
+
   /**
    * The record blocks of a chain of owner `owner` from index block `first`,
    * in chain order (a hash index: ascending hash ranges), each read when
@@ -613,7 +721,7 @@ export class InodeStore {
   private *chainBlocks(set: RecordSet | null, owner: number, first: number, where: string,
     maxRecBlocks: () => number, copy: boolean, hashed = false): Generator<[number, Buffer, string, number]> {
     const scratch = copy ? null : Buffer.allocUnsafe(this.bs);
-    for (const [ib, ix] of this.indexChain(owner, first, where, maxRecBlocks, hashed)) {
+    for (const [ib, ix] of this.indexChain(owner, first, where, maxRecBlocks, hashed, set?.roots ?? null)) {
       set?.index.push(ix.los ? { block: ib, list: ix.blocks, los: ix.los } : { block: ib, list: ix.blocks });
       for (let i = 0; i < ix.blocks.length; i++) {
         const b = ix.blocks[i];
@@ -714,7 +822,7 @@ export class InodeStore {
     const where = `inode ${dir.ino}`;
     try {
       if (!this.deferredHashed(dir.ino, p)) throw new Error(`${where}: hashLeaf of a directory without a hash index`);
-      const { block: b, lo, next } = this.deferredLeaf(p, h);
+      const { block: b, lo, next } = this.deferredLeaf(dir.ino, p, h);
       const img = this.journal.readScanInto(b, (this.probeScratch ??= Buffer.allocUnsafe(this.bs)));
       const at = `${where} block ${b}`;
       const entries: HashLeafEntry[] = [];
@@ -764,7 +872,7 @@ export class InodeStore {
     const extents: ExtentRec[] = [];
     const map = kind === REC_KIND_DIRENT ? new TrackedMap<number>() : null;
     const hashed = this.hashedChain(kind, rec.recIndex, where);
-    const set = new RecordSet(kind, ino, this.bs, hashed ? this.nameHash : null);
+    const set = hashed ? this.hashedSet(ino) : new RecordSet(kind, ino, this.bs);
     const seed = this.hashSeed;
     let prevMax = -1;
     this.readChain(set, set.ino, rec.recIndex, where, (b, img, at, lo) => {
@@ -855,7 +963,7 @@ export class InodeStore {
     this.putTouched(set, t);
     this.ilistSet = set;
     this.ilist.clear();   // what a broken chain held is not on the new one (rebuildIlist puts it back)
-    this.sb.ilistRoot = set.firstIndexBlock;
+    this.sb.ilistRoot = set.headBlock;
     op.sbDirty = true;
   }
 
@@ -1079,7 +1187,7 @@ export class InodeStore {
       return;
     }
     this.putTouched(set, t);
-    if (this.sb.ilistRoot !== set.firstIndexBlock) { this.sb.ilistRoot = set.firstIndexBlock; op.sbDirty = true; }
+    if (this.sb.ilistRoot !== set.headBlock) { this.sb.ilistRoot = set.headBlock; op.sbDirty = true; }
   }
 
   private allocMeta(goal: number): number {
@@ -1113,7 +1221,7 @@ export class InodeStore {
       return;
     }
     this.putTouched(set, t);
-    if (this.sb.refcountRoot !== set.firstIndexBlock) { this.sb.refcountRoot = set.firstIndexBlock; op.sbDirty = true; }
+    if (this.sb.refcountRoot !== set.headBlock) { this.sb.refcountRoot = set.headBlock; op.sbDirty = true; }
     if (set.count > 0 && !(this.sb.featuresIncompat & FEAT_INCOMPAT_REFCOUNT)) { this.sb.featuresIncompat |= FEAT_INCOMPAT_REFCOUNT; op.sbDirty = true; }
   }
 
@@ -1165,7 +1273,7 @@ export class InodeStore {
     // A directory's entries leaving its fork make a hash index; the region then needs a pmemfs that knows them.
     const hashed = kind === REC_KIND_DIRENT;
     if (hashed && !(this.sb.featuresIncompat & FEAT_INCOMPAT_DIRHASH)) { this.sb.featuresIncompat |= FEAT_INCOMPAT_DIRHASH; this.needOp().sbDirty = true; }
-    const set = new RecordSet(kind, inode.ino, this.bs, hashed ? this.nameHash : null);
+    const set = hashed ? this.hashedSet(inode.ino) : new RecordSet(kind, inode.ino, this.bs);
     inode.records = set;
     const t: RecTouched = { recs: new Set(), index: new Set() };
     if (kind === REC_KIND_DIRENT) for (const [n, c] of inode.dirents!) set.put(n, encodeDirentRec(n, c), t, (g) => this.allocMeta(g));
@@ -1177,6 +1285,7 @@ export class InodeStore {
     const set = inode.records!;
     const t: RecTouched = { recs: new Set(), index: new Set() };
     const alloc = (g: number) => this.allocMeta(g);
+    set.rootIndex(t, alloc);   // a hash index from before FEAT_INCOMPAT_DIRROOT gets its root
     if (inode.dirents) {
       for (const name of inode.dirents.changed) {
         const child = inode.dirents.get(name);
@@ -1214,11 +1323,17 @@ export class InodeStore {
     const p = inode.deferred!;
     if (!this.deferredReader.hashed(inode, p)) throw new Error(`inode ${inode.ino}: deferred entry changes without a hash index`);
     let set = p.partial;
-    if (!set) {
-      set = new RecordSet(REC_KIND_DIRENT, inode.ino, this.bs, this.nameHash);
-      set.adoptIndex(p.dirIndex!);
-    }
     const where = `inode ${inode.ino}`;
+    if (!set) {
+      set = this.hashedSet(inode.ino);
+      const ix = p.dirIndex!;
+      try {
+        for (let j = 0; j < ix.ixBlocks.length; j++) this.dirIndexLeaves(inode.ino, ix, j);
+      } catch (e) {
+        throw this.damage(inode.ino, e, 'write directory');
+      }
+      set.adoptIndex(ix);
+    }
     const load = (i: number): void => {
       const rb = set.blocks[i];
       if (!rb?.unloaded) return;
@@ -1251,6 +1366,7 @@ export class InodeStore {
     set.loader = (rb) => load(set.blocks.indexOf(rb));
     const t: RecTouched = { recs: new Set(), index: new Set() };
     const alloc = (g: number) => this.allocMeta(g);
+    set.rootIndex(t, alloc);   // a hash index from before FEAT_INCOMPAT_DIRROOT gets its root
     let count = p.recCount;
     for (const [name, child] of p.changes!) {
       const i = set.leafPosOf(this.nameHash(name));
@@ -1267,7 +1383,7 @@ export class InodeStore {
     set.loader = null;
     for (const rb of sized) if (rb.unloaded) rb.used = 0;   // a header read now may be stale at the next change
     this.putTouched(set, t);
-    p.recIndex = set.firstIndexBlock; p.recBlocks = set.blocks.length; p.recCount = count;
+    p.recIndex = set.headBlock; p.recBlocks = set.blocks.length; p.recCount = count;
     p.changes = undefined;
     p.written = (p.written ?? 0) + 1;
     // Kept for the next change (rebuilding it is O(leaves): 2-4 ms at a million entries), until it holds
@@ -1275,10 +1391,16 @@ export class InodeStore {
     if (set.loadedLeaves > PARTIAL_LEAVES) { p.partial = undefined; p.dirIndex = set.toDirIndex(); } else { p.partial = set; p.dirIndex = undefined; }
   }
 
-  /** The record and index blocks an update of `set` touched, encoded (owner and kind from the set) into the running transaction. */
+  /**
+   * The record, index and root blocks an update of `set` touched, encoded
+   * (owner and kind from the set) into the running transaction; the first
+   * root block written sets FEAT_INCOMPAT_DIRROOT.
+   */
   private putTouched(set: RecordSet, t: RecTouched): void {
     for (const rb of t.recs) this.journal.put(rb.block, encodeRecordBlock(this.bs, set.ino, set.kind, recordBytes(rb)));
     for (const ix of t.index) this.journal.put(ix.block, encodeIndexBlock(this.bs, set.ino, set.nextOf(ix), ix.list, ix.los ?? null));
+    if (t.roots?.size && !(this.sb.featuresIncompat & FEAT_INCOMPAT_DIRROOT)) { this.sb.featuresIncompat |= FEAT_INCOMPAT_DIRROOT; this.needOp().sbDirty = true; }
+    for (const rt of t.roots ?? []) this.journal.put(rt.block, encodeIndexBlock(this.bs, set.ino, set.nextRootOf(rt), rt.list, rt.los!, true));
     for (const b of t.freed ?? []) this.freeMeta({ start: regionBlock(b), len: blockCount(1) });
   }
 
@@ -1317,7 +1439,7 @@ export class InodeStore {
       generation: inode.generation, rdev: inode.isDir ? inode.parent : inode.rdev, forkLen: inode.forkLen!, forkCrc: inode.forkCrc!,
       forkBlock: inode.forkBlock, forkBlocks: inode.forkBlocks,
       ...(inode.pendingRecords ? InodeStore.recFields(inode.pendingRecords)
-        : { recIndex: inode.records?.firstIndexBlock ?? 0, recBlocks: inode.records?.blocks.length ?? 0, recCount: inode.records?.count ?? 0 }),
+        : { recIndex: inode.records?.headBlock ?? 0, recBlocks: inode.records?.blocks.length ?? 0, recCount: inode.records?.count ?? 0 }),
     };
     const slot = encodeInode(rec, inode.forkBlock ? null : inode.inlineFork ?? null);
     const off = this.slotOffInBlock(inode.ino);
@@ -1342,7 +1464,7 @@ export class InodeStore {
     const map = dir.direntsInCore, set = dir.recordsInCore;
     if (!this.lazy || this.op || !map || !set || set.kind !== REC_KIND_DIRENT || map.changed.size) return false;
     if (this.inodes.get(dir.ino) !== dir) return false;
-    dir.deferRecords(set.firstIndexBlock, set.blocks.length, set.count, this.deferredReader);
+    dir.deferRecords(set.headBlock, set.blocks.length, set.count, this.deferredReader);
     return true;
   }
 

@@ -15,7 +15,7 @@ import {
 import {
   BITMAP_HDR, BITMAP_MAGIC, bitsPerBitmapBlock, computeGeometry, dataEnd, decodeBitmapBlock, decodeInode,
   decodeSuperblock, encodeBitmapBlock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_JOURNAL, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_ICACHE, FEAT_INCOMPAT_LOG2, FEAT_INCOMPAT_REFCOUNT,
-  FEAT_INCOMPAT_DIRHASH, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FORMAT_VERSION, FormatError, hasSuperblockMagic, IFLAG_ORPHAN,
+  FEAT_INCOMPAT_DIRHASH, FEAT_INCOMPAT_DIRROOT, FEAT_INCOMPAT_SUPPORTED, FEAT_RO_COMPAT_SUPPORTED, FORMAT_VERSION, FormatError, hasSuperblockMagic, IFLAG_ORPHAN,
   IFLAG_SEALED, INLINE_FORK_MAX, INO, INODE_MAGIC, INODE_SIZE, isFreeSlot, LABEL_MAX, MAX_COUNTER, MAX_INODES, MAX_JOURNAL_BLOCKS,
   MIN_JOURNAL_BLOCKS, readI64, readU64, recordChecksum, ROOT_INO, SB, SB_MAGIC, SB_SIZE, SB_STATE_DIRTY, writeI64,
   writeU64, type InodeRecord, type Superblock,
@@ -86,14 +86,15 @@ describe('on-media sizes and offsets', () => {
     expect(MAX_INODES).toBe(1 << 24);
   });
 
-  it('pins the feature bits: v2 requires the journal; refcounts (reflink), the two-area log, data logging, on-demand inodes and directory hash indexes are supported', () => {
+  it('pins the feature bits: v2 requires the journal; refcounts (reflink), the two-area log, data logging, on-demand inodes, directory hash indexes and their roots are supported', () => {
     expect(FEAT_INCOMPAT_JOURNAL).toBe(0x1);
     expect(FEAT_INCOMPAT_REFCOUNT).toBe(0x2);
     expect(FEAT_INCOMPAT_LOG2).toBe(0x4);
     expect(FEAT_INCOMPAT_DATALOG).toBe(0x8);
     expect(FEAT_INCOMPAT_ICACHE).toBe(0x10);
     expect(FEAT_INCOMPAT_DIRHASH).toBe(0x20);
-    expect(FEAT_INCOMPAT_SUPPORTED).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE | FEAT_INCOMPAT_DIRHASH);
+    expect(FEAT_INCOMPAT_DIRROOT).toBe(0x40);
+    expect(FEAT_INCOMPAT_SUPPORTED).toBe(FEAT_INCOMPAT_JOURNAL | FEAT_INCOMPAT_REFCOUNT | FEAT_INCOMPAT_LOG2 | FEAT_INCOMPAT_DATALOG | FEAT_INCOMPAT_ICACHE | FEAT_INCOMPAT_DIRHASH | FEAT_INCOMPAT_DIRROOT);
     expect(FEAT_RO_COMPAT_SUPPORTED).toBe(0);
   });
 

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import { decodeFork, encodeFork, type Fork } from '../../src/format/fork.js';
 import { encodeLogTx, JDESC_MAGIC, scanLog, type LogTx } from '../../src/format/journal.js';
 import {
-  crc32c, decodeInode, decodeSuperblock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_LOG2, INLINE_FORK_MAX, INODE_SIZE, isFreeSlot,
+  BITMAP_HDR, crc32c, decodeInode, decodeSuperblock, encodeBitmapBlock, encodeInode, encodeSuperblock, FEAT_INCOMPAT_LOG2, INLINE_FORK_MAX, INODE_SIZE, isFreeSlot,
   SB_SIZE, type InodeRecord, type Superblock,
 } from '../../src/format/layout.js';
 import {
@@ -23,7 +23,7 @@ import {
 
 /** One record block of a chain, decoded, with the index block that lists it. */
 export interface ChainBlock { block: number; index: number; recs: DecodedRecords }
-/** One index block of a chain: where it is, its next pointer and its list. */
+/** One index block of a chain: where it is, its next pointer and its list (a root block: its index blocks). */
 export interface ChainIndex { block: number; next: number; blocks: number[]; los?: number[] }
 
 export class ImageEditor {
@@ -163,11 +163,33 @@ export class ImageEditor {
     this.writeInodeRaw(rec, null);
   }
 
-  /** Read the chain of index and record blocks from `first` (owner `ino`); stops quietly at damage. */
-  chain(first: number, ino: number, kind: RecKind): { index: ChainIndex[]; blocks: ChainBlock[] } {
+  /** A hash index's root chain from `first` (owner `ino`), empty when `first` is no root block; stops quietly at damage. */
+  roots(first: number, ino: number): ChainIndex[] {
+    const roots: ChainIndex[] = [];
+    const seen = new Set<number>();
+    for (let next = first; next && !seen.has(next) && next < this.sb.totalBlocks && roots.length < 64;) {
+      seen.add(next);
+      try {
+        const rt = decodeIndexBlock(this.read(next), ino, 'edit');
+        if (!rt.root) break;
+        roots.push({ block: next, next: rt.next, blocks: rt.blocks, los: rt.los });
+        next = rt.next;
+      } catch { break; }
+    }
+    return roots;
+  }
+
+  /**
+   * Read the chain of index and record blocks from `first` (owner `ino`;
+   * a hash index's root: from its first index block, the roots in `roots`);
+   * stops quietly at damage.
+   */
+  chain(first: number, ino: number, kind: RecKind): { index: ChainIndex[]; blocks: ChainBlock[]; roots: ChainIndex[] } {
     const index: ChainIndex[] = [];
     const blocks: ChainBlock[] = [];
     const seen = new Set<number>();
+    const roots = this.roots(first, ino);
+    if (roots.length) first = roots[0].blocks[0] ?? 0;
     for (let next = first; next && !seen.has(next) && next < this.sb.totalBlocks && index.length < 64;) {
       seen.add(next);
       try {
@@ -180,7 +202,7 @@ export class ImageEditor {
         next = ix.next;
       } catch { break; }
     }
-    return { index, blocks };
+    return { index, blocks, roots };
   }
 
   /** Write a record block of `ino`'s `kind` holding the given encoded records. */
@@ -199,7 +221,28 @@ export class ImageEditor {
    * blocks in the same order, without the lowest hashes.
    */
   unhash(first: number, ino: number): void {
-    for (const ix of this.chain(first, ino, 1).index) this.writeIndexBlock(ix.block, ino, ix.next, ix.blocks);
+    for (const ix of this.chain(this.unroot(ino) ?? first, ino, 1).index) this.writeIndexBlock(ix.block, ino, ix.next, ix.blocks);
+  }
+
+  /**
+   * Take directory `ino`'s hash index back to what a pmemfs before
+   * FEAT_INCOMPAT_DIRROOT wrote: the slot points to the first index block,
+   * the root blocks are free in the bitmap (its first block: small images).
+   * @returns the first index block; null when the index has no root
+   */
+  unroot(ino: number): number | null {
+    const x = this.inode(ino)!;
+    const roots = this.roots(x.rec.recIndex, ino);
+    if (!roots.length) return null;
+    x.rec.recIndex = roots[0].blocks[0];
+    this.writeInodeRaw(x.rec, x.rec.forkBlock ? null : encodeFork(x.fork));
+    const bits = Buffer.from(this.read(this.sb.bitmapStart).subarray(BITMAP_HDR));
+    for (const { block } of roots) {
+      if (block >> 3 >= bits.length) throw new Error(`root block ${block} is past the first bitmap block`);
+      bits[block >> 3] &= ~(1 << (block & 7));
+    }
+    this.write(this.sb.bitmapStart, encodeBitmapBlock(this.bs, 0, bits));
+    return x.rec.recIndex;
   }
 
   /** Whether the log area of `log` starts with a descriptor (a transaction was logged at all). */

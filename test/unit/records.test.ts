@@ -17,7 +17,7 @@ import { FormatError, recordChecksum } from '../../src/format/layout.js';
 import {
   decodeIndexBlock, decodeRecordBlock, direntHash, direntRecSize, encodeDirentRec, encodeExtentRec, encodeIndexBlock,
   encodeRecordBlock, findDirentRec, indexCapacity, REC_HDR, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_MAGIC, recBlockCapacity,
-  dirHashSeed, RIDX_HASHED, RIDX_HDR, RIDX_MAGIC,
+  dirHashSeed, RIDX_HASHED, RIDX_HDR, RIDX_MAGIC, RIDX_ROOT,
 } from '../../src/format/records.js';
 import { itemsOf, recordBytes, RecordSet, type RecTouched } from '../../src/inode/records.js';
 
@@ -256,6 +256,21 @@ describe('record index block format', () => {
     expect(formatError(() => decodeIndexBlock(reseal(over), INO, 'x')).message).toMatch(/claims 255 entries/);
   });
 
+  it('a hash index root: the RIDX_HASHED | RIDX_ROOT flags over the same entries (index block, lowest hash), round-tripped; a root alone, or without hashes, refused', () => {
+    const los = [0, 5, 0x8000_0000, 0xffff_ffff];
+    expect(RIDX_ROOT).toBe(0x2);
+    const b = encodeIndexBlock(BS, INO, 77, LIST, los, true);
+    expect(b.readUInt32LE(28)).toBe(RIDX_HASHED | RIDX_ROOT);
+    expect(b.subarray(RIDX_HDR)).toEqual(encodeIndexBlock(BS, INO, 77, LIST, los).subarray(RIDX_HDR));   // the entries as an index block's
+    expect(decodeIndexBlock(b, INO, 'x')).toEqual({ next: 77, blocks: LIST, los, root: true });
+    expect(decodeIndexBlock(encodeIndexBlock(BS, INO, 77, LIST, los), INO, 'x').root).toBeUndefined();
+    expect(formatError(() => encodeIndexBlock(BS, INO, 0, LIST, null, true)).message).toMatch(/root block of inode 4242 without hashes/);
+    const alone = encodeIndexBlock(BS, INO, 0, LIST); alone.writeUInt32LE(RIDX_ROOT, 28);
+    expect(formatError(() => decodeIndexBlock(reseal(alone), INO, 'x')).message).toMatch(/unknown flags 0x2/);
+    const more = encodeIndexBlock(BS, INO, 0, LIST, los, true); more.writeUInt32LE(0x7, 28);
+    expect(formatError(() => decodeIndexBlock(reseal(more), INO, 'x')).message).toMatch(/unknown flags 0x7/);
+  });
+
   it('hashes names as CRC32C of their UTF-8 bytes from the region\'s seed', () => {
     expect(direntHash('abc', 0)).toBe(0x364b3fb7);                   // CRC32C("abc"), RFC 3720's check values' algorithm
     expect(direntHash('caf\u00e9', 77)).toBe(direntHash(Buffer.from('caf\u00e9', 'utf8'), 77));
@@ -304,7 +319,7 @@ function roundTrip(set: RecordSet): Map<string, number> {
   for (const ix of set.index) media.set(ix.block, encodeIndexBlock(BS, set.ino, set.nextOf(ix), ix.list));
   const out = new Map<string, number>();
   const listed: number[] = [];
-  for (let b = set.firstIndexBlock; b !== 0;) {
+  for (let b = set.headBlock; b !== 0;) {
     const ix = decodeIndexBlock(media.get(b)!, set.ino, 'test');
     listed.push(...ix.blocks);
     b = ix.next;
@@ -328,13 +343,13 @@ describe('RecordSet', () => {
     expect(a.goals).toEqual([0, 1001]);                  // record block, then the index just after it
     expect(set.blocks.map((b) => b.block)).toEqual([1000]);
     expect(set.index).toEqual([{ block: 1001, list: [1000] }]);
-    expect(set.firstIndexBlock).toBe(1001);
+    expect(set.headBlock).toBe(1001);
     expect([...t.recs]).toEqual([set.blocks[0]]);
     expect([...t.index]).toEqual([set.index[0]]);
     expect(set.count).toBe(1);
     expect(set.has('a')).toBe(true);
     expect(set.allBlocks().sort()).toEqual([1000, 1001]);
-    expect(new RecordSet(REC_KIND_DIRENT, INO, BS).firstIndexBlock).toBe(0);
+    expect(new RecordSet(REC_KIND_DIRENT, INO, BS).headBlock).toBe(0);
   });
 
   it('put and remove touch only the record block that holds the record', () => {
@@ -586,16 +601,29 @@ describe('RecordSet hash index', () => {
       }
       for (const rb of t.recs) media.set(rb.block, encodeRecordBlock(BS, set.ino, set.kind, recordBytes(rb)));
       for (const ix of t.index) media.set(ix.block, encodeIndexBlock(BS, set.ino, set.nextOf(ix), ix.list, ix.los ?? null));
+      for (const rt of t.roots ?? []) media.set(rt.block, encodeIndexBlock(BS, set.ino, set.nextRootOf(rt), rt.list, rt.los!, true));
     };
-    /** Decode the chain from the medium: names → inos, checking every leaf's range. */
+    /** Decode the chain from the medium (through its roots): names → inos, checking every leaf's range and the roots against the chain. */
     const read = (hash: (n: string) => number): Map<string, number> => {
       const out = new Map<string, number>();
       const leaves: Array<[number, number]> = [];
-      for (let b = set.firstIndexBlock; b !== 0;) {
+      const fromRoots: Array<[number, number]> = [];
+      let b = set.headBlock;
+      for (let rt = b ? decodeIndexBlock(media.get(b)!, set.ino, 'test') : null; rt?.root;) {
+        rt.blocks.forEach((ib, i) => fromRoots.push([ib, rt!.los![i]]));
+        rt = rt.next ? decodeIndexBlock(media.get(rt.next)!, set.ino, 'test') : null;
+      }
+      expect(fromRoots.length > 0, 'a hash index has its root').toBe(true);
+      b = fromRoots[0]?.[0] ?? 0;
+      const chained: Array<[number, number]> = [];
+      for (; b !== 0;) {
         const ix = decodeIndexBlock(media.get(b)!, set.ino, 'test');
+        expect(ix.root).toBeUndefined();
+        chained.push([b, ix.los![0]]);
         ix.blocks.forEach((lb, i) => leaves.push([lb, ix.los![i]]));
         b = ix.next;
       }
+      expect(chained).toEqual(fromRoots);                              // the roots list the chain's index blocks, in order, with their first hashes
       expect(leaves.map(([b]) => b)).toEqual(set.blocks.map((rb) => rb.block));
       expect(leaves[0]?.[1] ?? 0).toBe(0);
       leaves.forEach(([b, lo], i) => {
@@ -633,19 +661,28 @@ describe('RecordSet hash index', () => {
     expect(set.index.flatMap((ix) => ix.los!)).toEqual(set.blocks.map((rb) => rb.lo));
     for (const ix of set.index) {
       expect(ix.list.length).toBeGreaterThan(0);
-      expect(ix.list.length).toBeLessThanOrEqual(indexCapacity(BS, true));
+      expect(ix.list.length).toBeLessThanOrEqual(set.fanout);
     }
+    expect(set.roots.flatMap((rt) => rt.list)).toEqual(set.index.map((ix) => ix.block));
+    expect(set.roots.flatMap((rt) => rt.los!)).toEqual(set.index.map((ix) => ix.los![0]));
+    for (const rt of set.roots) {
+      expect(rt.list.length).toBeGreaterThan(0);
+      expect(rt.list.length).toBeLessThanOrEqual(set.fanout);
+    }
+    expect(set.fanout).toBeLessThanOrEqual(indexCapacity(BS, true));
   }
 
-  it.each([1, 2, 3])('follows a model through splits, merges and index splits (seed %i)', (seed) => {
+  it.each([
+    [1, undefined], [2, undefined], [3, undefined], [4, 4], [5, 3],
+  ])('follows a model through splits, merges, index and root splits (seed %i, fanout %s)', (seed, fanout) => {
     const r = seededRandom(seed);
-    const set = new RecordSet(REC_KIND_DIRENT, INO, BS, realHash);
+    const set = new RecordSet(REC_KIND_DIRENT, INO, BS, realHash, fanout);
     const { apply, read } = medium(set);
     const a = blocks();
     const model = new Map<string, number>();
     const keys: string[] = [];
-    let maxLeaves = 0, maxIndex = 0, merged = 0;
-    const grow = 50_000, steps = 110_000;
+    let maxLeaves = 0, maxIndex = 0, maxRoots = 0, merged = 0;
+    const grow = fanout ? 6_000 : 50_000, steps = fanout ? 13_000 : 110_000;
     for (let step = 0; step < steps; step++) {
       const t = touched();
       const adding = step < grow ? r() < 0.9 : r() < 0.15;      // fill to ~40k names, then empty them
@@ -666,19 +703,24 @@ describe('RecordSet hash index', () => {
       }
       expect(t.recs.size).toBeLessThanOrEqual(2);
       expect(t.index.size).toBeLessThanOrEqual(3);
-      expect((t.freed ?? []).length).toBeLessThanOrEqual(2);
+      expect(t.roots?.size ?? 0).toBeLessThanOrEqual(3);
+      expect((t.freed ?? []).length).toBeLessThanOrEqual(3);
       apply(t);
-      maxLeaves = Math.max(maxLeaves, set.blocks.length); maxIndex = Math.max(maxIndex, set.index.length);
-      if (step % 20_000 === 0 || step === steps - 1) {
+      maxLeaves = Math.max(maxLeaves, set.blocks.length); maxIndex = Math.max(maxIndex, set.index.length); maxRoots = Math.max(maxRoots, set.roots.length);
+      if (step % (fanout ? 500 : 20_000) === 0 || step === steps - 1) {
         checkShape(set, realHash);
         expect(read(realHash)).toEqual(model);
       }
     }
     expect(set.count).toBe(model.size);
     expect(maxIndex).toBeGreaterThan(1);                             // index blocks split
-    expect(merged).toBeGreaterThan(100);                             // leaves merged
-    expect(maxLeaves).toBeGreaterThan(200);
+    expect(merged).toBeGreaterThan(fanout ? 30 : 100);              // leaves merged
+    expect(maxLeaves).toBeGreaterThan(fanout ? 50 : 200);
     expect(set.blocks.length).toBeLessThan(maxLeaves / 10);          // and the set shrank with its names
+    if (fanout) {
+      expect(maxRoots).toBeGreaterThan(4);                           // root blocks split
+      expect(set.roots.length).toBeLessThan(maxRoots / 2);           // and went with the index blocks they listed
+    }
   }, 120_000);
 
   it('splits a full leaf at a hash boundary: names of one hash stay together; a leaf full of one hash is ENOSPC, and changes nothing', () => {
@@ -717,5 +759,25 @@ describe('RecordSet hash index', () => {
     expect(set.blocks.length).toBe(1);
     expect(set.count).toBe(0);
     expect(read(chosenHash)).toEqual(new Map());
+  });
+
+  it('an index block whose one leaf empties hands hash 0 to the next index block, and its root entry goes', () => {
+    const set = new RecordSet(REC_KIND_DIRENT, INO, BS, chosenHash, 2);
+    const { apply, read } = medium(set);
+    const a = blocks();
+    const group = (h: number, c: string) => Array.from({ length: 50 }, (_, i) => `${h}:${c.repeat(60)}${i}`);
+    const [tens, twenties, thirties] = [group(10, 'p'), group(20, 'q'), group(30, 'r')];
+    const step = (fn: (t: RecTouched) => void) => { const t = touched(); fn(t); apply(t); };
+    for (const n of [...tens, ...twenties, ...thirties]) step((t) => set.put(n, encodeDirentRec(n, 1), t, a.alloc));
+    expect(set.blocks.map((rb) => rb.lo)).toEqual([0, 20, 30]);
+    expect(set.index.map((ix) => ix.los)).toEqual([[0, 20], [30]]);   // the index block split (fanout 2)
+    expect(set.roots.map((rt) => rt.los)).toEqual([[0, 30]]);
+    for (const n of twenties) step((t) => set.remove(n, t));
+    expect(set.index.map((ix) => ix.los)).toEqual([[0], [30]]);
+    for (const n of tens) step((t) => set.remove(n, t));               // the first index block's one leaf empties
+    expect(set.index.map((ix) => ix.los)).toEqual([[0]]);
+    expect(set.roots.map((rt) => rt.los)).toEqual([[0]]);
+    checkShape(set, chosenHash);
+    expect(read(chosenHash)).toEqual(new Map(thirties.map((n) => [n, 1])));
   });
 });
