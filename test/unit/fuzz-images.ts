@@ -12,7 +12,7 @@ import { constants as C } from 'node:fs';
 import { encodeFork } from '../../src/format/fork.js';
 import { dataEnd, IFLAG_ORPHAN } from '../../src/format/layout.js';
 import {
-  encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeRefcountRec, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
+  encodeDirentRec, encodeExtentRec, encodeIlistRec, encodeIndexBlock, encodeRefcountRec, REC_KIND_DIRENT, REC_KIND_EXTENT, REC_KIND_ILIST, REC_KIND_REFCOUNT, REFCOUNT_OWNER,
 } from '../../src/format/records.js';
 import { ROOT_CALLER, type Caller, type PmemFs } from '../../src/vfs/fs.js';
 import { formatRegion, mountRegion } from '../../src/vfs/mount.js';
@@ -81,8 +81,11 @@ export async function buildBase(img: string, size: number): Promise<Base> {
   f.release(h.fh);
   // A directory with entries in record blocks.
   f.mkdir('/home/u1002/many', 0o755, user(1002));
-  // Enough entries for a hash index of several leaves (FEAT_INCOMPAT_DIRHASH).
-  for (let i = 0; i < 150; i++) own(put(f, `/home/u1002/many/${'x'.repeat(40)}-${i}`, user(1002), (ino) => tagged(ino, 1)));
+  // Enough entries for a hash index of several leaves (FEAT_INCOMPAT_DIRHASH), two to an index block and
+  // to a root block, so that it has several of each (FEAT_INCOMPAT_DIRROOT).
+  f.store.dirIndexFanout = 2;
+  for (let i = 0; i < 300; i++) own(put(f, `/home/u1002/many/${'x'.repeat(40)}-${i}`, user(1002), (ino) => tagged(ino, 1)));
+  f.store.dirIndexFanout = undefined;
   f.symlink('/home/u1001/doc', '/home/u1002/link', user(1002));
   f.setxattr('/home/u1001/doc', 'user.small', Buffer.from('v'), 0);
   f.setxattr('/home/u1003/doc', 'user.big', Buffer.alloc(2000, 7), 0);       // an out-of-line fork
@@ -249,7 +252,19 @@ function mutateDirIndex(c: Ctx): string | null {
   if (!dirs.length) return null;
   const ino = pick(c.r, dirs);
   const d = c.e.inode(ino)!;
-  const { index, blocks } = c.e.chain(d.rec.recIndex, ino, REC_KIND_DIRENT);
+  const { index, blocks, roots } = c.e.chain(d.rec.recIndex, ino, REC_KIND_DIRENT);
+  if (roots.length && c.r() < 0.4) {
+    // Its root (FEAT_INCOMPAT_DIRROOT): an entry's hash or block, the chain of roots, the root flag.
+    const rt = pick(c.r, roots);
+    const los = [...rt.los!], list = [...rt.blocks];
+    const i = Math.floor(c.r() * list.length);
+    const how = pick(c.r, ['lo', 'lo', 'block', 'next', 'flag', 'swap'] as const);
+    if (how === 'lo') los[i] = pick(c.r, [0, los[i] + 1, Math.max(0, los[i] - 1), los[(i + 1) % los.length], 0xffffffff]);
+    else if (how === 'block') list[i] = pick(c.r, [blockValue(c), ...list, ...index.map((x) => x.block), ...blocks.map((x) => x.block)]);
+    else if (how === 'swap') { if (list.length < 2) return null; const j = (i + 1) % list.length; [list[i], list[j]] = [list[j], list[i]]; [los[i], los[j]] = [los[j], los[i]]; }
+    c.e.write(rt.block, encodeIndexBlock(c.e.bs, ino, how === 'next' ? blockValue(c) : rt.next, list, los, how !== 'flag'));
+    return `directory ${ino} hash index root ${how}`;
+  }
   const ix = index.length ? pick(c.r, index) : null;
   if (!ix?.los || !ix.blocks.length) return null;
   const how = pick(c.r, ['lo', 'lo', 'leaf', 'next', 'unhash', 'swap', 'move', 'move'] as const);

@@ -14,8 +14,8 @@ import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { BITMAP_HDR, encodeBitmapBlock, FEAT_INCOMPAT_DIRHASH, FEAT_INCOMPAT_ICACHE, IFLAG_SEALED } from '../../src/format/layout.js';
-import { encodeDirentRec, REC_KIND_DIRENT, REC_KIND_ILIST } from '../../src/format/records.js';
+import { BITMAP_HDR, decodeSuperblock, encodeBitmapBlock, FEAT_INCOMPAT_DIRHASH, FEAT_INCOMPAT_DIRROOT, FEAT_INCOMPAT_ICACHE, IFLAG_SEALED } from '../../src/format/layout.js';
+import { encodeDirentRec, encodeIndexBlock, REC_KIND_DIRENT, REC_KIND_ILIST } from '../../src/format/records.js';
 import { DEFERRED_PROBES } from '../../src/inode/inode.js';
 import { DirStream } from '../../src/fuse/dirstream.js';
 import { checkRegion } from '../../src/repair/check.js';
@@ -789,9 +789,10 @@ describe('a large directory at every persistence point', () => {
 });
 
 describe('a directory hash index at every persistence point', () => {
-  it('leaves split, merge and index blocks split; after each crash lookups, the listing by hash and the full read agree on a committed state', () => {
-    // /long: names of 230+ bytes, ~16 to a full leaf, so 4,000 of them make ~330 leaves: more than one
-    // index block holds (254), and the index splits; then most of them go, and leaves merge.
+  it('leaves, index blocks and root blocks split and go; after each crash lookups, the listing by hash and the full read agree on a committed state', () => {
+    // /long: names of 230+ bytes, ~16 to a full leaf, so 4,000 of them make ~330 leaves; index and root
+    // blocks take 8 entries (dirIndexFanout), so the index and its root split; then most names go, leaves
+    // merge, and emptied index and root blocks are freed.
     const N = 4000;
     // A commit (three persistence points, each crashed three ways) every this many changes; more of them with PMEMFS_POWERFAIL_FULL=1.
     const FULL = process.env.PMEMFS_POWERFAIL_FULL === '1';
@@ -799,6 +800,7 @@ describe('a directory hash index at every persistence point', () => {
     const long = (i: number) => `${i}-`.padEnd(230 + (i % 25), 'l');
     formatRegion(img, { size: 24 * MiB, blockSize: BS, label: 'dirhash-pf', inodeCount: 8192, journalBlocks: 2048 });   // a log that takes a batch in one commit
     const m = mountRegion(img, { ...OPTS, powerfail: true }, LOG);
+    m.fs.store.dirIndexFanout = 8;
     m.fs.mkdir('/long', 0o755, ROOT_CALLER);
     m.fs.fsync();
     // The committed names, without reading the directory into core when its entries are on media.
@@ -808,7 +810,7 @@ describe('a directory hash index at every persistence point', () => {
       const listing = f.hashedListing(d);
       return new Set(listing ? listLikeKernel(new DirStream(d.ino, [], () => [], listing), () => 200, (k) => k).map(([n]) => n) : d.dirents!.keys());
     };
-    let maxIndex = 0, maxLeaves = 0, endLeaves = 0;
+    let maxIndex = 0, maxLeaves = 0, endLeaves = 0, maxRoots = 0, endRoots = 0;
     const { points, images } = crashEveryPoint(m, names, (c, what) => {
       const d = c.fs.resolve('/long');
       const asks = [0, 1, 17, 999, 1500, 3999, 4001].map(long);
@@ -835,20 +837,28 @@ describe('a directory hash index at every persistence point', () => {
         put(m.fs, `/long/${long(i)}`, Buffer.alloc(0));
         if (i % GROW_BATCH === GROW_BATCH - 1) batchDone(batches++);
       }
-      for (let i = 0; i < N; i++) {                                 // shrink: leaves merge, index blocks empty
-        if (i % 10 !== 0) m.fs.unlink(`/long/${long(i)}`);
-        if (i % 10 === 5) m.fs.rename(`/long/${long(i - 5)}`, `/long/${long(i + N)}`);
+      // shrink: leaves merge; every name of the lower half of hashes goes, so index and root blocks empty
+      const high = (n: string) => m.fs.store.nameHash(n) >= 2 ** 31;
+      const keep = (i: number) => i % 10 === 0 && high(long(i));
+      const highName = (j: number) => { for (let k = 0; ; k++) { const n = `${j}-${k}-`.padEnd(230 + (j % 25), 'l'); if (high(n)) return n; } };
+      for (let i = 0; i < N; i++) {
+        if (!keep(i)) m.fs.unlink(`/long/${long(i)}`);
+        if (i % 10 === 5 && keep(i - 5)) m.fs.rename(`/long/${long(i - 5)}`, `/long/${highName(i + N)}`);
         if (i % SHRINK_BATCH === SHRINK_BATCH - 1) batchDone(batches++);
       }
       m.fs.fsync();
       endLeaves = m.fs.resolve('/long').records!.blocks.length;
+      endRoots = m.fs.resolve('/long').records!.roots.length;
     }, () => {
       const d = m.fs.resolve('/long'), set = d.recordsInCore ?? d.deferred?.partial, ix = d.deferred?.dirIndex;
-      maxIndex = Math.max(maxIndex, set?.index.length ?? ix?.ixBlocks.length ?? 0); maxLeaves = Math.max(maxLeaves, set?.blocks.length ?? d.deferred?.recBlocks ?? 0);
+      maxIndex = Math.max(maxIndex, set?.index.length ?? ix?.ixBlocks.length ?? 0);
+      maxRoots = Math.max(maxRoots, set?.roots.length ?? ix?.roots.length ?? 0); maxLeaves = Math.max(maxLeaves, set?.blocks.length ?? d.deferred?.recBlocks ?? 0);
     });
     expect(maxIndex).toBeGreaterThan(1);                             // the index split
     expect(maxLeaves).toBeGreaterThan(254);
     expect(endLeaves).toBeLessThan(maxLeaves / 4);                   // and shrank again
+    expect(maxRoots).toBeGreaterThan(2);                             // the root split
+    expect(endRoots).toBeLessThan(maxRoots);                         // and root blocks went
     expect(points).toBeGreaterThanOrEqual(FULL ? 130 : 30);
     expect(images).toBe(points * 3);
     expect(checkRegion(img, false).problems).toEqual([]);
@@ -913,6 +923,105 @@ describe('a damaged directory hash index', () => {
       expect(() => m.fs.resolve('/big/7')).toThrow(/EIO.*hash index on a region without FEAT_INCOMPAT_DIRHASH/);
     } finally { unmountRegion(m); }
     expect(checkRegion(img, false).problems.some((p) => p.includes(`damaged inode ${ino2}`))).toBe(true);
+  });
+});
+
+describe('a directory hash index root', () => {
+  /** /big of `n` empty files 0..n-1, its index made `fanout` entries to an index or root block; unmounted clean. @returns /big's inode number */
+  function rootedDir(n: number, fanout: number): number {
+    formatRegion(img, { size: 64 * MiB, blockSize: BS, label: 'dirroot', inodeCount: 8192 });
+    const m = mountRegion(img, OPTS, LOG);
+    m.fs.store.dirIndexFanout = fanout;
+    m.fs.mkdir('/big', 0o755, ROOT_CALLER);
+    for (let i = 0; i < n; i++) put(m.fs, `/big/${i}`, Buffer.alloc(0));
+    const ino = m.fs.resolve('/big').ino;
+    unmountRegion(m);
+    return ino;
+  }
+
+  /** The distinct data-area blocks (not the inode table's) `fn` reads through the journal's scan reads. */
+  function blocksRead(m: Mounted, fn: () => void): number {
+    const seen = new Set<number>();
+    const a = vi.spyOn(m.fs.store.journal, 'readScan'), b = vi.spyOn(m.fs.store.journal, 'readScanInto');
+    try { fn(); } finally {
+      for (const [blk] of [...a.mock.calls, ...b.mock.calls]) if (blk >= m.engine.sb.dataStart) seen.add(blk);
+      a.mockRestore(); b.mockRestore();
+    }
+    return seen.size;
+  }
+
+  it('a cold lookup reads the root, one index block and one leaf; an index from before FEAT_INCOMPAT_DIRROOT reads every index block until its first change roots it', () => {
+    const ino = rootedDir(6000, 4);
+    let roots = 0, indexBlocks = 0;
+    edit((e) => {
+      const c = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT);
+      roots = c.roots.length; indexBlocks = c.index.length;
+      expect(e.superblock().featuresIncompat & FEAT_INCOMPAT_DIRROOT).toBe(FEAT_INCOMPAT_DIRROOT);
+    });
+    expect(roots).toBeGreaterThan(1);                                 // the root split (fanout 4)
+    expect(indexBlocks).toBeGreaterThan(roots + 2);                   // so that the root saves reads
+    let m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      expect(blocksRead(m, () => expect(m.fs.lookupOrNull(big, '4321')).not.toBeNull())).toBe(roots + 2);
+      expect(blocksRead(m, () => expect(m.fs.lookupOrNull(big, 'absent')).toBeNull())).toBeLessThanOrEqual(2);   // the root is kept: an index block and a leaf at most
+      expect(big.direntsInCore).toBeNull();
+    } finally { unmountRegion(m); }
+
+    // What a pmemfs before the feature left: no root, no feature bit.
+    edit((e) => {
+      expect(e.unroot(ino)).not.toBeNull();
+      const sb = decodeSuperblock(e.home(0)); sb.featuresIncompat &= ~FEAT_INCOMPAT_DIRROOT; e.writeSuperblock(sb);   // home's: clean, nothing to replay
+    });
+    expect(checkRegion(img, false).problems).toEqual([]);
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      expect(blocksRead(m, () => expect(m.fs.lookupOrNull(big, '4321')).not.toBeNull())).toBe(indexBlocks + 1);
+      m.fs.store.dirIndexFanout = 4;
+      put(m.fs, '/big/new', Buffer.alloc(0));                          // its first change gives it its root
+      m.fs.unlink('/big/17');
+      expect(big.direntsInCore).toBeNull();
+      expect(m.engine.sb.featuresIncompat & FEAT_INCOMPAT_DIRROOT).toBe(FEAT_INCOMPAT_DIRROOT);
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      expect(blocksRead(m, () => expect(m.fs.lookupOrNull(big, 'new')).not.toBeNull())).toBeLessThanOrEqual(roots + 3);   // rooted again (a split may have added a root)
+      expect(m.fs.lookupOrNull(big, '17')).toBeNull();
+      expect(big.dirents!.size).toBe(6000);
+    } finally { unmountRegion(m); }
+  });
+
+  it('a root that disagrees with its index blocks, or a root on a region without the feature bit: EIO when the lookup reaches it, found by fsck', () => {
+    const ino = rootedDir(3000, 4);
+    let name = '';
+    edit((e) => {
+      const { roots, index } = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT);
+      const rt = roots[roots.length - 1], k = rt.blocks.length - 1;
+      const los = [...rt.los!]; los[k] += 1;                          // still ascending, no longer the index block's first hash
+      e.write(rt.block, encodeIndexBlock(BS, ino, rt.next, rt.blocks, los, true));
+      const last = index.find((x) => x.block === rt.blocks[k])!;
+      const { blocks } = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT);
+      const leaves = blocks.filter((b) => b.index === last.block);
+      expect(leaves.length).toBeGreaterThan(1);
+      name = leaves[leaves.length - 1].recs.dirents[0][0];            // past the first leaf: a hash above the root's, so the probe goes there
+    });
+    const problems = checkRegion(img, false).problems.join('\n');
+    expect(problems).toMatch(new RegExp(`inode ${ino}: index block \\d+ starts at hash \\d+, its root entry says \\d+`));
+    let m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(() => m.fs.resolve(`/big/${name}`)).toThrow(/EIO.*root entry says/);
+      expect(m.fs.store.damaged.has(ino)).toBe(true);
+    } finally { unmountRegion(m); }
+
+    rootedDir(3000, 4);
+    edit((e) => { const sb = decodeSuperblock(e.home(0)); sb.featuresIncompat &= ~FEAT_INCOMPAT_DIRROOT; e.writeSuperblock(sb); });
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      expect(() => m.fs.resolve('/big/7')).toThrow(/EIO.*hash index root on a region without FEAT_INCOMPAT_DIRROOT/);
+    } finally { unmountRegion(m); }
   });
 });
 
