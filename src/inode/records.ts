@@ -30,6 +30,7 @@
  * feature gets its roots at its next change (rootIndex).
  */
 import { FsError } from '../errors.js';
+import { FormatError } from '../format/layout.js';
 import { indexCapacity, recBlockCapacity, type RecKind } from '../format/records.js';
 
 /**
@@ -72,6 +73,12 @@ export interface RecBlock {
   lo?: number;
   /** A leaf of a set rebuilt around the leaves a change reads (adoptIndex): not read, nothing of it known but where it is. */
   unloaded?: boolean;
+  /**
+   * Not a leaf: where the leaves of an index block not yet read stand in
+   * `blocks` (adoptIndex), `lo` its first leaf's lowest hash; replaced by
+   * them when a change reaches its range (RecordSet.readyLeaf).
+   */
+  stands?: IndexBlock;
 }
 
 const POS = 65536;
@@ -105,8 +112,13 @@ function recBuf(rb: RecBlock, r: RecBytes): Buffer {
   return rb.src!.subarray(off, off + (r % POS));
 }
 
-/** One index block in core: its region block and the record blocks it lists (with a hash index's lowest hashes). */
-export interface IndexBlock { block: number; list: number[]; los?: number[] }
+/**
+ * One index block in core: its region block and the record blocks it lists
+ * (with a hash index's lowest hashes); `unread` for one of a set rebuilt
+ * from its root (adoptIndex) whose list is not read yet: `list` and `los`
+ * are then empty and `lo` is its first leaf's lowest hash.
+ */
+export interface IndexBlock { block: number; list: number[]; los?: number[]; unread?: { lo: number; stand: RecBlock } }
 
 /**
  * Blocks a change touched, to be encoded by the store; `roots`: a hash
@@ -156,30 +168,89 @@ export class RecordSet {
    */
   leafOf(h: number): { rb: RecBlock; next: number | null } | null {
     if (!this.hash || this.blocks.length === 0) return null;
-    const i = this.leafFor(h);
+    const i = this.blocks[this.leafFor(h)].stands ? this.readyLeaf(h, false) : this.leafFor(h);
     return { rb: this.blocks[i], next: this.blocks[i + 1]?.lo ?? null };
   }
 
   /**
    * A directory's hash index from its root and index blocks alone
-   * (DirIndex, every index block's leaves read), every leaf unloaded: the
-   * caller reads those a change needs (loadLeaf) before changing them. The
-   * set's `count` then counts the loaded leaves' records only.
-   * @throws Error when an index block's leaves were not read
+   * (DirIndex), every leaf unloaded, and the index blocks whose leaves were
+   * not read yet each standing in `blocks` for its leaves: the caller
+   * readies the leaves a change needs (readyLeaf, which reads those index
+   * blocks through `indexLoader`, then loadLeaf) before changing them. The
+   * set's `count` then counts the loaded leaves' records only; `leafCount`
+   * starts at `leaves`, the slot's count of record blocks.
    */
-  adoptIndex(ix: DirIndexShape): void {
+  adoptIndex(ix: DirIndexShape, leaves: number): void {
     let k = 0;
     ix.roots.forEach((block, r) => {
       const n = ix.rootCounts[r];
       this.roots.push({ block, list: ix.ixBlocks.slice(k, k + n), los: ix.ixLos.slice(k, k + n) });
       k += n;
     });
+    this.unreadLeaves = leaves;
     ix.ixBlocks.forEach((block, j) => {
       const l = ix.leaves[j];
-      if (!l) throw new Error(`record set of inode ${this.ino}: index block ${block} adopted unread`);
+      if (!l) {
+        const stand: RecBlock = { block: 0, items: null, used: 0, src: null, lo: ix.ixLos[j], unloaded: true };
+        const ib: IndexBlock = { block, list: [], los: [], unread: { lo: ix.ixLos[j], stand } };
+        stand.stands = ib;
+        this.index.push(ib); this.blocks.push(stand);
+        return;
+      }
       this.index.push({ block, list: [...l.blocks], los: [...l.los] });
       for (let i = 0; i < l.blocks.length; i++) this.blocks.push({ block: l.blocks[i], items: null, used: 0, src: null, lo: l.los[i], unloaded: true });
+      this.unreadLeaves -= l.blocks.length;
     });
+  }
+
+  /**
+   * Leaves in the index blocks of adoptIndex not read yet (the slot's count
+   * less the leaves listed by those read); 0 for a set read whole.
+   */
+  private unreadLeaves = 0;
+
+  /** Leaves (record blocks) of the set, read or not. */
+  get leafCount(): number {
+    let stands = 0;
+    for (const ix of this.index) if (ix.unread) stands++;
+    return this.blocks.length - stands + this.unreadLeaves;
+  }
+
+  /**
+   * For a set of adoptIndex: reads an index block whose leaves are not in
+   * `blocks` yet, checked (RecordSet.readyLeaf): its leaves and their
+   * lowest hashes. @throws what the reader throws for a damaged block
+   */
+  indexLoader: ((ix: IndexBlock) => { blocks: number[]; los: number[] }) | null = null;
+
+  /** Put the leaves of index block ix (of adoptIndex, not read yet) in `blocks` in place of what stands for them. */
+  private readIndex(ix: IndexBlock): void {
+    const u = ix.unread;
+    if (!u) return;
+    const l = this.indexLoader!(ix);
+    if (l.blocks.length === 0 || l.los[0] !== u.lo) throw new Error(`record set of inode ${this.ino}: index block ${ix.block} does not fit its root (the loader checks it)`);
+    if (l.blocks.length > this.unreadLeaves) throw new FormatError(`inode ${this.ino}: its hash index lists more record blocks than the inode says`);
+    const leaves: RecBlock[] = l.blocks.map((block, i) => ({ block, items: null, used: 0, src: null, lo: l.los[i], unloaded: true }));
+    this.blocks.splice(this.blocks.indexOf(u.stand), 1, ...leaves);
+    ix.list = [...l.blocks]; ix.los = [...l.los]; ix.unread = undefined;
+    this.unreadLeaves -= leaves.length;
+  }
+
+  /**
+   * Ready the leaf of hash h for a change (a set of adoptIndex): the index
+   * block that lists it read, and with `neighbours` those of the leaves
+   * before and after it too (a removal may merge with either).
+   * @returns its position in `blocks`
+   * @throws what indexLoader throws
+   */
+  readyLeaf(h: number, neighbours: boolean): number {
+    let i = this.leafFor(h);
+    if (this.blocks[i].stands) { this.readIndex(this.blocks[i].stands!); i = this.leafFor(h); }
+    if (!neighbours) return i;
+    if (this.blocks[i - 1]?.stands) { this.readIndex(this.blocks[i - 1].stands!); i = this.leafFor(h); }
+    if (this.blocks[i + 1]?.stands) this.readIndex(this.blocks[i + 1].stands!);
+    return this.leafFor(h);
   }
 
   /** Leaf rb of adoptIndex read: its image and records as adoptUnread and adoptKey take them. */
@@ -200,15 +271,12 @@ export class RecordSet {
   /** Leaves of adoptIndex read so far (loadLeaf). */
   loadedLeaves = 0;
 
-  /** Position in `blocks` of the leaf whose range holds hash h (a hash index with at least one leaf). */
-  leafPosOf(h: number): number { return this.leafFor(h); }
-
-  /** The hash index as DirIndex: root blocks, index blocks with their lowest hashes, every index block's leaves. */
+  /** The hash index as DirIndex: root blocks, index blocks with their lowest hashes, the leaves of every index block read. */
   toDirIndex(): DirIndexShape {
     return {
       roots: this.roots.map((r) => r.block), rootCounts: this.roots.map((r) => r.list.length),
-      ixBlocks: this.index.map((ix) => ix.block), ixLos: this.index.map((ix) => ix.los![0]),
-      leaves: this.index.map((ix) => ({ blocks: [...ix.list], los: [...ix.los!] })),
+      ixBlocks: this.index.map((ix) => ix.block), ixLos: this.index.map((ix) => ix.unread?.lo ?? ix.los![0]),
+      leaves: this.index.map((ix) => (ix.unread ? null : { blocks: [...ix.list], los: [...ix.los!] })),
     };
   }
 
@@ -436,6 +504,11 @@ export class RecordSet {
   /** Move leaf `drop`'s records into its neighbour `keep`, which takes over its range; drop (and an index block it empties) is freed. */
   private absorb(keep: RecBlock, drop: RecBlock, t: RecTouched): void {
     for (const rb of [keep, drop]) if (rb.unloaded) this.loader!(rb);
+    {
+      // An index block this empties goes, and the one before it chains past it: that one is read first.
+      const [dx] = this.entryOf(drop.block), j = this.index.indexOf(dx);
+      if (dx.list.length === 1 && j > 0) this.readIndex(this.index[j - 1]);
+    }
     const into = itemsOf(keep);
     for (const [key, r] of itemsOf(drop)) { into.set(key, recBuf(drop, r)); this.where.set(key, keep); }
     keep.used += drop.used;
@@ -532,8 +605,12 @@ export class RecordSet {
     }
   }
 
-  /** Region blocks this set occupies (root, index and record blocks). */
+  /**
+   * Region blocks this set occupies (root, index and record blocks).
+   * @throws Error for a set of adoptIndex with index blocks not read (their leaves unknown)
+   */
   allBlocks(): number[] {
+    if (this.index.some((ix) => ix.unread)) throw new Error(`record set of inode ${this.ino}: blocks asked of an index not read whole`);
     return [...this.roots.map((r) => r.block), ...this.index.map((i) => i.block), ...this.blocks.map((b) => b.block)];
   }
 

@@ -575,21 +575,30 @@ export class InodeStore {
   private dirIndexLeaves(ino: number, ix: DirIndex, j: number): { blocks: number[]; los: number[] } {
     const have = ix.leaves[j];
     if (have) return have;
-    const where = `inode ${ino}`, ib = ix.ixBlocks[j];
+    const out = this.readIndexLeaves(ino, ix.ixBlocks[j], ix.ixLos[j], ix.ixLos[j + 1]);
+    ix.leaves[j] = out;
+    return out;
+  }
+
+  /**
+   * The leaves of index block `ib` of a rooted hash index (owner `ino`),
+   * whose root entry says its first leaf starts at hash `lo` and the next
+   * index block's at `end` (undefined: the last): dirIndexLeaves' checks.
+   * @throws FormatError for a damaged index block
+   */
+  private readIndexLeaves(ino: number, ib: number, lo: number, end: number | undefined): { blocks: number[]; los: number[] } {
+    const where = `inode ${ino}`;
     const d = decodeIndexBlock(this.journal.readScan(ib), ino, where);
     if (!d.los || d.root) throw new FormatError(`${where}: the hash index root lists block ${ib}, which is not an index block of it`);
-    if (d.blocks.length === 0 || d.los[0] !== ix.ixLos[j]) throw new FormatError(`${where}: index block ${ib} starts at hash ${d.los[0] ?? 'nothing'}, its root entry says ${ix.ixLos[j]}`);
-    const end = ix.ixLos[j + 1];
+    if (d.blocks.length === 0 || d.los[0] !== lo) throw new FormatError(`${where}: index block ${ib} starts at hash ${d.los[0] ?? 'nothing'}, its root entry says ${lo}`);
     if (end !== undefined && d.los[d.los.length - 1] >= end) throw new FormatError(`${where}: index block ${ib} lists hash ${d.los[d.los.length - 1]}, past the next index block's ${end}`);
-    const seen = new Set<number>(ix.ixBlocks);
+    const seen = new Set<number>([ib]);
     for (const b of d.blocks) {
       if (!this.inData(b, 1) || seen.has(b)) throw new FormatError(`${where}: record block ${b} outside the data area or listed twice`);
       seen.add(b);
       this.checkRecordBlockInUse(ino, b);
     }
-    const out = { blocks: d.blocks, los: d.los };
-    ix.leaves[j] = out;
-    return out;
+    return { blocks: d.blocks, los: d.los };
   }
 
   /**
@@ -606,7 +615,7 @@ export class InodeStore {
   /** The leaf of a deferred hash index (deferredHashed) whose range holds hash h: its block and range [lo, next), next null for the last. */
   private deferredLeaf(ino: number, p: DeferredRecords, h: number): { block: number; lo: number; next: number | null } {
     if (p.partial) {
-      const set = p.partial, i = set.leafPosOf(h);
+      const set = p.partial, i = set.readyLeaf(h, false);
       return { block: set.blocks[i].block, lo: set.blocks[i].lo!, next: set.blocks[i + 1]?.lo ?? null };
     }
     const ix = p.dirIndex!;
@@ -1326,13 +1335,13 @@ export class InodeStore {
     const where = `inode ${inode.ino}`;
     if (!set) {
       set = this.hashedSet(inode.ino);
-      const ix = p.dirIndex!;
-      try {
-        for (let j = 0; j < ix.ixBlocks.length; j++) this.dirIndexLeaves(inode.ino, ix, j);
-      } catch (e) {
-        throw this.damage(inode.ino, e, 'write directory');
-      }
-      set.adoptIndex(ix);
+      set.adoptIndex(p.dirIndex!, p.recBlocks);
+      const ino = inode.ino, index = set.index;
+      // An index block is read when a change reaches its range (RecordSet.readyLeaf), checked as a probe checks it.
+      set.indexLoader = (ix) => {
+        const j = index.indexOf(ix);
+        return this.readIndexLeaves(ino, ix.block, ix.unread!.lo, index[j + 1] ? index[j + 1].unread?.lo ?? index[j + 1].los![0] : undefined);
+      };
     }
     const load = (i: number): void => {
       const rb = set.blocks[i];
@@ -1369,7 +1378,12 @@ export class InodeStore {
     set.rootIndex(t, alloc);   // a hash index from before FEAT_INCOMPAT_DIRROOT gets its root
     let count = p.recCount;
     for (const [name, child] of p.changes!) {
-      const i = set.leafPosOf(this.nameHash(name));
+      let i: number;
+      try {
+        i = set.readyLeaf(this.nameHash(name), child === null);
+      } catch (e) {
+        throw this.damage(inode.ino, e, 'write directory');
+      }
       load(i);
       if (child === null) { sizeOf(i - 1); sizeOf(i + 1); }   // a removal may merge the leaf with a neighbour: its size, from its header
       const had = set.has(name);
@@ -1383,7 +1397,7 @@ export class InodeStore {
     set.loader = null;
     for (const rb of sized) if (rb.unloaded) rb.used = 0;   // a header read now may be stale at the next change
     this.putTouched(set, t);
-    p.recIndex = set.headBlock; p.recBlocks = set.blocks.length; p.recCount = count;
+    p.recIndex = set.headBlock; p.recBlocks = set.leafCount; p.recCount = count;
     p.changes = undefined;
     p.written = (p.written ?? 0) + 1;
     // Kept for the next change (rebuilding it is O(leaves): 2-4 ms at a million entries), until it holds

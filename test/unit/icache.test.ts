@@ -943,13 +943,40 @@ describe('a directory hash index root', () => {
   /** The distinct data-area blocks (not the inode table's) `fn` reads through the journal's scan reads. */
   function blocksRead(m: Mounted, fn: () => void): number {
     const seen = new Set<number>();
-    const a = vi.spyOn(m.fs.store.journal, 'readScan'), b = vi.spyOn(m.fs.store.journal, 'readScanInto');
+    const j = m.fs.store.journal;
+    const spies = [vi.spyOn(j, 'readScan'), vi.spyOn(j, 'readScanInto'), vi.spyOn(j, 'readCopy')];
     try { fn(); } finally {
-      for (const [blk] of [...a.mock.calls, ...b.mock.calls]) if (blk >= m.engine.sb.dataStart) seen.add(blk);
-      a.mockRestore(); b.mockRestore();
+      for (const s of spies) { for (const [blk] of s.mock.calls) if (blk >= m.engine.sb.dataStart) seen.add(blk); s.mockRestore(); }
     }
     return seen.size;
   }
+
+  it('a create and an unlink in a cold directory read its root, the index blocks of the leaves they change and those leaves, not the whole index', () => {
+    const ino = rootedDir(6000, 4);
+    let roots = 0, indexBlocks = 0;
+    edit((e) => { const c = e.chain(e.inode(ino)!.rec.recIndex, ino, REC_KIND_DIRENT); roots = c.roots.length; indexBlocks = c.index.length; });
+    let m = mountRegion(img, OPTS, LOG);
+    try {
+      const big = m.fs.resolve('/big');
+      const made = blocksRead(m, () => { put(m.fs, '/big/new', Buffer.alloc(0)); m.fs.tx.commit('test'); });
+      expect(made).toBeLessThanOrEqual(roots + 2);                      // the root, one index block, one leaf
+      const gone = blocksRead(m, () => { m.fs.unlink('/big/4321'); m.fs.tx.commit('test'); });
+      expect(gone).toBeLessThanOrEqual(roots + 3 + 3);                 // and for a merge the neighbours' leaves and index blocks
+      expect(made + gone).toBeLessThan(2 * (roots + indexBlocks));
+      expect(big.direntsInCore).toBeNull();
+      for (let i = 0; i < 300; i++) { put(m.fs, `/big/more-${i}`, Buffer.alloc(0)); if (i % 50 === 0) m.fs.tx.commit('test'); }
+      for (let i = 0; i < 3000; i += 3) m.fs.unlink(`/big/${i}`);     // leaves split and merge while index blocks are read as reached
+      m.fs.tx.commit('test');
+      expect(big.direntsInCore).toBeNull();
+    } finally { unmountRegion(m); }
+    expect(checkRegion(img, false).problems).toEqual([]);
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      const names = m.fs.resolve('/big').dirents!;
+      expect(names.size).toBe(6000 + 1 + 300 - 1 - 1000);
+      expect(names.has('new') && names.has('more-299') && !names.has('4321') && !names.has('2997') && names.has('2998')).toBe(true);
+    } finally { unmountRegion(m); }
+  });
 
   it('a cold lookup reads the root, one index block and one leaf; an index from before FEAT_INCOMPAT_DIRROOT reads every index block until its first change roots it', () => {
     const ino = rootedDir(6000, 4);
