@@ -39,8 +39,8 @@
  * (FEAT_INCOMPAT_DIRROOT) the inode points to the first root block, whose
  * entries list the index blocks in the same order with the lowest hash of
  * each: a lookup in a directory nothing has read yet reads the root, one
- * index block and one leaf, three blocks up to about 48,000 leaves (one
- * root block's 254 index blocks; millions of names), one more root block
+ * index block and one leaf: three blocks up to one root block's 254 index
+ * blocks (32,000 to 64,000 leaves, millions of names), one more root block
  * per 254 index blocks past that. Without a root (a directory from before
  * the feature, until its next change) it reads every index block. ext4's
  * htree and XFS's dir2 node form keep the same hash-to-leaf map in their

@@ -26,8 +26,10 @@
  * adds an entry after its own (the root block splits in two when it
  * overflows); one emptied leaves its root block (freed when emptied); an
  * index block's first hash that changes changes its root entry. That is at
- * most two root blocks more per operation. A hash index from before the
- * feature gets its roots at its next change (rootIndex).
+ * most three root blocks more per operation, and one more freed block. A
+ * hash index from before the feature gets its roots at its next change
+ * (rootIndex). A set rebuilt from its root (adoptIndex) reads an index
+ * block only when a change reaches its range (readyLeaf).
  */
 import { FsError } from '../errors.js';
 import { FormatError } from '../format/layout.js';

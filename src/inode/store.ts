@@ -1318,15 +1318,18 @@ export class InodeStore {
    * whose hash index stays on media (DeferredRecords.changes, Inode.setEntry)
    * into its leaves, reading only the leaves they touch: the set the last
    * such write kept (`partial`, up to PARTIAL_LEAVES leaves read), else one
-   * rebuilt from the index (kept since the first probe) with every leaf
-   * unread; before each change the leaf of its hash (and for a removal its
-   * two neighbours, one of which it may merge with) is read and checked as
-   * the full read checks it, but for the names' hashes, which a split
-   * checks for the records it moves. The splits and merges are the in-core set's; the slot's
-   * record fields and the kept index follow them. A create or unlink in a
-   * directory of a million entries then reads one to three leaves, not a
-   * million entries.
-   * @throws FsError EIO for a damaged leaf (noted in `damaged`); ENOSPC from allocation
+   * rebuilt from the index (kept since the first probe: the root, and the
+   * index blocks probes read) with every leaf unread and the index blocks
+   * not read yet standing for their leaves; before each change the index
+   * block and leaf of its hash (and for a removal its two neighbours, one
+   * of which it may merge with) are read and checked as a probe and the
+   * full read check them, but for the names' hashes, which a split checks
+   * for the records it moves. The splits and merges are the in-core set's;
+   * the slot's record fields and the kept index follow them. A create or
+   * unlink in a directory of a million entries then reads its root, one
+   * to three index blocks and one to three leaves, not a million entries.
+   * A hash index from before FEAT_INCOMPAT_DIRROOT gets its root here.
+   * @throws FsError EIO for a damaged leaf or index block (noted in `damaged`); ENOSPC from allocation
    */
   private syncDeferred(inode: Inode): void {
     const p = inode.deferred!;
