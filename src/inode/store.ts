@@ -81,6 +81,15 @@ const PARTIAL_LEAVES = 1024;
 /** Bytes of the smallest record (a directory entry with a one-byte name). */
 const MIN_REC_BYTES = 10;
 
+/**
+ * A directory leaf's records as RecordSet.adoptUnread and loadLeaf list them
+ * when a block's map is first needed: each entry's name, byte offset and
+ * length in `img` (already checked: forEachDirentRec's walk).
+ */
+function direntsOf(img: Buffer, ino: number, at: string): NonNullable<RecBlock['unread']> {
+  return (add) => { forEachDirentRec(img, ino, at, (name, _child, off, len) => { add(name, off, len); }); };
+}
+
 /** Position of the last element of ascending `a` (non-empty, a[0] <= h) at or below h. */
 function lastAtOrBelow(a: readonly number[], h: number): number {
   let lo = 0, hi = a.length - 1;
@@ -887,7 +896,7 @@ export class InodeStore {
     this.readChain(set, set.ino, rec.recIndex, where, (b, img, at, lo) => {
       if (map) {
         // The block's own map of records is made only if one of them changes (RecordSet.adoptUnread).
-        const rb = set.adoptUnread(b, img, (add) => { forEachDirentRec(img, ino, at, (name, _child, off, len) => { add(name, off, len); }); }, hashed ? lo : undefined);
+        const rb = set.adoptUnread(b, img, direntsOf(img, ino, at), hashed ? lo : undefined);
         let max = -1;
         if (hashed && prevMax >= lo) throw new FormatError(`${where}: the leaf before block ${b} holds a name of hash ${prevMax}, inside block ${b}'s range from ${lo}`);
         forEachDirentRec(img, ino, at, (name, child, off, len) => {
@@ -1361,7 +1370,7 @@ export class InodeStore {
       } catch (e) {
         throw this.damage(inode.ino, e, 'write directory');
       }
-      set.loadLeaf(rb, img, (add) => { forEachDirentRec(img, inode.ino, at, (name, _child, off, len) => { add(name, off, len); }); }, keys);
+      set.loadLeaf(rb, img, direntsOf(img, inode.ino, at), keys);
     };
     /** An unloaded leaf's used bytes from its header (checked), for mergeLeaf; the leaf itself is read only if it merges (set.loader). */
     const sized = new Set<RecBlock>();
