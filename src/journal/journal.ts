@@ -44,7 +44,13 @@
  *     Overwrites of written blocks need neither: after a crash such a block
  *     holds the file's own old or new bytes.
  *  2. Write-ahead: descriptors, images and the commit block are written to
- *     the area and flushed together with every other unflushed page. The
+ *     the area and flushed together with every other unflushed page — or,
+ *     on fsync's path, with only what the commit needs: the previous
+ *     transaction's checkpoint (step 3), the homes of the data it logged
+ *     (step 1a: dataSeq may then say they are durable), the superblock
+ *     sector when its dataSeq is unflushed, and the fsync'd file's
+ *     overwritten data; other files' unflushed overwrites stay unflushed,
+ *     as an ext4 fsync leaves them (Journal.commit's `only`). The
  *     commit block carries a CRC32C over descriptors and images, so a log
  *     torn by a power cut is detected and discarded at recovery; no flush
  *     is needed between the images and the commit block. Only after this
@@ -76,7 +82,7 @@
  */
 import { encodeLogTx, logBlocksFor, logSeq, scanLog, type LogScan, type LogTx } from '../format/journal.js';
 import type { Region } from '../region/region.js';
-import { BITMAP_HDR, bitsPerBitmapBlock, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_LOG2 } from '../format/layout.js';
+import { BITMAP_HDR, bitsPerBitmapBlock, FEAT_INCOMPAT_DATALOG, FEAT_INCOMPAT_LOG2, SB_SIZE } from '../format/layout.js';
 
 /** Most blocks of file data one commit logs (256 KiB at 4 KiB blocks); a larger exposure flushes data first. */
 export const MAX_DATA_LOG = 64;
@@ -130,6 +136,13 @@ export class Journal {
   dataLoggedSeq = 0;
   /** The superblock sector holds a dataSeq no flush has made durable yet. */
   dataSeqUnflushed = false;
+  /**
+   * The homes the last logged transaction's checkpoint wrote, unflushed
+   * ([offset, length] in region bytes): a commit that flushes only what it
+   * needs takes them (step 3: durable before the next commit reuses that
+   * transaction's log area).
+   */
+  private checkpointRanges: ReadonlyArray<readonly [number, number]> = [];
 
   /** @param nextSeq the sequence of the next commit: one past the superblock's journalSeq checkpoint */
   constructor(region: Region, geo: JournalGeometry, nextSeq = 1) {
@@ -265,10 +278,18 @@ export class Journal {
    * @param dataTaken data blocks the allocator gave out since the last
    *   commit (Allocator.dataTaken): data is logged only when the blocks
    *   declared with logData account for all of them
+   * @param only null: the commit's flush takes every unflushed page of the
+   *   region (the commit timer, sync, unmount); else it takes only what the
+   *   commit needs (fsync's path, step 2 of the file comment): the log
+   *   area written, the previous transaction's checkpoint, the homes of
+   *   data logged now, the superblock sector when its `dataSeq` is
+   *   unflushed, and these [offset, length] region byte ranges (the
+   *   fsync'd file's overwritten data); other files' unflushed overwrites
+   *   stay unflushed, as on ext4
    * @returns true when a transaction was logged
    * @throws Error when the log is still in the one-area form (convert first); FsError EIO from a failed flush
    */
-  commit(dataTaken = 0): boolean {
+  commit(dataTaken = 0, only: ReadonlyArray<readonly [number, number]> | null = null): boolean {
     if (this.pre) throw new Error('journal: commit inside an operation');
     const region = this.region;
     const runs = this.dataRuns;
@@ -300,10 +321,18 @@ export class Journal {
     const logOff = this.areaStart(this.seq % 2) * bs;
     const all = Buffer.concat([...body, commit]);
     region.write(regionOff(logOff), all, 0, all.length);
-    region.persistDirty('commit');
+    if (only === null) region.persistDirty('commit');
+    else {
+      const ranges: Array<readonly [number, number]> = [[logOff, all.length], ...this.checkpointRanges, ...only];
+      // Logged data is made durable at home by the same flush: dataSeq may then say so (step 1a).
+      for (let i = metaCount; i < homes.length; i++) ranges.push([homes[i] * bs, bs]);
+      if (this.dataSeqUnflushed) ranges.push([0, SB_SIZE]);
+      region.persistRanges('commit', ranges);
+    }
     this.dataSeqUnflushed = false;
     // Checkpoint: metadata images go home; data images are home already (they were read from there).
     for (let i = 0; i < metaCount; i++) region.write(regionOff(homes[i] * bs), images[i], 0, bs);
+    this.checkpointRanges = homes.slice(0, metaCount).map((h) => [h * bs, bs] as const);
     if (dataImages) { this.dataLoggedSeq = this.seq; this.stats.dataImagesLogged += dataImages; }
     this.images.clear();
     this.orderedData = false;

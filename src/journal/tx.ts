@@ -185,15 +185,18 @@ export class TxManager {
 
   /**
    * Make everything done so far durable: a persistence point (fsync, sync
-   * writes, the commit timer, unmount).
+   * writes, the commit timer, unmount). `only`: the commit's flush takes
+   * only what it needs plus these region byte ranges (fsync's path:
+   * Journal.commit); null: every unflushed page.
+   * @throws FsError EIO (the filesystem is shut down: a failed commit shuts it down)
    */
-  commit(reason = 'commit'): void {
+  commit(reason = 'commit', only: ReadonlyArray<readonly [number, number]> | null = null): void {
     this.assertRunning('commit');
     if (this.begun) throw new Error('transaction: commit inside an operation');
     let wrote: boolean;
     try {
       if (this.store.alloc.dataAllocated) this.journal.orderedData = true;
-      wrote = this.journal.commit(this.store.alloc.dataTaken);
+      wrote = this.journal.commit(this.store.alloc.dataTaken, only);
       this.store.alloc.dataAllocated = false;
       this.store.alloc.dataTaken = 0;
       // Logged data is home and durable now: no replay may put it back over a later overwrite.

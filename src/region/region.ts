@@ -30,6 +30,8 @@ const PAGE_SIZE = 4096;
 
 /** Bytes per mapped window; a multiple of every supported block size and of the page size. */
 export const WINDOW_SIZE = 1 << 30;
+/** What crashImage() leaves in a lost page that was stored to fresh (its durable content is unknown). */
+export const LOST_FRESH_BYTE = 0xdb;
 /** persistRanges joins two spans across at most this many clean pages (1 MiB). */
 const MERGE_GAP_PAGES = 256;
 
@@ -147,6 +149,8 @@ class PreImages {
   clear(): void { this.slot.clear(); this.free.length = 0; this.next = 0; }
 
   *entries(): IterableIterator<[number, Buffer]> { for (const [p, s] of this.slot) yield [p, this.view(s)]; }
+
+  has(p: number): boolean { return this.slot.has(p); }
 }
 
 export class Region {
@@ -358,7 +362,10 @@ export class Region {
   /**
    * Write to `dst` the region as the media would hold it after a power
    * failure now: every unflushed page for which `lost(page)` is true gets its
-   * last flushed content back. Needs recordUnflushed().
+   * last flushed content back; one stored to as `fresh` (no pre-image: a
+   * block free in the durable state, whose old content nothing may read)
+   * gets LOST_FRESH_BYTE in every byte instead, so that a test sees it if
+   * recovery does read it. Needs recordUnflushed().
    * @returns the numbers of the pages lost
    */
   crashImage(dst: string, lost: (page: number) => boolean): number[] {
@@ -368,6 +375,11 @@ export class Region {
     const gone: number[] = [];
     try {
       for (const [p, img] of this.preImages.entries()) if (lost(p)) { fs.writeSync(fd, img, 0, img.length, p * PAGE_SIZE); gone.push(p); }
+      const garbage = Buffer.alloc(PAGE_SIZE, LOST_FRESH_BYTE);
+      for (const p of this.dirtyPages) {
+        if (this.preImages.has(p) || this.lostWriteback.has(p) || !lost(p)) continue;
+        fs.writeSync(fd, garbage, 0, Math.min(PAGE_SIZE, this.size - p * PAGE_SIZE), p * PAGE_SIZE); gone.push(p);
+      }
       for (const [p, img] of this.lostWriteback) { fs.writeSync(fd, img, 0, img.length, p * PAGE_SIZE); gone.push(p); }
     } finally { fs.closeSync(fd); }
     return gone;

@@ -125,7 +125,10 @@ export function cowWait(fs: PmemFs, fh: number, off: number, len: number): Promi
  * running transaction — for fdatasync, in a way it needs: size, block map,
  * not timestamps — the journal commits the whole running transaction (every
  * file's metadata and the data it orders, jbd2's behaviour), so the file,
- * its names and a directory's entries are durable on return. Otherwise its
+ * its names and a directory's entries are durable on return; that flush
+ * takes the log, the last checkpoint, the data the commit orders and this
+ * file's overwritten data, not other files' (Journal.commit's `only`), as
+ * an ext4 fsync leaves other files' dirty pages alone. Otherwise its
  * metadata is durable already and only the data its overwrites stored since
  * the last flush is written back, with one cache flush (ext4's fdatasync of
  * an overwrite); with nothing dirty, nothing is flushed — a concurrent
@@ -141,11 +144,15 @@ export function fsync(fs: PmemFs, inode: Inode | null = null, datasync = false):
   if (fs.opts.readOnly) return;
   fs.tx.assertRunning('fsync');        // after a shutdown every fsync fails, clean files' too (XFS)
   const j = fs.tx.journal;
-  if (!inode || (datasync ? inode.dataSeq : inode.metaSeq) >= j.seq || inode.leases.length || fs.pins.pinsOfIno(inode.ino).length) {
+  if (!inode || inode.leases.length || fs.pins.pinsOfIno(inode.ino).length) {
     fs.tx.commit('fsync');
     return;
   }
   const ranges = inode.takeDirtyData(j.region.flushGen);
+  if ((datasync ? inode.dataSeq : inode.metaSeq) >= j.seq) {
+    fs.tx.commit('fsync', ranges);   // with this file's overwritten data; null: not known, every dirty page
+    return;
+  }
   if (ranges && ranges.length === 0) { fs.tx.stats.fsyncsClean++; return; }
   fs.tx.syncData(ranges);
 }

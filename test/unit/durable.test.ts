@@ -368,6 +368,52 @@ describe('data logging (DATALOG)', () => {
     expect(checkRegion(c, false).problems).toEqual([]);
   });
 
+  it('an fsync\'s commit flushes only what it needs, yet a crash after it loses nothing fsynced: the checkpoint two commits back, logged data, the file\'s overwrite', () => {
+    formatRegion(img, { size: 16 * MiB, blockSize: 4096, label: 'durable' });
+    let m = mountRegion(img, OPTS, LOG);
+    for (let i = 0; i < 20; i++) m.fs.release(m.fs.create(`/f${i}`, 0o644, C.O_RDWR, ROOT).fh);   // slots in three inode-table blocks
+    m.fs.release(m.fs.create('/g', 0o644, C.O_RDWR, ROOT).fh);
+    unmountRegion(m);
+    m = mountRegion(img, { ...OPTS, powerfail: true }, LOG);
+    const f = m.fs;
+    const ino = (p: string) => f.resolve(p).ino;
+    const perBlock = 4096 / 512;
+    expect(new Set([ino('/f8'), ino('/f16'), ino('/f1')].map((i) => Math.floor((i - 1) / perBlock))).size).toBe(3);
+    const b = f.create('/b', 0o644, C.O_RDWR, ROOT);                // an overwrite to fsync with a metadata change
+    f.write(b.fh, '/b', Buffer.alloc(8192, 0x41), 8192, 0);
+    f.fsync(null);
+    const o = f.create('/other', 0o644, C.O_RDWR, ROOT);
+    f.write(o.fh, '/other', Buffer.alloc(4096, 0x51), 4096, 0);
+    f.fsync(null);
+    // Commit s changes a slot only it touches (table block of f8); s+1 and s+2 go to the other area and
+    // back over s's log: s's checkpoint must have been flushed by s+1.
+    f.chmod('/f8', 0o600); f.fsync(f.resolve('/f8'));
+    const before = m.region.unflushedPages;
+    f.write(o.fh, '/other', Buffer.alloc(4096, 0x52), 4096, 0);     // another file's overwrite: not this fsync's
+    f.chmod('/f16', 0o600); f.fsync(f.resolve('/f16'));
+    expect(m.region.unflushedPages).toBeGreaterThan(0);             // the new checkpoint and /other's page stay unflushed
+    f.write(b.fh, '/b', Buffer.alloc(4096, 0x42), 4096, 0);        // an overwrite, then a change of b's metadata: a commit with b's range
+    f.chmod('/b', 0o600);
+    const g = f.open('/g', C.O_RDWR, ROOT);                         // a small append in the same commit: data logged
+    f.write(g.fh, '/g', Buffer.alloc(5000, 0x61), 5000, 0);
+    const logged = m.engine.journal.stats.dataImagesLogged, full = m.region.unflushedPages;
+    f.fsync(b.inode);
+    expect(m.engine.journal.stats.dataImagesLogged - logged).toBe(2);
+    expect(m.region.unflushedPages, 'the flush took every page').toBeGreaterThan(0);
+    void full;
+    f.chmod('/f1', 0o600); f.fsync(f.resolve('/f1'));               // dataSeq of the logged append goes out with this flush
+    f.write(g.fh, '/g', Buffer.alloc(4096, 0x62), 4096, 0);        // so replay must not put the logged image back over this
+    f.fsync(g.inode, true);
+    expect(before).toBeGreaterThan(0);
+    const r = remountAfterCut(m, path.join(dir, 'cut.pmem'), () => { f.release(b.fh); f.release(o.fh); f.release(g.fh); });   // every unflushed page lost
+    for (const p of ['/f8', '/f16', '/f1', '/b']) expect(r.fs.stat(r.fs.resolve(p)).mode & 0o777, p).toBe(0o600);
+    expect(content(r, '/b', 8192).equals(Buffer.concat([Buffer.alloc(4096, 0x42), Buffer.alloc(4096, 0x41)]))).toBe(true);
+    expect(content(r, '/g', 5000).equals(Buffer.concat([Buffer.alloc(4096, 0x62), Buffer.alloc(904, 0x61)]))).toBe(true);
+    expect(content(r, '/other', 4096)[0]).toBe(0x51);              // its overwrite was never fsynced
+    unmountRegion(r);
+    expect(checkRegion(path.join(dir, 'cut.pmem'), false).problems).toEqual([]);
+  });
+
   it('an overwrite made durable by fdatasync after a logged append is not undone by replaying the append', () => {
     const m = fresh(true);
     const f = m.fs;

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Region, storeModeFor, WINDOW_SIZE } from '../../src/region/region.js';
+import { LOST_FRESH_BYTE, Region, storeModeFor, WINDOW_SIZE } from '../../src/region/region.js';
 import { regionOff } from '../../src/types.js';
 
 let dir: string;
@@ -200,13 +200,15 @@ describe('Region pre-images (recording), against a model of the flushed content'
       const check = (when: string) => {
         const crash = path.join(dir, `pc-${stores}.img`);
         const lost = r.crashImage(crash, () => true);
-        expect(lost.sort((x, y) => x - y)).toEqual([...withPre].sort((x, y) => x - y));
+        expect(lost.sort((x, y) => x - y)).toEqual([...withPre, ...noPre].sort((x, y) => x - y));
         const img = fs.readFileSync(crash);
         for (const pg of withPre) {
           if (!img.subarray(pg * PAGE, pg * PAGE + PAGE).equals(flushed.subarray(pg * PAGE, pg * PAGE + PAGE))) {
             throw new Error(`${when}: page ${pg}'s crash content is not its flushed content`);
           }
         }
+        const garbage = Buffer.alloc(PAGE, LOST_FRESH_BYTE);            // a fresh page lost: content unknown, never its new bytes
+        for (const pg of noPre) if (!img.subarray(pg * PAGE, pg * PAGE + PAGE).equals(garbage)) throw new Error(`${when}: fresh page ${pg} lost shows other bytes`);
         expect(r.unflushedPages).toBe(withPre.size + noPre.size);
         expect(r.readBuf(regionOff(0), pages * PAGE).equals(now)).toBe(true);
         fs.rmSync(crash);
