@@ -170,7 +170,7 @@ export class RecordSet {
    */
   leafOf(h: number): { rb: RecBlock; next: number | null } | null {
     if (!this.hash || this.blocks.length === 0) return null;
-    const i = this.blocks[this.leafFor(h)].stands ? this.readyLeaf(h, false) : this.leafFor(h);
+    const i = this.readyLeaf(h, false);
     return { rb: this.blocks[i], next: this.blocks[i + 1]?.lo ?? null };
   }
 

@@ -529,7 +529,9 @@ export class InodeStore {
     for (const [ib, ix] of this.indexChain(ino, p.recIndex, where, () => p.recBlocks, true)) {
       this.checkRecordBlockInUse(ino, ib);
       for (const b of ix.blocks) this.checkRecordBlockInUse(ino, b);
-      out.ixBlocks.push(ib); out.ixLos.push(ix.los![0] ?? 0); out.leaves.push({ blocks: ix.blocks, los: ix.los! });
+      // Probes search the index blocks by their first hash: an empty one (never written: a block emptied goes) has none.
+      if (ix.blocks.length === 0) throw new FormatError(`${where}: hash index block ${ib} lists no record block`);
+      out.ixBlocks.push(ib); out.ixLos.push(ix.los![0]); out.leaves.push({ blocks: ix.blocks, los: ix.los! });
       leaves += ix.blocks.length;
     }
     if (leaves !== p.recBlocks) throw new FormatError(`${where}: hash index lists ${leaves} record blocks, the inode says ${p.recBlocks}`);

@@ -24,6 +24,7 @@ import { formatRegion, mountRegion, unmountRegion, type Mounted } from '../../sr
 import { CHECKED, LOG, OPTS } from './crash-harness.js';
 import { listLikeKernel } from './helpers.js';
 import { ImageEditor } from './image-edit.js';
+import { encodeFork } from '../../src/format/fork.js';
 import { seededRandom } from '../../src/region/prng.js';
 
 const BS = 4096;
@@ -1042,6 +1043,22 @@ describe('a directory hash index root', () => {
     try {
       expect(() => m.fs.resolve(`/big/${name}`)).toThrow(/EIO.*root entry says/);
       expect(m.fs.store.damaged.has(ino)).toBe(true);
+    } finally { unmountRegion(m); }
+
+    // An index from before the feature with an empty index block in its chain (nothing writes one):
+    // refused when the index is read, not a probe into nothing.
+    const old = rootedDir(3000, 4);
+    edit((e) => {
+      const first = e.unroot(old)!;
+      const ix = e.chain(first, old, REC_KIND_DIRENT).index[1];
+      e.writeIndexBlock(ix.block, old, ix.next, [], []);
+      const x = e.inode(old)!; x.rec.recBlocks -= ix.blocks.length; x.rec.recCount = 0;   // counts that agree, as a forger makes them
+      e.writeInodeRaw(x.rec, x.rec.forkBlock ? null : encodeFork(x.fork));
+      const sb = decodeSuperblock(e.home(0)); sb.featuresIncompat &= ~FEAT_INCOMPAT_DIRROOT; e.writeSuperblock(sb);
+    });
+    m = mountRegion(img, OPTS, LOG);
+    try {
+      for (const n of ['0', '1', '2', '77', '2999']) expect(() => m.fs.resolve(`/big/${n}`)).toThrow(/EIO/);
     } finally { unmountRegion(m); }
 
     rootedDir(3000, 4);
