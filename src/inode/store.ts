@@ -1535,7 +1535,8 @@ export class InodeStore {
   /**
    * The data images of transactions up to `seq` are home and durable
    * (DATALOG): write the superblock in place with that `dataSeq`, unflushed;
-   * the next flush of any kind carries it (Journal.dataSeqUnflushed). Only
+   * the next commit carries it, or an earlier data-only flush that takes one
+   * of the logged blocks (Journal.dataFlushNeedsSb). Only
    * between transactions, when the in-core superblock is the committed one.
    */
   writeDataCheckpoint(seq: number): void {

@@ -131,11 +131,21 @@ export class Journal {
   /**
    * Set by a commit that logged data images: the sequence whose data is now
    * home and durable. The committer writes it to the superblock's dataSeq
-   * (in place) and the next flush must carry that sector (`dataSeqUnflushed`).
+   * (in place); the next commit carries that sector (`dataSeqUnflushed`), and
+   * so does a data-only flush of a logged block (`dataFlushNeedsSb`).
    */
   dataLoggedSeq = 0;
   /** The superblock sector holds a dataSeq no flush has made durable yet. */
   dataSeqUnflushed = false;
+  /**
+   * The homes of data blocks logged by transactions that the durable
+   * dataSeq does not cover yet ([offset, length] in region bytes): replay
+   * after a crash may write their logged images back. A data-only flush
+   * that takes one of them must take the superblock sector too
+   * (dataFlushNeedsSb); every commit's flush takes the sector when it is
+   * unflushed, so this holds at most the last logged transaction's blocks.
+   */
+  private dataUncovered: Array<readonly [number, number]> = [];
   /**
    * The homes the last logged transaction's checkpoint wrote, unflushed
    * ([offset, length] in region bytes): a commit that flushes only what it
@@ -298,7 +308,7 @@ export class Journal {
     if (this.images.size === 0) {
       region.persistDirty('data');
       this.orderedData = false;
-      this.dataSeqUnflushed = false;
+      this.dataSeqFlushed();
       this.stats.emptyCommits++;
       return false;
     }
@@ -329,11 +339,15 @@ export class Journal {
       if (this.dataSeqUnflushed) ranges.push([0, SB_SIZE]);
       region.persistRanges('commit', ranges);
     }
-    this.dataSeqUnflushed = false;
+    this.dataSeqFlushed();
     // Checkpoint: metadata images go home; data images are home already (they were read from there).
     for (let i = 0; i < metaCount; i++) region.write(regionOff(homes[i] * bs), images[i], 0, bs);
     this.checkpointRanges = homes.slice(0, metaCount).map((h) => [h * bs, bs] as const);
-    if (dataImages) { this.dataLoggedSeq = this.seq; this.stats.dataImagesLogged += dataImages; }
+    if (dataImages) {
+      this.dataLoggedSeq = this.seq;
+      this.stats.dataImagesLogged += dataImages;
+      for (let i = metaCount; i < homes.length; i++) this.dataUncovered.push([homes[i] * bs, bs]);
+    }
     this.images.clear();
     this.orderedData = false;
     this.stats.commits++;
@@ -341,6 +355,37 @@ export class Journal {
     this.seq++;
     return true;
   }
+
+  /**
+   * Whether a data-only flush of `ranges` (region bytes; null: every dirty
+   * page) must take the superblock sector: its dataSeq is unflushed and the
+   * flush takes a data block that a transaction the durable dataSeq does
+   * not cover logged. Made durable without the sector, an overwrite of such
+   * a block could be undone after a crash by replay writing the logged
+   * image back (step 1a). A flush of other blocks leaves the sector to the
+   * next flush that needs it or the next commit, which always takes it:
+   * replaying a logged image over a block nothing made durable since only
+   * writes back what is there.
+   */
+  dataFlushNeedsSb(ranges: ReadonlyArray<readonly [number, number]> | null): boolean {
+    if (!this.dataSeqUnflushed) return false;
+    if (ranges === null) return true;
+    return ranges.some(([off, len]) => this.dataUncovered.some(([o, l]) => off < o + l && o < off + len));
+  }
+
+  /** The superblock sector, with its dataSeq, was made durable: every logged block is covered. */
+  dataSeqFlushed(): void {
+    this.dataSeqUnflushed = false;
+    this.dataUncovered = [];
+  }
+
+  /**
+   * The homes the last logged transaction's checkpoint wrote, maybe still
+   * unflushed ([offset, length] in region bytes). That commit is durable,
+   * so a data-only flush may write them early (Region.persistRanges's
+   * `along`): the next commit then finds them clean.
+   */
+  get checkpointHomes(): ReadonlyArray<readonly [number, number]> { return this.checkpointRanges; }
 
   /**
    * The data blocks to log with this commit, sorted and distinct, or null

@@ -224,11 +224,12 @@ export class TxManager {
   syncData(ranges: ReadonlyArray<readonly [number, number]> | null): void {
     this.assertRunning('fsync');
     if (this.begun) throw new Error('transaction: syncData inside an operation');
-    const region = this.journal.region;
+    const j = this.journal, region = j.region;
     try {
+      const sb = j.dataFlushNeedsSb(ranges);
       if (ranges === null) region.persistDirty('data');
-      else region.persistRanges('data', this.journal.dataSeqUnflushed ? [[0, SB_SIZE], ...ranges] : ranges);
-      this.journal.dataSeqUnflushed = false;
+      else region.persistRanges('data', sb ? [[0, SB_SIZE], ...ranges] : ranges, j.checkpointHomes);
+      if (sb) j.dataSeqFlushed();
     } catch (e) {
       const why = `data flush (fdatasync) failed: ${(e as Error).message}`;
       this.shutdown(why, e);

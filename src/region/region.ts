@@ -32,8 +32,12 @@ const PAGE_SIZE = 4096;
 export const WINDOW_SIZE = 1 << 30;
 /** What crashImage() leaves in a lost page that was stored to fresh (its durable content is unknown). */
 export const LOST_FRESH_BYTE = 0xdb;
-/** persistRanges joins two spans across at most this many clean pages (1 MiB). */
-const MERGE_GAP_PAGES = 256;
+/**
+ * persistRanges joins two spans across a gap of clean pages when it can
+ * tell the gap is clean in at most this many set lookups (the gap's pages,
+ * or the dirty pages if fewer).
+ */
+const MERGE_CHECK_LIMIT = 4096;
 
 /** Why a range was flushed; counted in .pmemfs/stats. */
 export type PersistPoint = 'data' | 'log' | 'commit' | 'superblock' | 'all';
@@ -498,19 +502,21 @@ export class Region {
    * page flushes the device cache on ext4 and XFS; a single span within one
    * window is one msync of it (measured on the VM's disk: an overwrite's
    * fdatasync p50 184 -> 170 µs in the engine). Dirty pages outside the
-   * ranges stay dirty.
+   * ranges stay dirty, except those of `along` that lie between two spans
+   * the flush joins.
    * @param ranges [offset, length] pairs in bytes, inside the region
+   * @param along [offset, length] pairs in bytes whose dirty pages may go
+   *   with this flush when that joins two spans into one call: the caller
+   *   says writing them early is safe (a checkpoint of a durable commit)
    * @throws FsError EIO (the flush failed, or the region is shut down)
    */
-  persistRanges(point: PersistPoint, ranges: ReadonlyArray<readonly [number, number]>): void {
+  persistRanges(point: PersistPoint, ranges: ReadonlyArray<readonly [number, number]>, along: ReadonlyArray<readonly [number, number]> = []): void {
     if (this.readOnly || ranges.length === 0) return;
     for (const [off, len] of ranges) this.check(off, len);
-    const spans = this.coalesce(ranges);
+    const spans = this.coalesce(ranges, along);
     if (spans.length === 0) return;                      // only empty ranges: nothing of theirs to flush
     const pages: number[] = [];
-    for (const [start, len] of spans) {
-      for (let p = start / PAGE_SIZE, last = (start + len) / PAGE_SIZE - 1; p <= last; p++) if (this.dirtyPages.has(p)) pages.push(p);
-    }
+    for (const [start, len] of spans) this.dirtyIn(start / PAGE_SIZE, (start + len) / PAGE_SIZE, pages);
     this.flushPoint(point, () => pages, () => {
       const n = loadNative();
       // One span inside one window (an overwrite's fdatasync, or a file's pages with only clean ones
@@ -531,29 +537,57 @@ export class Region {
   /**
    * Byte ranges as page-aligned spans for a flush: sorted, overlapping and
    * adjacent ones merged (a page stored to twice is written back once), and
-   * two spans joined across a gap of at most MERGE_GAP_PAGES pages in one
-   * window when none of the gap's pages is dirty — writing the joined span
-   * back writes nothing more, in one call. A gap with a dirty page (another
-   * file's data, a checkpoint) keeps the spans apart: those pages are not
-   * this flush's.
+   * two spans in one window joined across a gap when no page of the gap is
+   * dirty — the host's write-back looks up dirty pages by tag (clean pages
+   * cost it nothing), so the joined span writes nothing more and is one
+   * call: a commit's log, checkpoint and data homes, thousands of pages
+   * apart, become one msync when nothing else is unflushed between them.
+   * A gap with a dirty page (another file's data) keeps the spans apart:
+   * that page is not this flush's, unless it is one of `along`'s. Joining
+   * is skipped when telling would take more than MERGE_CHECK_LIMIT set
+   * lookups.
    * @param ranges [offset, length] pairs in bytes (checked by the caller)
+   * @param along [offset, length] pairs in bytes whose dirty pages do not keep spans apart
    * @returns [offset, length] pairs in bytes, page-aligned, ascending, inside the region
    */
-  private coalesce(ranges: ReadonlyArray<readonly [number, number]>): Array<[number, number]> {
+  private coalesce(ranges: ReadonlyArray<readonly [number, number]>, along: ReadonlyArray<readonly [number, number]>): Array<[number, number]> {
     const sorted = ranges.map(([off, len]): [number, number] => [Math.floor(off / PAGE_SIZE), Math.ceil((off + len) / PAGE_SIZE)])
       .filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
     const out: Array<[number, number]> = [];   // [first page, end page)
+    const window = (page: number) => Math.floor(page * PAGE_SIZE / WINDOW_SIZE);
     for (const [a, b] of sorted) {
       const last = out[out.length - 1];
       if (last && a <= last[1]) { last[1] = Math.max(last[1], b); continue; }
-      if (last && a - last[1] <= MERGE_GAP_PAGES && Math.floor(last[0] * PAGE_SIZE / WINDOW_SIZE) === Math.floor((b * PAGE_SIZE - 1) / WINDOW_SIZE)) {
-        let clean = true;
-        for (let p = last[1]; p < a && clean; p++) clean = !this.dirtyPages.has(p);
-        if (clean) { last[1] = b; continue; }
-      }
+      if (last && window(last[0]) === window(b - 1) && this.cleanGap(last[1], a, along)) { last[1] = b; continue; }
       out.push([a, b]);
     }
     return out.map(([a, b]) => [a * PAGE_SIZE, Math.min(this.size, b * PAGE_SIZE) - a * PAGE_SIZE]);
+  }
+
+  /**
+   * Whether no page of [first, end) is dirty but those inside `along`'s
+   * byte ranges, told in at most MERGE_CHECK_LIMIT lookups (false when it
+   * would take more).
+   */
+  private cleanGap(first: number, end: number, along: ReadonlyArray<readonly [number, number]>): boolean {
+    const foreign = (p: number) => !along.some(([off, len]) => p * PAGE_SIZE < off + len && off < (p + 1) * PAGE_SIZE);
+    if (end - first <= this.dirtyPages.size) {
+      if (end - first > MERGE_CHECK_LIMIT) return false;
+      for (let p = first; p < end; p++) if (this.dirtyPages.has(p) && foreign(p)) return false;
+      return true;
+    }
+    if (this.dirtyPages.size > MERGE_CHECK_LIMIT) return false;
+    for (const p of this.dirtyPages) if (p >= first && p < end && foreign(p)) return false;
+    return true;
+  }
+
+  /** Append the dirty pages of [first, end) to `out`, by whichever is shorter: the range or the dirty set. */
+  private dirtyIn(first: number, end: number, out: number[]): void {
+    if (end - first <= this.dirtyPages.size) {
+      for (let p = first; p < end; p++) if (this.dirtyPages.has(p)) out.push(p);
+    } else {
+      for (const p of this.dirtyPages) if (p >= first && p < end) out.push(p);
+    }
   }
 
   /** Flush every mapped window. */

@@ -212,11 +212,14 @@ describe('flushes per commit', () => {
     f.fsync(null);
     f.write(a.fh, '/a', Buffer.alloc(4096, 2), 4096, 0);
     f.write(b.fh, '/b', Buffer.alloc(4096, 2), 4096, 0);
-    const before = m.region.unflushedPages;
     f.fsync(a.inode, true);
     // a's page is flushed, with the superblock sector that carries the data checkpoint of the
-    // commit that logged the first writes; b's page (and the pending metadata) are not.
-    expect(m.region.unflushedPages).toBe(before - 2);
+    // commit that logged the first writes (a's blocks among them); b's page is not.
+    const page = (h: typeof a) => h.inode.bmap.extents[0].regionBlock;   // 4 KiB blocks: page = block
+    const lost = m.region.crashImage(path.join(dir, 'cut.pmem'), () => true);
+    expect(lost).toContain(page(b));
+    expect(lost).not.toContain(page(a));
+    expect(lost).not.toContain(0);
     f.release(a.fh); f.release(b.fh);
     unmountRegion(m);
   });
@@ -429,6 +432,43 @@ describe('data logging (DATALOG)', () => {
     expect(b.subarray(4096).equals(Buffer.alloc(4096, 0x31))).toBe(true);
     expect(r.engine.journal.stats.dataImagesSkipped).toBeGreaterThan(0);
     unmountRegion(r);
+  });
+
+  it('a data-only flush takes the superblock sector only with a block whose logged image replay could write back', () => {
+    const m = fresh(true);
+    const f = m.fs;
+    const j = m.engine.journal;
+    const old = f.create('/old', 0o644, C.O_RDWR, ROOT);
+    f.write(old.fh, '/old', Buffer.alloc(8192, 0x11), 8192, 0);
+    f.fsync(null); f.fsync(null);                                   // /old durable, the superblock's dataSeq too
+    expect(j.dataSeqUnflushed).toBe(false);
+    const nu = f.create('/new', 0o644, C.O_RDWR, ROOT);
+    f.write(nu.fh, '/new', Buffer.alloc(8192, 0x21), 8192, 0);
+    const logged = j.stats.dataImagesLogged;
+    f.fsync(nu.inode);                                              // a commit that logs /new's blocks
+    expect(j.stats.dataImagesLogged - logged).toBe(2);
+    expect(j.dataSeqUnflushed).toBe(true);
+    f.write(old.fh, '/old', Buffer.alloc(4096, 0x12), 4096, 0);
+    expect(flushes(m, () => f.fsync(old.inode, true))).toBe(1);     // no commit: /old's page, not the sector
+    expect(j.dataSeqUnflushed).toBe(true);
+    const first = path.join(dir, 'first.pmem');
+    const lost = m.region.crashImage(first, () => true);            // replay writes /new's logged images: what is there
+    expect(lost).toContain(0);
+    expect(lost).not.toContain(old.inode.bmap.extents[0].regionBlock);   // 4 KiB blocks: page = block
+    f.write(nu.fh, '/new', Buffer.alloc(4096, 0x22), 4096, 0);
+    f.fsync(nu.inode, true);                                        // a logged block: the sector goes too
+    expect(m.region.crashImage(path.join(dir, 'probe.pmem'), () => true)).not.toContain(0);
+    expect(j.dataSeqUnflushed).toBe(false);
+    const r = remountAfterCut(m, path.join(dir, 'second.pmem'), () => { f.release(old.fh); f.release(nu.fh); });
+    expect(content(r, '/old', 8192).equals(Buffer.concat([Buffer.alloc(4096, 0x12), Buffer.alloc(4096, 0x11)]))).toBe(true);
+    expect(content(r, '/new', 8192).equals(Buffer.concat([Buffer.alloc(4096, 0x22), Buffer.alloc(4096, 0x21)]))).toBe(true);
+    unmountRegion(r);
+    const q = mountRegion(first, OPTS, LOG);
+    expect(q.recovered).toBe(true);
+    expect(content(q, '/old', 8192).equals(Buffer.concat([Buffer.alloc(4096, 0x12), Buffer.alloc(4096, 0x11)]))).toBe(true);
+    expect(content(q, '/new', 8192).every((b) => b === 0x21)).toBe(true);
+    unmountRegion(q);
+    for (const c of [first, path.join(dir, 'second.pmem')]) expect(checkRegion(c, false).problems).toEqual([]);
   });
 
   it('a forged log that aims a data image at a block another file maps is not followed', () => {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadNative, setNativeBinding } from '../../src/native.js';
 import { LOST_FRESH_BYTE, Region, storeModeFor, WINDOW_SIZE } from '../../src/region/region.js';
 import { regionOff } from '../../src/types.js';
 
@@ -58,6 +59,17 @@ describe('Region.persistRanges', () => {
     for (const pg of dirty) r.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x22), 0, PAGE);
     return r;
   }
+  /** Count the addon's write-back and msync calls (msync: [offset, length] in its window) until setNativeBinding(null). */
+  function countFlushCalls(): { writeback: number; msync: Array<[number, number]> } {
+    const real = loadNative();
+    const calls = { writeback: 0, msync: [] as Array<[number, number]> };
+    setNativeBinding({
+      ...real,
+      writeback: (...a: Parameters<typeof real.writeback>) => { calls.writeback++; return real.writeback(...a); },
+      msync: (w: Buffer, off: number, len: number) => { calls.msync.push([off, len]); return real.msync(w, off, len); },
+    });
+    return calls;
+  }
   /** The pages a power cut losing every unflushed page would show the old content of. */
   function unflushed(r: Region): number[] {
     const gone = r.crashImage(path.join(dir, 'crash.img'), () => true);
@@ -88,16 +100,60 @@ describe('Region.persistRanges', () => {
     r.close();
   });
 
-  it('flushes ranges farther apart than the join limit by write-back of each and one device flush, a dirty page between them left dirty', () => {
+  it('flushes ranges with a dirty page between them by write-back of each and one device flush, that page left dirty', () => {
     const p = path.join(dir, 'g.img');
     fs.writeFileSync(p, Buffer.alloc(4 << 20));
     const r = Region.open(p);
     r.recordUnflushed();
     for (const pg of [1, 600]) r.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x33), 0, PAGE);
     r.write(regionOff(300 * PAGE), Buffer.alloc(PAGE, 0x44), 0, PAGE);
-    r.persistRanges('data', [[600 * PAGE, PAGE], [PAGE, PAGE]]);
+    const calls = countFlushCalls();
+    try {
+      r.persistRanges('data', [[600 * PAGE, PAGE], [PAGE, PAGE]]);
+    } finally { setNativeBinding(null); }
+    expect(calls.writeback).toBe(4);                             // two spans: started, then waited on
+    expect(calls.msync.length).toBe(1);                          // one device flush
     expect(unflushed(r)).toEqual([300]);
     r.close();
+  });
+
+  it('joins ranges hundreds of pages apart into one msync when no page between them is dirty', () => {
+    const p = path.join(dir, 'h.img');
+    fs.writeFileSync(p, Buffer.alloc(8 << 20));
+    const r = Region.open(p);
+    r.recordUnflushed();
+    for (const pg of [0, 700, 1900, 1950]) r.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x55), 0, PAGE);
+    const calls = countFlushCalls();
+    try {
+      r.persistRanges('data', [[1900 * PAGE, PAGE], [0, 512], [700 * PAGE + 8, 100]]);
+    } finally { setNativeBinding(null); }
+    expect(calls.writeback).toBe(0);
+    expect(calls.msync).toEqual([[0, 1901 * PAGE]]);             // [page 0, page 1901): one span, one call
+    expect(unflushed(r)).toEqual([1950]);                        // not a range's, so not flushed
+    r.close();
+  });
+
+  it('joins across dirty pages the caller lets go along (a durable commit\'s checkpoint), not across others', () => {
+    const p = path.join(dir, 'k.img');
+    fs.writeFileSync(p, Buffer.alloc(8 << 20));
+    const r = Region.open(p);
+    r.recordUnflushed();
+    for (const pg of [0, 300, 301, 900, 1500]) r.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x66), 0, PAGE);
+    const calls = countFlushCalls();
+    try {
+      r.persistRanges('data', [[0, 512], [900 * PAGE, PAGE]], [[300 * PAGE, 2 * PAGE]]);
+      r.persistRanges('data', [[1500 * PAGE, PAGE]], []);
+    } finally { setNativeBinding(null); }
+    expect(calls.writeback).toBe(0);
+    expect(calls.msync).toEqual([[0, 901 * PAGE], [1500 * PAGE, PAGE]]);
+    expect(unflushed(r)).toEqual([]);
+    r.close();
+    const q = Region.open(p);
+    q.recordUnflushed();
+    for (const pg of [0, 300, 301, 900]) q.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x67), 0, PAGE);
+    q.persistRanges('data', [[0, 512], [900 * PAGE, PAGE]], [[300 * PAGE, PAGE]]);   // 301 is not the caller's
+    expect(unflushed(q)).toEqual([300, 301]);
+    q.close();
   });
 });
 
