@@ -59,6 +59,15 @@ describe('Region.persistRanges', () => {
     for (const pg of dirty) r.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x22), 0, PAGE);
     return r;
   }
+  /** An 8 MiB region of zeroes (file `name`), recording on, with `dirty` pages stored to and not flushed. */
+  function dirtyRegion(name: string, dirty: number[]): Region {
+    const p = path.join(dir, name);
+    if (!fs.existsSync(p)) fs.writeFileSync(p, Buffer.alloc(8 << 20));
+    const r = Region.open(p);
+    r.recordUnflushed();
+    for (const pg of dirty) r.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x33), 0, PAGE);
+    return r;
+  }
   /** Count the addon's write-back and msync calls (msync: [offset, length] in its window) until setNativeBinding(null). */
   function countFlushCalls(): { writeback: number; msync: Array<[number, number]> } {
     const real = loadNative();
@@ -101,12 +110,7 @@ describe('Region.persistRanges', () => {
   });
 
   it('flushes ranges with a dirty page between them by write-back of each and one device flush, that page left dirty', () => {
-    const p = path.join(dir, 'g.img');
-    fs.writeFileSync(p, Buffer.alloc(4 << 20));
-    const r = Region.open(p);
-    r.recordUnflushed();
-    for (const pg of [1, 600]) r.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x33), 0, PAGE);
-    r.write(regionOff(300 * PAGE), Buffer.alloc(PAGE, 0x44), 0, PAGE);
+    const r = dirtyRegion('g.img', [1, 300, 600]);
     const calls = countFlushCalls();
     try {
       r.persistRanges('data', [[600 * PAGE, PAGE], [PAGE, PAGE]]);
@@ -118,11 +122,7 @@ describe('Region.persistRanges', () => {
   });
 
   it('joins ranges hundreds of pages apart into one msync when no page between them is dirty', () => {
-    const p = path.join(dir, 'h.img');
-    fs.writeFileSync(p, Buffer.alloc(8 << 20));
-    const r = Region.open(p);
-    r.recordUnflushed();
-    for (const pg of [0, 700, 1900, 1950]) r.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x55), 0, PAGE);
+    const r = dirtyRegion('h.img', [0, 700, 1900, 1950]);
     const calls = countFlushCalls();
     try {
       r.persistRanges('data', [[1900 * PAGE, PAGE], [0, 512], [700 * PAGE + 8, 100]]);
@@ -134,11 +134,7 @@ describe('Region.persistRanges', () => {
   });
 
   it('joins across dirty pages the caller lets go along (a durable commit\'s checkpoint), not across others', () => {
-    const p = path.join(dir, 'k.img');
-    fs.writeFileSync(p, Buffer.alloc(8 << 20));
-    const r = Region.open(p);
-    r.recordUnflushed();
-    for (const pg of [0, 300, 301, 900, 1500]) r.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x66), 0, PAGE);
+    const r = dirtyRegion('k.img', [0, 300, 301, 900, 1500]);
     const calls = countFlushCalls();
     try {
       r.persistRanges('data', [[0, 512], [900 * PAGE, PAGE]], [[300 * PAGE, 2 * PAGE]]);
@@ -148,9 +144,7 @@ describe('Region.persistRanges', () => {
     expect(calls.msync).toEqual([[0, 901 * PAGE], [1500 * PAGE, PAGE]]);
     expect(unflushed(r)).toEqual([]);
     r.close();
-    const q = Region.open(p);
-    q.recordUnflushed();
-    for (const pg of [0, 300, 301, 900]) q.write(regionOff(pg * PAGE), Buffer.alloc(PAGE, 0x67), 0, PAGE);
+    const q = dirtyRegion('k.img', [0, 300, 301, 900]);
     q.persistRanges('data', [[0, 512], [900 * PAGE, PAGE]], [[300 * PAGE, PAGE]]);   // 301 is not the caller's
     expect(unflushed(q)).toEqual([300, 301]);
     q.close();
