@@ -132,10 +132,7 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
           fb += n;
         }
       } else if (seg.flags & EXT_UNWRITTEN) {
-        const base = seg.regionBlock * bs - segStart;
-        c.region.zero(regionOff(segStart + base), s - segStart);
-        c.region.write(regionOff(s + base), src, srcOff + s - off, e - s);
-        c.region.zero(regionOff(e + base), segEnd - e);
+        storeWholeBlocks(c, seg.regionBlock * bs - segStart, segStart, segEnd, { src, srcOff, off, s, e }, false);
         inode.bmap.convertWritten(permit!, seg.fileBlock, seg.len);
         tx.orderData();
       } else {
@@ -165,12 +162,39 @@ export function writeData(c: DataContext, tx: Transaction, inode: Inode, path: s
 function fillNewBlocks(c: DataContext, rb: number, fb: number, n: number, src: Buffer, off: number, end: number, srcOff: number): void {
   const bs = c.blockSize;
   const fStart = fb * bs, fEnd = (fb + n) * bs;
-  const s = Math.max(off, fStart), e = Math.min(end, fEnd);
-  const base = rb * bs - fStart;
   // Blocks this transaction allocated: no pre-images for the power-fail recording (Region.write's `fresh`).
-  if (s > fStart) c.region.zero(regionOff(fStart + base), s - fStart, true);
-  c.region.write(regionOff(s + base), src, srcOff + s - off, e - s, true);
-  if (e < fEnd) c.region.zero(regionOff(e + base), fEnd - e, true);
+  storeWholeBlocks(c, rb * bs - fStart, fStart, fEnd, { src, srcOff, off, s: Math.max(off, fStart), e: Math.min(end, fEnd) }, true);
+}
+
+/**
+ * Store the file bytes [from, to) (block-aligned) of blocks whose old
+ * content a write discards (newly allocated, or unwritten): the write's
+ * bytes where they fall, file bytes [s, e) taken from src[srcOff + s - off],
+ * and zeroes elsewhere, in whole blocks only. A store into part of a page
+ * the host does not have cached makes it read that page from disk first
+ * (ext4_block_write_begin waits for the read): the region file's pages are
+ * not cached after mkfs.pmemfs -P or once evicted, and a sqlite commit's
+ * journal header and records are partial blocks, so the blocks holding the
+ * first and last bytes are built in memory and written whole.
+ * @param base region byte offset minus file byte offset of these blocks
+ * @param fresh Region.write's `fresh` (blocks this transaction allocated: no pre-images)
+ */
+function storeWholeBlocks(c: DataContext, base: number, from: number, to: number,
+  d: { src: Buffer; srcOff: number; off: number; s: number; e: number }, fresh: boolean): void {
+  const bs = c.blockSize;
+  const b0 = Math.floor(d.s / bs) * bs, b1 = Math.ceil(d.e / bs) * bs;   // the blocks the bytes fall in
+  const whole = (at: number) => {
+    const blk = Buffer.alloc(bs);
+    const a = Math.max(d.s, at), z = Math.min(d.e, at + bs);
+    d.src.copy(blk, a - at, d.srcOff + a - d.off, d.srcOff + z - d.off);
+    c.region.write(regionOff(at + base), blk, 0, bs, fresh);
+  };
+  if (b0 > from) c.region.zero(regionOff(from + base), b0 - from, fresh);
+  let lo = b0, hi = b1;
+  if (d.s > b0 || d.e < b0 + bs) { whole(b0); lo = b0 + bs; }
+  if (hi > lo && d.e < b1) { whole(b1 - bs); hi = b1 - bs; }
+  if (hi > lo) c.region.write(regionOff(lo + base), d.src, d.srcOff + lo - d.off, hi - lo, fresh);
+  if (b1 < to) c.region.zero(regionOff(b1 + base), to - b1, fresh);
 }
 
 /**

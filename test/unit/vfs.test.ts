@@ -284,6 +284,54 @@ describe('data', () => {
   });
 });
 
+describe('stores into blocks a write makes new', () => {
+  /** Run fn with the region's stores recorded as [region offset, length] in bytes. */
+  function stores(m: Mounted, fn: () => void | Promise<void>): Promise<Array<[number, number]>> | Array<[number, number]> {
+    const r = m.region, got: Array<[number, number]> = [];
+    const write = r.write.bind(r), zero = r.zero.bind(r);
+    r.write = (off, src, srcOff, len, fresh) => { got.push([off, len]); write(off, src, srcOff, len, fresh); };
+    r.zero = (off, len, fresh) => { got.push([off, len]); zero(off, len, fresh); };
+    const done = () => { r.write = write; r.zero = zero; return got; };
+    const res = fn();
+    return res instanceof Promise ? res.then(done) : done();
+  }
+  /** The stores that fall in p's blocks. */
+  const dataStores = (m: Mounted, p: string, got: Array<[number, number]>) =>
+    got.filter(([o]) => m.fs.resolve(p).bmap.extents.some((x) => o >= x.regionBlock * BS && o < (x.regionBlock + x.len) * BS));
+
+  it('are whole blocks, data and zeroes, so the host never reads a page to merge a partial store', async () => {
+    const m = mount(region());
+    const f = m.fs;
+    const h = f.create('/j', 0o644, C.O_RDWR, ROOT_CALLER);
+    const head = randomBytes(512), mid = randomBytes(3 * BS), tail = randomBytes(100);
+    let got = stores(m, () => { f.write(h.fh, '/j', head, 512, 28); }) as Array<[number, number]>;   // part of one new block
+    expect(dataStores(m, '/j', got)).toEqual([[m.fs.resolve('/j').bmap.extents[0].regionBlock * BS, BS]]);
+    got = stores(m, () => { f.write(h.fh, '/j', Buffer.concat([mid, tail]), 3 * BS + 100, BS + 1000); }) as Array<[number, number]>;
+    for (const [o, l] of dataStores(m, '/j', got)) expect([o % BS, l % BS], `store [${o}, +${l})`).toEqual([0, 0]);
+    const u = f.create('/u', 0o644, C.O_RDWR, ROOT_CALLER);
+    await f.fallocate('/u', 0, 0, 8 * BS);                             // unwritten blocks
+    expect(m.fs.resolve('/u').bmap.extents[0].flags & EXT_UNWRITTEN).toBeTruthy();
+    got = await stores(m, () => { f.write(u.fh, '/u', tail, 100, 2 * BS + 7); });
+    expect(dataStores(m, '/u', got).length).toBeGreaterThan(0);
+    for (const [o, l] of dataStores(m, '/u', got)) expect([o % BS, l % BS], `store [${o}, +${l})`).toEqual([0, 0]);
+    f.release(h.fh); f.release(u.fh);
+    const j = get(f, '/j');
+    expect(j.length).toBe(BS + 1000 + 3 * BS + 100);
+    expect(zeros(j.subarray(0, 28))).toBe(true);
+    expect(j.subarray(28, 540).equals(head)).toBe(true);
+    expect(zeros(j.subarray(540, BS + 1000))).toBe(true);
+    expect(j.subarray(BS + 1000).equals(Buffer.concat([mid, tail]))).toBe(true);
+    const v = get(f, '/u');
+    expect(zeros(v.subarray(0, 2 * BS + 7))).toBe(true);
+    expect(v.subarray(2 * BS + 7, 2 * BS + 107).equals(tail)).toBe(true);
+    expect(zeros(v.subarray(2 * BS + 107))).toBe(true);
+    unmount(m);
+    const again = mount(path.join(dir, 'r.pmem'));
+    expect(get(again.fs, '/j').equals(j)).toBe(true);
+    expect(get(again.fs, '/u').equals(v)).toBe(true);
+  });
+});
+
 describe('ENOSPC on a small region', () => {
   let m: Mounted, f: PmemFs;
   beforeEach(() => { m = mount(region(8 * MiB)); f = m.fs; });
