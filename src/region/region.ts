@@ -412,11 +412,9 @@ export class Region {
   }
 
   private flushed(firstPage: number, lastPage: number): void {
-    if (lastPage - firstPage > this.dirtyPages.size) {
-      for (const p of [...this.dirtyPages]) if (p >= firstPage && p <= lastPage) { this.dirtyPages.delete(p); this.preImages?.delete(p); }
-    } else {
-      for (let p = firstPage; p <= lastPage; p++) { this.dirtyPages.delete(p); this.preImages?.delete(p); }
-    }
+    const pages: number[] = [];
+    this.dirtyIn(firstPage, lastPage + 1, pages);
+    for (const p of pages) { this.dirtyPages.delete(p); this.preImages?.delete(p); }
   }
 
   /**
