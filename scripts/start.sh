@@ -66,12 +66,15 @@ pmemfs "$REGION" "$MNT" -f -o "$OPTS" >"$TMP/log" 2>&1 &
 DAEMON_PID=$!
 
 # wait returns early (status > 128) when a trapped signal arrives; keep
-# waiting until the daemon has really exited.
-while :; do
-  rc=0
-  wait "$DAEMON_PID" || rc=$?
-  kill -0 "$DAEMON_PID" 2>/dev/null || break
+# waiting until the daemon has really exited, then ask for its own status:
+# a wait that a signal cut short says nothing about it (Ctrl-C brings
+# SIGINT and npm's SIGTERM, and the second can end the last wait just as
+# the daemon exits 0). Once the daemon is gone that wait does not block.
+while kill -0 "$DAEMON_PID" 2>/dev/null; do
+  wait "$DAEMON_PID" 2>/dev/null || true
 done
+rc=0
+wait "$DAEMON_PID" || rc=$?
 DAEMON_PID=''
 wait "$PRETTY_PID" 2>/dev/null || true
 PRETTY_PID=''
