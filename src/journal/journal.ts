@@ -331,11 +331,11 @@ export class Journal {
     const logOff = this.areaStart(this.seq % 2) * bs;
     const all = Buffer.concat([...body, commit]);
     region.write(regionOff(logOff), all, 0, all.length);
+    const dataHomes = homes.slice(metaCount).map((h) => [h * bs, bs] as const);   // region bytes
     if (only === null) region.persistDirty('commit');
     else {
-      const ranges: Array<readonly [number, number]> = [[logOff, all.length], ...this.checkpointRanges, ...only];
       // Logged data is made durable at home by the same flush: dataSeq may then say so (step 1a).
-      for (let i = metaCount; i < homes.length; i++) ranges.push([homes[i] * bs, bs]);
+      const ranges: Array<readonly [number, number]> = [[logOff, all.length], ...this.checkpointRanges, ...only, ...dataHomes];
       if (this.dataSeqUnflushed) ranges.push([0, SB_SIZE]);
       region.persistRanges('commit', ranges);
     }
@@ -346,7 +346,7 @@ export class Journal {
     if (dataImages) {
       this.dataLoggedSeq = this.seq;
       this.stats.dataImagesLogged += dataImages;
-      for (let i = metaCount; i < homes.length; i++) this.dataUncovered.push([homes[i] * bs, bs]);
+      this.dataUncovered.push(...dataHomes);
     }
     this.images.clear();
     this.orderedData = false;
