@@ -264,7 +264,7 @@ export class PmemService {
       `subsystem=op ${kv(f.ops.stats)}`,
       `subsystem=tx ${kv(f.tx.stats)}`,
       `subsystem=journal ${kv({ ...f.tx.journal.stats, next_seq: f.tx.journal.seq, running_blocks: f.tx.journal.dirtyBlocks, log_blocks: sb.journalBlocks, busy_blocks: a.busyBlocks, commit_ms: this.opts.commitMs ?? 5000 })}`,
-      `subsystem=persist ${kv({ data: 0, log: 0, commit: 0, superblock: 0, all: 0, ...persist, seq: f.store.region.persistSeq, unflushed_pages: f.store.region.unflushedPages, recording: f.store.region.recording ? 1 : 0, stores: f.store.region.stores })}`,
+      `subsystem=persist ${kv({ data: 0, log: 0, commit: 0, superblock: 0, all: 0, ...persist, seq: f.store.region.persistSeq, unflushed_pages: f.store.region.unflushedPages, recording: f.store.region.recording ? 1 : 0, preimage_reads: f.store.region.preImageReads, stores: f.store.region.stores })}`,
       `subsystem=guard ${kv({ ...f.guard.stats, busy_policy: this.opts.busy, busy_timeout_ms: this.opts.busyTimeoutMs })}`,
       `subsystem=seal ${kv(this.seals.stats)}`,
       `subsystem=reflink ${kv({ shared_extents: f.store.refcount.size, ...f.data.share })}`,

@@ -88,6 +88,10 @@ function zeroes(len: number): Buffer {
  */
 class PreImages {
   private static readonly PER_SLAB = 4096;
+  /** Pages per fill at most (1 MiB): the scratch buffer's size. */
+  private static readonly RUN_PAGES = 256;
+  private readonly runSlots = new Array<number>(PreImages.RUN_PAGES);
+  private scratch: Buffer | null = null;
   private readonly slot = new Map<number, number>();   // page → slot
   private readonly free: number[] = [];
   private readonly slabs: Buffer[] = [];
@@ -117,24 +121,39 @@ class PreImages {
 
   /**
    * Keep pages [first, first + count) as pre-images, their content filled
-   * by `fill(dst, page)` into the slab itself: one call per run of slots
-   * that lie side by side in one slab (after a full flush the slots are
-   * handed out in order, so a long store's pages make one run), instead of
-   * one read or copy per page.
+   * by `fill(dst, page)` (dst: the content of pages [page, page +
+   * dst.length / 4 KiB)): one call per chunk of at most RUN_PAGES pages,
+   * instead of one read or copy per page. A chunk whose slots lie side by
+   * side in one slab (after a full flush the slots are handed out in
+   * order) is filled in the slab itself; one whose slots do not (slots
+   * recycled after ranged flushes, fsync's path) is filled into a scratch
+   * buffer and copied from there page by page: a 4 KiB copy costs far less
+   * than the pread(2) per page it saves.
+   * @returns the number of `fill` calls made
    */
-  keepRun(first: number, count: number, fill: (dst: Buffer, page: number) => void): void {
-    for (let i = 0; i < count;) {
-      const s = this.free.pop() ?? this.next++;
-      this.slot.set(first + i, s);
-      let n = 1;
-      while (i + n < count && this.free.length === 0 && this.next === s + n && (s + n) % PreImages.PER_SLAB !== 0) {
-        this.slot.set(first + i + n, this.next++);
-        n++;
+  keepRun(first: number, count: number, fill: (dst: Buffer, page: number) => void): number {
+    let calls = 0;
+    const slots = this.runSlots;
+    for (let i = 0; i < count; calls++) {
+      const n = Math.min(count - i, PreImages.RUN_PAGES);
+      let sideBySide = true;
+      for (let k = 0; k < n; k++) {
+        const s = this.free.pop() ?? this.next++;
+        slots[k] = s;
+        this.slot.set(first + i + k, s);
+        if (k > 0 && (s !== slots[0] + k || s % PreImages.PER_SLAB === 0)) sideBySide = false;
       }
-      const at = (s % PreImages.PER_SLAB) * PAGE_SIZE;
-      fill(this.slab(s).subarray(at, at + n * PAGE_SIZE), first + i);
+      if (sideBySide) {
+        const at = (slots[0] % PreImages.PER_SLAB) * PAGE_SIZE;
+        fill(this.slab(slots[0]).subarray(at, at + n * PAGE_SIZE), first + i);
+      } else {
+        this.scratch ??= Buffer.allocUnsafe(PreImages.RUN_PAGES * PAGE_SIZE);
+        fill(this.scratch.subarray(0, n * PAGE_SIZE), first + i);
+        for (let k = 0; k < n; k++) this.scratch.copy(this.view(slots[k]), 0, k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
+      }
       i += n;
     }
+    return calls;
   }
 
   /** Page p's pre-image, or undefined when none is kept. */
@@ -174,6 +193,8 @@ export class Region {
   onPersist: ((point: PersistPoint, seq: number) => void) | null = null;
   /** Persistence points so far (the N of "crash at the Nth persistence point"). */
   persistSeq = 0;
+  /** Reads (preads, or copies from the mapping) that took recording's pre-images: its cost in system calls. */
+  preImageReads = 0;
   /** Set by powerFail(): the media is gone; every further store or flush throws. */
   halted = false;
   /**
@@ -344,12 +365,12 @@ export class Region {
   /**
    * noteStore: keep the current (flushed) content of pages [first, end) as
    * their pre-images, read in one pread (or copied from the mapping, by the
-   * store mode) per run of slab slots that lie side by side.
+   * store mode) per 1 MiB of the run (PreImages.keepRun).
    * @returns -1 (no run open), for the caller's `run`
    */
   private keepFlushed(first: number, end: number): number {
     if (first < 0 || end <= first) return -1;
-    this.preImages!.keepRun(first, end - first, (dst, page) => {
+    this.preImageReads += this.preImages!.keepRun(first, end - first, (dst, page) => {
       if (this.stores === 'pwrite') this.preadInto(regionOff(page * PAGE_SIZE), dst);
       else this.read(regionOff(page * PAGE_SIZE), dst, 0, dst.length);
     });
