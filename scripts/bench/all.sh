@@ -34,16 +34,13 @@ BINDFS_OPTS=${BINDFS_OPTS:--o direct_io,big_writes}
 PMEMFS_OPTS=${PMEMFS_OPTS:-dax=always,log=warn}
 # shellcheck source=scripts/bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-for v in REPS SIZE_MB FIO_SECONDS FIO_SIZE_MB NFILES; do
-  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
-done
+require_positive REPS SIZE_MB FIO_SECONDS FIO_SIZE_MB NFILES
 [[ -d $TREE ]] || die "TREE=$TREE is not a directory"
 bench_require "$PMEMFS" "$MKFS_PMEMFS" bindfs dd fio perl node cp mountpoint awk du
 
 TREE_MB=$(du -sm "$TREE" | awk '{ print $1 }')
 REGION_MB=$((SIZE_MB + FIO_SIZE_MB + TREE_MB * 2 + 512))
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 mbps() { awk -v b="$1" -v t0="$2" -v t1="$3" 'BEGIN { printf "%.0f", b / 1048576 / (t1 - t0) }'; }
 

@@ -76,9 +76,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/bench/lib.sh
 . "$HERE/lib.sh"
 
-for v in REPS FSYNC_OPS FILE_MB FIO_SECONDS FIO_SIZE_MB TX_SECONDS POOL_MB SQL_ROLLBACK_TX SQL_WAL_TX; do
-  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
-done
+require_positive REPS FSYNC_OPS FILE_MB FIO_SECONDS FIO_SIZE_MB TX_SECONDS POOL_MB SQL_ROLLBACK_TX SQL_WAL_TX
 ((POOL_MB >= 8)) || die "POOL_MB must be at least 8 (libpmemobj's smallest pool)"
 # dax=always needs FUSE_DIRECT_IO_ALLOW_MMAP (kernel 6.6+) for the PMDK pool and SQLite's WAL index:
 # the pmemfs mount log says when the kernel lacks it, and those figures then fail.
@@ -93,7 +91,6 @@ case $(df --output=fstype "$BENCH_DIR" | tail -n 1) in
   tmpfs | ramfs) [[ ${IN_MEMORY:-0} == 1 ]] || die "BENCH_DIR=$BENCH_DIR is in memory: set BENCH_DIR to a directory on a disk (or IN_MEMORY=1 to compare against tmpfs on purpose)" ;;
 esac
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 # shellcheck disable=SC2086  # V[T,M] is a list of numbers
 med() { median ${V[$1,$2]}; }  # med TARGET METRIC
 

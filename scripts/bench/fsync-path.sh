@@ -43,16 +43,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/bench/lib.sh
 . "$HERE/lib.sh"
 
-for v in REPS OPS FILE_MB; do
-  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
-done
+require_positive REPS OPS FILE_MB
 bench_require "$PMEMFS" "$MKFS_PMEMFS" cc bindfs mountpoint awk df
-[[ -d $BENCH_DIR ]] || die "BENCH_DIR=$BENCH_DIR is not a directory"
-case $(df --output=fstype "$BENCH_DIR" | tail -n 1) in
-  tmpfs | ramfs) die "BENCH_DIR=$BENCH_DIR is in memory: set BENCH_DIR to a directory on a disk" ;;
-esac
+require_disk_dir "$BENCH_DIR"
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 declare -A V=()
 add() {  # add METRIC VALUE
   [[ $2 =~ ^-?[0-9]+(\.[0-9]+)?$ ]] || die "$1: expected a number, got '$2'"

@@ -35,14 +35,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/bench/lib.sh
 . "$HERE/lib.sh"
 
-for v in REPS SQL_TX; do
-  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
-done
+require_positive REPS SQL_TX
 bench_require "$PMEMFS" "$MKFS_PMEMFS" sqlite3 bindfs mountpoint awk df
-[[ -d $BENCH_DIR ]] || die "BENCH_DIR=$BENCH_DIR is not a directory"
-case $(df --output=fstype "$BENCH_DIR" | tail -n 1) in
-  tmpfs | ramfs) die "BENCH_DIR=$BENCH_DIR is in memory: set BENCH_DIR to a directory on a disk" ;;
-esac
+require_disk_dir "$BENCH_DIR"
 TRACEFS=/sys/kernel/tracing
 [[ -d $TRACEFS/events ]] || mount -t tracefs nodev "$TRACEFS" 2>/dev/null || die "tracefs is not mounted at $TRACEFS and could not be"
 [[ -e $TRACEFS/events/fuse/fuse_request_send/enable && -e $TRACEFS/events/fuse/fuse_request_end/enable ]] ||
@@ -126,7 +121,6 @@ summarize() {
 }
 summarize pmemfs >"$WORK/pmemfs.sum"
 summarize bindfs >"$WORK/bindfs.sum"
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 # shellcheck disable=SC2086  # WALL[T] is a list of numbers
 WP=$(median ${WALL[pmemfs]}); WB=$(median ${WALL[bindfs]})
 

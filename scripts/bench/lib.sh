@@ -140,4 +140,20 @@ mount_bindfs() {
 }
 
 now() { date +%s.%N; }
+# median NUMBER...: the middle one (the mean of the two middle ones for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# require_positive VAR...: each variable holds a positive integer.
+require_positive() {
+  local v
+  for v in "$@"; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
+  done
+}
+# require_disk_dir DIR: DIR is a directory on a filesystem that is not in memory (durability figures).
+require_disk_dir() {
+  [[ -d $1 ]] || die "BENCH_DIR=$1 is not a directory"
+  case $(df --output=fstype "$1" | tail -n 1) in
+    tmpfs | ramfs) die "BENCH_DIR=$1 is in memory: set BENCH_DIR to a directory on a disk" ;;
+  esac
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
