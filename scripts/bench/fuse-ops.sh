@@ -21,8 +21,9 @@
 # The region is made with mkfs.pmemfs -P unless PREALLOCATE=0.
 #
 # Environment: REPS, SQL_TX, PMEMFS_OPTS (dax=never,log=warn), BENCH_DIR
-# (/var/tmp; refused if in memory), and those of lib.sh. Needs a kernel with
-# the fuse tracepoints (6.16 and later) and tracefs; about half a minute.
+# (/var/tmp; refused if in memory), and those of lib.sh. Needs tracefs and a
+# kernel with the fuse request tracepoints (recent ones: the 6.18 this was
+# written on has them; older ones do not); about half a minute.
 # The tracefs state it changes (the fuse events, the buffer size, the trace
 # clock: global, as requests cross CPUs) is put back when it ends.
 set -euo pipefail
@@ -41,7 +42,7 @@ require_disk_dir "$BENCH_DIR"
 TRACEFS=/sys/kernel/tracing
 [[ -d $TRACEFS/events ]] || mount -t tracefs nodev "$TRACEFS" 2>/dev/null || die "tracefs is not mounted at $TRACEFS and could not be"
 [[ -e $TRACEFS/events/fuse/fuse_request_send/enable && -e $TRACEFS/events/fuse/fuse_request_end/enable ]] ||
-  die "this kernel ($(uname -r)) has no fuse:fuse_request_send/fuse_request_end tracepoints (Linux 6.16 and later have them)"
+  die "this kernel ($(uname -r)) has no fuse:fuse_request_send/fuse_request_end tracepoints: run it on a recent kernel (6.18 has them)"
 [[ $(cat "$TRACEFS/tracing_on") == 1 ]] || die "tracing is off ($TRACEFS/tracing_on is 0): something else is using tracefs"
 
 SAVED_BUF=$(cat "$TRACEFS/buffer_size_kb")
