@@ -126,15 +126,24 @@ one_run() {
   rm -f "$mnt/s.db" "$mnt/s.db-journal" "$mnt/lat"
 }
 
-# summarize TARGET WORKLOAD: "OPCODE count mean_us" lines (sorted), then "~gap p50 mean" (µs), from
-# send/end pairs by request id in each run's trace (a gap never spans two runs).
+# summarize TARGET WORKLOAD: "OPCODE count mean_us" lines (sorted), then "~gap p50 mean" and
+# "~cpu same_percent same_mean across_mean" (µs), from send/end pairs by request id in each run's trace
+# (a gap never spans two runs; "same": the reply was written on the CPU the next request came from).
 summarize() {
   awk -v gaps="$WORK/$1.$2.gaps" '
     FNR == 1 { last = ""; delete sent }
-    { for (i = 1; i <= NF; i++) { if ($i ~ /^[0-9]+\.[0-9]+:$/) t = substr($i, 1, length($i) - 1); if ($i == "req") r = $(i + 1); if ($i == "opcode") o = $(i + 2) } }
-    /fuse_request_send:/ { sent[r] = t; op[r] = o; if (last != "") printf "%.1f\n", (t - last) * 1e6 >gaps; last = ""; next }
-    /fuse_request_end:/ { if (r in sent) { d = (t - sent[r]) * 1e6; n[op[r]]++; s[op[r]] += d; delete sent[r] } last = t }
-    END { for (k in n) { name = k; gsub(/[()]|FUSE_/, "", name); printf "%s %d %.2f\n", name, n[k], s[k] / n[k] } }' "$WORK/$1.$2".*.trace | sort
+    { for (i = 1; i <= NF; i++) { if ($i ~ /^[0-9]+\.[0-9]+:$/) t = substr($i, 1, length($i) - 1); if ($i ~ /^\[[0-9]+\]$/) cpu = $i; if ($i == "req") r = $(i + 1); if ($i == "opcode") o = $(i + 2) } }
+    /fuse_request_send:/ {
+      sent[r] = t; op[r] = o
+      if (last != "") { g = (t - last) * 1e6; printf "%.1f\n", g >gaps; k = (cpu == lastcpu); gn[k]++; gs[k] += g }
+      last = ""; next
+    }
+    /fuse_request_end:/ { if (r in sent) { d = (t - sent[r]) * 1e6; n[op[r]]++; s[op[r]] += d; delete sent[r] } last = t; lastcpu = cpu }
+    END {
+      for (k in n) { name = k; gsub(/[()]|FUSE_/, "", name); printf "%s %d %.2f\n", name, n[k], s[k] / n[k] }
+      all = gn[0] + gn[1]
+      printf "~cpu %.0f %.1f %.1f\n", all ? 100 * gn[1] / all : 0, gn[1] ? gs[1] / gn[1] : 0, gn[0] ? gs[0] / gn[0] : 0
+    }' "$WORK/$1.$2".*.trace | sort
   sort -g "$WORK/$1.$2.gaps" | awk '{ g[NR] = $1; s += $1 } END { printf "~gap %.1f %.1f\n", NR ? g[int((NR + 1) / 2)] : 0, NR ? s / NR : 0 }'
 }
 
@@ -150,6 +159,7 @@ report() {
   awk -v n="$2" -v wp="$wp" -v wb="$wb" '
     FNR == 1 { f++ }
     $1 == "~gap" { g50[f] = $2; gm[f] = $3; next }
+    $1 == "~cpu" { same[f] = $2; sm[f] = $3; xm[f] = $4; next }
     { if (!($1 in ops)) { ops[$1] = 1; names[++nk] = $1 } c[f, $1] = $2; m[f, $1] = $3; req[f] += $2 }
     END {
       printf "%-16s %8s %8s %9s   %8s %8s %9s   %9s\n", "request", "pm n/op", "pm µs", "pm µs/op", "bf n/op", "bf µs", "bf µs/op", "pm - bf"
@@ -160,6 +170,9 @@ report() {
       printf "%-16s %8.2f %8s %9.1f   %8.2f %8s %9.1f   %+9.1f\n", "all requests", req[1] / n, "", tp, req[2] / n, "", tb, tp - tb
       gp = req[1] / n * gm[1]; gb = req[2] / n * gm[2]
       printf "%-16s %8s %8.1f %9.1f   %8s %8.1f %9.1f   %+9.1f\n", "gaps (p50 mean)", g50[1], gm[1], gp, g50[2], gm[2], gb, gp - gb
+      printf "%-16s %7s%% %8s %9s   %7s%% %8s %9s\n", "  on one CPU", same[1], "", "", same[2], "", ""
+      printf "%-16s %8s %8.1f %9s   %8s %8.1f %9s\n", "    mean", "", sm[1], "", "", sm[2], ""
+      printf "%-16s %8s %8.1f %9s   %8s %8.1f %9s\n", "  across CPUs", "", xm[1], "", "", xm[2], ""
       printf "%-16s %8s %8s %9.1f   %8s %8s %9.1f   %+9.1f   pmemfs at %.2fx bindfs\n", "operation (wall)", "", "", wp, "", "", wb, wp - wb, wb / wp
     }' "$WORK/pmemfs.$1.sum" "$WORK/bindfs.$1.sum"
 }
@@ -178,6 +191,7 @@ for w in $WORKLOADS; do
 done
 echo
 echo "(n/op: requests per operation; µs: mean time from queued to replied; µs/op: their sum per operation; gaps: from a"
-echo " reply to the client's next request; operation: median over the runs of wall time per operation; pm - bf: what"
-echo " pmemfs adds per operation)"
+echo " reply to the client's next request, split by whether the reply was written on the CPU that request then came"
+echo " from (share of gaps, mean µs); operation: median over the runs of wall time per operation; pm - bf: what pmemfs"
+echo " adds per operation)"
 echo "machine: $(nproc) CPUs, Linux $(uname -r), scratch $WORK on $DISK_DEV ($DISK_FS)"
