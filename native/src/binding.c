@@ -309,7 +309,7 @@ NAPI_MODULE_INIT()
 	};
 
 	if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
-	    !session_register(env, exports))
+	    !session_register(env, exports) || !idle_poll_register(env, exports))
 		return NULL;
 	return exports;
 }

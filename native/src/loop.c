@@ -4,7 +4,8 @@
  * thread receives and processes requests until the device says EAGAIN (at
  * most POLL_BATCH per wakeup, so timers still run), inside one handle
  * scope and one callback scope: promise continuations and nextTicks run
- * when the batch ends. Interrupts recorded while a request was processed
+ * when the batch ends. While it polls, idlepoll.c keeps another CPU from
+ * halting (idle_poll). Interrupts recorded while a request was processed
  * go to JS right after it (slots.c). Nothing crosses a thread on the
  * request path. The one FUSE_INIT request goes through init.c, which
  * patches libfuse's reply.
@@ -54,11 +55,15 @@ static const char *receive_batch(void)
 				break;
 			if (!spin_until)
 				spin_until = now + g.spin_ns;
-			if (now >= spin_until)
+			if (now >= spin_until) {
+				idle_poll_stop();	/* the thread sleeps: nothing to keep awake for */
 				break;
+			}
 			i--;
 			continue;
 		}
+		/* A client waited for this one (the queue was empty before it): its CPU may have gone idle. */
+		bool waited = spin_until != 0 || i == 0;
 		spin_until = 0;
 		if (res <= 0)
 			return res == 0 ? "the kernel ended the session (unmounted)" : "reading /dev/fuse failed";
@@ -69,6 +74,8 @@ static const char *receive_batch(void)
 				return why;
 		} else {
 			fuse_session_process_buf(g.se, &g.buf);
+			if (g.spin_ns && waited)
+				idle_poll_renew();	/* a client waits on each reply: keep another CPU from halting */
 		}
 		slots_deliver_interrupts();
 		if (fuse_session_exited(g.se))
@@ -112,6 +119,7 @@ void loop_start(int fd)
 
 void loop_stop(void)
 {
+	idle_poll_stop();
 	if (g.polling) {
 		uv_poll_stop(&g.poll);
 		g.polling = false;

@@ -1,5 +1,5 @@
 /*
- * native.h - what the two parts of the pmemfs addon share.
+ * native.h - what the parts of the pmemfs addon share.
  *
  *   binding.c  the module: argument helpers, errors shaped like Node's, the
  *              client-side syscalls Node lacks (ioctl, fallocate, flock,
@@ -10,6 +10,8 @@
  *              event loop (uv_poll); each request is dispatched to a JS
  *              handler on the JS thread and answered through the reply
  *              functions, now or later.
+ *   idlepoll.c while the daemon is busy, a helper thread keeps another CPU
+ *              from halting (mount option idle_poll).
  */
 #ifndef PMEMFS_NATIVE_H
 #define PMEMFS_NATIVE_H
@@ -34,6 +36,11 @@ bool type_error(napi_env env, const char *fn, const char *name, const char *want
 bool arg_int(napi_env env, napi_value v, const char *fn, const char *name, double lo, double hi, double *out);
 bool arg_string(napi_env env, napi_value v, const char *fn, const char *name, char **out);
 napi_value undefined(napi_env env);
+
+/* idlepoll.c: while the daemon is busy, another CPU kept from halting (mount option idle_poll). */
+void idle_poll_renew(void);
+void idle_poll_stop(void);
+bool idle_poll_register(napi_env env, napi_value exports);
 
 /* session.c: registers its functions on `exports`. */
 bool session_register(napi_env env, napi_value exports);

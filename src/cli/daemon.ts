@@ -46,6 +46,9 @@ Serve the pmemfs region file REGION at MOUNTPOINT.
      poll_us=N            after the request queue runs dry, look for the next request for up to
                           N microseconds before sleeping (default 50; 0 never): saves a wakeup per
                           request for synchronous clients, costs at most N µs of CPU per idle spell
+     noidle_poll          while the daemon is busy, do not keep another CPU from halting (the default
+                          does, with a thread at idle priority, so that a reply does not have to wake
+                          the client's CPU from halt; nothing to do on one CPU or with poll_us=0)
      check                load and cross-check every inode at mount (what fsck.pmemfs -n checks),
                           refusing a damaged region; default: inodes are read when first used,
                           so mount time does not grow with the file count
@@ -66,7 +69,7 @@ const IGNORED = new Set(['rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec
   'nodiratime', 'async', 'auto', 'noauto', 'user', 'nouser', 'users', 'defaults', '_netdev', 'nofail', 'default_permissions']);
 
 export interface DaemonArgs {
-  region: string; mnt: string; foreground: boolean; pollUs: number;
+  region: string; mnt: string; foreground: boolean; pollUs: number; idlePoll: boolean;
   svc: ServiceOptions; allowOther: boolean; logLevel: LevelWithSilent; logFile?: string;
 }
 
@@ -87,7 +90,7 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
   }
   if (pos.length !== 2) throw new CliError(`expected REGION and MOUNTPOINT, got ${pos.length} operand(s) (see pmemfs --help)`);
   const r: DaemonArgs = {
-    region: resolvePath(pos[0]), mnt: resolvePath(pos[1]), foreground, pollUs: 50, allowOther: false, logLevel: 'info',
+    region: resolvePath(pos[0]), mnt: resolvePath(pos[1]), foreground, pollUs: 50, idlePoll: true, allowOther: false, logLevel: 'info',
     svc: { dax: 'always', busy: 'refuse', busyTimeoutMs: 30000, leaseBreakMs: 45000, readOnly: false, commitMs: 5000, powerfail: true },
   };
   const int = (k: string, v: string, min: number, max: number) => {
@@ -110,6 +113,9 @@ export function parseArgs(argv: string[]): DaemonArgs | 'help' | 'version' {
       case 'flush_fail_at': r.svc.flushFailAt = int(k, v, 1, 2 ** 31); break;
       case 'powerfail_seed': r.svc.powerfailSeed = int(k, v, 0, 2 ** 32 - 1); break;
       case 'poll_us': r.pollUs = int(k, v, 0, 100_000); break;
+      case 'idle_poll': case 'noidle_poll':
+        if (o.includes('=')) throw new CliError(`mount option ${k} takes no value`);
+        r.idlePoll = k === 'idle_poll'; break;
       case 'allow_other': r.allowOther = true; break;
       case 'check':
         if (o.includes('=')) throw new CliError('mount option check takes no value');

@@ -88,7 +88,7 @@ export async function serve(a: DaemonArgs): Promise<number> {
     if (e instanceof FormatError) throw new CliError(`${a.region}: ${e.message}`);
     throw e;
   }
-  const session = new FuseSession(svc, a.mnt, { allowOther: a.allowOther, fsname: a.region, pollUs: a.pollUs }, log.child({ module: 'fuse' }));
+  const session = new FuseSession(svc, a.mnt, { allowOther: a.allowOther, fsname: a.region, pollUs: a.pollUs, idlePoll: a.idlePoll }, log.child({ module: 'fuse' }));
   try {
     session.mount();
   } catch (e) {

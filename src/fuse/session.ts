@@ -23,6 +23,8 @@ export interface SessionOptions {
   fsname: string;
   /** poll_us=N: after the request queue runs dry, look again for up to N µs before sleeping (0: never). */
   pollUs: number;
+  /** idle_poll: while the daemon is busy, keep another CPU from halting (native/src/idlepoll.c). */
+  idlePoll: boolean;
 }
 
 export class FuseSession {
@@ -41,6 +43,7 @@ export class FuseSession {
     const native = loadNative();
     const region = this.svc.mounted.region;
     native.setRegion(region.fd, region.size);
+    const idlePoll = native.setIdlePoll(this.o.idlePoll);   // false on one CPU
     this.transport = new FuseTransport({
       fs: this.svc.fs, ctl: this.svc.ctl, ioctl: this.svc.ioctls, native, log: this.log,
       onEnded: (why) => {
@@ -51,6 +54,7 @@ export class FuseSession {
         setImmediate(() => this.onEnded?.(why));
       },
       onInit: (info) => this.logInit(info),
+      idlePoll,
     });
     // libfuse's option parser takes commas and backslashes as syntax.
     const opts = [`fsname=${this.o.fsname.replace(/[,\\]/g, '_')}`, 'subtype=pmemfs', 'default_permissions'];
@@ -84,6 +88,7 @@ export class FuseSession {
     this.live = false;
     if (!this.transport) return;
     loadNative().sessionStop(wasLive);
+    loadNative().setIdlePoll(false);
     this.transport = null;
   }
 }

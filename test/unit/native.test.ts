@@ -202,3 +202,32 @@ describe('session functions without a session', () => {
     expect(caught(() => shim.sessionStart(1 as unknown as string, '', {} as never, 0))).toBeInstanceOf(TypeError);
   });
 });
+
+describe('idle polling (idle_poll)', () => {
+  /** The threads of this process named `name`, and their states (the letter of /proc/PID/task/TID/stat). */
+  const threads = (name: string): string[] => fs.readdirSync('/proc/self/task').flatMap((t) => {
+    try {
+      if (fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() !== name) return [];
+      return [fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8').replace(/^.*\) /s, '')[0]];
+    } catch { return []; }             // the thread ended while we looked
+  });
+
+  it('starts one helper on two or more CPUs, none on one; it sleeps until a session loop renews it', () => {
+    const multi = os.availableParallelism() >= 2;
+    try {
+      expect(shim.setIdlePoll(true)).toBe(multi);
+      expect(shim.setIdlePoll(true)).toBe(multi);              // again: still one helper
+      const states = threads('pmemfs-idlepoll');
+      expect(states.length).toBe(multi ? 1 : 0);
+      // Nothing renews it outside a session loop: it never spins.
+      if (multi) expect(states[0]).toBe('S');
+      expect(shim.idlePollSpells()).toBe(0);
+    } finally {
+      expect(shim.setIdlePoll(false)).toBe(false);
+    }
+  });
+
+  it('setIdlePoll refuses what is not a boolean', () => {
+    expect(caught(() => shim.setIdlePoll(1 as unknown as boolean))).toBeInstanceOf(TypeError);
+  });
+});

@@ -1,0 +1,180 @@
+/*
+ * idlepoll.c - while the daemon is busy, keep another CPU from halting
+ * (mount option idle_poll).
+ *
+ * Why: a client waiting for a request sleeps, and its CPU goes idle while
+ * the daemon's one JS thread works on another CPU. On a VM whose idle
+ * CPUs halt (this project's VM boots with haltpoll.guest_halt_poll_ns=0),
+ * the reply must then wake a halted vCPU: 22-25 µs after a short request
+ * and 40-47 µs after an FSYNC (bench:fuse-ops, the gap from a reply to the
+ * client's next request), against 4-5 µs on bindfs, whose worker threads
+ * reply from the client's CPU. A running CPU takes the same wake-up in a
+ * few microseconds.
+ *
+ * How: one helper thread at SCHED_IDLE priority, allowed on every CPU the
+ * process may use but the JS thread's, spins for as long as the JS thread
+ * is serving or polling for requests (loop.c: renewed at every request,
+ * stopped when the poll window ends and the thread sleeps), and at most
+ * SPIN_MAX_NS past the last request (a request that long is not worth a
+ * CPU). In effect the guest's halt polling (cpuidle-haltpoll), turned on
+ * for one CPU while the mount is busy. Any other task on that CPU, the
+ * woken client first, preempts a SCHED_IDLE task at once, and the
+ * scheduler counts a CPU that runs only SCHED_IDLE tasks as idle when it
+ * places a waking task (sched_idle_cpu, kernel/sched/fair.c). An idle
+ * mount costs nothing; a busy one, a second CPU at idle priority, as
+ * poll_us costs the JS thread's own. With two CPUs the helper is on the
+ * client's; with more, on one of the others. There is nothing to do on
+ * one CPU, or without polling (poll_us=0: no busy spell to cover).
+ *
+ * The daemon stores by pwrite on a disk (region.ts, "Stores by pwrite"), so
+ * a flush cleaning pages shoots down no TLB entry on the helper's CPU.
+ *
+ * Everything here but helper_main runs on the JS thread.
+ */
+#include "native.h"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SPIN_MAX_NS 5000000u	/* past the last request: then the helper sleeps */
+
+enum { IDLE, SPINNING };
+
+static _Atomic uint32_t state = IDLE;	/* the futex word the helper sleeps on */
+static _Atomic uint64_t renewed;	/* CLOCK_MONOTONIC ns of the last renewal */
+static _Atomic uint64_t spells;		/* busy spells the helper spun through (stats) */
+static bool enabled, started;
+static pthread_t helper;
+static cpu_set_t allowed;		/* the process's CPUs when the helper started */
+static int excluded = -1;		/* the CPU the helper is kept off (the JS thread's) */
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+static void *helper_main(void *arg)
+{
+	(void)arg;
+	struct sched_param sp = { 0 };
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	for (;;) {
+		while (atomic_load(&state) == IDLE)
+			syscall(SYS_futex, &state, FUTEX_WAIT_PRIVATE, IDLE, NULL, NULL, 0);
+		atomic_fetch_add_explicit(&spells, 1, memory_order_relaxed);
+		for (unsigned k = 1; atomic_load_explicit(&state, memory_order_relaxed) == SPINNING; k++) {
+			cpu_relax();
+			if (k & 255)
+				continue;
+			uint64_t last = atomic_load(&renewed);
+			if (now_ns() - last < SPIN_MAX_NS)
+				continue;
+			/* Too long since the last request, unless one came meanwhile. */
+			uint32_t expect = SPINNING;
+			if (atomic_load(&renewed) == last && atomic_compare_exchange_strong(&state, &expect, IDLE))
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* Start the helper the first time it is needed; false if it cannot run (one CPU, no thread). */
+static bool ensure_helper(void)
+{
+	if (started)
+		return true;
+	if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2)
+		return false;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 64 << 10);
+	bool ok = pthread_create(&helper, &a, helper_main, NULL) == 0;
+	pthread_attr_destroy(&a);
+	if (!ok)
+		return false;
+	pthread_setname_np(helper, "pmemfs-idlepoll");
+	started = true;
+	return true;
+}
+
+/* A request was served: keep the helper spinning (wake it if it sleeps), off the JS thread's CPU. */
+void idle_poll_renew(void)
+{
+	if (!enabled)
+		return;
+	int cpu = sched_getcpu();
+	if (cpu >= 0 && cpu != excluded && cpu < CPU_SETSIZE) {
+		cpu_set_t set = allowed;
+		CPU_CLR(cpu, &set);
+		if (CPU_COUNT(&set) > 0)
+			pthread_setaffinity_np(helper, sizeof set, &set);
+		excluded = cpu;
+	}
+	atomic_store(&renewed, now_ns());
+	if (atomic_load_explicit(&state, memory_order_relaxed) == IDLE && atomic_exchange(&state, SPINNING) == IDLE)
+		syscall(SYS_futex, &state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* The JS thread stops polling and sleeps: so does the helper, after its current loop. */
+void idle_poll_stop(void)
+{
+	if (started && atomic_load_explicit(&state, memory_order_relaxed) == SPINNING)
+		atomic_store(&state, IDLE);
+}
+
+/*
+ * setIdlePoll(on: boolean): whether a busy daemon keeps another CPU from
+ * halting (mount option idle_poll; off until asked). Turning it off lets
+ * the helper finish its current loop and sleep.
+ * @returns whether it is on (false on one CPU, or when no thread could start)
+ */
+static napi_value set_idle_poll(napi_env env, napi_callback_info info)
+{
+	ARGS(1)
+	bool on;
+	if (napi_get_value_bool(env, argv[0], &on) != napi_ok) {
+		type_error(env, "setIdlePoll", "on", "a boolean");
+		return NULL;
+	}
+	enabled = on && ensure_helper();
+	if (!enabled)
+		idle_poll_stop();
+	napi_value v;
+	napi_get_boolean(env, enabled, &v);
+	return v;
+}
+
+/* idlePollSpells(): busy spells the helper spun through since the process started (stats). */
+static napi_value idle_poll_spells(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	napi_value v;
+	napi_create_double(env, (double)atomic_load(&spells), &v);
+	return v;
+}
+
+bool idle_poll_register(napi_env env, napi_value exports)
+{
+	napi_property_descriptor props[] = {
+		{ "setIdlePoll", NULL, set_idle_poll, NULL, NULL, NULL, napi_enumerable, NULL },
+		{ "idlePollSpells", NULL, idle_poll_spells, NULL, NULL, NULL, napi_enumerable, NULL },
+	};
+	return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
+}
