@@ -11,12 +11,14 @@
  * reply from the client's CPU. A running CPU takes the same wake-up in a
  * few microseconds.
  *
- * How: one helper thread at SCHED_IDLE priority, allowed on every CPU the
- * process may use but the JS thread's, spins for as long as the JS thread
- * is serving or polling for requests (loop.c: renewed at every request,
- * stopped when the poll window ends and the thread sleeps), and at most
- * SPIN_MAX_NS past the last request (a request that long is not worth a
- * CPU). In effect the guest's halt polling (cpuidle-haltpoll), turned on
+ * How: one helper thread at SCHED_IDLE priority, allowed on every CPU the * process may use but the JS thread's, spins while a client waits on the
+ * JS thread: loop.c renews it after each request that found the queue
+ * empty (the thread had polled for it, or slept), and stops it when the
+ * poll window ends and the thread sleeps; it also stops SPIN_MAX_NS after
+ * the last renewal (a request that long is not worth a CPU). Under many
+ * concurrent clients the queue seldom runs dry and the other CPUs are
+ * busy anyway: renewing after every request there cost fio with 16
+ * writers 5-10% (docs/DESIGN.md, "Idle polling while busy"). In effect the guest's halt polling (cpuidle-haltpoll), turned on
  * for one CPU while the mount is busy. Any other task on that CPU, the
  * woken client first, preempts a SCHED_IDLE task at once, and the
  * scheduler counts a CPU that runs only SCHED_IDLE tasks as idle when it
@@ -114,7 +116,7 @@ static bool ensure_helper(void)
 	return true;
 }
 
-/* A request was served: keep the helper spinning (wake it if it sleeps), off the JS thread's CPU. */
+/* A client waited for the request just served: keep the helper spinning (wake it if it sleeps), off the JS thread's CPU. */
 void idle_poll_renew(void)
 {
 	if (!enabled)
