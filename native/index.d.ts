@@ -113,12 +113,15 @@ export interface NativeBinding {
    * Whether a busy daemon keeps another CPU from halting: a helper thread at
    * SCHED_IDLE priority spins on a CPU other than the JS thread's while the
    * session loop serves or polls for requests (native/src/idlepoll.c; mount
-   * option idle_poll). Off until asked.
+   * option idle_poll), and a second one spins on the JS thread's own CPU
+   * while it waits in msync or writeback. Off until asked.
    * @returns whether it is on (false on one CPU, or when no thread could start)
    */
   setIdlePoll(on: boolean): boolean;
   /** Busy spells the helper spun through since the process started. */
   idlePollSpells(): number;
+  /** Flushes the flush helper (on the JS thread's CPU while it waits in msync or writeback) spun through. */
+  idlePollFlushes(): number;
   /** Map the region file read-only for read replies. @throws Error (mmap) */
   setRegion(fd: number, size: number): void;
   /** Answer with an error (positive errno) or, for ops without data, success (0). */

@@ -167,8 +167,14 @@ static napi_value do_writeback(napi_env env, napi_callback_info info)
 	unsigned int flags = SYNC_FILE_RANGE_WRITE;
 	if (wait)
 		flags |= SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER;
-	if (len > 0 && sync_file_range((int)fd, (off64_t)off, (off64_t)len, flags) < 0)
-		return throw_errno(env, errno, "sync_file_range");
+	if (len > 0) {
+		idle_poll_flush_begin();
+		int rc = sync_file_range((int)fd, (off64_t)off, (off64_t)len, flags);
+		int err = errno;
+		idle_poll_flush_end();
+		if (rc < 0)
+			return throw_errno(env, err, "sync_file_range");
+	}
 	return undefined(env);
 }
 
@@ -245,8 +251,14 @@ static napi_value do_msync(napi_env env, napi_callback_info info)
 	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	uintptr_t start = ((uintptr_t)data + (uintptr_t)off) & ~(page - 1);
 	uintptr_t end = (uintptr_t)data + (uintptr_t)off + (uintptr_t)len;
-	if (len > 0 && msync((void *)start, end - start, MS_SYNC) < 0)
-		return throw_errno(env, errno, "msync");
+	if (len > 0) {
+		idle_poll_flush_begin();
+		int rc = msync((void *)start, end - start, MS_SYNC);
+		int err = errno;
+		idle_poll_flush_end();
+		if (rc < 0)
+			return throw_errno(env, err, "msync");
+	}
 	return undefined(env);
 }
 

@@ -40,6 +40,8 @@ napi_value undefined(napi_env env);
 /* idlepoll.c: while the daemon is busy, another CPU kept from halting (mount option idle_poll). */
 void idle_poll_renew(void);
 void idle_poll_stop(void);
+void idle_poll_flush_begin(void);
+void idle_poll_flush_end(void);
 bool idle_poll_register(napi_env env, napi_value exports);
 
 /* session.c: registers its functions on `exports`. */

@@ -46,9 +46,11 @@ Serve the pmemfs region file REGION at MOUNTPOINT.
      poll_us=N            after the request queue runs dry, look for the next request for up to
                           N microseconds before sleeping (default 50; 0 never): saves a wakeup per
                           request for synchronous clients, costs at most N µs of CPU per idle spell
-     noidle_poll          while the daemon is busy, do not keep another CPU from halting (the default
-                          does, with a thread at idle priority, so that a reply does not have to wake
-                          the client's CPU from halt; nothing to do on one CPU or with poll_us=0)
+     noidle_poll          while the daemon is busy, do not keep CPUs from halting (the default
+                          does, with threads at idle priority: one on another CPU while a client
+                          waits, one on the daemon's own while it waits in a host flush, so that
+                          neither a reply nor a flush's end has to wake a halted CPU; on one CPU
+                          there is nothing to do)
      check                load and cross-check every inode at mount (what fsck.pmemfs -n checks),
                           refusing a damaged region; default: inodes are read when first used,
                           so mount time does not grow with the file count

@@ -120,8 +120,10 @@ export class FuseTransport {
    * invalidations, largest read/write request in bytes, inode numbers the
    * kernel references, requests pending, cache timeouts in seconds, the
    * kernel's FUSE protocol minor and whether FUSE_DIRECT_IO_ALLOW_MMAP was
-   * negotiated, 1 or 0; `idle_poll`, 1 or 0, and `idle_poll_spells`, the
-   * busy spells another CPU was kept from halting through),
+   * negotiated, 1 or 0; `idle_poll`, 1 or 0, `idle_poll_spells`, the
+   * busy spells another CPU was kept from halting through, and
+   * `idle_poll_flushes`, the flushes the JS thread's CPU was kept from
+   * halting through),
    * `subsystem=fuse_ops` (requests per operation) and
    * `subsystem=fuse_time` (`OP_us`: microseconds the daemon spent on those
    * requests, from the handler's start until it settled, its reply's write
@@ -135,7 +137,7 @@ export class FuseTransport {
       `subsystem=fuse ${kv(Object.entries({ ...this.stats, kernel_refs: this.fs.kernelRefs.size, pending: this.n.pendingRequests(),
         entry_timeout_s: ENTRY_TIMEOUT, attr_timeout_s: ATTR_TIMEOUT,
         kernel_proto_minor: this.init?.kernelMinor ?? 0, direct_io_allow_mmap: this.init?.directIoAllowMmap ? 1 : 0, killpriv_v2: this.init?.killPrivV2 ? 1 : 0,
-        idle_poll: this.d.idlePoll ? 1 : 0, idle_poll_spells: this.n.idlePollSpells() }))}`,
+        idle_poll: this.d.idlePoll ? 1 : 0, idle_poll_spells: this.n.idlePollSpells(), idle_poll_flushes: this.n.idlePollFlushes() }))}`,
       `subsystem=fuse_ops ${kv([...this.ops].sort((a, b) => b[1] - a[1]))}`,
       `subsystem=fuse_time ${kv([...this.opTime].sort((a, b) => b[1] - a[1]).map(([k, v]) => [`${k}_us`, Math.round(v)]))}`,
     ];

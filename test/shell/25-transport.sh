@@ -12,8 +12,9 @@
 #   - mount -t fuse.pmemfs through fuse3's mount.fuse3;
 #   - dax=never: what a device stores under a pin reaches an open
 #     descriptor's page cache when the pin goes (notify_inval_inode);
-#   - idle_poll: a busy mount keeps a helper thread spinning on another CPU,
-#     an idle one lets it sleep, and noidle_poll starts none.
+#   - idle_poll: a busy mount keeps a helper thread spinning on another CPU
+#     and one on its own CPU through flushes, an idle one lets both sleep,
+#     and noidle_poll starts neither.
 . "$(dirname "$0")/lib.sh"
 
 _require_fuse
@@ -247,12 +248,13 @@ EOF
 _unmount
 
 _log "idle_poll: a helper thread spins while the mount is busy and sleeps when it is idle"
-# helper_state PID: the state letter of daemon PID's pmemfs-idlepoll thread; empty if it has none.
+# helper_state PID NAME: the state letter of daemon PID's thread NAME; empty if it has none.
 helper_state() {
   local t
   for t in /proc/"$1"/task/*; do
-    [[ $(cat "$t/comm" 2>/dev/null) == pmemfs-idlepoll ]] && { sed 's/^.*) //' "$t/stat" | cut -c1; return; }
+    [[ $(cat "$t/comm" 2>/dev/null) == "$2" ]] && { sed 's/^.*) //' "$t/stat" | cut -c1; return 0; }
   done
+  return 0
 }
 if (( $(nproc) >= 2 )); then
   _mount dax=never
@@ -260,16 +262,22 @@ if (( $(nproc) >= 2 )); then
   dd if=/dev/zero of="$MNT/poll" bs=4k count=200 oflag=dsync status=none
   _assert_eq 1 "$(fuse_stat idle_poll)" "idle_poll on a default mount"
   (( $(fuse_stat idle_poll_spells) > 0 )) || _fail "200 synchronous writes gave the helper no busy spell"
+  (( $(fuse_stat idle_poll_flushes) > 0 )) || _fail "200 synchronous writes gave the flush helper no flush"
   sleep 0.2          # idle: past the daemon's poll window (50 µs) and the helper's bound (5 ms)
-  st=$(helper_state "$pid")
-  [[ $st == S ]] || _fail "the helper of an idle mount is in state '${st:-none}', not asleep"
+  for name in pmemfs-idlepoll pmemfs-flush; do
+    st=$(helper_state "$pid" $name)
+    [[ $st == S ]] || _fail "$name of an idle mount is in state '${st:-none}', not asleep"
+  done
   _unmount
   _mount dax=never,noidle_poll
   pid=${_MOUNT_PID[$MNT]}
   dd if=/dev/zero of="$MNT/poll" bs=4k count=200 oflag=dsync status=none
   _assert_eq 0 "$(fuse_stat idle_poll)" "idle_poll with noidle_poll"
   _assert_eq 0 "$(fuse_stat idle_poll_spells)" "busy spells with noidle_poll"
-  [[ -z $(helper_state "$pid") ]] || _fail "noidle_poll: the daemon started a helper thread anyway"
+  _assert_eq 0 "$(fuse_stat idle_poll_flushes)" "flushes spun through with noidle_poll"
+  for name in pmemfs-idlepoll pmemfs-flush; do
+    [[ -z $(helper_state "$pid" $name) ]] || _fail "noidle_poll: the daemon started $name anyway"
+  done
   _unmount
 else
   _log "one CPU: idle_poll has no other CPU to keep awake (not checked)"

@@ -222,6 +222,8 @@ describe('idle polling (idle_poll)', () => {
       // Nothing renews it outside a session loop: it never spins.
       if (multi) expect(states[0]).toBe('S');
       expect(shim.idlePollSpells()).toBe(0);
+      expect(shim.idlePollFlushes()).toBe(0);
+      expect(threads('pmemfs-flush').length).toBe(0);       // started at the first flush only
     } finally {
       expect(shim.setIdlePoll(false)).toBe(false);
     }
