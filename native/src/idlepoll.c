@@ -88,15 +88,19 @@ static void cpu_relax(void)
 #endif
 }
 
+/* A helper's wait for work: sleep on `word` while it is IDLE, then count the spell in `count`. */
+static void wait_for_spin(_Atomic uint32_t *word, _Atomic uint64_t *count)
+{
+	while (atomic_load(word) == IDLE)
+		syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, IDLE, NULL, NULL, 0);
+	atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+}
+
 static void *helper_main(void *arg)
 {
 	(void)arg;
-	struct sched_param sp = { 0 };
-	pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
 	for (;;) {
-		while (atomic_load(&state) == IDLE)
-			syscall(SYS_futex, &state, FUTEX_WAIT_PRIVATE, IDLE, NULL, NULL, 0);
-		atomic_fetch_add_explicit(&spells, 1, memory_order_relaxed);
+		wait_for_spin(&state, &spells);
 		for (unsigned k = 1; atomic_load_explicit(&state, memory_order_relaxed) == SPINNING; k++) {
 			cpu_relax();
 			if (k & 255)
@@ -117,30 +121,33 @@ static void *helper_main(void *arg)
 static void *fhelper_main(void *arg)
 {
 	(void)arg;
-	struct sched_param sp = { 0 };
-	pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
 	for (;;) {
-		while (atomic_load(&fstate) == IDLE)
-			syscall(SYS_futex, &fstate, FUTEX_WAIT_PRIVATE, IDLE, NULL, NULL, 0);
-		atomic_fetch_add_explicit(&flushes, 1, memory_order_relaxed);
+		wait_for_spin(&fstate, &flushes);
 		while (atomic_load_explicit(&fstate, memory_order_relaxed) == SPINNING)
 			cpu_relax();
 	}
 	return NULL;
 }
 
-/* A detached thread named `name` (at most 15 characters, the kernel's comm) running fn; false if none could start. */
+/*
+ * A detached SCHED_IDLE thread named `name` (at most 15 characters, the
+ * kernel's comm) running fn; false if none could start.
+ */
 static bool start_thread(pthread_t *t, void *(*fn)(void *), const char *name)
 {
 	pthread_attr_t a;
+	struct sched_param sp = { 0 };
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&a, 64 << 10);
 	bool ok = pthread_create(t, &a, fn, NULL) == 0;
 	pthread_attr_destroy(&a);
-	if (ok)
-		pthread_setname_np(*t, name);
-	return ok;
+	if (!ok)
+		return false;
+	/* Set by us, not through the attributes: glibc's take only OTHER, FIFO and RR. */
+	pthread_setschedparam(*t, SCHED_IDLE, &sp);
+	pthread_setname_np(*t, name);
+	return true;
 }
 
 /* Start the helper the first time it is needed; false if it cannot run (one CPU, no thread). */

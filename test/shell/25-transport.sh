@@ -18,7 +18,7 @@
 . "$(dirname "$0")/lib.sh"
 
 _require_fuse
-_require_cmd xfs_io stat cmp dd cp flock python3 mount setfattr
+_require_cmd xfs_io stat cmp dd cp flock python3 mount setfattr chrt
 
 KiB=1024
 MiB=$((1024 * KiB))
@@ -248,13 +248,19 @@ EOF
 _unmount
 
 _log "idle_poll: a helper thread spins while the mount is busy and sleeps when it is idle"
-# helper_state PID NAME: the state letter of daemon PID's thread NAME; empty if it has none.
-helper_state() {
+# helper_tid PID NAME: the thread id of daemon PID's thread NAME; empty if it has none.
+helper_tid() {
   local t
   for t in /proc/"$1"/task/*; do
-    [[ $(cat "$t/comm" 2>/dev/null) == "$2" ]] && { sed 's/^.*) //' "$t/stat" | cut -c1; return 0; }
+    [[ $(cat "$t/comm" 2>/dev/null) == "$2" ]] && { basename "$t"; return 0; }
   done
   return 0
+}
+# helper_state PID NAME: that thread's state letter (R running, S asleep); empty if it has none.
+helper_state() {
+  local tid
+  tid=$(helper_tid "$1" "$2")
+  [[ -z $tid ]] || sed 's/^.*) //' "/proc/$1/task/$tid/stat" | cut -c1
 }
 if (( $(nproc) >= 2 )); then
   _mount dax=never
@@ -263,6 +269,12 @@ if (( $(nproc) >= 2 )); then
   _assert_eq 1 "$(fuse_stat idle_poll)" "idle_poll on a default mount"
   (( $(fuse_stat idle_poll_spells) > 0 )) || _fail "200 synchronous writes gave the helper no busy spell"
   (( $(fuse_stat idle_poll_flushes) > 0 )) || _fail "200 synchronous writes gave the flush helper no flush"
+  for name in pmemfs-idlepoll pmemfs-flush; do
+    tid=$(helper_tid "$pid" $name)
+    [[ -n $tid ]] || _fail "the daemon has no $name thread"
+    # Idle priority: any other task on its CPU, the woken client first, preempts it at once.
+    [[ $(chrt -p "$tid") == *SCHED_IDLE* ]] || _fail "$name does not run at SCHED_IDLE: $(chrt -p "$tid" | head -1)"
+  done
   sleep 0.2          # idle: past the daemon's poll window (50 µs) and the helper's bound (5 ms)
   for name in pmemfs-idlepoll pmemfs-flush; do
     st=$(helper_state "$pid" $name)
