@@ -4,10 +4,11 @@
  * thread receives and processes requests until the device says EAGAIN (at
  * most POLL_BATCH per wakeup, so timers still run), inside one handle
  * scope and one callback scope: promise continuations and nextTicks run
- * when the batch ends. While clients wait on it, idlepoll.c keeps another
- * CPU from halting (idle_poll). Interrupts recorded while a request was processed
- * go to JS right after it (slots.c). Nothing crosses a thread on the
- * request path. The one FUSE_INIT request goes through init.c, which
+ * when the batch ends. Interrupts recorded while a request was processed
+ * go to JS right after it (slots.c). No request crosses a thread: after a
+ * reply a client waited for, idlepoll.c's helper is only renewed (a store,
+ * and a futex wake if it slept) to keep another CPU from halting
+ * (idle_poll). The one FUSE_INIT request goes through init.c, which
  * patches libfuse's reply.
  */
 #include "session.h"
